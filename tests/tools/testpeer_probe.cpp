@@ -1,0 +1,367 @@
+#include "tests/tools/testpeer_probe.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <map>
+#include <string_view>
+
+namespace switchyard::testpeer {
+namespace {
+
+constexpr std::string_view httpRequest = "GET / HTTP/1.0\r\nHost: x\r\n\r\n";
+// An answer larger than this is not one of our backends.
+constexpr size_t maxResponseBytes = 64 * 1024;
+// Backend names in the report are cut here, so a garbage answer cannot flood the JSON line.
+constexpr size_t maxBackendNameBytes = 128;
+// Stale datagrams drained before each UDP request, at most.
+constexpr int maxStaleDatagrams = 1024;
+
+// What one request came to. Exactly one of backend/error is set unless interrupted.
+struct Outcome {
+  std::string backend;
+  std::string error;
+  bool peerMismatch = false;
+  bool interrupted = false; // a stop signal cut the request short: it is not counted
+};
+
+Outcome failure(std::string error) {
+  Outcome outcome;
+  outcome.error = std::move(error);
+  return outcome;
+}
+
+Outcome interruption() {
+  Outcome outcome;
+  outcome.interrupted = true;
+  return outcome;
+}
+
+enum class Wait { ready, timeout, interrupted, failed };
+
+// Waits until fd has one of events, or deadline passes, or a stop signal arrives.
+Wait waitFor(int fd, short events, Clock::time_point deadline) {
+  for (;;) {
+    pollfd polled{fd, events, 0};
+    int rc = ::poll(&polled, 1, millisecondsUntil(deadline));
+    if (rc > 0) {
+      return Wait::ready;
+    }
+    if (rc == 0) {
+      return Wait::timeout;
+    }
+    if (errno != EINTR) {
+      return Wait::failed;
+    }
+    if (stopRequested()) {
+      return Wait::interrupted;
+    }
+  }
+}
+
+Outcome waitFailure(Wait wait) {
+  if (wait == Wait::interrupted) {
+    return interruption();
+  }
+  if (wait == Wait::timeout) {
+    return failure("timeout");
+  }
+  return failure(errnoName(errno));
+}
+
+bool peerDiffers(int fd, const SocketAddress& target) {
+  SocketAddress peer;
+  peer.length = sizeof(peer.storage);
+  if (::getpeername(fd, peer.raw(), &peer.length) != 0) {
+    return true;
+  }
+  return !sameEndpoint(peer, target);
+}
+
+std::string trimLineEnd(std::string_view text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) {
+    text.remove_suffix(1);
+  }
+  return std::string(text.substr(0, maxBackendNameBytes));
+}
+
+// The backend name from an HTTP answer: the first line of the body of a 200 response.
+Outcome parseHttpAnswer(std::string_view answer) {
+  if (answer.empty()) {
+    return failure("empty_response");
+  }
+  if (!answer.starts_with("HTTP/1.") || answer.size() < 12 || answer.substr(9, 3) != "200") {
+    return failure("http_status");
+  }
+  size_t headerEnd = answer.find("\r\n\r\n");
+  if (headerEnd == std::string_view::npos) {
+    return failure("truncated_response");
+  }
+  std::string_view body = answer.substr(headerEnd + 4);
+  std::string name = trimLineEnd(body.substr(0, body.find('\n')));
+  if (name.empty()) {
+    return failure("empty_body");
+  }
+  Outcome outcome;
+  outcome.backend = std::move(name);
+  return outcome;
+}
+
+// One HTTP/1.0 request on a new connection: connect, check the peer, ask, read to EOF.
+Outcome tcpRequest(const ProbeOptions& options) {
+  const auto deadline = Clock::now() + options.timeout;
+  Fd fd(::socket(options.target.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) {
+    return failure(errnoName(errno));
+  }
+  if (::connect(fd.get(), options.target.raw(), options.target.length) != 0) {
+    if (errno != EINPROGRESS) {
+      return failure(errnoName(errno));
+    }
+    Wait wait = waitFor(fd.get(), POLLOUT, deadline);
+    if (wait != Wait::ready) {
+      return waitFailure(wait);
+    }
+    int error = 0;
+    socklen_t length = sizeof(error);
+    ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &error, &length);
+    if (error != 0) {
+      return failure(errnoName(error));
+    }
+  }
+  const bool mismatch = peerDiffers(fd.get(), options.target);
+
+  size_t written = 0;
+  while (written < httpRequest.size()) {
+    ssize_t sent = ::send(fd.get(), httpRequest.data() + written, httpRequest.size() - written, MSG_NOSIGNAL);
+    if (sent >= 0) {
+      written += static_cast<size_t>(sent);
+      continue;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      Outcome outcome = failure(errnoName(errno));
+      outcome.peerMismatch = mismatch;
+      return outcome;
+    }
+    Wait wait = waitFor(fd.get(), POLLOUT, deadline);
+    if (wait != Wait::ready) {
+      Outcome outcome = waitFailure(wait);
+      outcome.peerMismatch = mismatch;
+      return outcome;
+    }
+  }
+
+  std::string answer;
+  for (;;) {
+    char buffer[4096];
+    ssize_t got = ::recv(fd.get(), buffer, sizeof(buffer), 0);
+    if (got == 0) {
+      break;
+    }
+    if (got > 0) {
+      answer.append(buffer, static_cast<size_t>(got));
+      if (answer.size() > maxResponseBytes) {
+        Outcome outcome = failure("oversized_response");
+        outcome.peerMismatch = mismatch;
+        return outcome;
+      }
+      continue;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      Outcome outcome = failure(errnoName(errno));
+      outcome.peerMismatch = mismatch;
+      return outcome;
+    }
+    Wait wait = waitFor(fd.get(), POLLIN, deadline);
+    if (wait != Wait::ready) {
+      Outcome outcome = waitFailure(wait);
+      outcome.peerMismatch = mismatch;
+      return outcome;
+    }
+  }
+  Outcome outcome = parseHttpAnswer(answer);
+  outcome.peerMismatch = mismatch;
+  return outcome;
+}
+
+// The UDP socket every request of one probe shares, as a client resolver would.
+struct UdpClient {
+  Fd fd;
+  std::string setupError; // non-empty: every request fails with this
+};
+
+UdpClient openUdpClient(const ProbeOptions& options) {
+  UdpClient client;
+  client.fd.reset(::socket(options.target.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!client.fd.valid()) {
+    client.setupError = errnoName(errno);
+    return client;
+  }
+  if (options.connectedUdp && ::connect(client.fd.get(), options.target.raw(), options.target.length) != 0) {
+    client.setupError = errnoName(errno);
+  }
+  return client;
+}
+
+// One datagram out, one back. A late answer to an earlier, timed-out request would be taken for
+// this request's answer, so whatever is queued is drained first.
+Outcome udpRequest(const ProbeOptions& options, const UdpClient& client, unsigned long sequence) {
+  if (!client.setupError.empty()) {
+    return failure(client.setupError);
+  }
+  const int fd = client.fd.get();
+  char buffer[2048];
+  for (int i = 0; i < maxStaleDatagrams; ++i) {
+    ssize_t got = ::recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT);
+    // A queued error (ICMP unreachable on a connected socket) is consumed the same way.
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      break;
+    }
+  }
+
+  const auto deadline = Clock::now() + options.timeout;
+  const std::string payload = "sy-testpeer probe " + std::to_string(sequence);
+  ssize_t sent = options.connectedUdp
+                     ? ::send(fd, payload.data(), payload.size(), MSG_NOSIGNAL)
+                     : ::sendto(fd, payload.data(), payload.size(), MSG_NOSIGNAL, options.target.raw(),
+                                options.target.length);
+  if (sent < 0) {
+    return failure(errnoName(errno));
+  }
+  bool mismatch = options.connectedUdp && peerDiffers(fd, options.target);
+
+  for (;;) {
+    SocketAddress source;
+    source.length = sizeof(source.storage);
+    ssize_t got = ::recvfrom(fd, buffer, sizeof(buffer), 0, source.raw(), &source.length);
+    if (got >= 0) {
+      mismatch = mismatch || !sameEndpoint(source, options.target);
+      std::string name = trimLineEnd(std::string_view(buffer, static_cast<size_t>(got)));
+      Outcome outcome = name.empty() ? failure("empty_reply") : Outcome{};
+      if (!name.empty()) {
+        outcome.backend = std::move(name);
+      }
+      outcome.peerMismatch = mismatch;
+      return outcome;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      Outcome outcome = failure(errnoName(errno));
+      outcome.peerMismatch = mismatch;
+      return outcome;
+    }
+    Wait wait = waitFor(fd, POLLIN, deadline);
+    if (wait != Wait::ready) {
+      Outcome outcome = waitFailure(wait);
+      outcome.peerMismatch = mismatch;
+      return outcome;
+    }
+  }
+}
+
+struct Tally {
+  unsigned long sent = 0;
+  unsigned long ok = 0;
+  unsigned long failed = 0;
+  unsigned long peerMismatch = 0;
+  std::map<std::string, unsigned long> backends; // ordered: the report is deterministic
+  std::map<std::string, unsigned long> errors;
+
+  void add(const Outcome& outcome) {
+    ++sent;
+    if (outcome.error.empty()) {
+      ++ok;
+      ++backends[outcome.backend];
+    } else {
+      ++failed;
+      ++errors[outcome.error];
+    }
+    if (outcome.peerMismatch) {
+      ++peerMismatch;
+    }
+  }
+};
+
+std::string jsonString(std::string_view text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c >= 0x7f) {
+      // Non-ASCII too: a backend name is ASCII, anything else is shown, not trusted as UTF-8.
+      char escaped[8];
+      std::snprintf(escaped, sizeof(escaped), "\\u%04x", c);
+      out += escaped;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+std::string jsonObject(const std::map<std::string, unsigned long>& counts) {
+  std::string out = "{";
+  for (const auto& [key, value] : counts) {
+    if (out.size() > 1) {
+      out += ",";
+    }
+    out += jsonString(key) + ":" + std::to_string(value);
+  }
+  return out + "}";
+}
+
+// Sleeps for the interval; false when a stop signal cut it short.
+bool pause(std::chrono::milliseconds interval) {
+  if (interval.count() <= 0) {
+    return true;
+  }
+  const auto until = Clock::now() + interval;
+  while (Clock::now() < until) {
+    if (::poll(nullptr, 0, millisecondsUntil(until)) < 0 && stopRequested()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+} // namespace
+
+int runProbe(const ProbeOptions& options) {
+  const auto start = Clock::now();
+  const unsigned long limit = std::min(options.count, probeIterationCap);
+  UdpClient udp;
+  if (options.protocol == ProbeProtocol::udp) {
+    udp = openUdpClient(options);
+  }
+  Tally tally;
+  for (unsigned long i = 0; i < limit; ++i) {
+    if (i > 0 && !pause(options.interval)) {
+      break;
+    }
+    if (stopRequested()) {
+      break;
+    }
+    if (options.duration && Clock::now() - start >= *options.duration) {
+      break;
+    }
+    if (options.stopFile && ::access(options.stopFile->c_str(), F_OK) == 0) {
+      break;
+    }
+    Outcome outcome = options.protocol == ProbeProtocol::tcp ? tcpRequest(options) : udpRequest(options, udp, i);
+    if (outcome.interrupted) {
+      break;
+    }
+    tally.add(outcome);
+  }
+  std::printf("{\"sent\":%lu,\"ok\":%lu,\"failed\":%lu,\"peer_mismatch\":%lu,\"backends\":%s,\"errors\":%s}\n",
+              tally.sent, tally.ok, tally.failed, tally.peerMismatch, jsonObject(tally.backends).c_str(),
+              jsonObject(tally.errors).c_str());
+  std::fflush(stdout);
+  return tally.failed == 0 && tally.peerMismatch == 0 ? 0 : 1;
+}
+
+} // namespace switchyard::testpeer

@@ -1,0 +1,39 @@
+#pragma once
+
+// `sy-testpeer probe`: a client pod for end-to-end tests. It sends a bounded number of requests to
+// one address and reports, as one JSON line, which backends answered, what failed, and whether the
+// peer address the socket reported ever differed from the address it was asked to talk to (the
+// thing the socket-LB getpeername/recvmsg hooks must hide).
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "tests/tools/testpeer_socket.h"
+
+namespace switchyard::testpeer {
+
+enum class ProbeProtocol { tcp, udp };
+
+// The most requests one probe sends, whatever --count or --duration-s say.
+constexpr unsigned long probeIterationCap = 1'000'000;
+
+struct ProbeOptions {
+  ProbeProtocol protocol = ProbeProtocol::tcp;
+  SocketAddress target;
+  unsigned long count = 100;                         // stop after this many requests
+  std::chrono::milliseconds interval{0};             // pause between requests
+  std::chrono::milliseconds timeout{1000};           // per request: connect + send + answer
+  std::optional<std::chrono::seconds> duration;      // stop after this long
+  std::optional<std::string> stopFile;               // stop once this path exists
+  bool connectedUdp = false;                         // connect() the UDP socket instead of sendto()
+};
+
+// Runs the probe and prints one JSON line:
+// {"sent":N,"ok":N,"failed":N,"peer_mismatch":N,"backends":{...},"errors":{...}}
+// sent == ok + failed. peer_mismatch counts requests (ok or not) during which getpeername() or the
+// reply's source address differed from the target. Returns 0 iff failed == 0 and
+// peer_mismatch == 0, else 1.
+int runProbe(const ProbeOptions& options);
+
+} // namespace switchyard::testpeer

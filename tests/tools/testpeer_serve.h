@@ -1,0 +1,24 @@
+#pragma once
+
+// `sy-testpeer serve`: a backend pod for end-to-end tests. TCP answers one minimal HTTP request per
+// connection with the backend's name; UDP answers every datagram with the name.
+
+#include <optional>
+#include <string>
+
+#include "tests/tools/testpeer_socket.h"
+
+namespace switchyard::testpeer {
+
+struct ServeOptions {
+  std::string name;                   // backend name, the HTTP body (plus "\n") and UDP reply
+  unsigned tcpPort = 8080;            // 0: no TCP listener
+  unsigned udpPort = 5353;            // 0: no UDP socket
+  std::optional<std::string> bindAddress; // unset: [::] dual-stack, or 0.0.0.0 without IPv6
+};
+
+// Serves until SIGTERM/SIGINT. Prints "ready" on stdout once every socket listens.
+// Returns the process exit code: 0 after a clean stop, 1 when a socket could not be set up.
+int runServe(const ServeOptions& options, int stopFd);
+
+} // namespace switchyard::testpeer
