@@ -1,0 +1,494 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # variables set here are read by the test scripts that source this
+# tests/e2e/lib.sh: a cluster in a box for switchyard's end-to-end tests, built from network
+# namespaces and veth pairs, and torn down again whatever happens.
+#
+# Source it from a test script, then:
+#   sy_e2e_init NAME              root check (exit 77 when not root), cleanup trap, WORK, PIN, CG
+#   sy_topology_up K              node ns, client ns, K backend pod namespaces, veths, routes
+#   sy_start_backends [TCP UDP]   `sy-testpeer serve --name podI` in every pod
+#   sy_write_config / sy_write_service / sy_write_slice (lib_manifests.sh) / sy_daemon_start ...
+#
+# Ground rules, all enforced here so that a test cannot forget them:
+#   - Traffic stays inside namespaces the test made; IPv4 addresses come from 198.18.0.0/15.
+#   - Nothing is attached to the root cgroup or a root-namespace device: socket LB applies to
+#     the test's own cgroup $CG, and every device lives inside a test namespace.
+#   - Everything the test made (processes, namespaces, cgroup, bpffs pins, WORK) is removed on
+#     exit, on failure and on SIGINT/SIGTERM, by one idempotent trap. Do not set your own EXIT
+#     trap (it would replace this one); register extra steps with sy_on_exit instead.
+#   - Every wait is bounded in attempts and time.
+#   - A test skips (exit 77) only when it is not root.
+#
+# Addresses (pod i is 1-based):
+#   node side of every veth 198.18.0.1/32   client 198.18.1.2/32   pod i 198.18.16.(i+1)/32
+# ClusterIPs are free to use from 198.19.0.0/16 (e.g. 198.19.0.10); they are routed to the node
+# through the pods' and client's default route.
+#
+# Variables set for the test: SY_TEST_NAME PREFIX SY_ROOT SY_BUILD_DIR SY_BIN SY_PEER WORK PIN CG
+#   NODE_NS CLIENT_NS CLIENT_IP POD_NS[] POD_IPS[] POD_NAMES[] (0-based arrays: POD_NS[0] is pod1)
+#   MANIFEST_DIR HEALTHZ_ADDR METRICS_ADDR (after sy_write_config) DAEMON_PID DAEMON_LOG
+# Functions that set variables must run in the test's own shell, not in $(...) or a pipeline.
+
+SY_E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SY_ROOT=$(cd "$SY_E2E_DIR/../.." && pwd)
+
+readonly SY_NODE_ADDR=198.18.0.1
+readonly SY_CLIENT_ADDR=198.18.1.2
+readonly SY_POD_NET=198.18.16
+readonly SY_MAX_PODS=64
+SY_NODE_NAME=${SY_NODE_NAME:-node-a}
+
+# shellcheck source=tests/e2e/lib_manifests.sh
+source "$SY_E2E_DIR/lib_manifests.sh"
+
+SY_PIDS=()       # every background process the library started, killed by the cleanup trap
+SY_EXIT_HOOKS=() # commands registered with sy_on_exit, run first by the cleanup trap
+SY__CLEANED=0
+
+# ---------------------------------------------------------------------------------------------
+# Messages, assertions, waiting
+
+sy_log() {
+  printf '[%s %s] %s\n' "${SY_TEST_NAME:-e2e}" "$(date +%H:%M:%S.%3N)" "$*" >&2
+}
+
+# sy_fail MSG: the test failed; MSG names the broken expectation. Exits the current shell, so
+# call it from the test's own shell (not inside $(...)) for the test to stop.
+sy_fail() {
+  printf 'FAIL [%s]: %s\n' "${SY_TEST_NAME:-e2e}" "$*" >&2
+  exit 1
+}
+
+# sy_assert DESCRIPTION CMD...: runs CMD; if it fails, fails the test with "expected DESCRIPTION".
+sy_assert() {
+  local description=$1
+  shift
+  if ! "$@"; then
+    sy_fail "expected $description (check failed: $*)"
+  fi
+}
+
+# sy_wait_for DESCRIPTION TIMEOUT_S CMD...: runs CMD every 100 ms until it succeeds. Returns 1 and
+# prints DESCRIPTION once TIMEOUT_S seconds (at most 10*TIMEOUT_S+1 attempts) have passed.
+sy_wait_for() {
+  local description=$1 timeout_s=$2
+  shift 2
+  local deadline=$((${EPOCHREALTIME//[.,]/} / 1000 + timeout_s * 1000))
+  local attempts=$((timeout_s * 10 + 1)) attempt
+  for ((attempt = 0; attempt < attempts; attempt++)); do
+    if "$@"; then
+      return 0
+    fi
+    if ((${EPOCHREALTIME//[.,]/} / 1000 >= deadline)); then
+      break
+    fi
+    sleep 0.1
+  done
+  printf 'TIMEOUT [%s]: %s (waited %ss for: %s)\n' "${SY_TEST_NAME:-e2e}" "$description" "$timeout_s" "$*" >&2
+  return 1
+}
+
+# sy_on_exit CMD...: runs CMD (one string, eval'd) at the start of cleanup, before processes die.
+sy_on_exit() {
+  SY_EXIT_HOOKS+=("$*")
+}
+
+# sy_track_pid PID: have the cleanup trap kill PID (for processes the test starts itself).
+sy_track_pid() {
+  SY_PIDS+=("$1")
+}
+
+# ---------------------------------------------------------------------------------------------
+# Setup
+
+# Picks a prefix no namespace, cgroup or pin dir uses yet. Short, because names derived from it
+# ("$PREFIX-node", "$PREFIX-p12") are kept within the kernel's 15-character name limit.
+sy__pick_prefix() {
+  local try candidate
+  for ((try = 0; try < 50; try++)); do
+    candidate=$(printf 'sy%04x' $((RANDOM ^ ($$ & 0x7fff))))
+    if [[ ! -e /run/netns/$candidate-node && ! -e /sys/fs/cgroup/unified/$candidate &&
+          ! -e /sys/fs/cgroup/$candidate && ! -e /sys/fs/bpf/$candidate ]] &&
+       ! ip netns list 2>/dev/null | grep -q "^$candidate-"; then
+      PREFIX=$candidate
+      return 0
+    fi
+  done
+  sy_fail "no free name prefix after 50 tries"
+}
+
+# The cgroup v2 mount: the unified hierarchy of a hybrid setup, or /sys/fs/cgroup itself.
+sy__cgroup2_root() {
+  local dir
+  for dir in /sys/fs/cgroup/unified /sys/fs/cgroup; do
+    if [[ -d $dir && $(stat -f -c %T "$dir" 2>/dev/null) == cgroup2fs ]]; then
+      echo "$dir"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# sy_e2e_init NAME: must be the first call of every test.
+sy_e2e_init() {
+  SY_TEST_NAME=${1:?sy_e2e_init needs a test name}
+  if [[ $(id -u) != 0 ]]; then
+    echo "SKIP [$SY_TEST_NAME]: needs root (network namespaces, cgroups, bpffs)" >&2
+    exit 77
+  fi
+  trap sy__cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+
+  SY_BUILD_DIR=${SY_BUILD_DIR:-$SY_ROOT/build}
+  SY_BIN=${SY_BIN:-$SY_BUILD_DIR/cmd/switchyard}
+  SY_PEER=${SY_PEER:-$SY_BUILD_DIR/tests/tools/sy-testpeer}
+  sy__pick_prefix
+  NODE_NS=$PREFIX-node
+  CLIENT_NS=$PREFIX-c
+  CLIENT_IP=$SY_CLIENT_ADDR
+  POD_NS=()
+  POD_IPS=()
+  POD_NAMES=()
+  WORK=$(mktemp -d -t "$PREFIX.XXXXXX") || sy_fail "mktemp -d failed"
+
+  if [[ $(stat -f -c %T /sys/fs/bpf 2>/dev/null) != bpf_fs ]]; then
+    mount -t bpf bpf /sys/fs/bpf || sy_fail "cannot mount bpffs at /sys/fs/bpf"
+  fi
+  PIN=/sys/fs/bpf/$PREFIX
+
+  local cgroot
+  cgroot=$(sy__cgroup2_root) || sy_fail "no cgroup v2 mount at /sys/fs/cgroup/unified or /sys/fs/cgroup"
+  CG=$cgroot/$PREFIX
+  mkdir "$CG" || sy_fail "cannot create cgroup $CG"
+  sy_log "prefix $PREFIX, work dir $WORK, cgroup $CG, pins $PIN"
+}
+
+# sy_in_ns NS CMD...: runs CMD in network namespace NS. Keeps the mount namespace (unlike
+# `ip netns exec`), so bpffs and cgroupfs look the same as outside.
+sy_in_ns() {
+  local ns=$1
+  shift
+  nsenter --net="/run/netns/$ns" "$@"
+}
+
+# Runs "$@" in NS with sysctl; `ip netns exec` remounts /sys so per-netns sysctls land right.
+sy__sysctl() {
+  local ns=$1
+  shift
+  ip netns exec "$ns" sysctl -qw "$@" >/dev/null || sy_fail "sysctl $* in $ns"
+}
+
+# One veth pair: HOST_DEV in the node namespace, eth0 in POD_NS_NAME with address POD_ADDR.
+sy__plug_pod() {
+  local pod_ns=$1 host_dev=$2 pod_addr=$3
+  ip netns add "$pod_ns" || sy_fail "ip netns add $pod_ns"
+  sy__sysctl "$pod_ns" net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+  ip -n "$NODE_NS" link add "$host_dev" type veth peer name eth0 netns "$pod_ns" ||
+    sy_fail "veth $host_dev <-> $pod_ns/eth0"
+  ip -n "$NODE_NS" addr add "$SY_NODE_ADDR/32" dev "$host_dev"
+  ip -n "$NODE_NS" link set "$host_dev" up
+  ip -n "$NODE_NS" route add "$pod_addr/32" dev "$host_dev" || sy_fail "node route to $pod_addr"
+  sy__sysctl "$NODE_NS" "net.ipv4.conf.$host_dev.rp_filter=0"
+
+  ip -n "$pod_ns" link set lo up
+  ip -n "$pod_ns" addr add "$pod_addr/32" dev eth0
+  ip -n "$pod_ns" link set eth0 up
+  ip -n "$pod_ns" route add "$SY_NODE_ADDR" dev eth0 || sy_fail "$pod_ns route to node"
+  ip -n "$pod_ns" route add default via "$SY_NODE_ADDR" || sy_fail "$pod_ns default route"
+  sy__sysctl "$pod_ns" net.ipv4.conf.eth0.rp_filter=0
+}
+
+# sy_topology_up K: the node, the client pod and K backend pods (1 <= K <= 64).
+sy_topology_up() {
+  local k=${1:?sy_topology_up needs the number of backend pods}
+  [[ -n ${PREFIX:-} ]] || sy_fail "sy_topology_up before sy_e2e_init"
+  ((k >= 1 && k <= SY_MAX_PODS)) || sy_fail "sy_topology_up: K=$k must be in 1..$SY_MAX_PODS"
+  [[ ! -e /run/netns/$NODE_NS ]] || sy_fail "sy_topology_up called twice"
+
+  ip netns add "$NODE_NS" || sy_fail "ip netns add $NODE_NS"
+  ip -n "$NODE_NS" link set lo up
+  sy__sysctl "$NODE_NS" net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
+    net.ipv4.conf.default.rp_filter=0
+
+  sy__plug_pod "$CLIENT_NS" veth-c "$CLIENT_IP"
+  # The client opens a connection per request; let it reuse ports in TIME_WAIT (the servers
+  # close first, so few land there anyway) and give it a wide port range.
+  sy__sysctl "$CLIENT_NS" net.ipv4.tcp_tw_reuse=1 "net.ipv4.ip_local_port_range=10000 60999"
+
+  local i
+  for ((i = 1; i <= k; i++)); do
+    POD_NS+=("$PREFIX-p$i")
+    POD_IPS+=("$SY_POD_NET.$((i + 1))")
+    POD_NAMES+=("pod$i")
+    sy__plug_pod "$PREFIX-p$i" "veth-p$i" "$SY_POD_NET.$((i + 1))"
+  done
+  sy_log "topology up: node $NODE_NS, client $CLIENT_NS ($CLIENT_IP), pods ${POD_IPS[*]}"
+}
+
+# Background a command, log its output to WORK, remember its pid in SY__LAST_PID.
+sy__spawn() {
+  local log=$1
+  shift
+  "$@" >"$log.out" 2>"$log.err" &
+  SY__LAST_PID=$!
+  SY_PIDS+=("$SY__LAST_PID")
+}
+
+sy__printed_ready() {
+  grep -qx ready "$1" 2>/dev/null
+}
+
+# sy_start_backends [TCP_PORT=8080] [UDP_PORT=5353]: one sy-testpeer server per pod, named podI.
+sy_start_backends() {
+  local tcp_port=${1:-8080} udp_port=${2:-5353} i
+  [[ -x $SY_PEER ]] ||
+    sy_fail "no sy-testpeer at $SY_PEER (build it: cmake --build $SY_BUILD_DIR --target sy-testpeer)"
+  ((${#POD_NS[@]} > 0)) || sy_fail "sy_start_backends before sy_topology_up"
+  for ((i = 0; i < ${#POD_NS[@]}; i++)); do
+    sy__spawn "$WORK/${POD_NAMES[i]}" ip netns exec "${POD_NS[i]}" \
+      "$SY_PEER" serve --name "${POD_NAMES[i]}" --tcp-port "$tcp_port" --udp-port "$udp_port"
+  done
+  for ((i = 0; i < ${#POD_NS[@]}; i++)); do
+    if ! sy_wait_for "${POD_NAMES[i]} server ready" 5 sy__printed_ready "$WORK/${POD_NAMES[i]}.out"; then
+      sy_fail "backend ${POD_NAMES[i]} did not start: $(cat "$WORK/${POD_NAMES[i]}.err" 2>/dev/null)"
+    fi
+  done
+  sy_log "backends serving on tcp/$tcp_port udp/$udp_port in ${#POD_NS[@]} pods"
+}
+
+# sy_in_cgroup_ns NS CMD...: runs CMD inside netns NS as a member of the test cgroup $CG, so the
+# socket-LB hooks attached to $CG apply to it. The process joins $CG before it execs anything.
+# Run in the background (`sy_in_cgroup_ns NS cmd & pid=$!`), $! is CMD's own pid.
+sy_in_cgroup_ns() {
+  local ns=$1
+  shift
+  [[ -d ${CG:-} ]] || sy_fail "sy_in_cgroup_ns before sy_e2e_init"
+  # shellcheck disable=SC2016 # expanded by the inner sh, on purpose
+  local script='cg=$1 ns=$2; shift 2; echo $$ >"$cg/cgroup.procs" || exit 125; exec nsenter --net="/run/netns/$ns" "$@"'
+  if [[ $BASHPID != "$$" ]]; then
+    # Already in a subshell (backgrounded or $(...)): exec, so the caller's pid is CMD's pid.
+    exec sh -c "$script" sy-in-cgroup "$CG" "$ns" "$@"
+  fi
+  sh -c "$script" sy-in-cgroup "$CG" "$ns" "$@"
+}
+
+# sy_probe NS PROBE_ARGS...: `sy-testpeer probe PROBE_ARGS` from NS inside the test cgroup.
+# Prints the probe's JSON line; returns its exit code (1 when anything failed), so under set -e
+# write `out=$(sy_probe ...) || true`.
+sy_probe() {
+  local ns=$1
+  shift
+  sy_in_cgroup_ns "$ns" "$SY_PEER" probe "$@"
+}
+
+# ---------------------------------------------------------------------------------------------
+# JSON
+
+# sy_json JSON EXPR: prints the Python expression EXPR evaluated with d = the parsed JSON
+# (dicts and lists as JSON). Example: sy_json "$out" 'd["backends"].get("pod1", 0)'
+sy_json() {
+  python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+r = eval(sys.argv[2])
+print(json.dumps(r, sort_keys=True) if isinstance(r, (dict, list, bool)) or r is None else r)
+' "$1" "$2"
+}
+
+# sy_json_check JSON EXPR: succeeds iff the Python expression EXPR is true for d = the JSON.
+sy_json_check() {
+  python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+sys.exit(0 if eval(sys.argv[2]) else 1)
+' "$1" "$2"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Daemon
+
+# sy_daemon_start CONFIGFILE [LOGFILE=$WORK/daemon.log]: `switchyard run` in the node namespace,
+# in the background, in the test script's cgroup (never $CG: the daemon is not a client).
+sy_daemon_start() {
+  local config=${1:?sy_daemon_start needs a config file}
+  DAEMON_LOG=${2:-$WORK/daemon.log}
+  [[ -x $SY_BIN ]] || sy_fail "no switchyard binary at $SY_BIN (set SY_BUILD_DIR or SY_BIN)"
+  [[ -e /run/netns/$NODE_NS ]] || sy_fail "sy_daemon_start before sy_topology_up"
+  nsenter --net="/run/netns/$NODE_NS" "$SY_BIN" run --config "$config" >>"$DAEMON_LOG" 2>&1 &
+  DAEMON_PID=$!
+  SY_PIDS+=("$DAEMON_PID")
+  sy_log "daemon started, pid $DAEMON_PID, log $DAEMON_LOG"
+}
+
+# sy_daemon_kill9: SIGKILL the daemon, as a crash would; pins and attachments stay behind.
+sy_daemon_kill9() {
+  [[ -n ${DAEMON_PID:-} ]] || sy_fail "sy_daemon_kill9: no daemon started"
+  kill -KILL "$DAEMON_PID" 2>/dev/null
+  wait "$DAEMON_PID" 2>/dev/null
+  sy_log "daemon $DAEMON_PID killed with SIGKILL"
+  DAEMON_PID=
+  return 0
+}
+
+# sy_daemon_stop [TIMEOUT_S=10]: SIGTERM, then wait. Returns the daemon's exit status, or 124
+# (after a SIGKILL) when it did not exit in time.
+sy_daemon_stop() {
+  local timeout_s=${1:-10} status
+  [[ -n ${DAEMON_PID:-} ]] || sy_fail "sy_daemon_stop: no daemon started"
+  kill -TERM "$DAEMON_PID" 2>/dev/null
+  if ! sy_wait_for "daemon $DAEMON_PID exits after SIGTERM" "$timeout_s" sy__gone "$DAEMON_PID"; then
+    kill -KILL "$DAEMON_PID" 2>/dev/null
+    wait "$DAEMON_PID" 2>/dev/null
+    DAEMON_PID=
+    return 124
+  fi
+  wait "$DAEMON_PID" 2>/dev/null
+  status=$?
+  sy_log "daemon $DAEMON_PID exited with status $status"
+  DAEMON_PID=
+  return "$status"
+}
+
+# sy_status_json: the daemon's view of the pinned maps, as JSON:
+# {"services":[{"address":"198.19.0.10","port":80,"protocol":"TCP","backends":[{"address":..,"port":..}]}]}
+sy_status_json() {
+  timeout 20 nsenter --net="/run/netns/$NODE_NS" "$SY_BIN" status --pin-path "$PIN" -o json
+}
+
+# ---------------------------------------------------------------------------------------------
+# Cleanup: idempotent, bounded, never fails the script by itself, keeps the script's exit code.
+
+# True once PID has exited. A child that exited stays a zombie until `wait`, and kill -0 still
+# succeeds on a zombie, so the process state decides.
+sy__gone() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  stat=${stat##*) }
+  [[ ${stat:0:1} == [ZX] ]]
+}
+
+sy__all_gone() {
+  local pid
+  for pid in "$@"; do
+    sy__gone "$pid" || return 1
+  done
+  return 0
+}
+
+# Our namespaces: exactly "$PREFIX-..." (PREFIX is never empty here).
+sy__our_netns() {
+  ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^${PREFIX}-" || true
+}
+
+# Every process this test started: the tracked ones, the script's own background jobs, and
+# anything running in the test's namespaces or cgroup (nobody else runs there).
+sy__our_processes() {
+  local pid ns
+  for pid in "${SY_PIDS[@]}" $(jobs -p); do
+    sy__gone "$pid" || echo "$pid"
+  done
+  for ns in $(sy__our_netns); do
+    ip netns pids "$ns" 2>/dev/null
+  done
+  if [[ -n ${CG:-} && -f $CG/cgroup.procs ]]; then
+    cat "$CG/cgroup.procs" 2>/dev/null
+  fi
+}
+
+# SIGTERM first, SIGKILL for whatever is still there after 3 s. stderr is the caller's to
+# silence: bash reports every killed background job there.
+sy__cleanup_processes() {
+  local pid victims
+  mapfile -t victims < <(sy__our_processes | sort -un)
+  if ((${#victims[@]} > 0)); then
+    kill -TERM "${victims[@]}" 2>/dev/null
+    if ! sy_wait_for "processes exit after SIGTERM" 3 sy__all_gone "${victims[@]}" 2>/dev/null; then
+      mapfile -t victims < <(sy__our_processes | sort -un)
+      ((${#victims[@]} > 0)) && kill -KILL "${victims[@]}" 2>/dev/null
+      if [[ -n ${CG:-} && -f $CG/cgroup.kill ]]; then
+        echo 1 >"$CG/cgroup.kill" 2>/dev/null
+      fi
+    fi
+  fi
+  # Reap what has exited; never block on a process that has not (wait has no timeout).
+  for pid in "${SY_PIDS[@]}" $(jobs -p); do
+    sy__gone "$pid" && wait "$pid" 2>/dev/null
+  done
+  return 0
+}
+
+sy__cgroup_empty() {
+  [[ ! -s $CG/cgroup.procs ]]
+}
+
+sy__cleanup_cgroup() {
+  [[ -n ${CG:-} && -d $CG ]] || return 0
+  local parent pid sub try
+  parent=$(dirname "$CG")
+  sy_wait_for "cgroup $CG empties" 2 sy__cgroup_empty 2>/dev/null
+  # Whatever survived (exiting, or not ours to kill) moves to the parent so the rmdir can work.
+  while read -r sub; do
+    while read -r pid; do
+      echo "$pid" >"$parent/cgroup.procs" 2>/dev/null
+    done <"$sub/cgroup.procs"
+  done < <(find "$CG" -depth -type d 2>/dev/null)
+  for ((try = 0; try < 20; try++)); do
+    find "$CG" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null
+    rmdir "$CG" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "WARNING [${SY_TEST_NAME:-e2e}]: could not remove cgroup $CG" >&2
+}
+
+sy__dump_logs() {
+  local log
+  for log in "$WORK"/*.log "$WORK"/*.err; do
+    [[ -s $log ]] || continue
+    echo "----- last lines of $log -----" >&2
+    tail -n 30 "$log" >&2
+  done
+}
+
+sy__cleanup() {
+  local rc=$?
+  if ((SY__CLEANED)); then
+    return 0
+  fi
+  SY__CLEANED=1
+  set +e +u
+  trap '' INT TERM # a second Ctrl-C must not cut the cleanup short
+  local hook ns
+  for hook in "${SY_EXIT_HOOKS[@]}"; do
+    eval "$hook"
+  done
+  if [[ -z ${PREFIX:-} ]]; then
+    exit "$rc"
+  fi
+  if ((rc != 0)) && [[ -d ${WORK:-} ]]; then
+    sy__dump_logs
+  fi
+  sy__cleanup_processes 2>/dev/null
+  # The daemon's own cleanup detaches what it attached (tc on veth-c in the node namespace,
+  # cgroup hooks on $CG) while those still exist, and unpins its maps.
+  if [[ -x ${SY_BIN:-} && -e /run/netns/$NODE_NS && -d ${PIN:-} ]]; then
+    timeout 20 nsenter --net="/run/netns/$NODE_NS" "$SY_BIN" cleanup --pin-path "$PIN" \
+      >"$WORK/cleanup.log" 2>&1 ||
+      { echo "WARNING [$SY_TEST_NAME]: switchyard cleanup failed:" >&2; cat "$WORK/cleanup.log" >&2; }
+  fi
+  for ns in $(sy__our_netns); do
+    ip netns del "$ns" 2>/dev/null || echo "WARNING [$SY_TEST_NAME]: could not delete netns $ns" >&2
+  done
+  sy__cleanup_cgroup
+  if [[ -n ${PIN:-} && $PIN == /sys/fs/bpf/"$PREFIX" && -e $PIN ]]; then
+    rm -rf "$PIN" 2>/dev/null || echo "WARNING [$SY_TEST_NAME]: could not remove $PIN" >&2
+  fi
+  if [[ -n ${WORK:-} && -d $WORK && $WORK == */"$PREFIX".* ]]; then
+    if [[ ${SY_KEEP_WORK:-0} == 1 ]]; then
+      echo "kept work dir $WORK" >&2
+    else
+      rm -rf "$WORK"
+    fi
+  fi
+  exit "$rc"
+}
