@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""Turn bench/run.sh's raw tool outputs into a table of medians and ratios, and JSON.
+
+  report.py RAW_DIR [--meta META.json] [--modes "..."] [--json OUT]
+  report.py --sample DIR      one line summarising one mode/round (progress output)
+
+RAW_DIR layout (written by run.sh):
+  n<N>/<mode>/r<round>/{short.txt,keepalive.txt,sockperf.txt,iperf.json,backends.txt}
+  n<N>/cp/{iptables,nftables,switchyard}_cold_s, *_change_ms (one value a line),
+          *_error, switchyard_skipped
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+
+MODES = ["direct", "iptables", "nftables", "switchyard-socklb", "switchyard-tc"]
+CP_OF_MODE = {"iptables": "iptables", "nftables": "nftables",
+              "switchyard-socklb": "switchyard", "switchyard-tc": "switchyard"}
+UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+def _read(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def parse_wrk(text):
+    """wrk --latency output -> dict(rps, p50_ms, p99_ms, requests, errors) or None."""
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    if not m:
+        return None
+    out = {"rps": float(m.group(1))}
+    for pct, key in (("50", "p50_ms"), ("99", "p99_ms")):
+        lm = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s|m|h)\s*$" % pct, text, re.M)
+        out[key] = float(lm.group(1)) * UNIT_MS[lm.group(2)] if lm else None
+    rq = re.search(r"(\d+) requests in", text)
+    out["requests"] = int(rq.group(1)) if rq else 0
+    errors = 0
+    se = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if se:
+        errors += sum(int(x) for x in se.groups())
+    nx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    if nx:
+        errors += int(nx.group(1))
+    out["errors"] = errors
+    # A run where nothing succeeded is a failure, whatever wrk's rate says.
+    if out["requests"] == 0 or (nx and int(nx.group(1)) >= out["requests"]):
+        return None
+    return out
+
+
+def parse_sockperf(text):
+    """sockperf ping-pong (--full-rtt) -> dict(p50_us, p99_us) or None."""
+    vals = {}
+    for pct, v in re.findall(r"percentile\s+([\d.]+)\s*=\s*([\d.]+)", text):
+        vals[float(pct)] = float(v)
+    if 50.0 not in vals or 99.0 not in vals:
+        return None
+    return {"p50_us": vals[50.0], "p99_us": vals[99.0]}
+
+
+def parse_iperf(text):
+    try:
+        j = json.loads(text)
+        bps = j["end"]["sum_received"]["bits_per_second"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return {"gbps": bps / 1e9} if bps > 0 else None
+
+
+def parse_backends(text):
+    counts = {}
+    for name in re.findall(r"^(be\d+)$", text, re.M):
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def parse_sample(d):
+    return {
+        "short": parse_wrk(_read(os.path.join(d, "short.txt"))),
+        "keepalive": parse_wrk(_read(os.path.join(d, "keepalive.txt"))),
+        "sockperf": parse_sockperf(_read(os.path.join(d, "sockperf.txt"))),
+        "iperf": parse_iperf(_read(os.path.join(d, "iperf.json"))),
+        "backends": parse_backends(_read(os.path.join(d, "backends.txt"))),
+    }
+
+
+def fmt(v, nd=1):
+    if v is None:
+        return "-"
+    if abs(v) >= 1000:
+        return "%.0f" % v
+    return ("%." + str(nd) + "f") % v
+
+
+def sample_line(d):
+    s = parse_sample(d)
+    parts = []
+    parts.append("short %s rps p99 %s ms" % (fmt(s["short"]["rps"]) if s["short"] else "FAIL",
+                                            fmt(s["short"]["p99_ms"], 2) if s["short"] else "-"))
+    parts.append("keepalive %s rps" % (fmt(s["keepalive"]["rps"]) if s["keepalive"] else "FAIL"))
+    parts.append("sockperf p50 %s us" % (fmt(s["sockperf"]["p50_us"]) if s["sockperf"] else "FAIL"))
+    parts.append("iperf %s Gb/s" % (fmt(s["iperf"]["gbps"], 2) if s["iperf"] else "FAIL"))
+    parts.append("backends %s" % (",".join("%s:%d" % kv for kv in sorted(s["backends"].items())) or "none"))
+    return "; ".join(parts)
+
+
+def pctl(vals, q):
+    """Nearest-rank percentile."""
+    if not vals:
+        return None
+    v = sorted(vals)
+    k = max(0, min(len(v) - 1, int(round(q / 100.0 * len(v) + 0.5)) - 1))
+    return v[k]
+
+
+def aggregate(raw, n, mode, m_endpoints):
+    base = os.path.join(raw, "n%d" % n, mode)
+    rounds = sorted(d for d in os.listdir(base) if d.startswith("r")) if os.path.isdir(base) else []
+    series = {k: [] for k in ("short_conn_rps", "short_p50_ms", "short_p99_ms", "keepalive_rps",
+                              "sockperf_p50_us", "sockperf_p99_us", "iperf_gbps")}
+    failed = {"short_conn": 0, "keepalive": 0, "sockperf": 0, "iperf": 0}
+    backends = {}
+    short_errors = 0
+    for r in rounds:
+        s = parse_sample(os.path.join(base, r))
+        if s["short"]:
+            series["short_conn_rps"].append(s["short"]["rps"])
+            if s["short"]["p50_ms"] is not None:
+                series["short_p50_ms"].append(s["short"]["p50_ms"])
+            if s["short"]["p99_ms"] is not None:
+                series["short_p99_ms"].append(s["short"]["p99_ms"])
+            short_errors += s["short"]["errors"]
+        else:
+            failed["short_conn"] += 1
+        if s["keepalive"]:
+            series["keepalive_rps"].append(s["keepalive"]["rps"])
+        else:
+            failed["keepalive"] += 1
+        if s["sockperf"]:
+            series["sockperf_p50_us"].append(s["sockperf"]["p50_us"])
+            series["sockperf_p99_us"].append(s["sockperf"]["p99_us"])
+        else:
+            failed["sockperf"] += 1
+        if s["iperf"]:
+            series["iperf_gbps"].append(s["iperf"]["gbps"])
+        else:
+            failed["iperf"] += 1
+        for b, c in s["backends"].items():
+            backends[b] = backends.get(b, 0) + c
+    rec = {"mode": mode, "services": n, "endpoints": m_endpoints}
+    for k, vals in series.items():
+        rec[k] = round(statistics.median(vals), 3) if vals else None
+    rec["backends_reached"] = dict(sorted(backends.items()))
+    rec["rounds"] = len(rounds)
+    rec["spread"] = {k: [round(min(v), 3), round(max(v), 3)] for k, v in series.items() if v}
+    rec["failed_samples"] = failed
+    rec["short_conn_errors"] = short_errors
+    return rec
+
+
+def control_plane(raw, n, which):
+    d = os.path.join(raw, "n%d" % n, "cp")
+    out = {}
+    cold = _read(os.path.join(d, which + "_cold_s")).strip()
+    out["cold_load_s"] = round(float(cold), 3) if cold else None
+    ch = [float(x) for x in _read(os.path.join(d, which + "_change_ms")).split()]
+    out["change_ms_p50"] = round(statistics.median(ch), 3) if ch else None
+    out["change_ms_p99"] = round(pctl(ch, 99), 3) if ch else None
+    out["changes"] = len(ch)
+    err = _read(os.path.join(d, which + "_error")).strip()
+    if err:
+        out["control_plane_error"] = err
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("raw", nargs="?")
+    ap.add_argument("--sample")
+    ap.add_argument("--meta")
+    ap.add_argument("--modes", default=" ".join(MODES))
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    if a.sample:
+        print(sample_line(a.sample))
+        return
+    if not a.raw:
+        ap.error("RAW_DIR needed")
+    meta = json.load(open(a.meta)) if a.meta else {}
+    m_endpoints = meta.get("endpoints")
+    wanted = [m for m in MODES if m in a.modes.split()]
+    ns = sorted(int(d[1:]) for d in os.listdir(a.raw) if re.match(r"n\d+$", d))
+    records = []
+    for n in ns:
+        cp_dir = os.path.join(a.raw, "n%d" % n, "cp")
+        for mode in wanted:
+            rec = aggregate(a.raw, n, mode, m_endpoints)
+            if mode in CP_OF_MODE:
+                rec.update(control_plane(a.raw, n, CP_OF_MODE[mode]))
+            if rec["rounds"] == 0:
+                why = _read(os.path.join(cp_dir, "switchyard_skipped")).strip() if mode.startswith("switchyard") else ""
+                if not why and mode in CP_OF_MODE:
+                    why = _read(os.path.join(cp_dir, CP_OF_MODE[mode] + "_error")).strip()
+                rec["skipped"] = why or "not run"
+            records.append(rec)
+        direct = next((r for r in records if r["services"] == n and r["mode"] == "direct"), None)
+        for r in records:
+            if r["services"] != n or not direct or r.get("skipped"):
+                continue
+            ratios = {}
+            for k in ("short_conn_rps", "keepalive_rps", "iperf_gbps", "short_p99_ms", "sockperf_p50_us"):
+                if r.get(k) is not None and direct.get(k):
+                    ratios[k] = round(r[k] / direct[k], 3)
+            r["ratio_to_direct"] = ratios
+
+    print_table(records, meta)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"meta": meta, "results": records}, f, indent=1)
+            f.write("\n")
+        print("JSON written to %s" % a.json)
+
+
+def print_table(records, meta):
+    if meta:
+        print("machine: %s, %s CPUs, kernel %s; %s rounds x %s s per tool; K=%s backends, M=%s"
+              % (meta.get("cpu_model"), meta.get("cpus"), meta.get("kernel"), meta.get("rounds"),
+                 meta.get("duration_s"), meta.get("backends"), meta.get("endpoints")))
+    print("medians over rounds, [min..max] for short-connection rate; ratio = mode / direct")
+    hdr = "%-18s %18s %6s %8s %8s %9s %8s %8s %7s %6s  %s" % (
+        "mode", "short conn/s", "ratio", "p50 ms", "p99 ms", "keepalive", "sp50 us", "sp99 us",
+        "iperf", "ratio", "backends reached")
+    for n in sorted({r["services"] for r in records}):
+        print("\nN = %d services" % n)
+        print(hdr)
+        for r in (x for x in records if x["services"] == n):
+            if r.get("skipped"):
+                print("%-18s skipped: %s" % (r["mode"], r["skipped"]))
+                continue
+            sp = r["spread"].get("short_conn_rps")
+            short = "%s [%s..%s]" % (fmt(r["short_conn_rps"]), fmt(sp[0]), fmt(sp[1])) if sp else "FAIL"
+            rt = r.get("ratio_to_direct", {})
+            print("%-18s %18s %6s %8s %8s %9s %8s %8s %7s %6s  %s" % (
+                r["mode"], short, fmt(rt.get("short_conn_rps"), 2), fmt(r["short_p50_ms"], 2),
+                fmt(r["short_p99_ms"], 2), fmt(r["keepalive_rps"]), fmt(r["sockperf_p50_us"]),
+                fmt(r["sockperf_p99_us"]), fmt(r["iperf_gbps"], 2), fmt(rt.get("iperf_gbps"), 2),
+                " ".join("%s:%d" % kv for kv in r["backends_reached"].items()) or "none"))
+        cps = [r for r in records if r["services"] == n and r["mode"] in ("iptables", "nftables", "switchyard-socklb")]
+        for r in cps:
+            if r.get("cold_load_s") is None and not r.get("changes"):
+                continue
+            name = "switchyard" if r["mode"].startswith("switchyard") else r["mode"]
+            print("  control plane %-10s cold load %s s; one endpoint change p50 %s ms, p99 %s ms (%d changes)"
+                  % (name, fmt(r.get("cold_load_s"), 2), fmt(r.get("change_ms_p50"), 1),
+                     fmt(r.get("change_ms_p99"), 1), r.get("changes", 0)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+// `switchyard cleanup`: removes every tc filter, cgroup link and pin switchyard made under
+// one pin path. tc filters are found through the tc_attach map (in the caller's network
+// namespace), so no config is needed.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace switchyard::bpf {
+
+struct CleanupReport {
+  int tcFiltersRemoved = 0;
+  int qdiscsRemoved = 0;
+  int linksRemoved = 0;
+  int pinsRemoved = 0;
+  std::vector<std::string> errors;  // what could not be removed, and why
+};
+
+CleanupReport cleanupPinPath(const std::string& pinPath);
+
+}  // namespace switchyard::bpf

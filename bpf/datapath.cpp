@@ -1,0 +1,236 @@
+#include "bpf/datapath.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+
+#include "bpf/bpffs.h"
+#include "logging/log.h"
+#include "sock_lb.skel.h"
+#include "tc_lb.skel.h"
+
+namespace switchyard::bpf {
+namespace {
+
+bool gVerbose = false;
+
+int libbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
+  if (level == LIBBPF_DEBUG && !gVerbose) {
+    return 0;
+  }
+  char buf[1024];
+  int n = std::vsnprintf(buf, sizeof(buf), fmt, args);
+  std::string msg(buf);
+  while (!msg.empty() && msg.back() == '\n') {
+    msg.pop_back();
+  }
+  logging::write(level == LIBBPF_WARN ? logging::Level::Warning : logging::Level::Debug,
+                 "libbpf: " + msg);
+  return n;
+}
+
+std::string errnoText(int err) { return std::strerror(err < 0 ? -err : err); }
+
+// Sets max_entries of the maps we size before load (0 = keep the default).
+template <typename Skel>
+void sizeMaps(Skel* s, const MapSizes& m) {
+  if (m.services) bpf_map__set_max_entries(s->maps.SY_MAP_SERVICES, m.services);
+  if (m.backends) bpf_map__set_max_entries(s->maps.SY_MAP_BACKENDS, m.backends);
+  if (m.revNat) bpf_map__set_max_entries(s->maps.SY_MAP_REVNAT, m.revNat);
+  if (m.conntrack) bpf_map__set_max_entries(s->maps.SY_MAP_CT, m.conntrack);
+  if (m.sockRevNat) bpf_map__set_max_entries(s->maps.SY_MAP_SOCK_REVNAT, m.sockRevNat);
+}
+
+// cgroup v2 directories: the inode number is the cgroup ID the kernel reports in link info.
+uint64_t cgroupId(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+}  // namespace
+
+void installLibbpfLogger(bool verbose) {
+  gVerbose = verbose;
+  libbpf_set_print(libbpfPrint);
+}
+
+Datapath::~Datapath() {
+  // Closes our handles only: pinned maps and links, and tc filters, stay in the kernel.
+  if (sock_) {
+    sock_lb__destroy(sock_);
+  }
+  if (tc_) {
+    tc_lb__destroy(tc_);
+  }
+}
+
+std::unique_ptr<Datapath> Datapath::load(const DatapathOptions& options, std::string& error) {
+  if (!ensurePinPath(options.pinPath, error)) {
+    return nullptr;
+  }
+  std::unique_ptr<Datapath> dp(new Datapath());
+  dp->pinPath_ = options.pinPath;
+  LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = options.pinPath.c_str());
+
+  dp->sock_ = sock_lb__open_opts(&opts);
+  if (!dp->sock_) {
+    error = "open socket LB programs: " + errnoText(errno);
+    return nullptr;
+  }
+  sizeMaps(dp->sock_, options.sizes);
+  if (int err = sock_lb__load(dp->sock_); err) {
+    error = "load socket LB programs: " + errnoText(err) +
+            " (a pinned map with another size or layout under " + options.pinPath +
+            "? `switchyard cleanup` removes it)";
+    return nullptr;
+  }
+  dp->tc_ = tc_lb__open_opts(&opts);
+  if (!dp->tc_) {
+    error = "open tc programs: " + errnoText(errno);
+    return nullptr;
+  }
+  sizeMaps(dp->tc_, options.sizes);
+  if (int err = tc_lb__load(dp->tc_); err) {
+    error = "load tc programs: " + errnoText(err);
+    return nullptr;
+  }
+
+  auto* m = &dp->sock_->maps;
+  dp->fds_.services = bpf_map__fd(m->SY_MAP_SERVICES);
+  dp->fds_.backends = bpf_map__fd(m->SY_MAP_BACKENDS);
+  dp->fds_.revNat = bpf_map__fd(m->SY_MAP_REVNAT);
+  dp->fds_.ct = bpf_map__fd(m->SY_MAP_CT);
+  dp->fds_.sockRevNat = bpf_map__fd(m->SY_MAP_SOCK_REVNAT);
+  dp->fds_.counters = bpf_map__fd(m->SY_MAP_COUNTERS);
+  dp->fds_.meta = bpf_map__fd(m->SY_MAP_META);
+  dp->fds_.tcAttach = bpf_map__fd(m->SY_MAP_TC_ATTACH);
+
+  uint32_t zero = 0;
+  struct sy_meta meta {};
+  if (bpf_map_lookup_elem(dp->fds_.meta, &zero, &meta) == 0 && meta.abi_version != 0 &&
+      meta.abi_version != SY_ABI_VERSION) {
+    error = "pinned maps under " + options.pinPath + " have ABI version " +
+            std::to_string(meta.abi_version) + ", this daemon speaks " +
+            std::to_string(SY_ABI_VERSION);
+    return nullptr;
+  }
+  meta.abi_version = SY_ABI_VERSION;
+  bpf_map_update_elem(dp->fds_.meta, &zero, &meta, BPF_ANY);
+  return dp;
+}
+
+bool Datapath::attachSocketLB(const std::string& cgroupPath, std::string& error) {
+  struct Hook {
+    const char* name;
+    struct bpf_program* prog;
+  } hooks[] = {
+      {"connect4", sock_->progs.sy_sock_connect4},
+      {"sendmsg4", sock_->progs.sy_sock_sendmsg4},
+      {"recvmsg4", sock_->progs.sy_sock_recvmsg4},
+      {"getpeername4", sock_->progs.sy_sock_getpeername4},
+  };
+  int cg = ::open(cgroupPath.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cg < 0) {
+    error = "open cgroup " + cgroupPath + ": " + errnoText(errno);
+    return false;
+  }
+  UniqueFd cgFd(cg);
+  uint64_t wantCgroup = cgroupId(cgroupPath);
+  for (const Hook& h : hooks) {
+    std::string pin = pinPath_ + "/" + kLinksDir + "/" + h.name;
+    // An earlier daemon's link: swap the program in place if it is on the same cgroup.
+    int lfd = bpf_obj_get(pin.c_str());
+    if (lfd >= 0) {
+      UniqueFd link(lfd);
+      struct bpf_link_info info {};
+      uint32_t len = sizeof(info);
+      bool sameCgroup = bpf_obj_get_info_by_fd(lfd, &info, &len) == 0 &&
+                        info.cgroup.cgroup_id == wantCgroup;
+      if (sameCgroup && bpf_link_update(lfd, bpf_program__fd(h.prog), nullptr) == 0) {
+        continue;
+      }
+      // Another cgroup (config changed) or a defunct link: attach anew, then drop the old.
+      ::unlink(pin.c_str());
+    }
+    struct bpf_link* link = bpf_program__attach_cgroup(h.prog, cg);
+    if (!link) {
+      error = std::string("attach ") + h.name + " to cgroup " + cgroupPath + ": " +
+              errnoText(errno);
+      return false;
+    }
+    if (int err = bpf_link__pin(link, pin.c_str()); err) {
+      error = "pin link " + pin + ": " + errnoText(err);
+      bpf_link__destroy(link);
+      return false;
+    }
+    // The pin keeps the link (and the program) alive after we exit.
+    bpf_link__disconnect(link);
+    bpf_link__destroy(link);
+  }
+  SY_LOG(Info) << "socket LB attached to cgroup " << cgroupPath;
+  return true;
+}
+
+void Datapath::detachSocketLB() {
+  for (const char* name : {"connect4", "sendmsg4", "recvmsg4", "getpeername4"}) {
+    std::string pin = pinPath_ + "/" + kLinksDir + "/" + name;
+    if (::unlink(pin.c_str()) == 0) {
+      SY_LOG(Info) << "socket LB hook " << name << " removed";
+    }
+  }
+}
+
+bool Datapath::attachTc(const std::string& device, std::string& error) {
+  unsigned ifindex = if_nametoindex(device.c_str());
+  if (ifindex == 0) {
+    error = "device " + device + ": " + errnoText(errno);
+    return false;
+  }
+  bool createdQdisc = false;
+  struct Dir {
+    enum bpf_tc_attach_point point;
+    uint32_t direction;
+    struct bpf_program* prog;
+  } dirs[] = {
+      {BPF_TC_INGRESS, SY_TC_INGRESS, tc_->progs.sy_tc_ingress},
+      {BPF_TC_EGRESS, SY_TC_EGRESS, tc_->progs.sy_tc_egress},
+  };
+  for (const Dir& d : dirs) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex), .attach_point = d.point);
+    int err = bpf_tc_hook_create(&hook);
+    if (err == 0) {
+      createdQdisc = true;
+    } else if (err != -EEXIST) {
+      error = "create clsact qdisc on " + device + ": " + errnoText(err);
+      return false;
+    }
+    LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(d.prog), .flags = BPF_TC_F_REPLACE,
+                .handle = kTcHandle, .priority = kTcPriority);
+    err = bpf_tc_attach(&hook, &opts);
+    if (err) {
+      error = "attach tc program on " + device + ": " + errnoText(err);
+      return false;
+    }
+    struct sy_tc_attach_key key {static_cast<uint32_t>(ifindex), d.direction};
+    struct sy_tc_attach_value val {};
+    struct sy_tc_attach_value old {};
+    bool had = bpf_map_lookup_elem(fds_.tcAttach, &key, &old) == 0;
+    val.handle = kTcHandle;
+    val.priority = kTcPriority;
+    // Keep "we created the qdisc" across restarts: a restart sees EEXIST on our own qdisc.
+    val.created_qdisc = (had && old.created_qdisc) || createdQdisc ? 1 : 0;
+    std::strncpy(val.ifname, device.c_str(), sizeof(val.ifname) - 1);
+    bpf_map_update_elem(fds_.tcAttach, &key, &val, BPF_ANY);
+  }
+  SY_LOG(Info) << "tc programs attached to " << device << " (ifindex " << ifindex << ")";
+  return true;
+}
+
+}  // namespace switchyard::bpf

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Map definitions, BPF side only. Every map is pinned by name under the pin root the
+ * loader passes to libbpf, so the socket and tc objects share one set and a restarted
+ * daemon reuses them. Key/value types come from abi.h, the contract with the C++ side. */
+#pragma once
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "bpf/abi.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct sy_svc_key);
+	__type(value, struct sy_svc_value);
+	__uint(max_entries, SY_SERVICES_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SY_MAP_SERVICES SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct sy_backend);
+	__uint(max_entries, SY_BACKENDS_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SY_MAP_BACKENDS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct sy_revnat);
+	__uint(max_entries, SY_REVNAT_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SY_MAP_REVNAT SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct sy_ct_key);
+	__type(value, struct sy_ct_entry);
+	__uint(max_entries, SY_CT_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SY_MAP_CT SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct sy_sock_revnat_key);
+	__type(value, struct sy_sock_revnat_value);
+	__uint(max_entries, SY_SOCK_REVNAT_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SY_MAP_SOCK_REVNAT SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct sy_counter);
+	__uint(max_entries, SY_REASON_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SY_MAP_COUNTERS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct sy_meta);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SY_MAP_META SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct sy_tc_attach_key);
+	__type(value, struct sy_tc_attach_value);
+	__uint(max_entries, SY_TC_ATTACH_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SY_MAP_TC_ATTACH SEC(".maps");

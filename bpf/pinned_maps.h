@@ -1,0 +1,48 @@
+// The set of map fds the control plane works with, either borrowed from a loaded skeleton
+// (the daemon) or opened from their pins (status, cleanup, tests).
+#pragma once
+
+#include <string>
+
+#include "bpf/abi.h"
+#include "bpf/unique_fd.h"
+
+namespace switchyard::bpf {
+
+// Pin names, from the one place that names the maps.
+inline constexpr const char* kPinServices = SY_STRINGIFY(SY_MAP_SERVICES);
+inline constexpr const char* kPinBackends = SY_STRINGIFY(SY_MAP_BACKENDS);
+inline constexpr const char* kPinRevNat = SY_STRINGIFY(SY_MAP_REVNAT);
+inline constexpr const char* kPinCt = SY_STRINGIFY(SY_MAP_CT);
+inline constexpr const char* kPinSockRevNat = SY_STRINGIFY(SY_MAP_SOCK_REVNAT);
+inline constexpr const char* kPinCounters = SY_STRINGIFY(SY_MAP_COUNTERS);
+inline constexpr const char* kPinMeta = SY_STRINGIFY(SY_MAP_META);
+inline constexpr const char* kPinTcAttach = SY_STRINGIFY(SY_MAP_TC_ATTACH);
+inline constexpr const char* kLinksDir = "links";  // pinned cgroup links live here
+
+// Raw fds; whoever builds this keeps them open for its lifetime.
+struct MapFds {
+  int services = -1;
+  int backends = -1;
+  int revNat = -1;
+  int ct = -1;
+  int sockRevNat = -1;
+  int counters = -1;
+  int meta = -1;
+  int tcAttach = -1;
+};
+
+// Maps opened from pins under a pin path.
+class PinnedMaps {
+ public:
+  // Opens every map pinned under pinPath. Returns false with a message naming the pin
+  // when one is missing or cannot be opened.
+  bool open(const std::string& pinPath, std::string& error);
+  const MapFds& fds() const { return fds_; }
+
+ private:
+  UniqueFd services_, backends_, revNat_, ct_, sockRevNat_, counters_, meta_, tcAttach_;
+  MapFds fds_;
+};
+
+}  // namespace switchyard::bpf

@@ -1,0 +1,51 @@
+# Builds BPF C programs into libbpf skeleton headers at build time:
+#   X.bpf.c --clang -g -O2 -target bpf--> X.bpf.o --bpftool gen object--> X.linked.o
+#   --bpftool gen skeleton--> X.skel.h (build tree only; nothing is shipped or committed).
+# sy_bpf_skeleton(NAME SOURCE DEPENDS...) defines the INTERFACE target NAME_skel whose
+# include directory holds NAME.skel.h.
+
+function(sy_require_program var program package)
+  find_program(${var} NAMES ${program} ${ARGN})
+  if(NOT ${var})
+    message(FATAL_ERROR "'${program}' not found: install the Debian package '${package}' "
+                        "(scripts/install-deps.sh installs everything)")
+  endif()
+endfunction()
+
+sy_require_program(SY_CLANG clang clang clang-14 clang-15 clang-16)
+sy_require_program(SY_BPFTOOL bpftool bpftool /usr/sbin/bpftool)
+
+execute_process(COMMAND gcc -print-multiarch OUTPUT_VARIABLE SY_MULTIARCH
+                OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+if(SY_MULTIARCH)
+  set(SY_BPF_SYS_INCLUDE "-I/usr/include/${SY_MULTIARCH}")  # asm/types.h
+endif()
+
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64")
+  set(SY_BPF_ARCH x86)
+elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "aarch64")
+  set(SY_BPF_ARCH arm64)
+else()
+  set(SY_BPF_ARCH ${CMAKE_SYSTEM_PROCESSOR})
+endif()
+
+function(sy_bpf_skeleton name src)
+  set(out_dir ${CMAKE_BINARY_DIR}/bpf_gen)
+  file(MAKE_DIRECTORY ${out_dir})
+  set(obj ${out_dir}/${name}.bpf.o)
+  set(linked ${out_dir}/${name}.linked.o)
+  set(skel ${out_dir}/${name}.skel.h)
+  add_custom_command(
+    OUTPUT ${skel}
+    COMMAND ${SY_CLANG} -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_${SY_BPF_ARCH}
+            ${SY_BPF_SYS_INCLUDE} -I${CMAKE_SOURCE_DIR} -c ${src} -o ${obj}
+    COMMAND ${SY_BPFTOOL} gen object ${linked} ${obj}
+    COMMAND ${SY_BPFTOOL} gen skeleton ${linked} name ${name} > ${skel}
+    DEPENDS ${src} ${ARGN}
+    COMMENT "BPF ${name}: clang -target bpf, bpftool gen skeleton"
+    VERBATIM)
+  add_custom_target(${name}_skel_gen DEPENDS ${skel})
+  add_library(${name}_skel INTERFACE)
+  add_dependencies(${name}_skel ${name}_skel_gen)
+  target_include_directories(${name}_skel INTERFACE ${out_dir})
+endfunction()

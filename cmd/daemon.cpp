@@ -1,0 +1,313 @@
+#include "cmd/daemon.h"
+
+#include <prometheus/exposer.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <memory>
+#include <set>
+
+#include "bpf/bpffs.h"
+#include "bpf/datapath.h"
+#include "bpf/map_writer.h"
+#include "k8sclient/manifest_source.h"
+#include "lb/proxier.h"
+#include "logging/log.h"
+#include "metrics/datapath_counters.h"
+#include "metrics/health.h"
+#include "metrics/metrics.h"
+
+namespace switchyard::cmd {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// A full rewrite of every entry, whatever the syncer believes, repairs drift (someone
+// else writing our maps). kube-proxy's iptables proxier forces one per hour too.
+constexpr auto kFullResyncPeriod = 1h;
+
+// Counts and forwards source events, and asks for a sync after each.
+class EventTap : public k8s::ServiceEventHandler {
+ public:
+  EventTap(lb::Proxier& proxier, metrics::ProxyMetrics& m, metrics::HealthState& health,
+           std::function<void()> changed)
+      : proxier_(proxier), metrics_(m), health_(health), changed_(std::move(changed)) {}
+
+  void onServiceUpsert(const k8s::Service& s) override {
+    count("Service", "upsert");
+    proxier_.onServiceUpsert(s);
+  }
+  void onServiceDelete(const k8s::Service& s) override {
+    count("Service", "delete");
+    proxier_.onServiceDelete(s);
+  }
+  void onEndpointSliceUpsert(const k8s::EndpointSlice& s) override {
+    count("EndpointSlice", "upsert");
+    proxier_.onEndpointSliceUpsert(s);
+  }
+  void onEndpointSliceDelete(const k8s::EndpointSlice& s) override {
+    count("EndpointSlice", "delete");
+    proxier_.onEndpointSliceDelete(s);
+  }
+  void onSynced() override {
+    SY_LOG(Info) << "source synced: " << proxier_.tracker().serviceCount() << " services, "
+                 << proxier_.tracker().sliceCount() << " endpoint slices";
+    proxier_.onSynced();
+    changed_();
+  }
+
+ private:
+  void count(const char* kind, const char* type) {
+    metrics_.countSourceEvent(kind, type);
+    metrics_.setQueued();
+    health_.queued(std::chrono::system_clock::now());
+    changed_();
+  }
+
+  lb::Proxier& proxier_;
+  metrics::ProxyMetrics& metrics_;
+  metrics::HealthState& health_;
+  std::function<void()> changed_;
+};
+
+class Daemon {
+ public:
+  explicit Daemon(const config::Config& cfg)
+      : cfg_(cfg), health_(2 * cfg.syncPeriod), syncTimer_(io_), tickTimer_(io_),
+        signals_(io_, SIGINT, SIGTERM) {}
+
+  int run() {
+    logging::setLevel(cfg_.verbosity >= 4 ? logging::Level::Debug : logging::Level::Info);
+    bpf::installLibbpfLogger(cfg_.verbosity >= 6);
+    SY_LOG(Info) << "switchyard " << SY_VERSION << " starting: source " << cfg_.source.kind
+                 << ", pin path " << cfg_.bpf.pinPath;
+
+    std::string error;
+    bpf::DatapathOptions opts;
+    opts.pinPath = cfg_.bpf.pinPath;
+    opts.sizes = {cfg_.bpf.mapSizes.services, cfg_.bpf.mapSizes.backends,
+                  cfg_.bpf.mapSizes.revNat, cfg_.bpf.mapSizes.conntrack,
+                  cfg_.bpf.mapSizes.sockRevNat};
+    datapath_ = bpf::Datapath::load(opts, error);
+    if (!datapath_) {
+      SY_LOG(Error) << error;
+      return 1;
+    }
+    writer_ = std::make_unique<bpf::MapWriter>(
+        datapath_->maps(), [this](const char* map, const char* op) { metrics_.countMapError(map, op); });
+    proxier_ = std::make_unique<lb::Proxier>(*writer_);
+    lb::DataplaneState adopted = writer_->read();
+    proxier_->adopt(adopted);
+    SY_LOG(Info) << "adopted pinned maps: " << adopted.frontends.size() << " frontends, "
+                 << adopted.backends.size() << " backends";
+
+    if (!attach(error)) {
+      SY_LOG(Error) << error;
+      return 1;
+    }
+    if (!startMetrics(error) || !startHealth(error)) {
+      SY_LOG(Error) << error;
+      return 1;
+    }
+
+    tap_ = std::make_unique<EventTap>(*proxier_, metrics_, health_, [this] { scheduleSync(); });
+    if (cfg_.source.kind == "files") {
+      files_ = std::make_unique<k8s::ManifestSource>(
+          io_, cfg_.source.path, *tap_,
+          [this](const k8s::ManifestProblem& p) {
+            SY_LOG(Warning) << "manifest: " << p.str();
+            std::string kind = p.object.substr(0, p.object.find(' '));
+            metrics_.countSourceError("files", kind.empty() ? "document" : kind);
+          },
+          cfg_.source.pollInterval);
+      files_->start();
+    } else {
+      SY_LOG(Error) << "source.kind apiserver: the API server client is not part of this build yet";
+      return 1;
+    }
+
+    signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+      if (!ec) {
+        SY_LOG(Info) << "signal " << sig << ": exiting; programs stay attached and maps pinned";
+        io_.stop();
+      }
+    });
+    armTick();
+    io_.run();
+    return 0;
+  }
+
+ private:
+  bool attach(std::string& error) {
+    if (cfg_.bpf.socketLB) {
+      std::string cg = cfg_.bpf.cgroupPath.empty() ? bpf::findCgroup2Mount() : cfg_.bpf.cgroupPath;
+      if (cg.empty()) {
+        error = "bpf.cgroupPath: no cgroup v2 hierarchy is mounted; set bpf.cgroupPath";
+        return false;
+      }
+      if (!datapath_->attachSocketLB(cg, error)) {
+        return false;
+      }
+    } else {
+      datapath_->detachSocketLB();
+    }
+    attachDevices();
+    return true;
+  }
+
+  // Devices that are missing now are retried on every tick (pods come and go).
+  void attachDevices() {
+    for (const std::string& dev : cfg_.bpf.devices) {
+      if (attachedDevices_.count(dev)) {
+        continue;
+      }
+      std::string error;
+      if (datapath_->attachTc(dev, error)) {
+        attachedDevices_.insert(dev);
+      } else {
+        SY_LOG(Warning) << error << " (retrying every " << tickPeriod().count() << " ms)";
+      }
+    }
+  }
+
+  bool startMetrics(std::string& error) {
+    try {
+      exposer_ = std::make_unique<prometheus::Exposer>(cfg_.metricsBindAddress);
+    } catch (const std::exception& e) {
+      error = "metricsBindAddress " + cfg_.metricsBindAddress + ": " + e.what();
+      return false;
+    }
+    exposer_->RegisterCollectable(metrics_.registry());
+    counters_ = std::make_shared<metrics::DatapathCounters>(datapath_->maps().counters);
+    exposer_->RegisterCollectable(counters_);
+    SY_LOG(Info) << "metrics on http://" << cfg_.metricsBindAddress << "/metrics";
+    return true;
+  }
+
+  bool startHealth(std::string& error) {
+    std::string host;
+    uint16_t port = 0;
+    config::parseHostPort(cfg_.healthzBindAddress, host, port);
+    healthServer_ = std::make_unique<metrics::HealthServer>(
+        io_, health_, [this](const std::string& path, int code) {
+          if (path == "/healthz") {
+            metrics_.countHealthz(code);
+          } else if (path == "/livez") {
+            metrics_.countLivez(code);
+          }
+        });
+    if (!healthServer_->listen(host, port, error)) {
+      return false;
+    }
+    SY_LOG(Info) << "healthz on http://" << cfg_.healthzBindAddress << "/healthz";
+    return true;
+  }
+
+  std::chrono::milliseconds tickPeriod() const {
+    return std::min<std::chrono::milliseconds>(cfg_.syncPeriod, 5000ms);
+  }
+
+  // At most one sync per minSyncPeriod; changes in between are batched into it.
+  void scheduleSync() {
+    if (syncArmed_) {
+      return;
+    }
+    syncArmed_ = true;
+    auto due = lastSync_ + cfg_.minSyncPeriod;
+    syncTimer_.expires_at(std::max(due, Clock::now()));
+    syncTimer_.async_wait([this](const boost::system::error_code& ec) {
+      syncArmed_ = false;
+      if (!ec) {
+        sync(false);
+      }
+    });
+  }
+
+  void sync(bool forceFull) {
+    auto start = Clock::now();
+    lb::SyncReport rep = proxier_->sync(forceFull);
+    lastSync_ = Clock::now();
+    if (!rep.ran) {
+      if (proxier_->initialSyncDone()) {
+        health_.updated(std::chrono::system_clock::now());
+      }
+      return;
+    }
+    double secs = std::chrono::duration<double>(lastSync_ - start).count();
+    metrics_.observeSync(secs, rep.full);
+    if (rep.oldestChange) {
+      metrics_.observeProgramming(std::chrono::duration<double>(lastSync_ - *rep.oldestChange).count());
+    }
+    metrics_.setProgrammed(proxier_->frontendCount(), proxier_->backendCount());
+    for (const std::string& w : rep.warnings) {
+      SY_LOG(Warning) << w;
+      metrics_.countTranslationWarning();
+    }
+    for (const std::string& p : rep.result.problems) {
+      SY_LOG(Warning) << p;
+    }
+    if (rep.result.errors > 0) {
+      metrics_.countSyncError();
+      SY_LOG(Error) << "sync: " << rep.result.errors << " map operations failed; a full resync follows";
+      scheduleSync();
+    } else {
+      health_.updated(std::chrono::system_clock::now());
+    }
+    SY_LOG_AT(rep.full ? logging::Level::Info : logging::Level::Debug)
+        << (rep.full ? "full" : "partial") << " sync of " << rep.servicesSynced << " services in "
+        << static_cast<long>(secs * 1e6) << " us: " << rep.result.frontendsWritten
+        << " frontends written, " << rep.result.frontendsDeleted << " deleted, "
+        << rep.result.backendsWritten << " backends written, " << rep.result.backendsDeleted
+        << " deleted; now " << proxier_->frontendCount() << " frontends, "
+        << proxier_->backendCount() << " backends";
+  }
+
+  void armTick() {
+    tickTimer_.expires_after(tickPeriod());
+    tickTimer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) {
+        return;
+      }
+      attachDevices();
+      bool full = Clock::now() - lastFullSync_ >= kFullResyncPeriod;
+      if (full) {
+        lastFullSync_ = Clock::now();
+      }
+      sync(full);
+      armTick();
+    });
+  }
+
+  const config::Config& cfg_;
+  boost::asio::io_context io_;
+  metrics::ProxyMetrics metrics_;
+  metrics::HealthState health_;
+  std::unique_ptr<bpf::Datapath> datapath_;
+  std::unique_ptr<bpf::MapWriter> writer_;
+  std::unique_ptr<lb::Proxier> proxier_;
+  std::unique_ptr<EventTap> tap_;
+  std::unique_ptr<k8s::ManifestSource> files_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::shared_ptr<metrics::DatapathCounters> counters_;
+  std::unique_ptr<metrics::HealthServer> healthServer_;
+  std::set<std::string> attachedDevices_;
+  boost::asio::steady_timer syncTimer_;
+  boost::asio::steady_timer tickTimer_;
+  boost::asio::signal_set signals_;
+  bool syncArmed_ = false;
+  Clock::time_point lastSync_{};
+  Clock::time_point lastFullSync_ = Clock::now();
+};
+
+}  // namespace
+
+int runDaemon(const config::Config& cfg) {
+  Daemon d(cfg);
+  return d.run();
+}
+
+}  // namespace switchyard::cmd

@@ -1,0 +1,238 @@
+// switchyard: a kube-proxy replacement with an eBPF dataplane.
+//   switchyard run --config FILE
+//   switchyard status [--config FILE | --pin-path DIR] [-o json]
+//   switchyard cleanup [--config FILE | --pin-path DIR]
+//   switchyard version
+#include <bpf/libbpf_version.h>
+
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "bpf/abi.h"
+#include "bpf/cleanup.h"
+#include "cmd/daemon.h"
+#include "cmd/status.h"
+#include "config/config.h"
+
+namespace {
+
+using switchyard::config::Config;
+
+constexpr int kExitUsage = 2;
+
+const char* kUsage =
+    "switchyard: a kube-proxy replacement with an eBPF dataplane\n"
+    "\n"
+    "Usage: switchyard COMMAND [options]\n"
+    "\n"
+    "Commands:\n"
+    "  run       run the daemon (programs the BPF dataplane from Services and EndpointSlices)\n"
+    "  status    print the services and backends the pinned maps hold\n"
+    "  cleanup   remove every pin, tc hook and cgroup link switchyard made\n"
+    "  version   print the version\n"
+    "\n"
+    "Run 'switchyard COMMAND --help' for a command's options.\n";
+
+const char* kRunHelp =
+    "Usage: switchyard run --config FILE\n"
+    "\n"
+    "Runs the daemon. The configuration (SwitchyardConfiguration, switchyard.dev/v1alpha1) is\n"
+    "described in docs/configuration.md. Exits 2 on a configuration error, printing\n"
+    "FILE:LINE: field: reason for each problem.\n"
+    "\n"
+    "Options:\n"
+    "  --config FILE   the configuration file (required)\n"
+    "  -v N            log verbosity (overrides logging.verbosity; >= 4 logs debug)\n";
+
+const char* kStatusHelp =
+    "Usage: switchyard status [--config FILE | --pin-path DIR] [-o table|json]\n"
+    "\n"
+    "Prints the services and backends held by the maps pinned under the pin path.\n"
+    "\n"
+    "Options:\n"
+    "  --config FILE    take bpf.pinPath from this configuration\n"
+    "  --pin-path DIR   the pin path (default /sys/fs/bpf/switchyard)\n"
+    "  -o FORMAT        table (default) or json\n";
+
+const char* kCleanupHelp =
+    "Usage: switchyard cleanup [--config FILE | --pin-path DIR]\n"
+    "\n"
+    "Removes every tc filter, cgroup link and pinned map switchyard made under the pin path.\n"
+    "Run it in the network namespace the daemon ran in (tc filters are per namespace).\n"
+    "\n"
+    "Options:\n"
+    "  --config FILE    take bpf.pinPath from this configuration\n"
+    "  --pin-path DIR   the pin path (default /sys/fs/bpf/switchyard)\n";
+
+struct Args {
+  std::map<std::string, std::string> opts;
+  bool help = false;
+  std::string error;
+};
+
+// Parses "--name value", "--name=value" and "-o value" for the names a command accepts.
+Args parseArgs(int argc, char** argv, int first, const std::vector<std::string>& accepted) {
+  Args a;
+  for (int i = first; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      a.help = true;
+      continue;
+    }
+    std::string name = arg, value;
+    bool hasValue = false;
+    if (auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      hasValue = true;
+    }
+    bool known = false;
+    for (const auto& n : accepted) {
+      known = known || n == name;
+    }
+    if (!known) {
+      a.error = "unknown option " + arg;
+      return a;
+    }
+    if (!hasValue) {
+      if (i + 1 >= argc) {
+        a.error = "option " + name + " needs a value";
+        return a;
+      }
+      value = argv[++i];
+    }
+    a.opts[name] = value;
+  }
+  return a;
+}
+
+// The pin path from --pin-path, or from --config's bpf.pinPath, or the default.
+bool pinPathFrom(const Args& a, std::string& pinPath) {
+  Config cfg;
+  pinPath = cfg.bpf.pinPath;
+  if (a.opts.count("--pin-path")) {
+    pinPath = a.opts.at("--pin-path");
+    return true;
+  }
+  if (a.opts.count("--config")) {
+    std::vector<std::string> errors;
+    if (!switchyard::config::loadConfig(a.opts.at("--config"), cfg, errors)) {
+      for (const auto& e : errors) {
+        std::cerr << e << "\n";
+      }
+      return false;
+    }
+    pinPath = cfg.bpf.pinPath;
+  }
+  return true;
+}
+
+int cmdRun(int argc, char** argv) {
+  Args a = parseArgs(argc, argv, 2, {"--config", "-v"});
+  if (a.help) {
+    std::cout << kRunHelp;
+    return 0;
+  }
+  if (!a.error.empty() || !a.opts.count("--config")) {
+    std::cerr << "switchyard run: " << (a.error.empty() ? "--config FILE is required" : a.error)
+              << "\n\n" << kRunHelp;
+    return kExitUsage;
+  }
+  Config cfg;
+  std::vector<std::string> errors;
+  if (!switchyard::config::loadConfig(a.opts.at("--config"), cfg, errors)) {
+    for (const auto& e : errors) {
+      std::cerr << e << "\n";
+    }
+    return kExitUsage;
+  }
+  switchyard::config::resolveDefaults(cfg);
+  if (cfg.source.kind == "files" && cfg.source.path.empty()) {
+    std::cerr << a.opts.at("--config") << ":1: source.path: is required when source.kind is files\n";
+    return kExitUsage;
+  }
+  if (a.opts.count("-v")) {
+    cfg.verbosity = std::atoi(a.opts.at("-v").c_str());
+  }
+  return switchyard::cmd::runDaemon(cfg);
+}
+
+int cmdStatus(int argc, char** argv) {
+  Args a = parseArgs(argc, argv, 2, {"--config", "--pin-path", "-o", "--output"});
+  if (a.help) {
+    std::cout << kStatusHelp;
+    return 0;
+  }
+  std::string format = a.opts.count("-o") ? a.opts.at("-o") : (a.opts.count("--output") ? a.opts.at("--output") : "table");
+  if (!a.error.empty() || (format != "json" && format != "table")) {
+    std::cerr << "switchyard status: " << (a.error.empty() ? "-o must be table or json" : a.error)
+              << "\n\n" << kStatusHelp;
+    return kExitUsage;
+  }
+  std::string pinPath;
+  if (!pinPathFrom(a, pinPath)) {
+    return kExitUsage;
+  }
+  return switchyard::cmd::printStatus(pinPath, format == "json");
+}
+
+int cmdCleanup(int argc, char** argv) {
+  Args a = parseArgs(argc, argv, 2, {"--config", "--pin-path"});
+  if (a.help) {
+    std::cout << kCleanupHelp;
+    return 0;
+  }
+  if (!a.error.empty()) {
+    std::cerr << "switchyard cleanup: " << a.error << "\n\n" << kCleanupHelp;
+    return kExitUsage;
+  }
+  std::string pinPath;
+  if (!pinPathFrom(a, pinPath)) {
+    return kExitUsage;
+  }
+  switchyard::bpf::CleanupReport r = switchyard::bpf::cleanupPinPath(pinPath);
+  std::cout << "cleanup " << pinPath << ": removed " << r.tcFiltersRemoved << " tc filters, "
+            << r.qdiscsRemoved << " clsact qdiscs, " << r.linksRemoved << " cgroup links, "
+            << r.pinsRemoved << " pinned maps\n";
+  for (const auto& e : r.errors) {
+    std::cerr << "switchyard cleanup: " << e << "\n";
+  }
+  return r.errors.empty() ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return kExitUsage;
+  }
+  std::string cmd = argv[1];
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (cmd == "run") {
+    return cmdRun(argc, argv);
+  }
+  if (cmd == "status") {
+    return cmdStatus(argc, argv);
+  }
+  if (cmd == "cleanup") {
+    return cmdCleanup(argc, argv);
+  }
+  if (cmd == "version" || cmd == "--version") {
+    if (argc > 2 && (std::strcmp(argv[2], "--help") == 0 || std::strcmp(argv[2], "-h") == 0)) {
+      std::cout << "Usage: switchyard version\n\nPrints the version, the map ABI version and the libbpf version.\n";
+      return 0;
+    }
+    std::cout << "switchyard " << SY_VERSION << " (map ABI " << SY_ABI_VERSION << ", libbpf "
+              << LIBBPF_MAJOR_VERSION << "." << LIBBPF_MINOR_VERSION << ")\n";
+    return 0;
+  }
+  std::cerr << "switchyard: unknown command \"" << cmd << "\"\n\n" << kUsage;
+  return kExitUsage;
+}

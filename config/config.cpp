@@ -1,0 +1,366 @@
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
+namespace switchyard::config {
+namespace {
+
+class Parser {
+ public:
+  Parser(std::string name, std::vector<std::string>& errors) : name_(std::move(name)), errors_(errors) {}
+
+  void fail(const YAML::Node& at, const std::string& field, const std::string& reason) {
+    errors_.push_back(name_ + ":" + std::to_string(at.Mark().line + 1) + ": " + field + ": " + reason);
+  }
+
+  bool str(const YAML::Node& n, const std::string& field, std::string& out) {
+    if (!n.IsScalar()) {
+      fail(n, field, "must be a string");
+      return false;
+    }
+    out = n.Scalar();
+    return true;
+  }
+
+  void boolean(const YAML::Node& n, const std::string& field, bool& out) {
+    std::string s = n.IsScalar() ? n.Scalar() : "";
+    if (s == "true" || s == "True" || s == "TRUE") {
+      out = true;
+    } else if (s == "false" || s == "False" || s == "FALSE") {
+      out = false;
+    } else {
+      fail(n, field, "must be true or false");
+    }
+  }
+
+  template <typename T>
+  void number(const YAML::Node& n, const std::string& field, T& out, double min, double max) {
+    if (!n.IsScalar()) {
+      fail(n, field, "must be a number");
+      return;
+    }
+    const std::string& s = n.Scalar();
+    char* end = nullptr;
+    double v = std::strtod(s.c_str(), &end);
+    if (s.empty() || *end != '\0' || n.Tag() == "!") {
+      fail(n, field, "must be a number, got \"" + s + "\"");
+      return;
+    }
+    if (v < min || v > max) {
+      std::ostringstream msg;
+      msg << "must be between " << min << " and " << max << ", got " << s;
+      fail(n, field, msg.str());
+      return;
+    }
+    if constexpr (std::is_integral_v<T>) {
+      if (v != static_cast<double>(static_cast<long long>(v))) {
+        fail(n, field, "must be an integer, got " + s);
+        return;
+      }
+    }
+    out = static_cast<T>(v);
+  }
+
+  void duration(const YAML::Node& n, const std::string& field, std::chrono::milliseconds& out) {
+    std::string s;
+    if (str(n, field, s) && !parseDuration(s, out)) {
+      fail(n, field, "must be a duration like 30s, 500ms or 1m, got \"" + s + "\"");
+    }
+  }
+
+  void hostPort(const YAML::Node& n, const std::string& field, std::string& out) {
+    std::string s, host;
+    uint16_t port = 0;
+    if (!str(n, field, s)) {
+      return;
+    }
+    if (!parseHostPort(s, host, port)) {
+      fail(n, field, "must be IP:port (e.g. 127.0.0.1:10249 or [::1]:10249), got \"" + s + "\"");
+      return;
+    }
+    out = s;
+  }
+
+  void cidr(const YAML::Node& n, const std::string& field, std::string& out) {
+    std::string s;
+    if (!str(n, field, s)) {
+      return;
+    }
+    for (const std::string& part : split(s, ',')) {
+      auto slash = part.find('/');
+      std::string addr = part.substr(0, slash);
+      unsigned char buf[16];
+      bool v4 = inet_pton(AF_INET, addr.c_str(), buf) == 1;
+      bool v6 = !v4 && inet_pton(AF_INET6, addr.c_str(), buf) == 1;
+      char* end = nullptr;
+      long bits = slash == std::string::npos ? -1 : std::strtol(part.c_str() + slash + 1, &end, 10);
+      if ((!v4 && !v6) || bits < 0 || (end && *end) || bits > (v4 ? 32 : 128)) {
+        fail(n, field, "must be a CIDR like 198.18.0.0/16 (comma-separated for dual-stack), got \"" + s + "\"");
+        return;
+      }
+    }
+    out = s;
+  }
+
+  void strList(const YAML::Node& n, const std::string& field, std::vector<std::string>& out) {
+    if (!n.IsSequence()) {
+      fail(n, field, "must be a list of strings");
+      return;
+    }
+    out.clear();
+    for (size_t i = 0; i < n.size(); ++i) {
+      std::string s;
+      if (str(n[i], field + "[" + std::to_string(i) + "]", s)) {
+        out.push_back(s);
+      }
+    }
+  }
+
+  // Calls the handler of each key; unknown keys are errors, as kube-proxy's strict decoding.
+  using Handler = std::function<void(const YAML::Node&, const std::string&)>;
+  void object(const YAML::Node& n, const std::string& prefix,
+              const std::map<std::string, Handler>& fields) {
+    if (!n.IsMap()) {
+      fail(n, prefix.empty() ? "<document>" : prefix, "must be a mapping");
+      return;
+    }
+    for (const auto& kv : n) {
+      std::string key = kv.first.Scalar();
+      std::string field = prefix.empty() ? key : prefix + "." + key;
+      auto h = fields.find(key);
+      if (h == fields.end()) {
+        fail(kv.first, field, "unknown field");
+        continue;
+      }
+      h->second(kv.second, field);
+    }
+  }
+
+  static std::vector<std::string> split(const std::string& s, char sep) {
+    std::vector<std::string> out;
+    std::stringstream ss(s);
+    std::string item;
+    while (std::getline(ss, item, sep)) {
+      out.push_back(item);
+    }
+    return out;
+  }
+
+ private:
+  std::string name_;
+  std::vector<std::string>& errors_;
+};
+
+}  // namespace
+
+bool parseDuration(const std::string& s, std::chrono::milliseconds& out) {
+  if (s.empty()) {
+    return false;
+  }
+  if (s == "0") {
+    out = std::chrono::milliseconds(0);
+    return true;
+  }
+  double total = 0;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t start = i;
+    while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) {
+      ++i;
+    }
+    if (start == i) {
+      return false;
+    }
+    double v = std::strtod(s.substr(start, i - start).c_str(), nullptr);
+    size_t ustart = i;
+    while (i < s.size() && std::isalpha(static_cast<unsigned char>(s[i]))) {
+      ++i;
+    }
+    std::string unit = s.substr(ustart, i - ustart);
+    if (unit == "ms") {
+      total += v;
+    } else if (unit == "s") {
+      total += v * 1000;
+    } else if (unit == "m") {
+      total += v * 60000;
+    } else if (unit == "h") {
+      total += v * 3600000;
+    } else {
+      return false;
+    }
+  }
+  out = std::chrono::milliseconds(static_cast<long long>(total));
+  return true;
+}
+
+bool parseHostPort(const std::string& s, std::string& host, uint16_t& port) {
+  std::string portText;
+  if (!s.empty() && s[0] == '[') {
+    auto close = s.find(']');
+    if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':') {
+      return false;
+    }
+    host = s.substr(1, close - 1);
+    portText = s.substr(close + 2);
+    unsigned char buf[16];
+    if (inet_pton(AF_INET6, host.c_str(), buf) != 1) {
+      return false;
+    }
+  } else {
+    auto colon = s.rfind(':');
+    if (colon == std::string::npos) {
+      return false;
+    }
+    host = s.substr(0, colon);
+    portText = s.substr(colon + 1);
+    unsigned char buf[4];
+    if (inet_pton(AF_INET, host.c_str(), buf) != 1) {
+      return false;
+    }
+  }
+  if (portText.empty() || portText.size() > 5 ||
+      portText.find_first_not_of("0123456789") != std::string::npos) {
+    return false;
+  }
+  unsigned long p = std::strtoul(portText.c_str(), nullptr, 10);
+  if (p > 65535) {
+    return false;
+  }
+  port = static_cast<uint16_t>(p);
+  return true;
+}
+
+bool parseConfig(const std::string& text, const std::string& name, Config& c,
+                 std::vector<std::string>& errors) {
+  size_t before = errors.size();
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    errors.push_back(name + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
+    return false;
+  }
+  if (!root.IsDefined() || root.IsNull()) {
+    errors.push_back(name + ":1: <document>: empty configuration");
+    return false;
+  }
+  Parser p(name, errors);
+  bool sawApiVersion = false, sawKind = false;
+  auto u32 = [&p](uint32_t& dst) {
+    return [&p, &dst](const YAML::Node& n, const std::string& f) { p.number(n, f, dst, 1, 1 << 30); };
+  };
+  p.object(root, "", {
+    {"apiVersion", [&](const YAML::Node& n, const std::string& f) {
+       std::string v;
+       sawApiVersion = true;
+       if (p.str(n, f, v) && v != kApiVersion) {
+         p.fail(n, f, std::string("must be ") + kApiVersion + ", got \"" + v + "\"");
+       }
+     }},
+    {"kind", [&](const YAML::Node& n, const std::string& f) {
+       std::string v;
+       sawKind = true;
+       if (p.str(n, f, v) && v != kKind) {
+         p.fail(n, f, std::string("must be ") + kKind + ", got \"" + v + "\"");
+       }
+     }},
+    {"hostnameOverride", [&](const YAML::Node& n, const std::string& f) { p.str(n, f, c.hostnameOverride); }},
+    {"healthzBindAddress", [&](const YAML::Node& n, const std::string& f) { p.hostPort(n, f, c.healthzBindAddress); }},
+    {"metricsBindAddress", [&](const YAML::Node& n, const std::string& f) { p.hostPort(n, f, c.metricsBindAddress); }},
+    {"clusterCIDR", [&](const YAML::Node& n, const std::string& f) { p.cidr(n, f, c.clusterCIDR); }},
+    {"syncPeriod", [&](const YAML::Node& n, const std::string& f) { p.duration(n, f, c.syncPeriod); }},
+    {"minSyncPeriod", [&](const YAML::Node& n, const std::string& f) { p.duration(n, f, c.minSyncPeriod); }},
+    {"logging", [&](const YAML::Node& n, const std::string& f) {
+       p.object(n, f, {{"verbosity", [&](const YAML::Node& v, const std::string& vf) { p.number(v, vf, c.verbosity, 0, 10); }}});
+     }},
+    {"source", [&](const YAML::Node& n, const std::string& f) {
+       p.object(n, f, {
+         {"kind", [&](const YAML::Node& v, const std::string& vf) {
+            if (p.str(v, vf, c.source.kind) && c.source.kind != "files" && c.source.kind != "apiserver") {
+              p.fail(v, vf, "must be files or apiserver, got \"" + c.source.kind + "\"");
+            }
+          }},
+         {"path", [&](const YAML::Node& v, const std::string& vf) { p.str(v, vf, c.source.path); }},
+         {"pollInterval", [&](const YAML::Node& v, const std::string& vf) { p.duration(v, vf, c.source.pollInterval); }},
+       });
+     }},
+    {"clientConnection", [&](const YAML::Node& n, const std::string& f) {
+       p.object(n, f, {
+         {"kubeconfig", [&](const YAML::Node& v, const std::string& vf) { p.str(v, vf, c.clientConnection.kubeconfig); }},
+         {"qps", [&](const YAML::Node& v, const std::string& vf) { p.number(v, vf, c.clientConnection.qps, 0, 1e6); }},
+         {"burst", [&](const YAML::Node& v, const std::string& vf) { p.number(v, vf, c.clientConnection.burst, 0, 1e6); }},
+         {"contentType", [&](const YAML::Node& v, const std::string& vf) { std::string s; p.str(v, vf, s); }},
+         {"acceptContentTypes", [&](const YAML::Node& v, const std::string& vf) { std::string s; p.str(v, vf, s); }},
+       });
+     }},
+    {"bpf", [&](const YAML::Node& n, const std::string& f) {
+       p.object(n, f, {
+         {"pinPath", [&](const YAML::Node& v, const std::string& vf) {
+            if (p.str(v, vf, c.bpf.pinPath) && (c.bpf.pinPath.empty() || c.bpf.pinPath[0] != '/')) {
+              p.fail(v, vf, "must be an absolute path");
+            }
+          }},
+         {"cgroupPath", [&](const YAML::Node& v, const std::string& vf) {
+            if (p.str(v, vf, c.bpf.cgroupPath) && !c.bpf.cgroupPath.empty() && c.bpf.cgroupPath[0] != '/') {
+              p.fail(v, vf, "must be an absolute path");
+            }
+          }},
+         {"socketLB", [&](const YAML::Node& v, const std::string& vf) { p.boolean(v, vf, c.bpf.socketLB); }},
+         {"devices", [&](const YAML::Node& v, const std::string& vf) {
+            p.strList(v, vf, c.bpf.devices);
+            for (size_t i = 0; i < c.bpf.devices.size(); ++i) {
+              if (c.bpf.devices[i].empty() || c.bpf.devices[i].size() > 15) {
+                p.fail(v, vf + "[" + std::to_string(i) + "]", "must be a device name of 1 to 15 characters");
+              }
+            }
+          }},
+         {"mapSizes", [&](const YAML::Node& v, const std::string& vf) {
+            p.object(v, vf, {
+              {"services", u32(c.bpf.mapSizes.services)},
+              {"backends", u32(c.bpf.mapSizes.backends)},
+              {"revNat", u32(c.bpf.mapSizes.revNat)},
+              {"conntrack", u32(c.bpf.mapSizes.conntrack)},
+              {"sockRevNat", u32(c.bpf.mapSizes.sockRevNat)},
+            });
+          }},
+       });
+     }},
+  });
+  if (root.IsMap() && !sawApiVersion) {
+    errors.push_back(name + ":1: apiVersion: is required (" + kApiVersion + ")");
+  }
+  if (root.IsMap() && !sawKind) {
+    errors.push_back(name + ":1: kind: is required (" + kKind + ")");
+  }
+  if (c.source.kind == "files" && c.source.path.empty() && root.IsMap()) {
+    int line = root["source"] ? root["source"].Mark().line + 1 : 1;
+    errors.push_back(name + ":" + std::to_string(line) + ": source.path: is required when source.kind is files");
+  }
+  return errors.size() == before;
+}
+
+bool loadConfig(const std::string& file, Config& out, std::vector<std::string>& errors) {
+  std::ifstream in(file);
+  if (!in) {
+    errors.push_back(file + ": cannot be read");
+    return false;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parseConfig(ss.str(), file, out, errors);
+}
+
+void resolveDefaults(Config& c) {
+  if (c.source.kind.empty()) {
+    c.source.kind = std::getenv("KUBERNETES_SERVICE_HOST") ? "apiserver" : "files";
+  }
+}
+
+}  // namespace switchyard::config

@@ -1,0 +1,71 @@
+// The one YAML file: SwitchyardConfiguration (switchyard.dev/v1alpha1). Field names mirror
+// KubeProxyConfiguration where the meaning is the same. docs/configuration.md lists them.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace switchyard::config {
+
+inline constexpr const char* kApiVersion = "switchyard.dev/v1alpha1";
+inline constexpr const char* kKind = "SwitchyardConfiguration";
+
+struct MapSizes {
+  uint32_t services = 0;  // 0 = build default (bpf/abi.h)
+  uint32_t backends = 0;
+  uint32_t revNat = 0;
+  uint32_t conntrack = 0;
+  uint32_t sockRevNat = 0;
+};
+
+struct Config {
+  std::string hostnameOverride;
+  std::string healthzBindAddress = "0.0.0.0:10256";
+  std::string metricsBindAddress = "127.0.0.1:10249";
+  std::string clusterCIDR;
+  std::chrono::milliseconds syncPeriod{30000};     // periodic full reconcile
+  std::chrono::milliseconds minSyncPeriod{100};    // at most one sync per this interval
+  int verbosity = 0;                               // logging.verbosity; >= 4 logs debug
+
+  struct Source {
+    std::string kind;  // files | apiserver; "" resolved by resolveDefaults()
+    std::string path;  // files: a file or a directory of *.yaml
+    std::chrono::milliseconds pollInterval{500};
+  } source;
+
+  struct ClientConnection {
+    std::string kubeconfig;  // "" = in-cluster
+    double qps = 50;
+    int burst = 100;
+  } clientConnection;
+
+  struct Bpf {
+    std::string pinPath = "/sys/fs/bpf/switchyard";
+    std::string cgroupPath;  // "" = the cgroup v2 root, auto-detected
+    bool socketLB = true;
+    std::vector<std::string> devices;
+    MapSizes mapSizes;
+  } bpf;
+};
+
+// Parses and validates FILE. Every problem is reported as "FILE:LINE: field: reason"
+// (all of them, in one pass); returns false if there was any.
+bool loadConfig(const std::string& file, Config& out, std::vector<std::string>& errors);
+
+// Same, from text (tests); `name` stands in for the file name in messages.
+bool parseConfig(const std::string& text, const std::string& name, Config& out,
+                 std::vector<std::string>& errors);
+
+// Fills what depends on the environment: source.kind (apiserver inside a cluster, where
+// KUBERNETES_SERVICE_HOST is set, else files).
+void resolveDefaults(Config& c);
+
+// "host:port" with a numeric IPv4/IPv6 host ("[::1]:10249" for IPv6) and port 0-65535.
+bool parseHostPort(const std::string& s, std::string& host, uint16_t& port);
+
+// Go-style durations: "30s", "1m30s", "100ms", "2h".
+bool parseDuration(const std::string& s, std::chrono::milliseconds& out);
+
+}  // namespace switchyard::config

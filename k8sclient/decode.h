@@ -1,0 +1,32 @@
+// Decoding of Kubernetes JSON (as the API server returns it, or a manifest converted to
+// JSON) into the typed objects of objects.h. One decoder serves both sources.
+#pragma once
+
+#include <rapidjson/document.h>
+
+#include <string>
+#include <vector>
+
+#include "k8sclient/objects.h"
+
+namespace switchyard::k8s {
+
+// One decode problem: the JSON path of the field and what is wrong with it,
+// e.g. {"spec.ports[1].port", "must be between 1 and 65535, got 70000"}.
+struct FieldError {
+  std::string field;
+  std::string reason;
+  std::string str() const { return field + ": " + reason; }
+};
+
+// Each returns false and fills errors (every problem found, in one pass) when the object
+// is unusable; unknown fields are ignored, as the API server's clients do.
+bool decodeService(const rapidjson::Value& obj, Service& out, std::vector<FieldError>& errors);
+bool decodeEndpointSlice(const rapidjson::Value& obj, EndpointSlice& out,
+                         std::vector<FieldError>& errors);
+bool decodeNode(const rapidjson::Value& obj, Node& out, std::vector<FieldError>& errors);
+
+// metadata.namespace/name of any object, for error messages: "ns/name", or "<unnamed>".
+std::string objectRef(const rapidjson::Value& obj);
+
+}  // namespace switchyard::k8s

@@ -1,0 +1,20 @@
+// What a source (manifest files or the API server's reflectors) tells its consumer.
+// Deletes carry the last known object, as informers do.
+#pragma once
+
+#include "k8sclient/objects.h"
+
+namespace switchyard::k8s {
+
+class ServiceEventHandler {
+ public:
+  virtual ~ServiceEventHandler() = default;
+  virtual void onServiceUpsert(const Service& svc) = 0;
+  virtual void onServiceDelete(const Service& last) = 0;
+  virtual void onEndpointSliceUpsert(const EndpointSlice& slice) = 0;
+  virtual void onEndpointSliceDelete(const EndpointSlice& last) = 0;
+  // The first complete picture has been delivered: the dataplane may be programmed.
+  virtual void onSynced() = 0;
+};
+
+}  // namespace switchyard::k8s

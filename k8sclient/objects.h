@@ -1,0 +1,109 @@
+// Typed Kubernetes objects: only the fields switchyard reads. Filled by decode.h from JSON
+// (API server) or from YAML converted to JSON (manifest files); consumed by lb/.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace switchyard::k8s {
+
+struct ObjectMeta {
+  std::string namespace_;  // "default" when a manifest omits it
+  std::string name;
+  std::string uid;
+  std::string resourceVersion;
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
+  bool deleting = false;  // metadata.deletionTimestamp set
+
+  std::string key() const { return namespace_ + "/" + name; }
+};
+
+enum class Protocol : uint8_t { TCP, UDP, SCTP };
+
+// A Service port's targetPort: a number or a name (IntOrString).
+struct IntOrString {
+  std::optional<int32_t> number;
+  std::string name;  // set when the value is a string
+};
+
+struct ServicePort {
+  std::string name;
+  Protocol protocol = Protocol::TCP;
+  int32_t port = 0;
+  IntOrString targetPort;
+  int32_t nodePort = 0;  // 0 = none
+};
+
+struct Service {
+  ObjectMeta metadata;
+  std::string type = "ClusterIP";  // ClusterIP | NodePort | LoadBalancer | ExternalName
+  std::string clusterIP;           // "None" for headless
+  std::vector<std::string> clusterIPs;
+  std::vector<ServicePort> ports;
+  std::vector<std::string> externalIPs;
+  std::string sessionAffinity = "None";  // None | ClientIP
+  int32_t sessionAffinityTimeoutSeconds = 10800;
+  std::string externalTrafficPolicy;     // Cluster | Local ("" = Cluster)
+  std::string internalTrafficPolicy;     // Cluster | Local ("" = Cluster)
+  std::string trafficDistribution;
+  int32_t healthCheckNodePort = 0;
+  std::vector<std::string> loadBalancerIngressIPs;  // status.loadBalancer.ingress[].ip
+  std::vector<std::string> loadBalancerSourceRanges;
+};
+
+struct EndpointConditions {
+  std::optional<bool> ready;        // nil = ready
+  std::optional<bool> serving;      // nil = same as ready
+  std::optional<bool> terminating;  // nil = not terminating
+};
+
+struct Endpoint {
+  std::vector<std::string> addresses;
+  EndpointConditions conditions;
+  std::string nodeName;
+  std::string zone;
+  std::vector<std::string> hintsForZones;
+  std::vector<std::string> hintsForNodes;
+};
+
+struct EndpointPort {
+  std::string name;  // "" when unnamed; matches the Service port's name
+  Protocol protocol = Protocol::TCP;
+  std::optional<int32_t> port;  // nil = all ports (not proxied)
+};
+
+struct EndpointSlice {
+  ObjectMeta metadata;
+  std::string addressType;  // IPv4 | IPv6 | FQDN
+  std::vector<Endpoint> endpoints;
+  std::vector<EndpointPort> ports;
+
+  // The owning Service's name, from the kubernetes.io/service-name label; "" if absent.
+  std::string serviceName() const {
+    auto it = metadata.labels.find("kubernetes.io/service-name");
+    return it == metadata.labels.end() ? std::string() : it->second;
+  }
+};
+
+struct Node {
+  ObjectMeta metadata;
+  struct Taint {
+    std::string key, value, effect;
+  };
+  std::vector<Taint> taints;
+};
+
+inline const char* protocolName(Protocol p) {
+  switch (p) {
+    case Protocol::TCP: return "TCP";
+    case Protocol::UDP: return "UDP";
+    case Protocol::SCTP: return "SCTP";
+  }
+  return "?";
+}
+
+}  // namespace switchyard::k8s

@@ -1,0 +1,66 @@
+// Joins the event stream to the syncer: events mark services dirty; sync() turns the
+// dirty set (or everything, when a full sync is due) into map writes.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "k8sclient/events.h"
+#include "lb/service_tracker.h"
+#include "lb/syncer.h"
+
+namespace switchyard::lb {
+
+struct SyncReport {
+  bool ran = false;   // false: nothing to do, or the source has not synced yet
+  bool full = false;  // every service was synced (first sync, repair, periodic reconcile)
+  size_t servicesSynced = 0;
+  SyncResult result;
+  std::vector<std::string> warnings;  // translation problems, naming object and field
+  // When the oldest change this sync applied was received (for programming latency).
+  std::optional<std::chrono::steady_clock::time_point> oldestChange;
+};
+
+class Proxier : public k8s::ServiceEventHandler {
+ public:
+  explicit Proxier(DataplaneWriter& writer) : syncer_(writer) {}
+
+  // Before the first event: take over what the pinned maps hold.
+  void adopt(const DataplaneState& state) { syncer_.adopt(state); }
+
+  void onServiceUpsert(const k8s::Service& svc) override;
+  void onServiceDelete(const k8s::Service& last) override;
+  void onEndpointSliceUpsert(const k8s::EndpointSlice& slice) override;
+  void onEndpointSliceDelete(const k8s::EndpointSlice& last) override;
+  void onSynced() override { sourceSynced_ = true; }
+
+  bool sourceSynced() const { return sourceSynced_; }
+  bool initialSyncDone() const { return initialSyncDone_; }
+  // Changes received and not yet applied (or a repair is due).
+  bool pending() const { return tracker_.hasDirty() || needFullSync_ || !initialSyncDone_; }
+  std::optional<std::chrono::steady_clock::time_point> oldestPending() const {
+    return oldestPending_;
+  }
+
+  // Applies what changed; a full (forced) sync when forceFull, after failed writes, and the
+  // first time (which also removes what the maps held for services that no longer exist).
+  SyncReport sync(bool forceFull = false);
+
+  size_t frontendCount() const { return syncer_.frontendCount(); }
+  size_t backendCount() const { return syncer_.backendCount(); }
+  const ServiceTracker& tracker() const { return tracker_; }
+
+ private:
+  void noteChange();
+
+  ServiceTracker tracker_;
+  Syncer syncer_;
+  bool sourceSynced_ = false;
+  bool initialSyncDone_ = false;
+  bool needFullSync_ = false;
+  std::optional<std::chrono::steady_clock::time_point> oldestPending_;
+};
+
+}  // namespace switchyard::lb

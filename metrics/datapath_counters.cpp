@@ -1,0 +1,71 @@
+#include "metrics/datapath_counters.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "bpf/abi.h"
+
+namespace switchyard::metrics {
+
+const std::vector<std::string>& reasonNames() {
+  static const std::vector<std::string> names = {
+      "sock_xlate",        // SY_REASON_SOCK_XLATE
+      "sock_no_backend",   // SY_REASON_SOCK_NO_BACKEND
+      "sock_revnat",       // SY_REASON_SOCK_REVNAT
+      "tc_dnat_new",       // SY_REASON_TC_DNAT_NEW
+      "tc_dnat_ct",        // SY_REASON_TC_DNAT_CT
+      "tc_revnat",         // SY_REASON_TC_REVNAT
+      "tc_no_backend",     // SY_REASON_TC_NO_BACKEND
+      "tc_backend_gone",   // SY_REASON_TC_BACKEND_GONE
+      "tc_csum_error",     // SY_REASON_TC_CSUM_ERROR
+      "tc_fragment",       // SY_REASON_TC_FRAGMENT
+  };
+  return names;
+}
+
+bool DatapathCounters::read(int fd, Totals& out) {
+  int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) {
+    return false;
+  }
+  out.packets.assign(SY_REASON_MAX, 0);
+  out.bytes.assign(SY_REASON_MAX, 0);
+  std::vector<struct sy_counter> values(static_cast<size_t>(cpus));
+  for (uint32_t r = 0; r < SY_REASON_MAX; ++r) {
+    if (bpf_map_lookup_elem(fd, &r, values.data()) != 0) {
+      return false;
+    }
+    for (const auto& v : values) {
+      out.packets[r] += v.packets;
+      out.bytes[r] += v.bytes;
+    }
+  }
+  return true;
+}
+
+std::vector<prometheus::MetricFamily> DatapathCounters::Collect() const {
+  static_assert(SY_REASON_MAX == 10, "add the new reason's name to reasonNames()");
+  Totals t;
+  if (!read(fd_, t)) {
+    return {};
+  }
+  prometheus::MetricFamily packets{"switchyard_datapath_packets_total",
+                                   "Packets (or socket operations) the datapath handled, by reason",
+                                   prometheus::MetricType::Counter, {}};
+  prometheus::MetricFamily bytes{"switchyard_datapath_bytes_total",
+                                 "Bytes of the packets the datapath handled, by reason",
+                                 prometheus::MetricType::Counter, {}};
+  for (uint32_t r = 0; r < SY_REASON_MAX; ++r) {
+    prometheus::ClientMetric p;
+    p.label = {{"reason", reasonNames()[r]}};
+    p.counter.value = static_cast<double>(t.packets[r]);
+    packets.metric.push_back(p);
+    prometheus::ClientMetric b;
+    b.label = {{"reason", reasonNames()[r]}};
+    b.counter.value = static_cast<double>(t.bytes[r]);
+    bytes.metric.push_back(b);
+  }
+  return {packets, bytes};
+}
+
+}  // namespace switchyard::metrics

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs every Debian package switchyard needs to build, test, demo and benchmark.
+# Idempotent: installs only what is missing; safe to run on every invocation.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: run as root (apt-get install needs it)" >&2
+  exit 1
+fi
+
+PACKAGES=(
+  # toolchain
+  build-essential cmake pkg-config clang llvm
+  # BPF: libbpf for loading, bpftool for skeletons, libelf/zlib for libbpf
+  libbpf-dev bpftool libelf-dev zlib1g-dev
+  # netlink
+  libnl-3-dev libnl-route-3-dev
+  # control plane libraries
+  libboost-dev libboost-system-dev libssl-dev rapidjson-dev libyaml-cpp-dev prometheus-cpp-dev
+  # tests and micro-benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # runtime tools used by the demo and the tests
+  iproute2 procps curl util-linux python3
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "install-deps: all ${#PACKAGES[@]} packages present"
