@@ -31,6 +31,11 @@ int libbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
   while (!msg.empty() && msg.back() == '\n') {
     msg.pop_back();
   }
+  // bpf_tc_hook_create on a device that already has clsact (ours from an earlier run, or
+  // someone else's) is expected; libbpf still prints the kernel's complaint.
+  if (msg.find("Exclusivity flag on") != std::string::npos && !gVerbose) {
+    return 0;
+  }
   logging::write(level == LIBBPF_WARN ? logging::Level::Warning : logging::Level::Debug,
                  "libbpf: " + msg);
   return n;

@@ -340,7 +340,12 @@ bool parseConfig(const std::string& text, const std::string& name, Config& c,
     errors.push_back(name + ":1: kind: is required (" + kKind + ")");
   }
   if (c.source.kind == "files" && c.source.path.empty() && root.IsMap()) {
-    int line = root["source"] ? root["source"].Mark().line + 1 : 1;
+    int line = 1;
+    for (const auto& kv : root) {
+      if (kv.first.Scalar() == "source") {
+        line = kv.first.Mark().line + 1;  // the "source:" key, not its first child
+      }
+    }
     errors.push_back(name + ":" + std::to_string(line) + ": source.path: is required when source.kind is files");
   }
   return errors.size() == before;

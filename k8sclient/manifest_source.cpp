@@ -244,8 +244,22 @@ ManifestSet loadManifests(const std::vector<std::string>& files, const ManifestS
     ManifestSet fileSet;
     FileLoader loader(file, fileSet, previous, problems);
     if (!loader.load(ss.str())) {
-      keepPrevious(file, previous, out);
-      continue;
+      // A document we could not parse may hold any of the file's earlier objects (an edit
+      // in progress): keep those, and apply the documents that did parse.
+      ManifestSet kept;
+      keepPrevious(file, previous, kept);
+      for (auto& [k, v] : kept.services) {
+        if (!fileSet.services.count(k)) {
+          fileSet.services[k] = v;
+          fileSet.fingerprint["Service " + k] = kept.fingerprint["Service " + k];
+        }
+      }
+      for (auto& [k, v] : kept.slices) {
+        if (!fileSet.slices.count(k)) {
+          fileSet.slices[k] = v;
+          fileSet.fingerprint["EndpointSlice " + k] = kept.fingerprint["EndpointSlice " + k];
+        }
+      }
     }
     for (auto& [k, v] : fileSet.services) {
       if (!out.services.emplace(k, v).second) {

@@ -1,0 +1,112 @@
+// An in-memory stand-in for the services, backends and rev NAT maps that checks, after
+// every single operation, what a packet could observe: a service's slots 1..count all
+// exist and point to existing backends, and its rev NAT entry exists. The BPF behaviour
+// itself is tested with the real programs (tests/bpf, tests/e2e); this tests the order in
+// which the syncer writes.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "lb/dataplane_writer.h"
+
+namespace switchyard::lb::testing {
+
+class FakeMaps : public DataplaneWriter {
+ public:
+  int putBackend(uint32_t id, const Backend& b) override {
+    if (int e = maybeFail("putBackend")) return e;
+    backends[id] = b;
+    return check("putBackend");
+  }
+  int deleteBackend(uint32_t id) override {
+    if (int e = maybeFail("deleteBackend")) return e;
+    backends.erase(id);
+    return check("deleteBackend");
+  }
+  int putRevNat(uint32_t id, const FrontendKey& fe) override {
+    if (int e = maybeFail("putRevNat")) return e;
+    revNats[id] = fe;
+    return check("putRevNat");
+  }
+  int deleteRevNat(uint32_t id) override {
+    if (int e = maybeFail("deleteRevNat")) return e;
+    revNats.erase(id);
+    return check("deleteRevNat");
+  }
+  int putSlot(const FrontendKey& fe, uint16_t slot, const SlotValue& v) override {
+    if (int e = maybeFail("putSlot")) return e;
+    slots[{fe, slot}] = v;
+    ++slotWrites;
+    return check("putSlot");
+  }
+  int deleteSlot(const FrontendKey& fe, uint16_t slot) override {
+    if (int e = maybeFail("deleteSlot")) return e;
+    slots.erase({fe, slot});
+    return check("deleteSlot");
+  }
+  DataplaneState read() override {
+    DataplaneState st;
+    st.backends = backends;
+    st.revNats = revNats;
+    for (const auto& [k, v] : slots) {
+      if (k.second == 0) {
+        ProgrammedFrontend pf;
+        pf.key = k.first;
+        pf.revNatId = v.revNatId;
+        pf.flags = v.flags;
+        for (uint16_t s = 1; s <= v.count; ++s) {
+          auto it = slots.find({k.first, s});
+          pf.backendIds.push_back(it == slots.end() ? 0 : it->second.backendId);
+        }
+        st.frontends.push_back(pf);
+      }
+    }
+    return st;
+  }
+
+  // The backends a packet to `fe` can reach now, as strings.
+  std::vector<std::string> reachable(const FrontendKey& fe) const {
+    std::vector<std::string> out;
+    auto head = slots.find({fe, 0});
+    if (head == slots.end()) return out;
+    for (uint16_t s = 1; s <= head->second.count; ++s) {
+      out.push_back(backends.at(slots.at({fe, s}).backendId).key.str());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  std::map<uint32_t, Backend> backends;
+  std::map<uint32_t, FrontendKey> revNats;
+  std::map<std::pair<FrontendKey, uint16_t>, SlotValue> slots;
+  std::vector<std::string> violations;  // invariant breaks seen after an operation
+  size_t slotWrites = 0;
+  std::string failOp;  // operation name to fail with -E2BIG ("map full"), "" = none
+
+ private:
+  int maybeFail(const std::string& op) { return op == failOp ? -7 /* E2BIG */ : 0; }
+
+  int check(const std::string& op) {
+    for (const auto& [k, v] : slots) {
+      if (k.second != 0) continue;
+      const std::string fe = k.first.str();
+      if (v.revNatId == 0 || !revNats.count(v.revNatId)) {
+        violations.push_back(op + ": " + fe + " names rev NAT " + std::to_string(v.revNatId) + " which does not exist");
+      }
+      for (uint16_t s = 1; s <= v.count; ++s) {
+        auto it = slots.find({k.first, s});
+        if (it == slots.end()) {
+          violations.push_back(op + ": " + fe + " count " + std::to_string(v.count) + " but slot " + std::to_string(s) + " is missing");
+        } else if (!backends.count(it->second.backendId)) {
+          violations.push_back(op + ": " + fe + " slot " + std::to_string(s) + " points to missing backend " +
+                               std::to_string(it->second.backendId));
+        }
+      }
+    }
+    return 0;
+  }
+};
+
+}  // namespace switchyard::lb::testing

@@ -1,0 +1,169 @@
+// The manifest source: kubectl-shaped YAML, bad documents reported with file, document,
+// line and field and skipped, the rest applied; changes delivered as events.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "k8sclient/manifest_source.h"
+
+namespace switchyard::k8s {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+std::string fixture(const std::string& name) { return std::string(SY_FIXTURES) + "/manifests/" + name; }
+
+// Records events as strings like "+svc shop/web".
+struct Recorder : ServiceEventHandler {
+  std::vector<std::string> events;
+  bool synced = false;
+  void onServiceUpsert(const Service& s) override { events.push_back("+svc " + s.metadata.key()); }
+  void onServiceDelete(const Service& s) override { events.push_back("-svc " + s.metadata.key()); }
+  void onEndpointSliceUpsert(const EndpointSlice& s) override { events.push_back("+eps " + s.metadata.key()); }
+  void onEndpointSliceDelete(const EndpointSlice& s) override { events.push_back("-eps " + s.metadata.key()); }
+  void onSynced() override { synced = true; }
+};
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/sy-manifest-XXXXXX";
+    path_ = mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+  void write(const std::string& name, const std::string& text) const {
+    std::string tmp = path_ + "/." + name + ".tmp";
+    std::ofstream(tmp) << text;
+    std::filesystem::rename(tmp, path_ + "/" + name);
+  }
+
+ private:
+  std::string path_;
+};
+
+TEST(Manifests, KubectlGetListOutputIsRead) {
+  std::vector<ManifestProblem> problems;
+  ManifestSet set = loadManifests({fixture("kubectl-list.yaml")}, {}, problems);
+  EXPECT_TRUE(problems.empty()) << problems[0].str();
+  ASSERT_EQ(set.services.count("shop/web"), 1u);
+  ASSERT_EQ(set.slices.count("shop/web-x7k2p"), 1u);
+  const Service& s = set.services.at("shop/web");
+  EXPECT_EQ(s.clusterIPs.at(0), "198.19.0.10");
+  EXPECT_EQ(s.ports.at(0).targetPort.name, "http-alt");
+  const EndpointSlice& e = set.slices.at("shop/web-x7k2p");
+  EXPECT_EQ(e.endpoints.size(), 2u);
+  EXPECT_EQ(e.endpoints[1].conditions.ready, false);
+}
+
+TEST(Manifests, BadDocumentsAreReportedAndSkippedTheRestApplied) {
+  std::vector<ManifestProblem> problems;
+  ManifestSet set = loadManifests({fixture("invalid-docs.yaml")}, {}, problems);
+  EXPECT_EQ(set.services.count("default/good"), 1u);
+  EXPECT_EQ(set.slices.count("default/good-1"), 1u);
+  EXPECT_EQ(set.services.count("default/bad-port"), 0u);
+  ASSERT_EQ(problems.size(), 2u);
+  // The port error names file, line, document, object and field.
+  EXPECT_EQ(problems[0].str(), fixture("invalid-docs.yaml") +
+                                   ":22: document 2: Service default/bad-port: spec.ports[0].port: "
+                                   "must be between 1 and 65535, got 0");
+  // The broken YAML document is the fourth; the Deployment in between is not ours, no error.
+  EXPECT_EQ(problems[1].document, 4u);
+  EXPECT_THAT(problems[1].reason, HasSubstr("invalid YAML"));
+  EXPECT_GE(problems[1].line, 32);
+  EXPECT_LE(problems[1].line, 35);
+}
+
+constexpr const char* kSvc = R"(apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: default
+spec:
+  clusterIP: 198.19.0.10
+  ports:
+  - name: http
+    port: 80
+    protocol: TCP
+)";
+
+TEST(Manifests, AnInvalidEditKeepsTheLastGoodVersion) {
+  TempDir dir;
+  dir.write("svc.yaml", kSvc);
+  std::vector<ManifestProblem> problems;
+  ManifestSet first = loadManifests({dir.path() + "/svc.yaml"}, {}, problems);
+  ASSERT_EQ(first.services.count("default/web"), 1u);
+
+  std::string bad = kSvc;
+  bad.replace(bad.find("port: 80"), 8, "port: -1");
+  dir.write("svc.yaml", bad);
+  ManifestSet second = loadManifests({dir.path() + "/svc.yaml"}, first, problems);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].field, "spec.ports[0].port");
+  ASSERT_EQ(second.services.count("default/web"), 1u) << "a bad edit must not remove the service";
+  EXPECT_EQ(second.services.at("default/web").ports[0].port, 80);
+
+  Recorder rec;
+  diffManifests(first, second, rec);
+  EXPECT_TRUE(rec.events.empty()) << "the kept version is no change";
+}
+
+TEST(Manifests, SourceDeliversEventsAndFollowsChanges) {
+  TempDir dir;
+  dir.write("svc.yaml", kSvc);
+  boost::asio::io_context io;
+  Recorder rec;
+  std::vector<std::string> problems;
+  ManifestSource src(io, dir.path(), rec, [&](const ManifestProblem& p) { problems.push_back(p.str()); });
+  src.start();
+  EXPECT_TRUE(rec.synced);
+  EXPECT_THAT(rec.events, ElementsAre("+svc default/web"));
+
+  rec.events.clear();
+  dir.write("slice.yaml", R"(apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-1
+  labels: {kubernetes.io/service-name: web}
+addressType: IPv4
+endpoints:
+- addresses: [198.18.16.2]
+ports:
+- {name: http, port: 8080, protocol: TCP}
+)");
+  src.poll();
+  EXPECT_THAT(rec.events, ElementsAre("+eps default/web-1"));
+
+  rec.events.clear();
+  src.poll();  // nothing changed: nothing delivered
+  EXPECT_TRUE(rec.events.empty());
+
+  std::filesystem::remove(dir.path() + "/svc.yaml");
+  src.poll();
+  EXPECT_THAT(rec.events, ElementsAre("-svc default/web"));
+  EXPECT_TRUE(problems.empty());
+}
+
+TEST(Manifests, MissingPathIsAnErrorNotAnEmptyCluster) {
+  boost::asio::io_context io;
+  Recorder rec;
+  TempDir dir;
+  dir.write("svc.yaml", kSvc);
+  std::vector<std::string> problems;
+  ManifestSource src(io, dir.path(), rec, [&](const ManifestProblem& p) { problems.push_back(p.str()); });
+  src.start();
+  rec.events.clear();
+  std::filesystem::remove_all(dir.path());
+  src.poll();
+  EXPECT_TRUE(rec.events.empty()) << "a vanished path must not delete every service";
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_THAT(problems[0], HasSubstr("keeping the last good manifests"));
+}
+
+}  // namespace
+}  // namespace switchyard::k8s

@@ -1,0 +1,184 @@
+// The syncer: incremental, ordered so no packet sees a half-made service, O(changes) per
+// update, and adoption of pinned state after a restart without rewriting it.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "fake_maps.h"
+#include "lb/syncer.h"
+
+namespace switchyard::lb {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using testing::FakeMaps;
+
+FrontendKey fe(const std::string& ip, uint16_t port, uint8_t proto = kProtoTCP) {
+  return {*IpAddr::parse(ip), port, proto};
+}
+
+Frontend frontend(const std::string& ip, uint16_t port, const std::vector<std::string>& backendIps,
+                  uint16_t backendPort = 8080) {
+  Frontend f;
+  f.key = fe(ip, port);
+  f.flags = kFrontendClusterIP;
+  for (const auto& b : backendIps) {
+    f.backends.push_back({{*IpAddr::parse(b), backendPort, kProtoTCP}, false});
+  }
+  std::sort(f.backends.begin(), f.backends.end());
+  return f;
+}
+
+std::vector<std::string> pods(int from, int to) {
+  std::vector<std::string> out;
+  for (int i = from; i <= to; ++i) {
+    out.push_back("198.18." + std::to_string(16 + i / 250) + "." + std::to_string(2 + i % 250));
+  }
+  return out;
+}
+
+TEST(Syncer, CreateUpdateDeleteKeepsEveryIntermediateStateServable) {
+  FakeMaps maps;
+  Syncer s(maps);
+  auto r = s.syncOwner("default/web", {frontend("198.19.0.10", 80, {"198.18.16.2", "198.18.16.3", "198.18.16.4"})});
+  EXPECT_EQ(r.errors, 0u);
+  EXPECT_THAT(maps.reachable(fe("198.19.0.10", 80)),
+              ElementsAre("198.18.16.2:8080/TCP", "198.18.16.3:8080/TCP", "198.18.16.4:8080/TCP"));
+
+  // Shrink from the middle, then grow, then replace everything.
+  s.syncOwner("default/web", {frontend("198.19.0.10", 80, {"198.18.16.2", "198.18.16.4"})});
+  EXPECT_THAT(maps.reachable(fe("198.19.0.10", 80)), ElementsAre("198.18.16.2:8080/TCP", "198.18.16.4:8080/TCP"));
+  EXPECT_EQ(maps.backends.size(), 2u) << "an unreferenced backend is deleted";
+  s.syncOwner("default/web", {frontend("198.19.0.10", 80, pods(0, 9))});
+  EXPECT_EQ(maps.reachable(fe("198.19.0.10", 80)).size(), 10u);
+  s.syncOwner("default/web", {frontend("198.19.0.10", 80, pods(20, 22))});
+  EXPECT_EQ(maps.reachable(fe("198.19.0.10", 80)).size(), 3u);
+  EXPECT_EQ(maps.backends.size(), 3u);
+
+  // Delete: nothing of the service is left.
+  r = s.syncOwner("default/web", {});
+  EXPECT_EQ(r.frontendsDeleted, 1u);
+  EXPECT_THAT(maps.slots, IsEmpty());
+  EXPECT_THAT(maps.backends, IsEmpty());
+  EXPECT_THAT(maps.revNats, IsEmpty());
+  EXPECT_THAT(maps.violations, IsEmpty());
+}
+
+TEST(Syncer, NoBackendsIsAServiceWithCountZero) {
+  FakeMaps maps;
+  Syncer s(maps);
+  s.syncOwner("default/web", {frontend("198.19.0.10", 80, {})});
+  auto head = maps.slots.find({fe("198.19.0.10", 80), 0});
+  ASSERT_NE(head, maps.slots.end()) << "the frontend must exist so traffic is rejected, not passed";
+  EXPECT_EQ(head->second.count, 0u);
+  EXPECT_THAT(maps.violations, IsEmpty());
+}
+
+TEST(Syncer, OneEndpointChangeRewritesAConstantNumberOfSlots) {
+  FakeMaps maps;
+  Syncer s(maps);
+  s.syncOwner("default/big", {frontend("198.19.0.10", 80, pods(0, 999))});
+  size_t before = maps.slotWrites;
+  // Remove one backend from the middle and add a new one.
+  auto eps = pods(0, 999);
+  eps.erase(eps.begin() + 500);
+  eps.push_back(pods(2000, 2000)[0]);
+  s.syncOwner("default/big", {frontend("198.19.0.10", 80, eps)});
+  EXPECT_LE(maps.slotWrites - before, 2u) << "the new backend takes the removed one's slot, then slot 0";
+  EXPECT_EQ(maps.reachable(fe("198.19.0.10", 80)).size(), 1000u);
+  EXPECT_THAT(maps.violations, IsEmpty());
+}
+
+TEST(Syncer, UnchangedServiceWritesNothing) {
+  FakeMaps maps;
+  Syncer s(maps);
+  auto f = frontend("198.19.0.10", 80, pods(0, 4));
+  s.syncOwner("default/web", {f});
+  size_t before = maps.slotWrites;
+  auto r = s.syncOwner("default/web", {f});
+  EXPECT_EQ(maps.slotWrites, before);
+  EXPECT_EQ(r.frontendsWritten, 0u);
+  EXPECT_EQ(r.backendsWritten, 0u);
+}
+
+TEST(Syncer, BackendsSharedBetweenServicesLiveAsLongAsOneUsesThem) {
+  FakeMaps maps;
+  Syncer s(maps);
+  s.syncOwner("default/a", {frontend("198.19.0.10", 80, {"198.18.16.2"})});
+  s.syncOwner("default/b", {frontend("198.19.0.11", 80, {"198.18.16.2"})});
+  EXPECT_EQ(maps.backends.size(), 1u);
+  s.syncOwner("default/a", {});
+  EXPECT_EQ(maps.backends.size(), 1u);
+  EXPECT_THAT(maps.reachable(fe("198.19.0.11", 80)), ElementsAre("198.18.16.2:8080/TCP"));
+  s.syncOwner("default/b", {});
+  EXPECT_THAT(maps.backends, IsEmpty());
+  EXPECT_THAT(maps.violations, IsEmpty());
+}
+
+TEST(Syncer, AdoptionAfterRestartWritesNothingAndKeepsIds) {
+  FakeMaps maps;
+  {
+    Syncer first(maps);
+    first.syncOwner("default/web", {frontend("198.19.0.10", 80, pods(0, 2))});
+    first.syncOwner("default/gone", {frontend("198.19.0.99", 80, pods(5, 5))});
+  }
+  auto idsBefore = maps.read();
+  size_t writesBefore = maps.slotWrites;
+
+  Syncer second(maps);
+  second.adopt(maps.read());
+  auto r = second.syncOwner("default/web", {frontend("198.19.0.10", 80, pods(0, 2))});
+  EXPECT_EQ(maps.slotWrites, writesBefore) << "a restart must not rewrite what is already right";
+  EXPECT_EQ(r.backendsWritten, 0u);
+  // default/gone was deleted while we were down: removed once the first sync is complete.
+  EXPECT_EQ(maps.reachable(fe("198.19.0.99", 80)).size(), 1u);
+  r = second.removeUnclaimed();
+  EXPECT_EQ(r.frontendsDeleted, 1u);
+  EXPECT_THAT(maps.reachable(fe("198.19.0.99", 80)), IsEmpty());
+  auto after = maps.read();
+  ASSERT_EQ(after.frontends.size(), 1u);
+  EXPECT_EQ(after.frontends[0].revNatId, idsBefore.frontends[0].revNatId);
+  EXPECT_EQ(after.frontends[0].backendIds, idsBefore.frontends[0].backendIds);
+  EXPECT_EQ(after.backends.size(), 3u);
+  EXPECT_THAT(maps.violations, IsEmpty());
+
+  // New IDs never collide with adopted ones.
+  second.syncOwner("default/new", {frontend("198.19.0.12", 80, pods(7, 7))});
+  auto last = maps.read();
+  EXPECT_EQ(last.backends.size(), 4u);
+  EXPECT_EQ(last.revNats.size(), 2u);
+}
+
+TEST(Syncer, AFailedWriteIsCountedAndAForcedSyncRepairsIt) {
+  FakeMaps maps;
+  Syncer s(maps);
+  maps.failOp = "putSlot";
+  auto r = s.syncOwner("default/web", {frontend("198.19.0.10", 80, pods(0, 2))});
+  EXPECT_GT(r.errors, 0u);
+  EXPECT_THAT(maps.reachable(fe("198.19.0.10", 80)), IsEmpty());
+  maps.failOp.clear();
+  r = s.syncOwner("default/web", {frontend("198.19.0.10", 80, pods(0, 2))}, /*force=*/true);
+  EXPECT_EQ(r.errors, 0u);
+  EXPECT_EQ(maps.reachable(fe("198.19.0.10", 80)).size(), 3u);
+  EXPECT_THAT(maps.violations, IsEmpty());
+}
+
+TEST(Syncer, TooManyBackendsIsRefusedWithAMessage) {
+  FakeMaps maps;
+  Syncer s(maps);
+  Frontend f = frontend("198.19.0.10", 80, {});
+  for (uint32_t i = 0; i < kMaxBackendsPerFrontend + 1; ++i) {
+    IpAddr a = *IpAddr::parse("198.18.0.0");
+    a.bytes[13] = static_cast<uint8_t>(i >> 16);
+    a.bytes[14] = static_cast<uint8_t>(i >> 8);
+    a.bytes[15] = static_cast<uint8_t>(i);
+    f.backends.push_back({{a, 8080, kProtoTCP}, false});
+  }
+  auto r = s.syncOwner("default/huge", {f});
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_THAT(r.problems[0], ::testing::HasSubstr("Service default/huge: frontend 198.19.0.10:80/TCP has 65536 backends"));
+  EXPECT_THAT(maps.slots, IsEmpty());
+}
+
+}  // namespace
+}  // namespace switchyard::lb

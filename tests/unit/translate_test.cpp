@@ -1,0 +1,190 @@
+// kube-proxy semantics: Service + EndpointSlices -> ClusterIP frontends.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "lb/translate.h"
+
+namespace switchyard::lb {
+namespace {
+
+k8s::Service service(const std::string& name, const std::string& ip,
+                     std::vector<k8s::ServicePort> ports) {
+  k8s::Service s;
+  s.metadata.namespace_ = "default";
+  s.metadata.name = name;
+  s.clusterIP = ip;
+  s.clusterIPs = {ip};
+  s.ports = std::move(ports);
+  return s;
+}
+
+k8s::ServicePort port(const std::string& name, int32_t p, k8s::Protocol proto = k8s::Protocol::TCP) {
+  k8s::ServicePort sp;
+  sp.name = name;
+  sp.port = p;
+  sp.protocol = proto;
+  return sp;
+}
+
+k8s::Endpoint ep(const std::string& addr, std::optional<bool> ready = true,
+                 std::optional<bool> serving = std::nullopt,
+                 std::optional<bool> terminating = std::nullopt) {
+  k8s::Endpoint e;
+  e.addresses = {addr};
+  e.conditions = {ready, serving, terminating};
+  return e;
+}
+
+k8s::EndpointSlice slice(const std::string& svc, std::vector<k8s::Endpoint> eps,
+                         std::vector<k8s::EndpointPort> ports, const std::string& family = "IPv4") {
+  k8s::EndpointSlice s;
+  s.metadata.namespace_ = "default";
+  s.metadata.name = svc + "-x";
+  s.metadata.labels["kubernetes.io/service-name"] = svc;
+  s.addressType = family;
+  s.endpoints = std::move(eps);
+  s.ports = std::move(ports);
+  return s;
+}
+
+k8s::EndpointPort eport(const std::string& name, int32_t p, k8s::Protocol proto = k8s::Protocol::TCP) {
+  return {name, proto, p};
+}
+
+std::vector<std::string> backendStrings(const Frontend& f) {
+  std::vector<std::string> out;
+  for (const Backend& b : f.backends) {
+    out.push_back(b.key.str() + (b.terminating ? " terminating" : ""));
+  }
+  return out;
+}
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+TEST(Translate, OneFrontendPerPortWithTheSlicePortsResolvedNumber) {
+  // targetPort "http-alt" is a name; the slice carries its number (8080) under the service
+  // port's name, as the EndpointSlice controller writes it.
+  auto svc = service("web", "198.19.0.10", {port("http", 80), port("dns", 53, k8s::Protocol::UDP)});
+  svc.ports[0].targetPort.name = "http-alt";
+  auto s = slice("web", {ep("198.18.16.2"), ep("198.18.16.3")},
+                 {eport("http", 8080), eport("dns", 5353, k8s::Protocol::UDP)});
+  std::vector<std::string> warnings;
+  auto fes = translateClusterIP(svc, {&s}, warnings);
+  ASSERT_EQ(fes.size(), 2u);
+  EXPECT_EQ(fes[0].key.str(), "198.19.0.10:80/TCP");
+  EXPECT_THAT(backendStrings(fes[0]), ElementsAre("198.18.16.2:8080/TCP", "198.18.16.3:8080/TCP"));
+  EXPECT_EQ(fes[1].key.str(), "198.19.0.10:53/UDP");
+  EXPECT_THAT(backendStrings(fes[1]), ElementsAre("198.18.16.2:5353/UDP", "198.18.16.3:5353/UDP"));
+  EXPECT_EQ(fes[0].flags, kFrontendClusterIP);
+  EXPECT_THAT(warnings, IsEmpty());
+}
+
+TEST(Translate, OnlyReadyEndpointsWhenAnyIsReady) {
+  auto svc = service("web", "198.19.0.10", {port("http", 80)});
+  auto s = slice("web",
+                 {ep("198.18.16.2", true), ep("198.18.16.3", false),
+                  ep("198.18.16.4", std::nullopt /* nil ready = ready */),
+                  ep("198.18.16.5", false, true, true) /* serving+terminating: fallback only */},
+                 {eport("http", 8080)});
+  std::vector<std::string> warnings;
+  auto fes = translateClusterIP(svc, {&s}, warnings);
+  EXPECT_THAT(backendStrings(fes.at(0)), ElementsAre("198.18.16.2:8080/TCP", "198.18.16.4:8080/TCP"));
+}
+
+TEST(Translate, ServingTerminatingIsTheFallbackWhenNoneIsReady) {
+  auto svc = service("web", "198.19.0.10", {port("http", 80)});
+  auto s = slice("web",
+                 {ep("198.18.16.3", false), ep("198.18.16.5", false, true, true),
+                  ep("198.18.16.6", false, false, true) /* terminating, not serving: never */},
+                 {eport("http", 8080)});
+  std::vector<std::string> warnings;
+  auto fes = translateClusterIP(svc, {&s}, warnings);
+  EXPECT_THAT(backendStrings(fes.at(0)), ElementsAre("198.18.16.5:8080/TCP terminating"));
+}
+
+TEST(Translate, NoEndpointsStillMakesAFrontendSoTrafficIsRejected) {
+  auto svc = service("web", "198.19.0.10", {port("http", 80)});
+  std::vector<std::string> warnings;
+  auto fes = translateClusterIP(svc, {}, warnings);
+  ASSERT_EQ(fes.size(), 1u);
+  EXPECT_THAT(fes[0].backends, IsEmpty());
+}
+
+TEST(Translate, BackendsAreMergedAcrossSlicesWithoutDuplicates) {
+  auto svc = service("web", "198.19.0.10", {port("http", 80)});
+  auto a = slice("web", {ep("198.18.16.2"), ep("198.18.16.3")}, {eport("http", 8080)});
+  auto b = slice("web", {ep("198.18.16.3"), ep("198.18.16.4")}, {eport("http", 8080)});
+  std::vector<std::string> warnings;
+  auto fes = translateClusterIP(svc, {&a, &b}, warnings);
+  EXPECT_THAT(backendStrings(fes.at(0)),
+              ElementsAre("198.18.16.2:8080/TCP", "198.18.16.3:8080/TCP", "198.18.16.4:8080/TCP"));
+}
+
+TEST(Translate, PortsMatchByNameAndProtocol) {
+  auto svc = service("web", "198.19.0.10", {port("http", 80)});
+  auto s = slice("web", {ep("198.18.16.2")},
+                 {eport("metrics", 9090), eport("http", 8080, k8s::Protocol::UDP)});
+  std::vector<std::string> warnings;
+  auto fes = translateClusterIP(svc, {&s}, warnings);
+  EXPECT_THAT(fes.at(0).backends, IsEmpty());
+}
+
+TEST(Translate, FamiliesDoNotMix) {
+  auto svc = service("web", "198.19.0.10", {port("http", 80)});
+  auto v6 = slice("web", {ep("2001:db8::2")}, {eport("http", 8080)}, "IPv6");
+  auto fqdn = slice("web", {ep("web.example")}, {eport("http", 8080)}, "FQDN");
+  std::vector<std::string> warnings;
+  auto fes = translateClusterIP(svc, {&v6, &fqdn}, warnings);
+  EXPECT_THAT(fes.at(0).backends, IsEmpty());
+}
+
+TEST(Translate, DualStackServiceGetsOneFrontendPerFamily) {
+  auto svc = service("web", "198.19.0.10", {port("http", 80)});
+  svc.clusterIPs = {"198.19.0.10", "2001:db8:1::10"};
+  auto v4 = slice("web", {ep("198.18.16.2")}, {eport("http", 8080)});
+  auto v6 = slice("web", {ep("2001:db8::2")}, {eport("http", 8080)}, "IPv6");
+  std::vector<std::string> warnings;
+  auto fes = translateClusterIP(svc, {&v4, &v6}, warnings);
+  ASSERT_EQ(fes.size(), 2u);
+  EXPECT_THAT(backendStrings(fes[0]), ElementsAre("198.18.16.2:8080/TCP"));
+  EXPECT_EQ(fes[1].key.str(), "[2001:db8:1::10]:80/TCP");
+  EXPECT_THAT(backendStrings(fes[1]), ElementsAre("[2001:db8::2]:8080/TCP"));
+}
+
+TEST(Translate, SkippedServices) {
+  std::vector<std::string> warnings;
+  auto proxied = service("a", "198.19.0.10", {port("http", 80)});
+  proxied.metadata.labels["service.kubernetes.io/service-proxy-name"] = "other-proxy";
+  EXPECT_THAT(translateClusterIP(proxied, {}, warnings), IsEmpty());
+  EXPECT_THAT(skipReason(proxied), HasSubstr("service-proxy-name"));
+
+  auto headless = service("b", "None", {port("http", 80)});
+  EXPECT_THAT(translateClusterIP(headless, {}, warnings), IsEmpty());
+  EXPECT_THAT(skipReason(headless), HasSubstr("headless"));
+
+  auto external = service("c", "", {port("http", 80)});
+  external.type = "ExternalName";
+  EXPECT_THAT(translateClusterIP(external, {}, warnings), IsEmpty());
+  EXPECT_THAT(warnings, IsEmpty());
+}
+
+TEST(Translate, BadInputIsAWarningNamingObjectAndField) {
+  auto svc = service("web", "198.19.0.999", {port("http", 80)});
+  auto sctp = service("sig", "198.19.0.11", {port("sig", 3868, k8s::Protocol::SCTP)});
+  auto ok = service("ok", "198.19.0.12", {port("http", 80)});
+  auto s = slice("ok", {ep("not-an-ip"), ep("198.18.16.2")}, {eport("http", 8080)});
+  std::vector<std::string> warnings;
+  EXPECT_THAT(translateClusterIP(svc, {}, warnings), IsEmpty());
+  EXPECT_THAT(translateClusterIP(sctp, {}, warnings), IsEmpty());
+  auto fes = translateClusterIP(ok, {&s}, warnings);
+  EXPECT_THAT(backendStrings(fes.at(0)), ElementsAre("198.18.16.2:8080/TCP"));
+  EXPECT_THAT(warnings,
+              ElementsAre("Service default/web: spec.clusterIPs[0]: \"198.19.0.999\" is not an IP address",
+                          HasSubstr("Service default/sig: spec.ports[0].protocol: SCTP"),
+                          "EndpointSlice default/ok-x: endpoints[0].addresses[0]: \"not-an-ip\" is not an IPv4 address"));
+}
+
+}  // namespace
+}  // namespace switchyard::lb
