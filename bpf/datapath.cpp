@@ -183,6 +183,18 @@ bool Datapath::attachSocketLB(const std::string& cgroupPath, std::string& error)
   return true;
 }
 
+int Datapath::programFd(Program p) const {
+  switch (p) {
+    case Program::TcIngress: return bpf_program__fd(tc_->progs.sy_tc_ingress);
+    case Program::TcEgress: return bpf_program__fd(tc_->progs.sy_tc_egress);
+    case Program::SockConnect4: return bpf_program__fd(sock_->progs.sy_sock_connect4);
+    case Program::SockSendmsg4: return bpf_program__fd(sock_->progs.sy_sock_sendmsg4);
+    case Program::SockRecvmsg4: return bpf_program__fd(sock_->progs.sy_sock_recvmsg4);
+    case Program::SockGetpeername4: return bpf_program__fd(sock_->progs.sy_sock_getpeername4);
+  }
+  return -1;
+}
+
 void Datapath::detachSocketLB() {
   for (const char* name : {"connect4", "sendmsg4", "recvmsg4", "getpeername4"}) {
     std::string pin = pinPath_ + "/" + kLinksDir + "/" + name;

@@ -55,6 +55,10 @@ class Datapath {
   bool attachTc(const std::string& device, std::string& error);
 
   const MapFds& maps() const { return fds_; }
+
+  enum class Program { TcIngress, TcEgress, SockConnect4, SockSendmsg4, SockRecvmsg4, SockGetpeername4 };
+  // For BPF_PROG_TEST_RUN in tests and for introspection.
+  int programFd(Program p) const;
   const std::string& pinPath() const { return pinPath_; }
 
  private:
