@@ -7,6 +7,7 @@
 #                           Service web (TCP $WEB_VIP:80 -> 8080) and dns (UDP $DNS_VIP:53 ->
 #                           5353) with all 3 pods ready, the daemon running and the maps
 #                           programmed.
+#   sy_cluster_start MODE   the same on a topology that is already up (sy_topology_up 3)
 #   sy_counter NAME         one datapath counter from `switchyard status -o json`
 #   sy_status_check EXPR    EXPR (Python, d = status JSON) holds
 #   sy_expect_probe DESC EXPR PROBE_ARGS...   runs sy_probe from the client; fails the test
@@ -85,13 +86,18 @@ sy_write_all_manifests() {
 
 # sy_cluster_up MODE: see the header.
 sy_cluster_up() {
+  sy_topology_up 3
+  sy_cluster_start "$1"
+}
+
+# sy_cluster_start MODE: sy_cluster_up on a topology that is already up.
+sy_cluster_start() {
   local mode=$1 socket_lb
   case $mode in
     socklb) socket_lb=true ;;
     tc) socket_lb=false ;;
     *) sy_fail "sy_cluster_up: mode '$mode' must be socklb or tc" ;;
   esac
-  sy_topology_up 3
   sy_start_backends 8080 5353
   CONFIG=$WORK/config.yaml
   sy_write_config "$CONFIG" "$socket_lb"

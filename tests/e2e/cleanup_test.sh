@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# tests/e2e/cleanup_test.sh: after a daemon ran with socket LB and a tc device, and exited
+# (programs stay attached and maps pinned when it exits), `switchyard cleanup --pin-path` in the
+# node namespace removes every pin, cgroup link, tc filter and the clsact qdisc it created; the
+# programs are freed and the ClusterIP is no longer translated. A second cleanup is a no-op.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/e2e/lib.sh
+source "$HERE/lib.sh"
+# shellcheck source=tests/e2e/lib_cluster.sh
+source "$HERE/lib_cluster.sh"
+
+sy_e2e_init cleanup
+sy_topology_up 3
+qdisc_before=$(sy_in_ns "$NODE_NS" tc qdisc show dev veth-c)
+if grep -q clsact <<<"$qdisc_before"; then
+  sy_fail "expected no clsact qdisc on veth-c before the daemon ran, got: $qdisc_before"
+fi
+sy_cluster_start socklb
+
+tc_filters() { # DIRECTION
+  sy_in_ns "$NODE_NS" tc filter show dev veth-c "$1"
+}
+# Program IDs of what switchyard attached: cgroup hooks on $CG and tc filters on veth-c.
+attached_prog_ids() {
+  {
+    bpftool -j cgroup show "$CG" | python3 -c 'import json,sys; [print(p["id"]) for p in json.load(sys.stdin)]'
+    tc_filters ingress | grep -o ' id [0-9]*' | awk '{print $2}'
+    tc_filters egress | grep -o ' id [0-9]*' | awk '{print $2}'
+  } | sort -un
+}
+progs_gone() {
+  local id
+  for id in "$@"; do
+    bpftool prog show id "$id" >/dev/null 2>&1 && return 1
+  done
+  return 0
+}
+
+sy_expect_probe "TCP through the ClusterIP to work before the cleanup" \
+  "$(sy_all_pods_expr 30)" --proto tcp --target "$WEB_VIP:$WEB_PORT" --count 30
+
+rc=0
+sy_daemon_stop || rc=$?
+((rc == 0)) || sy_fail "expected the daemon to exit 0 on SIGTERM, got $rc"
+
+# Exiting leaves everything in place (a restart must not interrupt traffic).
+[[ -d $PIN ]] || sy_fail "expected $PIN to stay after the daemon exited"
+mapfile -t prog_ids < <(attached_prog_ids)
+((${#prog_ids[@]} >= 6)) ||
+  sy_fail "expected the 4 socket-LB hooks and 2 tc programs to stay attached after the daemon exited, found program IDs: ${prog_ids[*]:-none}"
+sy_expect_probe "TCP through the ClusterIP to keep working with the daemon gone" \
+  "$(sy_all_pods_expr 30)" --proto tcp --target "$WEB_VIP:$WEB_PORT" --count 30
+
+out=$(sy_in_ns "$NODE_NS" "$SY_BIN" cleanup --pin-path "$PIN" 2>&1) || sy_fail "expected switchyard cleanup to exit 0, output: $out"
+sy_log "cleanup said: $out"
+grep -qE "^cleanup $PIN: removed 2 tc filters, 1 clsact qdiscs, 4 cgroup links, [1-9][0-9]* pinned maps" <<<"$out" ||
+  sy_fail "expected cleanup to report 2 tc filters, 1 clsact qdisc, 4 cgroup links and the pinned maps removed, got: $out"
+
+[[ ! -e $PIN ]] || sy_fail "expected $PIN to be gone after cleanup, it holds: $(ls -R "$PIN")"
+cg_progs=$(bpftool cgroup show "$CG")
+[[ -z $cg_progs ]] || sy_fail "expected no program left on cgroup $CG after cleanup, bpftool cgroup show: $cg_progs"
+for dir in ingress egress; do
+  filters=$(tc_filters $dir)
+  [[ -z $filters ]] || sy_fail "expected no tc filter left on veth-c $dir after cleanup, got: $filters"
+done
+qdisc_after=$(sy_in_ns "$NODE_NS" tc qdisc show dev veth-c)
+if grep -q clsact <<<"$qdisc_after"; then
+  sy_fail "expected the clsact qdisc switchyard created on veth-c to be removed, got: $qdisc_after"
+fi
+sy_wait_for "programs ${prog_ids[*]} to be freed" 5 progs_gone "${prog_ids[@]}" ||
+  sy_fail "expected the kernel to free switchyard's programs (IDs ${prog_ids[*]}) once nothing holds them"
+
+sy_expect_probe "TCP to the ClusterIP after cleanup not to be translated to any pod" \
+  "d['ok'] == 0 and d['backends'] == {}" --proto tcp --target "$WEB_VIP:$WEB_PORT" --count 3 --timeout-ms 300
+sy_expect_probe "UDP to the ClusterIP after cleanup not to be answered by any pod" \
+  "d['ok'] == 0 and d['backends'] == {}" --proto udp --target "$DNS_VIP:$DNS_PORT" --count 3 --timeout-ms 300
+sy_expect_probe "the pods themselves to stay reachable after cleanup" \
+  "d['ok'] == 5 and d['backends'] == {'pod1': 5}" --proto tcp --target "${POD_IPS[0]}:8080" --count 5
+
+out=$(sy_in_ns "$NODE_NS" "$SY_BIN" cleanup --pin-path "$PIN" 2>&1) ||
+  sy_fail "expected a second cleanup (nothing left) to exit 0, output: $out"
+grep -qE "removed 0 tc filters, 0 clsact qdiscs, 0 cgroup links, 0 pinned maps" <<<"$out" ||
+  sy_fail "expected a second cleanup to remove nothing, got: $out"
+[[ ! -e $PIN ]] || sy_fail "expected a second cleanup not to recreate $PIN"
+sy_log "PASS"
