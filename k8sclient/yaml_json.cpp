@@ -2,10 +2,58 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <regex>
 
 namespace switchyard::k8s {
 namespace {
+
+// YAML 1.2 core schema: [-+]?[0-9]+
+bool isInteger(const std::string& s) {
+  size_t i = (s[0] == '-' || s[0] == '+') ? 1 : 0;
+  if (i == s.size()) {
+    return false;
+  }
+  for (; i < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9') {
+      return false;
+    }
+  }
+  return true;
+}
+
+// YAML 1.2 core schema: [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+bool isFloat(const std::string& s) {
+  size_t i = (s[0] == '-' || s[0] == '+') ? 1 : 0;
+  size_t digits = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+    ++i;
+    ++digits;
+  }
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      ++i;
+      ++digits;
+    }
+  }
+  if (digits == 0) {
+    return false;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) {
+      ++i;
+    }
+    size_t exp = 0;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      ++i;
+      ++exp;
+    }
+    if (exp == 0) {
+      return false;
+    }
+  }
+  return i == s.size();
+}
 
 void scalarToJson(const YAML::Node& node, rapidjson::Value& out,
                   rapidjson::Document::AllocatorType& alloc) {
@@ -25,9 +73,7 @@ void scalarToJson(const YAML::Node& node, rapidjson::Value& out,
       out.SetBool(false);
       return;
     }
-    static const std::regex intRe("[-+]?[0-9]+");
-    static const std::regex floatRe("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
-    if (std::regex_match(s, intRe)) {
+    if (isInteger(s)) {
       errno = 0;
       char* end = nullptr;
       long long v = std::strtoll(s.c_str(), &end, 10);
@@ -35,7 +81,7 @@ void scalarToJson(const YAML::Node& node, rapidjson::Value& out,
         out.SetInt64(v);
         return;
       }
-    } else if (std::regex_match(s, floatRe)) {
+    } else if (isFloat(s)) {
       out.SetDouble(std::strtod(s.c_str(), nullptr));
       return;
     }
