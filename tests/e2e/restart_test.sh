@@ -70,9 +70,13 @@ sy_json_check "$tcp" "d['failed'] == 0 and d['peer_mismatch'] == 0 and d['ok'] >
   sy_fail "expected zero failed TCP requests and zero peer mismatches across kill -9 + restart (and > 100 requests), got $tcp"
 sy_json_check "$udp" "d['failed'] == 0 and d['peer_mismatch'] == 0 and d['ok'] > 100" ||
   sy_fail "expected zero failed UDP requests and zero peer mismatches across kill -9 + restart (and > 100 requests), got $udp"
-if [[ $MODE == socklb ]]; then
-  sy_json_check "$tcp" "sorted(d['backends']) == ['pod1', 'pod2', 'pod3']" ||
-    sy_fail "expected the TCP loop to keep spreading over pod1..pod3, got $tcp"
+sy_json_check "$tcp" "sorted(d['backends']) == ['pod1', 'pod2', 'pod3']" ||
+  sy_fail "expected the TCP loop (a new connection per request) to keep spreading over pod1..pod3, got $tcp"
+if [[ $MODE == tc ]]; then
+  # One UDP socket is one flow: its conntrack entry lives in the pinned map, so the flow stays on
+  # its backend through the restart.
+  sy_json_check "$udp" "len(d['backends']) == 1" ||
+    sy_fail "expected the UDP flow (one socket) to stay on one backend across the restart (conntrack kept), got $udp"
 fi
 
 after=$(sy_status_json)
