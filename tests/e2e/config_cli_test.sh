@@ -48,7 +48,7 @@ run_sy run --no-such-option
 run_sy run
 ((RC == 2)) || fail "expected 'switchyard run' without --config to exit 2, got $RC: $OUT"
 run_sy version
-((RC == 0)) && grep -q '^switchyard ' <<<"$OUT" || fail "expected 'switchyard version' to exit 0 and print the version, got $RC: $OUT"
+{ ((RC == 0)) && grep -q '^switchyard ' <<<"$OUT"; } || fail "expected 'switchyard version' to exit 0 and print the version, got $RC: $OUT"
 log "ok: --help of every command, usage errors exit 2"
 
 # --- configuration errors ----------------------------------------------------------------

@@ -74,14 +74,12 @@ sy_all_pods_expr() {
 d['peer_mismatch'] == 0 and sorted(d['backends']) == ['pod1', 'pod2', 'pod3']"
 }
 
-# sy_write_all_manifests [POD_IP...]: Service web and dns and their slices (default: every pod).
+# sy_write_all_manifests: Service web and dns and their slices, every pod ready.
 sy_write_all_manifests() {
-  local ips=("$@")
-  (($# > 0)) || ips=("${POD_IPS[@]}")
   sy_write_service "$MANIFEST_DIR" web "$WEB_VIP" "$WEB_PORT" 8080 TCP
-  sy_write_slice "$MANIFEST_DIR" web-abc12 web 8080 TCP "${ips[@]}"
+  sy_write_slice "$MANIFEST_DIR" web-abc12 web 8080 TCP "${POD_IPS[@]}"
   sy_write_service "$MANIFEST_DIR" dns "$DNS_VIP" "$DNS_PORT" 5353 UDP
-  sy_write_slice "$MANIFEST_DIR" dns-def34 dns 5353 UDP "${ips[@]}"
+  sy_write_slice "$MANIFEST_DIR" dns-def34 dns 5353 UDP "${POD_IPS[@]}"
 }
 
 # sy_cluster_up MODE: see the header.
