@@ -239,7 +239,17 @@ class Daemon {
     }
     double secs = std::chrono::duration<double>(lastSync_ - start).count();
     metrics_.observeSync(secs, rep.full);
-    if (rep.oldestChange) {
+    // kube-proxy measures from the EndpointSlice's last-change-trigger-time, set where the
+    // change happened. Manifest files carry whatever time they were written with, so there
+    // the clock starts when the change reached us.
+    if (cfg_.source.kind == "apiserver" && !rep.triggerTimes.empty()) {
+      auto now = std::chrono::system_clock::now();
+      for (auto t : rep.triggerTimes) {
+        if (t <= now) {
+          metrics_.observeProgramming(std::chrono::duration<double>(now - t).count());
+        }
+      }
+    } else if (rep.oldestChange) {
       metrics_.observeProgramming(std::chrono::duration<double>(lastSync_ - *rep.oldestChange).count());
     }
     metrics_.setProgrammed(proxier_->frontendCount(), proxier_->backendCount());

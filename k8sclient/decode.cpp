@@ -1,5 +1,8 @@
 #include "k8sclient/decode.h"
 
+#include <cctype>
+#include <cstdio>
+#include <ctime>
 #include <string_view>
 
 namespace switchyard::k8s {
@@ -310,6 +313,50 @@ bool decodeService(const rapidjson::Value& obj, Service& out, std::vector<FieldE
   return d.errorCount() == before;
 }
 
+std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::string& text) {
+  int y, mo, dd, h, mi, s, n = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &dd, &h, &mi, &s, &n) != 6 ||
+      n != 19) {
+    return std::nullopt;
+  }
+  std::tm t{};
+  t.tm_year = y - 1900;
+  t.tm_mon = mo - 1;
+  t.tm_mday = dd;
+  t.tm_hour = h;
+  t.tm_min = mi;
+  t.tm_sec = s;
+  time_t secs = timegm(&t);
+  std::chrono::nanoseconds frac{0};
+  size_t i = 19;
+  if (i < text.size() && text[i] == '.') {
+    long long scale = 100000000, ns = 0;
+    for (++i; i < text.size() && std::isdigit(static_cast<unsigned char>(text[i])); ++i) {
+      ns += (text[i] - '0') * scale;
+      scale /= 10;
+    }
+    frac = std::chrono::nanoseconds(ns);
+  }
+  long offset = 0;
+  if (i < text.size() && (text[i] == '+' || text[i] == '-')) {
+    int oh = 0, om = 0;
+    if (std::sscanf(text.c_str() + i + 1, "%2d:%2d", &oh, &om) != 2) {
+      return std::nullopt;
+    }
+    offset = (text[i] == '+' ? 1 : -1) * (oh * 3600L + om * 60L);
+    i += 6;
+  } else if (i < text.size() && text[i] == 'Z') {
+    ++i;
+  } else {
+    return std::nullopt;
+  }
+  if (i != text.size()) {
+    return std::nullopt;
+  }
+  return std::chrono::system_clock::time_point(std::chrono::seconds(secs - offset)) +
+         std::chrono::duration_cast<std::chrono::system_clock::duration>(frac);
+}
+
 bool decodeEndpointSlice(const rapidjson::Value& obj, EndpointSlice& out,
                          std::vector<FieldError>& errors) {
   Decoder d(errors);
@@ -319,6 +366,11 @@ bool decodeEndpointSlice(const rapidjson::Value& obj, EndpointSlice& out,
     return false;
   }
   d.meta(obj, out.metadata);
+  // A bad trigger time only loses a latency sample: not an error.
+  auto trigger = out.metadata.annotations.find("endpoints.kubernetes.io/last-change-trigger-time");
+  if (trigger != out.metadata.annotations.end()) {
+    out.lastChangeTriggerTime = parseRfc3339(trigger->second);
+  }
   d.str(obj, "addressType", "addressType", out.addressType);
   if (out.addressType != "IPv4" && out.addressType != "IPv6" && out.addressType != "FQDN") {
     d.fail("addressType", out.addressType.empty()

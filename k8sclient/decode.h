@@ -4,6 +4,8 @@
 
 #include <rapidjson/document.h>
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +27,10 @@ bool decodeService(const rapidjson::Value& obj, Service& out, std::vector<FieldE
 bool decodeEndpointSlice(const rapidjson::Value& obj, EndpointSlice& out,
                          std::vector<FieldError>& errors);
 bool decodeNode(const rapidjson::Value& obj, Node& out, std::vector<FieldError>& errors);
+
+// RFC 3339 time as the API server writes it ("2026-11-23T12:00:00Z", optional fraction
+// and offset); nullopt when it is not one.
+std::optional<std::chrono::system_clock::time_point> parseRfc3339(const std::string& text);
 
 // metadata.namespace/name of any object, for error messages: "ns/name", or "<unnamed>".
 std::string objectRef(const rapidjson::Value& obj);

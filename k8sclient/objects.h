@@ -2,6 +2,7 @@
 // (API server) or from YAML converted to JSON (manifest files); consumed by lb/.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -81,6 +82,9 @@ struct EndpointSlice {
   std::string addressType;  // IPv4 | IPv6 | FQDN
   std::vector<Endpoint> endpoints;
   std::vector<EndpointPort> ports;
+  // endpoints.kubernetes.io/last-change-trigger-time: when the change this slice carries
+  // happened (the start of kube-proxy's network programming latency); nil if absent.
+  std::optional<std::chrono::system_clock::time_point> lastChangeTriggerTime;
 
   // The owning Service's name, from the kubernetes.io/service-name label; "" if absent.
   std::string serviceName() const {

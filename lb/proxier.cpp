@@ -19,6 +19,9 @@ void Proxier::onServiceDelete(const k8s::Service& last) {
 }
 
 void Proxier::onEndpointSliceUpsert(const k8s::EndpointSlice& slice) {
+  if (slice.lastChangeTriggerTime) {
+    pendingTriggers_.push_back(*slice.lastChangeTriggerTime);
+  }
   tracker_.upsertSlice(slice);
   noteChange();
 }
@@ -42,6 +45,7 @@ SyncReport Proxier::sync(bool forceFull) {
   rep.full = full;
   rep.oldestChange = oldestPending_;
   oldestPending_.reset();
+  rep.triggerTimes.swap(pendingTriggers_);
 
   std::set<std::string> keys = tracker_.takeDirty();
   if (full) {

@@ -21,6 +21,9 @@ struct SyncReport {
   std::vector<std::string> warnings;  // translation problems, naming object and field
   // When the oldest change this sync applied was received (for programming latency).
   std::optional<std::chrono::steady_clock::time_point> oldestChange;
+  // The last-change-trigger-time of every EndpointSlice change this sync applied, for
+  // kube-proxy's network programming latency.
+  std::vector<std::chrono::system_clock::time_point> triggerTimes;
 };
 
 class Proxier : public k8s::ServiceEventHandler {
@@ -61,6 +64,7 @@ class Proxier : public k8s::ServiceEventHandler {
   bool initialSyncDone_ = false;
   bool needFullSync_ = false;
   std::optional<std::chrono::steady_clock::time_point> oldestPending_;
+  std::vector<std::chrono::system_clock::time_point> pendingTriggers_;
 };
 
 }  // namespace switchyard::lb

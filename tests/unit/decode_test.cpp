@@ -107,3 +107,31 @@ TEST(Decode, ObjectRefForMessages) {
 
 }  // namespace
 }  // namespace switchyard::k8s
+
+namespace switchyard::k8s {
+namespace {
+
+TEST(Decode, TriggerTimeAnnotationIsParsed) {
+  rapidjson::Document d;
+  d.Parse(R"({"metadata":{"name":"s","annotations":{"endpoints.kubernetes.io/last-change-trigger-time":"2026-11-23T12:00:00.25Z"}},
+              "addressType":"IPv4","endpoints":[]})");
+  EndpointSlice s;
+  std::vector<FieldError> errors;
+  ASSERT_TRUE(decodeEndpointSlice(d, s, errors));
+  ASSERT_TRUE(s.lastChangeTriggerTime.has_value());
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(s.lastChangeTriggerTime->time_since_epoch()).count();
+  EXPECT_EQ(ms, 1795435200250LL);
+}
+
+TEST(Decode, Rfc3339Forms) {
+  auto base = parseRfc3339("2026-11-23T12:00:00Z");
+  ASSERT_TRUE(base);
+  EXPECT_EQ(parseRfc3339("2026-11-23T13:00:00+01:00"), base);
+  EXPECT_EQ(parseRfc3339("2026-11-23T11:30:00-00:30"), base);
+  EXPECT_FALSE(parseRfc3339("2026-11-23 12:00:00"));
+  EXPECT_FALSE(parseRfc3339("yesterday"));
+  EXPECT_FALSE(parseRfc3339("2026-11-23T12:00:00Zjunk"));
+}
+
+}  // namespace
+}  // namespace switchyard::k8s
