@@ -1,5 +1,6 @@
 #include "k8sclient/manifest_source.h"
 
+#include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 #include <sys/stat.h>
@@ -68,6 +69,35 @@ class FileLoader {
   FileLoader(const std::string& file, ManifestSet& out, const ManifestSet& previous,
              std::vector<ManifestProblem>& problems)
       : file_(file), out_(out), previous_(previous), problems_(problems) {}
+
+  // `kubectl get -o json` output: one object or a List. JSON carries no positions for its
+  // values, so problems name line 1 and the field path.
+  bool loadJson(const std::string& content) {
+    rapidjson::Document json;
+    json.Parse(content.c_str(), content.size());
+    if (json.HasParseError()) {
+      int line = 1 + static_cast<int>(std::count(content.begin(),
+                                                 content.begin() + static_cast<long>(json.GetErrorOffset()), '\n'));
+      problems_.push_back({file_, 1, line, "", "",
+                           std::string("invalid JSON: ") + rapidjson::GetParseError_En(json.GetParseError())});
+      return false;
+    }
+    RawDocument raw{"", 1};
+    YAML::Node none;
+    if (kindOf(json).ends_with("List")) {
+      auto items = json.FindMember("items");
+      if (items == json.MemberEnd() || !items->value.IsArray()) {
+        problem(1, raw, none, "", "items", "a List must have an items list");
+        return true;
+      }
+      for (rapidjson::SizeType i = 0; i < items->value.Size(); ++i) {
+        object(items->value[i], 1, raw, none, "items[" + std::to_string(i) + "].");
+      }
+      return true;
+    }
+    object(json, 1, raw, none, "");
+    return true;
+  }
 
   // Returns false on a YAML syntax error (the caller keeps the file's previous objects).
   bool load(const std::string& content) {
@@ -212,7 +242,7 @@ std::vector<std::string> manifestFiles(const std::string& path, std::string& err
     for (const auto& entry : fs::directory_iterator(path, ec)) {
       std::string ext = entry.path().extension().string();
       std::string name = entry.path().filename().string();
-      if ((ext == ".yaml" || ext == ".yml") && !name.starts_with(".") &&
+      if ((ext == ".yaml" || ext == ".yml" || ext == ".json") && !name.starts_with(".") &&
           entry.is_regular_file(ec)) {
         files.push_back(entry.path().string());
       }
@@ -243,7 +273,8 @@ ManifestSet loadManifests(const std::vector<std::string>& files, const ManifestS
     ss << in.rdbuf();
     ManifestSet fileSet;
     FileLoader loader(file, fileSet, previous, problems);
-    if (!loader.load(ss.str())) {
+    bool isJson = file.size() > 5 && file.compare(file.size() - 5, 5, ".json") == 0;
+    if (!(isJson ? loader.loadJson(ss.str()) : loader.load(ss.str()))) {
       // A document we could not parse may hold any of the file's earlier objects (an edit
       // in progress): keep those, and apply the documents that did parse.
       ManifestSet kept;

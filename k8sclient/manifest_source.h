@@ -1,6 +1,6 @@
 // source: files — Services and EndpointSlices from manifest files, multi-document YAML
 // exactly as `kubectl get -o yaml` prints them (single objects or kind: List), from one
-// file or a directory of *.yaml / *.yml. Re-read when a file changes; each change is
+// file or a directory of *.yaml / *.yml (and *.json: `kubectl get -o json`). Re-read when a file changes; each change is
 // delivered as the add/update/delete events an API server watch would give.
 #pragma once
 

@@ -167,3 +167,33 @@ TEST(Manifests, MissingPathIsAnErrorNotAnEmptyCluster) {
 
 }  // namespace
 }  // namespace switchyard::k8s
+
+namespace switchyard::k8s {
+namespace {
+
+TEST(Manifests, KubectlGetJsonOutputIsReadToo) {
+  char dir[] = "/tmp/sy-manifest-json-XXXXXX";
+  ASSERT_TRUE(mkdtemp(dir));
+  std::string good = std::string(dir) + "/list.json", bad = std::string(dir) + "/broken.json";
+  std::ofstream(good) << R"({"apiVersion":"v1","kind":"List","items":[
+    {"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"default"},
+     "spec":{"clusterIP":"198.19.0.10","ports":[{"name":"http","port":80,"protocol":"TCP"}]}},
+    {"apiVersion":"v1","kind":"Service","metadata":{"name":"bad","namespace":"default"},
+     "spec":{"clusterIP":"198.19.0.11","ports":[{"port":0}]}}]})";
+  std::ofstream(bad) << "{\n  \"kind\": \"Service\",\n  oops\n}";
+  std::string error;
+  auto files = manifestFiles(dir, error);
+  ASSERT_EQ(files.size(), 2u);
+  std::vector<ManifestProblem> problems;
+  ManifestSet set = loadManifests(files, {}, problems);
+  std::filesystem::remove_all(dir);
+  EXPECT_EQ(set.services.count("default/web"), 1u);
+  EXPECT_EQ(set.services.count("default/bad"), 0u);
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_EQ(problems[0].str(), bad + ":3: document 1: invalid JSON: Missing a name for object member.");
+  EXPECT_EQ(problems[1].str(), good + ":1: document 1: Service default/bad: items[1].spec.ports[0].port: "
+                                      "must be between 1 and 65535, got 0");
+}
+
+}  // namespace
+}  // namespace switchyard::k8s
