@@ -89,6 +89,7 @@ def parse_sample(d):
         "sockperf": parse_sockperf(_read(os.path.join(d, "sockperf.txt"))),
         "iperf": parse_iperf(_read(os.path.join(d, "iperf.json"))),
         "backends": parse_backends(_read(os.path.join(d, "backends.txt"))),
+        "control": parse_wrk(_read(os.path.join(d, "control.txt"))),
     }
 
 
@@ -106,7 +107,8 @@ def sample_line(d):
     parts.append("short %s rps p99 %s ms" % (fmt(s["short"]["rps"]) if s["short"] else "FAIL",
                                             fmt(s["short"]["p99_ms"], 2) if s["short"] else "-"))
     parts.append("keepalive %s rps" % (fmt(s["keepalive"]["rps"]) if s["keepalive"] else "FAIL"))
-    parts.append("sockperf p50 %s us" % (fmt(s["sockperf"]["p50_us"]) if s["sockperf"] else "FAIL"))
+    if s["sockperf"] or os.path.exists(os.path.join(d, "sockperf.txt")):
+        parts.append("sockperf p50 %s us" % (fmt(s["sockperf"]["p50_us"]) if s["sockperf"] else "FAIL"))
     parts.append("iperf %s Gb/s" % (fmt(s["iperf"]["gbps"], 2) if s["iperf"] else "FAIL"))
     parts.append("backends %s" % (",".join("%s:%d" % kv for kv in sorted(s["backends"].items())) or "none"))
     return "; ".join(parts)
@@ -125,7 +127,8 @@ def aggregate(raw, n, mode, m_endpoints):
     base = os.path.join(raw, "n%d" % n, mode)
     rounds = sorted(d for d in os.listdir(base) if d.startswith("r")) if os.path.isdir(base) else []
     series = {k: [] for k in ("short_conn_rps", "short_p50_ms", "short_p99_ms", "keepalive_rps",
-                              "sockperf_p50_us", "sockperf_p99_us", "iperf_gbps")}
+                              "sockperf_p50_us", "sockperf_p99_us", "iperf_gbps",
+                              "control_short_conn_rps")}
     failed = {"short_conn": 0, "keepalive": 0, "sockperf": 0, "iperf": 0}
     backends = {}
     short_errors = 0
@@ -147,16 +150,20 @@ def aggregate(raw, n, mode, m_endpoints):
         if s["sockperf"]:
             series["sockperf_p50_us"].append(s["sockperf"]["p50_us"])
             series["sockperf_p99_us"].append(s["sockperf"]["p99_us"])
-        else:
+        elif os.path.exists(os.path.join(base, r, "sockperf.txt")):  # --quick skips rounds > 1
             failed["sockperf"] += 1
         if s["iperf"]:
             series["iperf_gbps"].append(s["iperf"]["gbps"])
         else:
             failed["iperf"] += 1
+        if s["control"]:
+            series["control_short_conn_rps"].append(s["control"]["rps"])
         for b, c in s["backends"].items():
             backends[b] = backends.get(b, 0) + c
     rec = {"mode": mode, "services": n, "endpoints": m_endpoints}
     for k, vals in series.items():
+        if k == "control_short_conn_rps" and not vals:
+            continue  # not measured in this run (--quick)
         rec[k] = round(statistics.median(vals), 3) if vals else None
     rec["backends_reached"] = dict(sorted(backends.items()))
     rec["rounds"] = len(rounds)
@@ -216,10 +223,17 @@ def main():
             if r["services"] != n or not direct or r.get("skipped"):
                 continue
             ratios = {}
-            for k in ("short_conn_rps", "keepalive_rps", "iperf_gbps", "short_p99_ms", "sockperf_p50_us"):
+            for k in ("short_conn_rps", "keepalive_rps", "iperf_gbps", "short_p99_ms",
+                      "sockperf_p50_us", "control_short_conn_rps"):
                 if r.get(k) is not None and direct.get(k):
                     ratios[k] = round(r[k] / direct[k], 3)
             r["ratio_to_direct"] = ratios
+            # Short-connection rate relative to every other mode that ran at this N.
+            r["short_conn_ratio_to"] = {
+                o["mode"]: round(r["short_conn_rps"] / o["short_conn_rps"], 3)
+                for o in records
+                if o["services"] == n and o is not r and not o.get("skipped")
+                and o.get("short_conn_rps") and r.get("short_conn_rps") is not None}
 
     print_table(records, meta)
     if a.json:
@@ -234,10 +248,11 @@ def print_table(records, meta):
         print("machine: %s, %s CPUs, kernel %s; %s rounds x %s s per tool; K=%s backends, M=%s"
               % (meta.get("cpu_model"), meta.get("cpus"), meta.get("kernel"), meta.get("rounds"),
                  meta.get("duration_s"), meta.get("backends"), meta.get("endpoints")))
-    print("medians over rounds, [min..max] for short-connection rate; ratio = mode / direct")
-    hdr = "%-18s %18s %6s %8s %8s %9s %8s %8s %7s %6s  %s" % (
-        "mode", "short conn/s", "ratio", "p50 ms", "p99 ms", "keepalive", "sp50 us", "sp99 us",
-        "iperf", "ratio", "backends reached")
+    print("medians over rounds, [min..max] of the short-connection rate; xdir = mode / direct;"
+          " sp = sockperf TCP round trip; Gb/s = iperf3 through the one-endpoint service")
+    hdr = "%-18s %20s %6s %7s %7s %9s %6s %7s %7s %6s %6s  %s" % (
+        "mode", "short conn/s", "xdir", "p50 ms", "p99 ms", "keepalive", "xdir", "sp50 us",
+        "sp99 us", "Gb/s", "xdir", "backends reached")
     for n in sorted({r["services"] for r in records}):
         print("\nN = %d services" % n)
         print(hdr)
@@ -248,11 +263,18 @@ def print_table(records, meta):
             sp = r["spread"].get("short_conn_rps")
             short = "%s [%s..%s]" % (fmt(r["short_conn_rps"]), fmt(sp[0]), fmt(sp[1])) if sp else "FAIL"
             rt = r.get("ratio_to_direct", {})
-            print("%-18s %18s %6s %8s %8s %9s %8s %8s %7s %6s  %s" % (
+            print("%-18s %20s %6s %7s %7s %9s %6s %7s %7s %6s %6s  %s" % (
                 r["mode"], short, fmt(rt.get("short_conn_rps"), 2), fmt(r["short_p50_ms"], 2),
-                fmt(r["short_p99_ms"], 2), fmt(r["keepalive_rps"]), fmt(r["sockperf_p50_us"]),
-                fmt(r["sockperf_p99_us"]), fmt(r["iperf_gbps"], 2), fmt(rt.get("iperf_gbps"), 2),
+                fmt(r["short_p99_ms"], 2), fmt(r["keepalive_rps"]), fmt(rt.get("keepalive_rps"), 2),
+                fmt(r["sockperf_p50_us"]), fmt(r["sockperf_p99_us"]), fmt(r["iperf_gbps"], 1),
+                fmt(rt.get("iperf_gbps"), 2),
                 " ".join("%s:%d" % kv for kv in r["backends_reached"].items()) or "none"))
+        ctl = [r for r in records if r["services"] == n and r.get("control_short_conn_rps")]
+        if ctl:
+            print("  one-endpoint control service, short conn/s: " + ", ".join(
+                "%s %s (x%s)" % (r["mode"], fmt(r["control_short_conn_rps"]),
+                                 fmt(r.get("ratio_to_direct", {}).get("control_short_conn_rps"), 2))
+                for r in ctl))
         cps = [r for r in records if r["services"] == n and r["mode"] in ("iptables", "nftables", "switchyard-socklb")]
         for r in cps:
             if r.get("cold_load_s") is None and not r.get("changes"):

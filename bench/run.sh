@@ -16,8 +16,9 @@ usage() {
   cat <<'EOF'
 usage: bench/run.sh [--quick] [--json FILE] [options]
 
-  --quick             N = 1 and 1000, 2 rounds of 2 s per tool, 5 changes (< 3 minutes)
-  (default)           N = 1 and 10000, 5 rounds of 8 s per tool, 20 changes
+  --quick             N = 1 and 1000, 2 rounds of 1 s per tool, 5 changes (< 3 minutes)
+  (default)           N = 1 and 10000, 5 rounds of 8 s per tool, 20 changes, and the
+                      one-endpoint control service measured with short connections too
   --json FILE         also write the results as JSON (one record per mode and N)
   --services "A B"    service counts N to run (each includes the measured service)
   --endpoints M       endpoints per synthetic service (default 10)
@@ -25,6 +26,9 @@ usage: bench/run.sh [--quick] [--json FILE] [options]
   --rounds R          rounds; each round runs every mode once, order alternating
   --duration S        seconds per wrk / sockperf / iperf3 sample
   --changes C         one-endpoint changes timed per rule set and N
+  --control, --no-control
+                      also measure short connections through the one-endpoint control
+                      service (one backend, like direct, but translated)
   --modes "..."       subset of: direct iptables nftables switchyard-socklb switchyard-tc
   --load-timeout S    bound for one rule-set load (iptables-restore, nft -f, daemon start)
   --switchyard PATH   daemon binary (default: build/cmd/switchyard)
@@ -44,6 +48,7 @@ K=4
 ROUNDS=""
 DUR=""
 CHANGES=""
+CONTROL=""
 MODES="direct iptables nftables switchyard-socklb switchyard-tc"
 LOAD_TIMEOUT=""
 SWITCHYARD_BIN="$ROOT/build/cmd/switchyard"
@@ -63,6 +68,8 @@ while [[ $# -gt 0 ]]; do
     --rounds) ROUNDS=$2; shift ;;
     --duration) DUR=$2; shift ;;
     --changes) CHANGES=$2; shift ;;
+    --control) CONTROL=1 ;;
+    --no-control) CONTROL=0 ;;
     --modes) MODES=$2; shift ;;
     --load-timeout) LOAD_TIMEOUT=$2; shift ;;
     --switchyard) SWITCHYARD_BIN=$2; shift ;;
@@ -74,9 +81,11 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 if [[ $QUICK == 1 ]]; then
-  : "${SERVICES:=1 1000}" "${ROUNDS:=2}" "${DUR:=2}" "${CHANGES:=5}" "${LOAD_TIMEOUT:=120}"
+  : "${SERVICES:=1 1000}" "${ROUNDS:=2}" "${DUR:=1}" "${CHANGES:=5}" "${LOAD_TIMEOUT:=120}"
+  : "${CONTROL:=0}"
 else
   : "${SERVICES:=1 10000}" "${ROUNDS:=5}" "${DUR:=8}" "${CHANGES:=20}" "${LOAD_TIMEOUT:=1800}"
+  : "${CONTROL:=1}"
 fi
 for m in $MODES; do
   case "$m" in direct|iptables|nftables|switchyard-socklb|switchyard-tc) ;;
@@ -153,8 +162,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- topology
-add_pod() {  # add_pod NETNS IP HOST_IFNAME
-  local ns=$1 ip=$2 hif=$3
+add_pod() {  # add_pod NETNS IP HOST_IFNAME TW_BUCKETS
+  local ns=$1 ip=$2 hif=$3 tw=$4
   ip netns add "$ns"
   NAMESPACES+=("$ns")
   ip link add "$hif" netns "$NODE" type veth peer name eth0 netns "$ns"
@@ -165,8 +174,11 @@ add_pod() {  # add_pod NETNS IP HOST_IFNAME
   nsx "$ns" ip route add default via "$GW" dev eth0 onlink
   nsx "$NODE" ip link set "$hif" up
   nsx "$NODE" ip route add "$ip/32" dev "$hif" scope link src "$GW"
-  # One client making short connections: keep TIME_WAIT from exhausting ports or memory.
-  nsx "$ns" sysctl -qw net.ipv4.tcp_max_tw_buckets=4096 net.ipv4.tcp_tw_reuse=1 \
+  # One client making tens of thousands of short connections a second from at most 64k
+  # ports: the servers close first (Connection: close), so their TIME_WAIT sockets would
+  # meet reused client ports within seconds, and a SYN refused by TIME_WAIT costs a 1 s
+  # retransmit. Backends keep no TIME_WAIT sockets at all (tcp_max_tw_buckets=0).
+  nsx "$ns" sysctl -qw net.ipv4.tcp_max_tw_buckets="$tw" net.ipv4.tcp_tw_reuse=1 \
     net.ipv4.ip_local_port_range="1024 65000" net.core.somaxconn=4096 \
     net.ipv4.tcp_max_syn_backlog=4096
 }
@@ -182,8 +194,8 @@ setup_topology() {
   # thousands of connections per second that fills the table. Only this namespace's value.
   nsx "$NODE" sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_time_wait=5 \
     net.netfilter.nf_conntrack_tcp_timeout_close_wait=5 net.netfilter.nf_conntrack_tcp_timeout_fin_wait=5
-  add_pod "$CL" "$CLIENT_IP" vcl
-  for ((i = 0; i < K; i++)); do add_pod "$TAG-be$i" "${BE_IPS[$i]}" "vbe$i"; done
+  add_pod "$CL" "$CLIENT_IP" vcl 4096
+  for ((i = 0; i < K; i++)); do add_pod "$TAG-be$i" "${BE_IPS[$i]}" "vbe$i" 0; done
 }
 
 start_backends() {
@@ -273,22 +285,40 @@ measure() {  # measure MODE N ROUND
   targets "$mode"
   CLIENT_CGROUP=""
   [[ $mode == switchyard-socklb ]] && CLIENT_CGROUP=$SY_CGROUP
-  local bound=$((DUR + 20))
+  local bound=$((DUR + 10)) ts=$EPOCHREALTIME
+  step() { echo "$1 $(secs_since "$ts")" >>"$out/timing"; ts=$EPOCHREALTIME; }
+  # Kernel counters around the short-connection test, for diagnosing stalls.
+  counters() { local ns; for ns in "$CL" "$NODE" "$TAG-be0"; do
+      echo "== $ns"; nsx "$ns" nstat -asz 2>/dev/null | grep -vE ' 0 +0.0$'; done >"$out/counters-$1"; }
+  counters before
   client timeout "$bound" wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${DUR}s" --latency \
     -H 'Connection: close' "http://$HTTP_T:$HTTP_PORT/" >"$out/short.txt" 2>&1 ||
     echo "exit status $?" >>"$out/short.txt"
+  step short
+  counters after
   client timeout "$bound" wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${DUR}s" --latency \
     "http://$HTTP_T:$HTTP_PORT/" >"$out/keepalive.txt" 2>&1 ||
     echo "exit status $?" >>"$out/keepalive.txt"
-  client timeout "$bound" sockperf ping-pong --tcp --full-rtt -i "$SOCK_T" -p "$SOCKPERF_PORT" \
+  step keepalive
+  # sockperf has a fixed ~2.3 s start-up on top of -t; --quick runs it in round 1 only.
+  [[ $QUICK == 1 && $r -gt 1 ]] || client timeout "$bound" sockperf ping-pong --tcp --full-rtt -i "$SOCK_T" -p "$SOCKPERF_PORT" \
     -t "$DUR" >"$out/sockperf.txt" 2>&1 || echo "exit status $?" >>"$out/sockperf.txt"
+  step sockperf
   # iperf3 opens a control and a data connection that must reach the same server, so it
   # goes through the one-endpoint control service.
   client timeout "$bound" iperf3 -c "$ONE_T" -p "$IPERF_PORT" -t "$DUR" -J --connect-timeout 3000 \
     >"$out/iperf.json" 2>"$out/iperf.err" || echo "exit status $?" >>"$out/iperf.err"
+  step iperf
+  if [[ $CONTROL == 1 ]]; then
+    client timeout "$bound" wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${DUR}s" --latency \
+      -H 'Connection: close' "http://$ONE_T:$HTTP_PORT/" >"$out/control.txt" 2>&1 ||
+      echo "exit status $?" >>"$out/control.txt"
+    step control
+  fi
   # Which backends answer: new connections, one request each, bounded.
   client timeout 60 curl -s --max-time 2 -H 'Connection: close' \
     "http://$HTTP_T:$HTTP_PORT/c[1-$((10 * K))]" >"$out/backends.txt" 2>&1 || true
+  step backends
   CLIENT_CGROUP=""
   log "  N=$n $mode round $r: $(python3 "$HERE/report.py" --sample "$out")"
 }
@@ -477,12 +507,13 @@ switchyard_teardown_cgroup() {
 
 # ---------------------------------------------------------------- main
 python3 - "$WORK/meta.json" "$QUICK" "$SERVICES" "$M" "$K" "$ROUNDS" "$DUR" "$CHANGES" \
-  "$WRK_THREADS" "$WRK_CONNS" "$NGINX_WORKERS" "$*" <<'EOF'
+  "$WRK_THREADS" "$WRK_CONNS" "$NGINX_WORKERS" "$CONTROL" <<'EOF'
 import json, os, platform, subprocess, sys, time
-out, quick, services, m, k, rounds, dur, changes, wt, wc, nw, _ = sys.argv[1:]
+out, quick, services, m, k, rounds, dur, changes, wt, wc, nw, control = sys.argv[1:]
 def ver(cmd):
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=5).stdout.splitlines()[0].strip()
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=5)
+        return (p.stdout or p.stderr).splitlines()[0].strip()
     except Exception:
         return None
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), None)
@@ -492,9 +523,9 @@ json.dump({
     "quick": quick == "1", "services": [int(x) for x in services.split()],
     "endpoints": int(m), "backends": int(k), "rounds": int(rounds), "duration_s": int(dur),
     "changes": int(changes), "wrk_threads": int(wt), "wrk_connections": int(wc),
-    "nginx_workers": int(nw),
+    "nginx_workers": int(nw), "control_service_measured": control == "1",
     "tools": {"iptables": ver(["iptables", "--version"]), "nft": ver(["nft", "--version"]),
-              "wrk": ver(["wrk", "--version"]), "nginx": None,
+              "wrk": ver(["wrk", "--version"]), "nginx": ver(["nginx", "-v"]),
               "sockperf": ver(["sockperf", "--version"]), "iperf3": ver(["iperf3", "--version"])},
 }, open(out, "w"), indent=1)
 EOF
