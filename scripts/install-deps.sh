@@ -21,6 +21,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # runtime tools used by the demo and the tests
   iproute2 procps curl util-linux python3
+  # benchmarks (bench/run.sh): load generators, servers, kube-proxy baseline rule loaders
+  wrk nginx-light sockperf iperf3 nftables iptables
 )
 
 missing=()
