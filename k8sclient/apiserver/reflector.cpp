@@ -1,0 +1,420 @@
+#include "k8sclient/apiserver/reflector.h"
+
+#include <boost/asio/post.hpp>
+
+#include <cstdio>
+
+#include "logging/log.h"
+
+namespace switchyard::k8s::apiserver {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double secondsSince(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+double unixNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string formatSeconds(std::chrono::milliseconds d) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3gs", static_cast<double>(d.count()) / 1000.0);
+  return buf;
+}
+
+const char* statusText(int status) {
+  switch (status) {
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 410: return "Gone";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "";
+  }
+}
+
+}  // namespace
+
+Reflector::Reflector(ApiClient& client, ResourceSpec spec, ObjectSink& sink,
+                     ReflectorOptions options, std::function<void()> onListed,
+                     std::function<void(const RequestProblem&)> problems)
+    : client_(client), spec_(std::move(spec)), sink_(sink), options_(std::move(options)),
+      onListed_(std::move(onListed)), problems_(std::move(problems)), timer_(client.io()),
+      backoff_(options_.backoff, options_.random01) {
+  random_ = options_.random01;
+  if (!random_) {
+    random_ = [gen = std::mt19937_64(std::random_device{}())]() mutable {
+      return std::uniform_real_distribution<double>(0.0, 1.0)(gen);
+    };
+  }
+}
+
+Reflector::~Reflector() { stop(); }
+
+void Reflector::start() {
+  if (running_) {
+    return;
+  }
+  running_ = true;
+  alive_ = std::make_shared<bool>(true);
+  conn_ = client_.newConnection();
+  startList();
+}
+
+void Reflector::stop() {
+  running_ = false;
+  alive_.reset();
+  timer_.cancel();
+  if (conn_) {
+    conn_->close();
+  }
+}
+
+void Reflector::report(const std::string& message) {
+  lastError_ = message;
+  SY_LOG(Warning) << message;
+  if (problems_) {
+    problems_(RequestProblem{spec_.kind, message});
+  }
+}
+
+void Reflector::post(void (Reflector::*next)()) {
+  boost::asio::post(client_.io(), [alive = std::weak_ptr<bool>(alive_), this, next] {
+    if (alive.lock()) {
+      (this->*next)();
+    }
+  });
+}
+
+void Reflector::retryLater(const std::string& what, void (Reflector::*next)()) {
+  auto wait = backoff_.next();
+  report(what + "; retrying in " + formatSeconds(wait));
+  timer_.expires_after(wait);
+  timer_.async_wait(
+      [alive = std::weak_ptr<bool>(alive_), this, next](const boost::system::error_code& ec) {
+        if (!alive.lock() || ec) {
+          return;
+        }
+        (this->*next)();
+      });
+}
+
+std::string Reflector::target(bool watch, std::chrono::seconds timeout) const {
+  std::string t = spec_.path + "?";
+  if (watch) {
+    t += "allowWatchBookmarks=true&watch=true&resourceVersion=" + urlEncode(resourceVersion_) +
+         "&timeoutSeconds=" + std::to_string(timeout.count());
+  } else {
+    t += "limit=" + std::to_string(options_.pageSize);
+    if (!continue_.empty()) {
+      t += "&continue=" + urlEncode(continue_);
+    }
+  }
+  if (!spec_.labelSelector.empty()) {
+    t += "&labelSelector=" + urlEncode(spec_.labelSelector);
+  }
+  if (!spec_.fieldSelector.empty()) {
+    t += "&fieldSelector=" + urlEncode(spec_.fieldSelector);
+  }
+  return t;
+}
+
+std::string Reflector::describeFailure(int status) const {
+  std::string s = "HTTP " + std::to_string(status);
+  if (*statusText(status)) {
+    s += std::string(" ") + statusText(status);
+  }
+  rapidjson::Document doc;
+  parseJson(body_, doc);
+  ApiStatus st;
+  if (!doc.HasParseError() && parseStatus(doc, st) && !st.message.empty()) {
+    s += ": " + st.message;
+  }
+  if (status == 401) {
+    s += " (the API server rejected the credentials: check the bearer token or client "
+         "certificate of " + client_.config().origin + ")";
+  } else if (status == 403) {
+    s += " (RBAC: switchyard needs get, list and watch on " + spec_.path + ")";
+  }
+  return s;
+}
+
+// ---- LIST ----
+
+void Reflector::startList() {
+  if (!running_) {
+    return;
+  }
+  if (synced_) {
+    client_.metrics().countRelist(spec_.kind);
+  }
+  sink_.listBegin();
+  continue_.clear();
+  requestPage();
+}
+
+void Reflector::requestPage() {
+  client_.whenAllowed([alive = std::weak_ptr<bool>(alive_), this] {
+    if (!alive.lock()) {
+      return;
+    }
+    status_ = 0;
+    body_.clear();
+    requestStart_ = Clock::now();
+    HttpRequest req;
+    req.target = target(false, std::chrono::seconds(0));
+    req.timeout = options_.listTimeout;
+    conn_->get(req, ApiConnection::Handlers{
+                        [this](int status) { status_ = status; },
+                        [this](std::string_view data) { body_.append(data); },
+                        [this](const HttpError& e) { onPageDone(e, secondsSince(requestStart_)); },
+                    });
+  });
+}
+
+void Reflector::onPageDone(const HttpError& error, double seconds) {
+  client_.metrics().observeRequest("LIST", error ? "<error>" : std::to_string(status_), seconds);
+  if (error) {
+    sink_.listAbort();
+    retryLater("LIST " + spec_.kind + ": " + error.message, &Reflector::startList);
+    return;
+  }
+  if (status_ == 410 && !continue_.empty()) {
+    // The continue token outlived the server's history: start the list over.
+    sink_.listAbort();
+    report("LIST " + spec_.kind + ": continue token expired (410 Gone); listing again");
+    post(&Reflector::startList);
+    return;
+  }
+  if (status_ != 200) {
+    sink_.listAbort();
+    retryLater("LIST " + spec_.kind + ": " + describeFailure(status_), &Reflector::startList);
+    return;
+  }
+  rapidjson::Document doc;
+  parseJson(body_, doc);
+  const rapidjson::Value* items = nullptr;
+  if (!doc.HasParseError() && doc.IsObject()) {
+    auto it = doc.FindMember("items");
+    if (it != doc.MemberEnd() && (it->value.IsArray() || it->value.IsNull())) {
+      items = &it->value;
+    }
+  }
+  if (!items) {
+    sink_.listAbort();
+    client_.metrics().countDecodeError(spec_.kind);
+    retryLater("LIST " + spec_.kind + ": the response is not a " + spec_.kind + "List",
+               &Reflector::startList);
+    return;
+  }
+  if (items->IsArray()) {
+    for (const auto& item : items->GetArray()) {
+      sink_.listItem(item);
+    }
+  }
+  std::string cont, rv;
+  if (auto md = doc.FindMember("metadata"); md != doc.MemberEnd() && md->value.IsObject()) {
+    if (auto c = md->value.FindMember("continue"); c != md->value.MemberEnd() && c->value.IsString()) {
+      cont = c->value.GetString();
+    }
+    if (auto r = md->value.FindMember("resourceVersion");
+        r != md->value.MemberEnd() && r->value.IsString()) {
+      rv = r->value.GetString();
+    }
+  }
+  if (!cont.empty()) {
+    continue_ = cont;
+    requestPage();
+    return;
+  }
+  resourceVersion_ = rv;
+  continue_.clear();
+  sink_.listEnd();
+  ++lists_;
+  backoff_.reset();
+  lastError_.clear();
+  client_.metrics().setLastSync(unixNow());
+  SY_LOG(Debug) << "LIST " << spec_.kind << ": complete at resourceVersion " << rv;
+  bool first = !synced_;
+  synced_ = true;
+  if (first && onListed_) {
+    onListed_();
+  }
+  if (!running_) {
+    return;
+  }
+  watchFollowsList_ = true;
+  startWatch();
+}
+
+// ---- WATCH ----
+
+void Reflector::startWatch() {
+  if (!running_) {
+    return;
+  }
+  if (!watchFollowsList_) {
+    client_.metrics().countWatchRestart(spec_.kind);
+  }
+  watchFollowsList_ = false;
+  client_.whenAllowed([alive = std::weak_ptr<bool>(alive_), this] {
+    if (!alive.lock()) {
+      return;
+    }
+    auto min = options_.minWatchTimeout;
+    auto timeout = min + std::chrono::seconds(static_cast<int64_t>(
+                             static_cast<double>(min.count()) * random_()));
+    status_ = 0;
+    body_.clear();
+    framer_.reset();
+    watchEvents_ = 0;
+    relistRequested_ = false;
+    watchEnded_ = false;
+    watchError_.clear();
+    ++watches_;
+    requestStart_ = Clock::now();
+    HttpRequest req;
+    req.target = target(true, timeout);
+    req.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(timeout) +
+                  options_.watchGrace;
+    conn_->get(req, ApiConnection::Handlers{
+                        [this](int status) {
+                          status_ = status;
+                          if (status == 200) {
+                            client_.metrics().observeRequest("WATCH", "200",
+                                                             secondsSince(requestStart_));
+                          }
+                        },
+                        [this](std::string_view data) {
+                          if (status_ != 200) {
+                            body_.append(data);
+                            return;
+                          }
+                          if (!framer_.feed(data, [this](std::string_view f) { onWatchFrame(f); })) {
+                            client_.metrics().countDecodeError(spec_.kind);
+                            endWatchNow("watch " + spec_.kind + ": the stream is not JSON: " +
+                                        framer_.error());
+                          }
+                        },
+                        [this](const HttpError& e) { onWatchDone(e, secondsSince(requestStart_)); },
+                    });
+  });
+}
+
+// Drops the watch connection and handles the end as if the server had closed it.
+void Reflector::endWatchNow(const std::string& why) {
+  if (watchEnded_) {
+    return;
+  }
+  watchEnded_ = true;
+  watchError_ = why;
+  conn_->close();
+  boost::asio::post(client_.io(), [alive = std::weak_ptr<bool>(alive_), this] {
+    if (alive.lock()) {
+      onWatchDone(HttpError{}, secondsSince(requestStart_));
+    }
+  });
+}
+
+void Reflector::onWatchFrame(std::string_view frame) {
+  if (watchEnded_ || !running_) {
+    return;
+  }
+  WatchEvent ev;
+  std::string error;
+  if (!parseWatchEvent(frame, ev, error)) {
+    client_.metrics().countDecodeError(spec_.kind);
+    report("watch " + spec_.kind + ": skipped a malformed event: " + error);
+    return;
+  }
+  client_.metrics().countEvent(spec_.kind, watchEventTypeName(ev.type));
+  switch (ev.type) {
+    case WatchEventType::Added:
+    case WatchEventType::Modified:
+    case WatchEventType::Deleted: {
+      ++watchEvents_;
+      std::string rv = resourceVersionOf(*ev.object);
+      sink_.watchEvent(ev.type, *ev.object);
+      if (!rv.empty()) {
+        resourceVersion_ = rv;
+      }
+      client_.metrics().setLastSync(unixNow());
+      break;
+    }
+    case WatchEventType::Bookmark: {
+      ++watchEvents_;
+      std::string rv = resourceVersionOf(*ev.object);
+      if (!rv.empty()) {
+        resourceVersion_ = rv;
+      }
+      client_.metrics().setLastSync(unixNow());
+      break;
+    }
+    case WatchEventType::Error: {
+      ApiStatus st;
+      parseStatus(*ev.object, st);
+      relistRequested_ = st.code == 410 || st.reason == "Expired" || st.reason == "Gone";
+      endWatchNow("watch " + spec_.kind + ": ERROR event " + std::to_string(st.code) + " " +
+                  st.reason + ": " + st.message);
+      break;
+    }
+  }
+}
+
+void Reflector::onWatchDone(const HttpError& error, double seconds) {
+  watchEnded_ = true;
+  if (!running_) {
+    return;
+  }
+  if (status_ == 0) {
+    client_.metrics().observeRequest("WATCH", "<error>", seconds);
+  } else if (status_ != 200) {
+    client_.metrics().observeRequest("WATCH", std::to_string(status_), seconds);
+  }
+  if (status_ == 410 || relistRequested_) {
+    // Our resourceVersion is older than the server's history: only a relist can tell
+    // what changed meanwhile. The relist is diffed, so handlers see just the changes.
+    report("watch " + spec_.kind + ": resourceVersion " + resourceVersion_ +
+           " expired (410 Gone); relisting");
+    post(&Reflector::startList);
+    return;
+  }
+  if (status_ != 0 && status_ != 200) {
+    retryLater("WATCH " + spec_.kind + ": " + describeFailure(status_), &Reflector::startWatch);
+    return;
+  }
+  if (status_ == 0) {
+    retryLater("WATCH " + spec_.kind + ": " + error.message, &Reflector::startWatch);
+    return;
+  }
+  if (!watchError_.empty() || error) {
+    std::string why = !watchError_.empty() ? watchError_ : error.message;
+    if (watchEvents_ > 0) {
+      // The stream was healthy until it broke: resume at once from the last
+      // resourceVersion; backoff is for failures that repeat.
+      backoff_.reset();
+      report("watch " + spec_.kind + ": " + why + "; resuming from resourceVersion " +
+             resourceVersion_);
+      post(&Reflector::startWatch);
+    } else {
+      retryLater("watch " + spec_.kind + ": " + why + " (resuming from resourceVersion " +
+                     resourceVersion_ + ")",
+                 &Reflector::startWatch);
+    }
+    return;
+  }
+  // The server ended the watch at timeoutSeconds: the normal way a watch ends.
+  SY_LOG(Debug) << "watch " << spec_.kind << ": ended by the server after " << watchEvents_
+                << " events; watching again from resourceVersion " << resourceVersion_;
+  backoff_.reset();
+  post(&Reflector::startWatch);
+}
+
+}  // namespace switchyard::k8s::apiserver

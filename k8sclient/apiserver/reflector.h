@@ -1,0 +1,113 @@
+// A reflector keeps one kind's store in step with the API server, as client-go's does:
+//   LIST (paginated: limit/continue) -> the store, diffed
+//   WATCH from the list's resourceVersion, allowWatchBookmarks=true, streamed
+//     ADDED/MODIFIED/DELETED -> the store; BOOKMARK -> resourceVersion only
+//     server timeout (timeoutSeconds) or dropped connection -> WATCH again from the last
+//       resourceVersion, no relist
+//     HTTP 410 or an ERROR event with code 410 (Expired/Gone) -> LIST again (a relist)
+//   request errors (refused, TLS, 401/403, 5xx) -> retry after exponential backoff with jitter
+// It knows nothing of the kind's type: objects go to an ObjectSink as JSON.
+#pragma once
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "k8sclient/apiserver/api_client.h"
+#include "k8sclient/apiserver/store.h"
+#include "k8sclient/apiserver/watch_stream.h"
+
+namespace switchyard::k8s::apiserver {
+
+struct ResourceSpec {
+  std::string kind;           // "Service": logs and metric labels
+  std::string path;           // the collection: "/api/v1/services"
+  std::string labelSelector;  // "" = none
+  std::string fieldSelector;  // "" = none
+};
+
+struct ReflectorOptions {
+  size_t pageSize = 500;  // LIST limit, as client-go's pager
+  // Each watch asks the server to end it after a random time in [min, 2*min), as client-go
+  // does, so that many clients do not all reconnect at once.
+  std::chrono::seconds minWatchTimeout{300};
+  std::chrono::milliseconds listTimeout{60000};
+  // A watch that delivers nothing for this long past its timeoutSeconds is dead.
+  std::chrono::milliseconds watchGrace{30000};
+  BackoffPolicy backoff;
+  std::function<double()> random01;  // jitter source; "" = a real random generator
+};
+
+// A request-level problem: a failed request, a rejected token, a stream that broke.
+struct RequestProblem {
+  std::string kind;
+  std::string message;  // "LIST Service: 401 Unauthorized: ...; retrying in 1.2s"
+};
+
+class Reflector {
+ public:
+  Reflector(ApiClient& client, ResourceSpec spec, ObjectSink& sink, ReflectorOptions options,
+            std::function<void()> onListed, std::function<void(const RequestProblem&)> problems);
+  ~Reflector();
+  Reflector(const Reflector&) = delete;
+  Reflector& operator=(const Reflector&) = delete;
+
+  void start();
+  void stop();
+
+  // The first list has completed.
+  bool synced() const { return synced_; }
+  const std::string& resourceVersion() const { return resourceVersion_; }
+  const ResourceSpec& spec() const { return spec_; }
+  size_t lists() const { return lists_; }
+  size_t watches() const { return watches_; }
+  const std::string& lastError() const { return lastError_; }
+
+ private:
+  void startList();
+  void requestPage();
+  void onPageDone(const HttpError& error, double seconds);
+  void startWatch();
+  void onWatchFrame(std::string_view frame);
+  void onWatchDone(const HttpError& error, double seconds);
+  void endWatchNow(const std::string& why);
+  void retryLater(const std::string& what, void (Reflector::*next)());
+  void post(void (Reflector::*next)());
+  std::string target(bool watch, std::chrono::seconds timeout) const;
+  std::string describeFailure(int status) const;
+  void report(const std::string& message);
+
+  ApiClient& client_;
+  ResourceSpec spec_;
+  ObjectSink& sink_;
+  ReflectorOptions options_;
+  std::function<void()> onListed_;
+  std::function<void(const RequestProblem&)> problems_;
+  std::unique_ptr<ApiConnection> conn_;
+  boost::asio::steady_timer timer_;
+  Backoff backoff_;
+  std::function<double()> random_;
+  std::shared_ptr<bool> alive_;  // reset by stop(): queued callbacks see it and do nothing
+
+  bool running_ = false;
+  bool synced_ = false;
+  std::string resourceVersion_;
+  std::string continue_;
+  int status_ = 0;
+  std::string body_;  // a list page, or the body of a failed request
+  JsonFramer framer_;
+  size_t watchEvents_ = 0;
+  bool relistRequested_ = false;
+  bool watchEnded_ = false;
+  bool watchFollowsList_ = false;
+  std::string watchError_;
+  std::chrono::steady_clock::time_point requestStart_;
+  size_t lists_ = 0;
+  size_t watches_ = 0;
+  std::string lastError_;
+};
+
+}  // namespace switchyard::k8s::apiserver
