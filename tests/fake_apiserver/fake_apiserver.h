@@ -1,0 +1,96 @@
+// A fake Kubernetes API server for tests, speaking the real HTTP protocol (HTTPS with a
+// test CA, or plain HTTP) on its own thread:
+//   discovery   /version /api /apis /api/v1 /apis/discovery.k8s.io[/v1] /openapi/v3[/...]
+//   objects     GET (get, list with limit/continue, watch), POST, PUT, PATCH, DELETE on
+//               services, endpointslices, nodes and namespaces
+//   watch       ?watch=true: chunked body, one JSON event per line, bookmarks when asked
+//               (allowWatchBookmarks), ends at timeoutSeconds, 410 for compacted versions
+//   auth        Authorization: Bearer <token>, or a client certificate from clientCaPem;
+//               401 otherwise
+// and a control API for tests: change objects while watches run, expire or drop watches,
+// send bookmarks, cut events into chunks at chosen places. The same control exists over
+// HTTP under /fake/ for scripts (POST /fake/expire, /fake/drop, /fake/bookmark,
+// /fake/compact, /fake/apply with a JSON object or List as the body).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/fake_apiserver/fake_state.h"
+
+namespace switchyard::fake {
+
+struct FakeApiServerOptions {
+  std::string bindAddress = "127.0.0.1";
+  uint16_t port = 0;  // 0 = any free port
+  bool tls = true;
+  std::string certPem, keyPem;  // the server's certificate (tls)
+  std::string clientCaPem;      // "" = client certificates are not asked for
+  std::string token;            // "" = no authentication
+};
+
+// Cuts one event line into the pieces written as separate HTTP chunks. index counts the
+// events a server has written (from 1), so a test can cut each one at a different place.
+using WatchChunker = std::function<std::vector<std::string>(const std::string& line, size_t index)>;
+
+class FakeApiServer {
+ public:
+  explicit FakeApiServer(FakeApiServerOptions options);
+  ~FakeApiServer();
+  FakeApiServer(const FakeApiServer&) = delete;
+  FakeApiServer& operator=(const FakeApiServer&) = delete;
+
+  // Binds and starts serving on a thread of its own; false with a reason if it cannot.
+  bool start(std::string& error);
+  void stop();
+  uint16_t port() const { return port_; }
+  std::string url() const;  // "https://127.0.0.1:PORT"
+
+  // ---- control; every call runs on the server's thread and waits for it ----
+  // Creates or replaces the object (any served kind; JSON with kind and apiVersion).
+  Response apply(const std::string& json);
+  Response remove(const std::string& apiVersion, const std::string& kind, const std::string& ns,
+                  const std::string& name);
+  // Runs fn on the state atomically with respect to requests (several changes at once).
+  void withState(const std::function<void(FakeState&)>& fn);
+  uint64_t resourceVersion();
+
+  // Sends a BOOKMARK at the current resourceVersion to every watch that allowed them.
+  void sendBookmarks();
+  // Closes every watch connection abruptly, mid-body (no last chunk, no TLS close).
+  void dropWatches();
+  // Compacts the history and sends every watch an ERROR event (410 Expired), then ends
+  // it. Watches from older versions are then refused too.
+  void expireWatches();
+  // Compacts the history only: the next watch from an older version gets 410.
+  void compact();
+  // How a watch from a compacted version is refused: an ERROR event in a 200 stream (the
+  // real API server's way, default) or an HTTP 410 response.
+  void setExpiredWatchAsHttp410(bool http410);
+  // While silenced, changes are stored but not sent to the watches already open, as if
+  // they lagged behind; a later relist must find them.
+  void setWatchesSilenced(bool silenced);
+  // While held, events are collected per watch; release sends each watch's in one chunk.
+  void holdWatchEvents(bool hold);
+  void setWatchChunker(WatchChunker chunker);
+  void setToken(const std::string& token);
+
+  size_t activeWatches();
+  // Requests served, as "GET /api/v1/services?limit=500 -> 200" (watches: on start).
+  std::vector<std::string> requestLog();
+  void clearRequestLog();
+  // How many requests in the log start with prefix (e.g. "GET /api/v1/services?limit").
+  size_t countRequests(const std::string& prefix);
+
+  struct Impl;  // fake_apiserver.cpp; public so that its sessions can name it
+
+ private:
+  std::shared_ptr<Impl> impl_;
+  uint16_t port_ = 0;
+  FakeApiServerOptions options_;
+};
+
+}  // namespace switchyard::fake
