@@ -55,6 +55,7 @@ class Parser {
     }
     if (v < min || v > max) {
       std::ostringstream msg;
+      msg.precision(15);
       msg << "must be between " << min << " and " << max << ", got " << s;
       fail(n, field, msg.str());
       return;

@@ -375,20 +375,29 @@ void ManifestSource::reload(const std::vector<std::string>& files) {
 }
 
 void ManifestSource::start() {
-  std::string error;
-  std::vector<std::string> files = manifestFiles(path_, error);
-  if (!error.empty()) {
-    problems_({path_, 0, 0, "", "", error});
-  }
-  stamp_ = stamp(files);
-  reload(files);
-  handler_.onSynced();
+  poll();
   arm();
 }
 
 void ManifestSource::poll() {
   std::string error;
   std::vector<std::string> files = manifestFiles(path_, error);
+  if (!error.empty() && !synced_) {
+    // No picture at all yet: never report an empty cluster as synced (a restarted daemon
+    // would then delete every adopted service). Wait for the path, and say so once.
+    if (stamp_ != "error:" + error) {
+      problems_({path_, 0, 0, "", "", error + "; waiting for it before programming anything"});
+      stamp_ = "error:" + error;
+    }
+    return;
+  }
+  if (!synced_) {
+    stamp_ = stamp(files);
+    reload(files);
+    synced_ = true;
+    handler_.onSynced();
+    return;
+  }
   if (!error.empty()) {
     // The path vanished (a ConfigMap remount, an editor): keep what we have rather than
     // removing every service; say so once per change.

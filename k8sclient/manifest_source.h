@@ -59,7 +59,8 @@ class ManifestSource {
                  ProblemSink problems,
                  std::chrono::milliseconds pollInterval = std::chrono::milliseconds(500));
 
-  // Loads everything, delivers it, then signals synced; afterwards polls for changes.
+  // Loads everything, delivers it, then signals synced; afterwards polls for changes. A
+  // path that does not exist yet is waited for: nothing is synced from nothing.
   void start();
   // Re-reads now if any file changed (also called by the poll timer).
   void poll();
@@ -78,6 +79,7 @@ class ManifestSource {
   ManifestSet current_;
   std::string stamp_;
   size_t reloads_ = 0;
+  bool synced_ = false;
 };
 
 }  // namespace switchyard::k8s

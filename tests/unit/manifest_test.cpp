@@ -197,3 +197,31 @@ TEST(Manifests, KubectlGetJsonOutputIsReadToo) {
 
 }  // namespace
 }  // namespace switchyard::k8s
+
+namespace switchyard::k8s {
+namespace {
+
+TEST(Manifests, APathAbsentAtStartIsWaitedForNotSyncedAsEmpty) {
+  // After a restart the maps hold the last state; syncing "nothing" would delete it all.
+  boost::asio::io_context io;
+  Recorder rec;
+  std::string dir = "/tmp/sy-manifest-later-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  std::vector<std::string> problems;
+  ManifestSource src(io, dir, rec, [&](const ManifestProblem& p) { problems.push_back(p.str()); });
+  src.start();
+  EXPECT_FALSE(rec.synced) << "an absent path must not be reported as an empty, synced cluster";
+  src.poll();
+  ASSERT_EQ(problems.size(), 1u) << "the problem is reported once, not on every poll";
+  EXPECT_THAT(problems[0], HasSubstr("waiting for it"));
+
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/svc.yaml") << kSvc;
+  src.poll();
+  std::filesystem::remove_all(dir);
+  EXPECT_TRUE(rec.synced);
+  EXPECT_THAT(rec.events, ElementsAre("+svc default/web"));
+}
+
+}  // namespace
+}  // namespace switchyard::k8s
