@@ -182,6 +182,10 @@ def control_plane(raw, n, which):
     out["change_ms_p50"] = round(statistics.median(ch), 3) if ch else None
     out["change_ms_p99"] = round(pctl(ch, 99), 3) if ch else None
     out["changes"] = len(ch)
+    sync = [float(x) for x in _read(os.path.join(d, which + "_sync_ms")).split()]
+    if sync:  # switchyard only: the daemon's own sync time per change, from its histogram
+        out["change_sync_ms_p50"] = round(statistics.median(sync), 3)
+        out["change_sync_ms_p99"] = round(pctl(sync, 99), 3)
     err = _read(os.path.join(d, which + "_error")).strip()
     if err:
         out["control_plane_error"] = err
@@ -280,9 +284,13 @@ def print_table(records, meta):
             if r.get("cold_load_s") is None and not r.get("changes"):
                 continue
             name = "switchyard" if r["mode"].startswith("switchyard") else r["mode"]
-            print("  control plane %-10s cold load %s s; one endpoint change p50 %s ms, p99 %s ms (%d changes)"
+            extra = ""
+            if r.get("change_sync_ms_p50") is not None:
+                extra = "; daemon sync p50 %s ms, p99 %s ms" % (
+                    fmt(r["change_sync_ms_p50"], 2), fmt(r["change_sync_ms_p99"], 2))
+            print("  control plane %-10s cold load %s s; one endpoint change p50 %s ms, p99 %s ms (%d changes)%s"
                   % (name, fmt(r.get("cold_load_s"), 2), fmt(r.get("change_ms_p50"), 1),
-                     fmt(r.get("change_ms_p99"), 1), r.get("changes", 0)))
+                     fmt(r.get("change_ms_p99"), 1), r.get("changes", 0), extra))
 
 
 if __name__ == "__main__":

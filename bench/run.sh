@@ -16,7 +16,7 @@ usage() {
   cat <<'EOF'
 usage: bench/run.sh [--quick] [--json FILE] [options]
 
-  --quick             N = 1 and 1000, 2 rounds of 1 s per tool, 5 changes (< 3 minutes)
+  --quick             N = 1 and 1000, 2 rounds of 1 s per tool, 3 changes (< 3 minutes)
   (default)           N = 1 and 10000, 5 rounds of 8 s per tool, 20 changes, and the
                       one-endpoint control service measured with short connections too
   --json FILE         also write the results as JSON (one record per mode and N)
@@ -81,7 +81,7 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 if [[ $QUICK == 1 ]]; then
-  : "${SERVICES:=1 1000}" "${ROUNDS:=2}" "${DUR:=1}" "${CHANGES:=5}" "${LOAD_TIMEOUT:=120}"
+  : "${SERVICES:=1 1000}" "${ROUNDS:=2}" "${DUR:=1}" "${CHANGES:=3}" "${LOAD_TIMEOUT:=120}"
   : "${CONTROL:=0}"
 else
   : "${SERVICES:=1 10000}" "${ROUNDS:=5}" "${DUR:=8}" "${CHANGES:=20}" "${LOAD_TIMEOUT:=1800}"
@@ -316,7 +316,7 @@ measure() {  # measure MODE N ROUND
     step control
   fi
   # Which backends answer: new connections, one request each, bounded.
-  client timeout 60 curl -s --max-time 2 -H 'Connection: close' \
+  client timeout 20 curl -s --max-time 1 -H 'Connection: close' \
     "http://$HTTP_T:$HTTP_PORT/c[1-$((10 * K))]" >"$out/backends.txt" 2>&1 || true
   step backends
   CLIENT_CGROUP=""
@@ -406,13 +406,15 @@ unload_rules() {
 # daemon's cgroupPath, so connect() is translated), tc runs them outside it (packets to the
 # ClusterIP reach the tc program on the node side of the client's veth, "vcl").
 #
-# TO FILL IN (lead), once build/cmd/switchyard exists. UNTESTED until then:
-#   * switchyard_start: the config below follows issue 3's example; check field names.
-#   * switchyard_programmed: how to know the dataplane holds all N services
-#     (`switchyard status -o json` counting frontends is assumed below).
-#   * switchyard_time_changes: time from rewriting one manifest file to the map write
-#     (e.g. the daemon's kubeproxy_network_programming_duration_seconds, or polling
-#     `status`); writes one number per line, in ms, to $RAW/n$N/cp/switchyard_change_ms.
+# switchyard_start and switchyard_programmed work with today's daemon (files source,
+# readiness = `switchyard status -o json` lists every service port). TO FILL IN (lead):
+#   * a second start path with `source: apiserver` against tests/fake_apiserver, for the
+#     cold time "from the API" and the watch-event change latency;
+#   * peak RSS and CPU seconds of the daemon (e.g. /proc/$SY_PID/status VmHWM, stat) and
+#     BPF map memory (bpftool map show under the pin path) per N.
+#   * switchyard_time_changes: done for the files source (file rename -> `status` shows the
+#     new endpoint, and the daemon's sync histogram); the apiserver-source measurement of
+#     "watch event -> map write" is still to add.
 # Cold programming time goes to $RAW/n$N/cp/switchyard_cold_s.
 SY_PID=""
 SY_CGROUP=""
@@ -454,6 +456,7 @@ clusterCIDR: 198.18.0.0/16
 source:
   kind: files
   path: $SY_DIR/manifests
+  pollInterval: 50ms
 bpf:
   pinPath: /sys/fs/bpf/$TAG
   cgroupPath: $SY_CGROUP
@@ -481,12 +484,50 @@ EOF
   return 0
 }
 
+sy_metric() {  # sy_metric NAME: prints "SUM COUNT" of a histogram from the daemon's /metrics
+  ip netns exec "$NODE" curl -s --max-time 2 "http://127.0.0.1:10249/metrics" 2>/dev/null |
+    awk -v n="$1" '$1 == n "_sum" { s = $2 } $1 == n "_count" { c = $2 } END { print s + 0, c + 0 }'
+}
+
 switchyard_time_changes() {  # switchyard_time_changes N
-  local n=$1
+  # Each change rewrites one manifest file (atomic rename) and waits until
+  # `switchyard status` shows the new endpoint: the wall time includes the files source's
+  # poll interval (50 ms here) and the status process, so it is an upper bound. The
+  # daemon's own sync time for the change comes from the delta of
+  # kubeproxy_sync_proxy_rules_duration_seconds around it.
+  # TO FILL IN (lead): "watch event -> map write" needs the apiserver source
+  # (kubeproxy_network_programming_duration_seconds); the files source has no watch event.
+  local n=$1 c dir f name newip t0 before after ok tries
   [[ -n $SY_PID ]] || return 0
-  # TO FILL IN: for each $SY_DIR/changes/NNNN/*.yaml, move it over the file of the same
-  # name in $SY_DIR/manifests and time until the maps show the new endpoint.
-  : "$n"
+  : >"$RAW/n$n/cp/switchyard_change_ms"
+  : >"$RAW/n$n/cp/switchyard_sync_ms"
+  for ((c = 1; c <= CHANGES; c++)); do
+    dir=$(printf '%s/changes/%04d' "$SY_DIR" "$c")
+    f=$(ls "$dir"/*.yaml) name=$(basename "$f")
+    newip=$(grep -m1 -oE '198\.18\.2(4[0-9]|5[0-5])\.[0-9]+' "$f")
+    before=$(sy_metric kubeproxy_sync_proxy_rules_duration_seconds)
+    cp "$f" "$SY_DIR/manifests/$name.tmp"
+    t0=$EPOCHREALTIME
+    mv -f "$SY_DIR/manifests/$name.tmp" "$SY_DIR/manifests/$name"
+    ok=0
+    for ((tries = 0; tries < 3000; tries++)); do
+      if "$SWITCHYARD_BIN" status --config "$SY_CONF" -o json 2>/dev/null | grep -q "\"$newip\""; then
+        ok=1
+        break
+      fi
+      awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { exit !(b - a > 30) }' && break
+    done
+    if [[ $ok != 1 ]]; then
+      echo "change $c: $newip not in the maps after 30 s" >>"$RAW/n$n/cp/switchyard_error"
+      break
+    fi
+    awk -v s="$(secs_since "$t0")" 'BEGIN { printf "%.3f\n", s * 1000 }' >>"$RAW/n$n/cp/switchyard_change_ms"
+    sleep 0.1  # let the sync's histogram observation land
+    after=$(sy_metric kubeproxy_sync_proxy_rules_duration_seconds)
+    awk -v a="$before" -v b="$after" 'BEGIN { split(a, x, " "); split(b, y, " ");
+      if (y[2] > x[2]) printf "%.3f\n", (y[1] - x[1]) * 1000 / (y[2] - x[2]) }' \
+      >>"$RAW/n$n/cp/switchyard_sync_ms"
+  done
 }
 
 switchyard_stop() {
