@@ -326,7 +326,8 @@ measure() {  # measure MODE N ROUND
 # ---------------------------------------------------------------- kube-proxy rule sets
 declare -A LOADED=()
 load_iptables() {  # load_iptables N -> LOADED[iptables]
-  local n=$1 d="$WORK/rules/n$n" t0 rc=0
+  local n=$1
+  local d="$WORK/rules/n$n" t0 rc=0
   mkdir -p "$d" "$RAW/n$n/cp"
   python3 "$HERE/gen_iptables.py" --services "$n" --endpoints "$M" --backends "$K" \
     --out "$d/iptables.rules" --changes "$CHANGES" --change-prefix "$d/iptables-change-"
@@ -348,7 +349,8 @@ load_iptables() {  # load_iptables N -> LOADED[iptables]
 }
 
 load_nftables() {
-  local n=$1 d="$WORK/rules/n$n" t0 rc=0
+  local n=$1
+  local d="$WORK/rules/n$n" t0 rc=0
   mkdir -p "$d" "$RAW/n$n/cp"
   python3 "$HERE/gen_nftables.py" --services "$n" --endpoints "$M" --backends "$K" \
     --out "$d/nftables.nft" --changes "$CHANGES" --change-prefix "$d/nftables-change-"
@@ -367,7 +369,8 @@ load_nftables() {
 }
 
 time_changes() {  # time_changes N: one-endpoint changes on top of the loaded rule sets
-  local n=$1 d="$WORK/rules/n$n" c f t0 rc
+  local n=$1
+  local d="$WORK/rules/n$n" c f t0 rc
   [[ $CHANGES -gt 0 ]] || return 0
   if [[ ${LOADED[iptables]:-0} == 1 ]]; then
     : >"$RAW/n$n/cp/iptables_change_ms"
