@@ -11,21 +11,13 @@
 #include <string>
 #include <vector>
 
+#include "bpf/map_sizes.h"
 #include "bpf/pinned_maps.h"
 
 struct sock_lb;
 struct tc_lb;
 
 namespace switchyard::bpf {
-
-// Map sizes in entries; 0 keeps the build default from abi.h.
-struct MapSizes {
-  uint32_t services = 0;
-  uint32_t backends = 0;
-  uint32_t revNat = 0;
-  uint32_t conntrack = 0;
-  uint32_t sockRevNat = 0;
-};
 
 struct DatapathOptions {
   std::string pinPath;

@@ -89,9 +89,7 @@ class Daemon {
     std::string error;
     bpf::DatapathOptions opts;
     opts.pinPath = cfg_.bpf.pinPath;
-    opts.sizes = {cfg_.bpf.mapSizes.services, cfg_.bpf.mapSizes.backends,
-                  cfg_.bpf.mapSizes.revNat, cfg_.bpf.mapSizes.conntrack,
-                  cfg_.bpf.mapSizes.sockRevNat};
+    opts.sizes = cfg_.bpf.mapSizes;
     datapath_ = bpf::Datapath::load(opts, error);
     if (!datapath_) {
       SY_LOG(Error) << error;

@@ -7,18 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "bpf/map_sizes.h"
+
 namespace switchyard::config {
 
 inline constexpr const char* kApiVersion = "switchyard.dev/v1alpha1";
 inline constexpr const char* kKind = "SwitchyardConfiguration";
-
-struct MapSizes {
-  uint32_t services = 0;  // 0 = build default (bpf/abi.h)
-  uint32_t backends = 0;
-  uint32_t revNat = 0;
-  uint32_t conntrack = 0;
-  uint32_t sockRevNat = 0;
-};
 
 struct Config {
   std::string hostnameOverride;
@@ -46,7 +40,7 @@ struct Config {
     std::string cgroupPath;  // "" = the cgroup v2 root, auto-detected
     bool socketLB = true;
     std::vector<std::string> devices;
-    MapSizes mapSizes;
+    bpf::MapSizes mapSizes;
   } bpf;
 };
 

@@ -222,6 +222,29 @@ void keepPrevious(const std::string& file, const ManifestSet& previous, Manifest
   }
 }
 
+// Adds the objects of one kind from `from` to `to` unless `to` already has them; a clash
+// is reported through onDuplicate (or silently skipped when it is empty), and the added
+// objects are recorded as `file`'s when a file is named.
+template <typename T>
+void mergeKind(const std::string& kindPrefix, const std::map<std::string, T>& fromObjects,
+               const ManifestSet& from, std::map<std::string, T>& toObjects, ManifestSet& to,
+               const std::function<void(const std::string&)>& onDuplicate,
+               const std::string& file = "") {
+  for (const auto& [k, v] : fromObjects) {
+    std::string fpKey = kindPrefix + k;
+    if (!toObjects.emplace(k, v).second) {
+      if (onDuplicate) {
+        onDuplicate(fpKey);
+      }
+      continue;
+    }
+    to.fingerprint[fpKey] = from.fingerprint.at(fpKey);
+    if (!file.empty()) {
+      to.objectsByFile[file].push_back(fpKey);
+    }
+  }
+}
+
 }  // namespace
 
 std::string ManifestProblem::str() const {
@@ -279,37 +302,15 @@ ManifestSet loadManifests(const std::vector<std::string>& files, const ManifestS
       // in progress): keep those, and apply the documents that did parse.
       ManifestSet kept;
       keepPrevious(file, previous, kept);
-      for (auto& [k, v] : kept.services) {
-        if (!fileSet.services.count(k)) {
-          fileSet.services[k] = v;
-          fileSet.fingerprint["Service " + k] = kept.fingerprint["Service " + k];
-        }
-      }
-      for (auto& [k, v] : kept.slices) {
-        if (!fileSet.slices.count(k)) {
-          fileSet.slices[k] = v;
-          fileSet.fingerprint["EndpointSlice " + k] = kept.fingerprint["EndpointSlice " + k];
-        }
-      }
+      mergeKind("Service ", kept.services, kept, fileSet.services, fileSet, {});
+      mergeKind("EndpointSlice ", kept.slices, kept, fileSet.slices, fileSet, {});
     }
-    for (auto& [k, v] : fileSet.services) {
-      if (!out.services.emplace(k, v).second) {
-        problems.push_back({file, 0, 0, "Service " + k, "metadata.name",
-                            "duplicate: defined in another file too; this copy is ignored"});
-        continue;
-      }
-      out.fingerprint["Service " + k] = fileSet.fingerprint["Service " + k];
-      out.objectsByFile[file].push_back("Service " + k);
-    }
-    for (auto& [k, v] : fileSet.slices) {
-      if (!out.slices.emplace(k, v).second) {
-        problems.push_back({file, 0, 0, "EndpointSlice " + k, "metadata.name",
-                            "duplicate: defined in another file too; this copy is ignored"});
-        continue;
-      }
-      out.fingerprint["EndpointSlice " + k] = fileSet.fingerprint["EndpointSlice " + k];
-      out.objectsByFile[file].push_back("EndpointSlice " + k);
-    }
+    std::function<void(const std::string&)> duplicate = [&](const std::string& fpKey) {
+      problems.push_back({file, 0, 0, fpKey, "metadata.name",
+                          "duplicate: defined in another file too; this copy is ignored"});
+    };
+    mergeKind("Service ", fileSet.services, fileSet, out.services, out, duplicate, file);
+    mergeKind("EndpointSlice ", fileSet.slices, fileSet, out.slices, out, duplicate, file);
   }
   return out;
 }
