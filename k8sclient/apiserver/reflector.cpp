@@ -198,10 +198,13 @@ void Reflector::onPageDone(const HttpError& error, double seconds) {
     retryLater("LIST " + spec_.kind + ": " + describeFailure(status_), &Reflector::startList);
     return;
   }
-  rapidjson::Document doc;
-  parseJson(body_, doc);
+  rapidjson::Document parsed;
+  parseJson(body_, parsed);
+  // Read through a const reference: RapidJSON's mutable iterators compare ambiguously
+  // under C++20 (clang's -Wambiguous-reversed-operator).
+  const rapidjson::Value& doc = parsed;
   const rapidjson::Value* items = nullptr;
-  if (!doc.HasParseError() && doc.IsObject()) {
+  if (!parsed.HasParseError() && doc.IsObject()) {
     auto it = doc.FindMember("items");
     if (it != doc.MemberEnd() && (it->value.IsArray() || it->value.IsNull())) {
       items = &it->value;

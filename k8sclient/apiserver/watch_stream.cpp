@@ -87,8 +87,10 @@ bool parseWatchEvent(std::string_view frame, WatchEvent& out, std::string& error
     error = "a watch event must be a JSON object";
     return false;
   }
-  auto type = out.doc.FindMember("type");
-  if (type == out.doc.MemberEnd() || !type->value.IsString()) {
+  // Const access: RapidJSON's mutable iterators compare ambiguously under C++20.
+  const rapidjson::Value& doc = out.doc;
+  auto type = doc.FindMember("type");
+  if (type == doc.MemberEnd() || !type->value.IsString()) {
     error = "type: must be a string";
     return false;
   }
@@ -107,8 +109,8 @@ bool parseWatchEvent(std::string_view frame, WatchEvent& out, std::string& error
     error = "type: unknown watch event type \"" + std::string(t) + "\"";
     return false;
   }
-  auto obj = out.doc.FindMember("object");
-  if (obj == out.doc.MemberEnd() || !obj->value.IsObject()) {
+  auto obj = doc.FindMember("object");
+  if (obj == doc.MemberEnd() || !obj->value.IsObject()) {
     error = "object: must be an object";
     return false;
   }
