@@ -140,7 +140,12 @@ bool Datapath::attachSocketLB(const std::string& cgroupPath, std::string& error)
       {"sendmsg4", sock_->progs.sy_sock_sendmsg4},
       {"recvmsg4", sock_->progs.sy_sock_recvmsg4},
       {"getpeername4", sock_->progs.sy_sock_getpeername4},
+      {"connect6", sock_->progs.sy_sock_connect6},
+      {"sendmsg6", sock_->progs.sy_sock_sendmsg6},
+      {"recvmsg6", sock_->progs.sy_sock_recvmsg6},
+      {"getpeername6", sock_->progs.sy_sock_getpeername6},
   };
+  static_assert(sizeof(hooks) / sizeof(hooks[0]) == kSocketHooks.size());
   int cg = ::open(cgroupPath.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (cg < 0) {
     error = "open cgroup " + cgroupPath + ": " + errnoText(errno);
@@ -196,7 +201,7 @@ int Datapath::programFd(Program p) const {
 }
 
 void Datapath::detachSocketLB() {
-  for (const char* name : {"connect4", "sendmsg4", "recvmsg4", "getpeername4"}) {
+  for (const char* name : kSocketHooks) {
     std::string pin = pinPath_ + "/" + kLinksDir + "/" + name;
     if (::unlink(pin.c_str()) == 0) {
       SY_LOG(Info) << "socket LB hook " << name << " removed";

@@ -6,6 +6,7 @@
 // removes them.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -23,6 +24,11 @@ struct DatapathOptions {
   std::string pinPath;
   MapSizes sizes;
 };
+
+// Pin names of the socket hooks' links under PIN/links/.
+inline constexpr std::array<const char*, 8> kSocketHooks = {
+    "connect4", "sendmsg4", "recvmsg4", "getpeername4",
+    "connect6", "sendmsg6", "recvmsg6", "getpeername6"};
 
 // tc filter identity: one handle and priority for every switchyard filter.
 inline constexpr uint32_t kTcHandle = 0x5359;  // "SY"

@@ -38,8 +38,38 @@ static __always_inline void sock_remember_revnat(struct bpf_sock_addr *ctx,
 	bpf_map_update_elem(&SY_MAP_SOCK_REVNAT, &rkey, &rval, BPF_ANY);
 }
 
+/* The destination of the call as a map address: IPv4 hooks give user_ip4, IPv6 hooks
+ * user_ip6 (which may be IPv4-mapped on a dual-stack socket, matching IPv4 services as is). */
+static __always_inline void sock_read_addr(const struct bpf_sock_addr *ctx, int v6,
+					   union sy_addr *a)
+{
+	if (v6) {
+		/* 4-byte loads: the only size the verifier accepts for user_ip6. */
+		a->w[0] = ctx->user_ip6[0];
+		a->w[1] = ctx->user_ip6[1];
+		a->w[2] = ctx->user_ip6[2];
+		a->w[3] = ctx->user_ip6[3];
+	} else {
+		sy_addr_from_v4(a, ctx->user_ip4);
+	}
+}
+
+static __always_inline void sock_write_addr(struct bpf_sock_addr *ctx, int v6,
+					    const union sy_addr *a, __be16 port)
+{
+	if (v6) {
+		ctx->user_ip6[0] = a->w[0];
+		ctx->user_ip6[1] = a->w[1];
+		ctx->user_ip6[2] = a->w[2];
+		ctx->user_ip6[3] = a->w[3];
+	} else {
+		ctx->user_ip4 = a->w[3];
+	}
+	ctx->user_port = (__u32)port;
+}
+
 /* Forward translation: frontend -> backend. Returns SYS_PROCEED or SYS_REJECT. */
-static __always_inline int sock4_xlate_fwd(struct bpf_sock_addr *ctx)
+static __always_inline int sock_xlate_fwd(struct bpf_sock_addr *ctx, int v6)
 {
 	struct sy_svc_key key;
 	const struct sy_svc_value *svc;
@@ -50,7 +80,7 @@ static __always_inline int sock4_xlate_fwd(struct bpf_sock_addr *ctx)
 
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return SYS_PROCEED;
-	sy_addr_from_v4(&dst, ctx->user_ip4);
+	sock_read_addr(ctx, v6, &dst);
 	svc = sy_lookup_service(&key, &dst, sock_dst_port(ctx), proto);
 	if (!svc)
 		return SYS_PROCEED; /* not a service: untouched */
@@ -67,53 +97,80 @@ static __always_inline int sock4_xlate_fwd(struct bpf_sock_addr *ctx)
 		bpf_set_retval(-ECONNREFUSED);
 		return SYS_REJECT;
 	}
+	/* An IPv4 hook can only reach an IPv4 backend (translation never mixes families). */
+	if (!v6 && !sy_addr_is_v4(&be->addr))
+		return SYS_PROCEED;
 	sock_remember_revnat(ctx, be, &key, svc);
-	ctx->user_ip4 = be->addr.w[3];
-	ctx->user_port = (__u32)be->port;
+	sock_write_addr(ctx, v6, &be->addr, be->port);
 	sy_count(SY_REASON_SOCK_XLATE, 0);
 	return SYS_PROCEED;
 }
 
 /* Reverse translation for recvmsg/getpeername: backend -> frontend. */
-static __always_inline void sock4_xlate_rev(struct bpf_sock_addr *ctx)
+static __always_inline void sock_xlate_rev(struct bpf_sock_addr *ctx, int v6)
 {
 	struct sy_sock_revnat_key rkey = {};
 	const struct sy_sock_revnat_value *rval;
 
 	rkey.cookie = bpf_get_socket_cookie(ctx);
-	sy_addr_from_v4(&rkey.addr, ctx->user_ip4);
+	sock_read_addr(ctx, v6, &rkey.addr);
 	rkey.port = sock_dst_port(ctx);
 	rval = bpf_map_lookup_elem(&SY_MAP_SOCK_REVNAT, &rkey);
 	if (!rval)
 		return;
-	ctx->user_ip4 = rval->addr.w[3];
-	ctx->user_port = (__u32)rval->port;
+	sock_write_addr(ctx, v6, &rval->addr, rval->port);
 	sy_count(SY_REASON_SOCK_REVNAT, 0);
 }
 
 SEC("cgroup/connect4")
 int sy_sock_connect4(struct bpf_sock_addr *ctx)
 {
-	return sock4_xlate_fwd(ctx);
+	return sock_xlate_fwd(ctx, 0);
 }
 
 SEC("cgroup/sendmsg4")
 int sy_sock_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	return sock4_xlate_fwd(ctx);
+	return sock_xlate_fwd(ctx, 0);
 }
 
 SEC("cgroup/recvmsg4")
 int sy_sock_recvmsg4(struct bpf_sock_addr *ctx)
 {
-	sock4_xlate_rev(ctx);
+	sock_xlate_rev(ctx, 0);
 	return SYS_PROCEED;
 }
 
 SEC("cgroup/getpeername4")
 int sy_sock_getpeername4(struct bpf_sock_addr *ctx)
 {
-	sock4_xlate_rev(ctx);
+	sock_xlate_rev(ctx, 0);
+	return SYS_PROCEED;
+}
+
+SEC("cgroup/connect6")
+int sy_sock_connect6(struct bpf_sock_addr *ctx)
+{
+	return sock_xlate_fwd(ctx, 1);
+}
+
+SEC("cgroup/sendmsg6")
+int sy_sock_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return sock_xlate_fwd(ctx, 1);
+}
+
+SEC("cgroup/recvmsg6")
+int sy_sock_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	sock_xlate_rev(ctx, 1);
+	return SYS_PROCEED;
+}
+
+SEC("cgroup/getpeername6")
+int sy_sock_getpeername6(struct bpf_sock_addr *ctx)
+{
+	sock_xlate_rev(ctx, 1);
 	return SYS_PROCEED;
 }
 

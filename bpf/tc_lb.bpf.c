@@ -8,12 +8,14 @@
  *  egress  (packets to the pod):   backend -> client becomes frontend -> client when the
  *          reply entry exists.
  * Doing the reverse NAT at the client's egress means only the clients' devices need the
- * programs; the backends' devices may be anything. */
+ * programs; the backends' devices may be anything. One code path serves IPv4 and IPv6: the
+ * maps hold 16-byte addresses, IPv4 as IPv4-mapped. */
 #include <stddef.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
@@ -28,43 +30,24 @@
 #define IP_FRAG_MASK 0x3fff /* MF | fragment offset */
 #define NSEC_PER_SEC 1000000000ULL
 
-struct pkt4 {
+struct pkt {
 	__u32 l3_off;
 	__u32 l4_off;
-	__be32 saddr;
-	__be32 daddr;
+	union sy_addr saddr;
+	union sy_addr daddr;
 	__be16 sport;
 	__be16 dport;
 	__u8 proto;
 	__u8 tcp_flags;
-	__u8 fragment; /* 1: any fragment (first or later) */
-	__u8 first_fragment;
+	__u8 v6;
+	__u8 fragment;       /* 1: any fragment (first or later) */
+	__u8 first_fragment; /* 1: the fragment that carries the L4 header */
 };
 
-/* Parses Ethernet + IPv4 + TCP/UDP. Returns 0 when the packet is one we may translate,
- * -1 when it is not ours to touch. bpf_skb_load_bytes copes with non-linear skbs. */
-static __always_inline int parse4(struct __sk_buff *skb, struct pkt4 *p)
+static __always_inline int parse_l4(struct __sk_buff *skb, struct pkt *p)
 {
-	struct iphdr ip;
 	__u8 l4[14];
 
-	if (skb->protocol != bpf_htons(ETH_P_IP))
-		return -1;
-	p->l3_off = ETH_HLEN;
-	if (bpf_skb_load_bytes(skb, p->l3_off, &ip, sizeof(ip)) < 0)
-		return -1;
-	if (ip.version != 4 || ip.ihl < 5)
-		return -1;
-	if (ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP)
-		return -1;
-	p->proto = ip.protocol;
-	p->saddr = ip.saddr;
-	p->daddr = ip.daddr;
-	p->l4_off = p->l3_off + ip.ihl * 4;
-	p->fragment = (ip.frag_off & bpf_htons(IP_FRAG_MASK)) != 0;
-	p->first_fragment = p->fragment && (ip.frag_off & bpf_htons(0x1fff)) == 0;
-	if (p->fragment && !p->first_fragment)
-		return 0; /* no L4 header: the caller passes it untouched */
 	if (bpf_skb_load_bytes(skb, p->l4_off, l4, p->proto == IPPROTO_TCP ? 14 : 4) < 0)
 		return -1;
 	__builtin_memcpy(&p->sport, &l4[0], 2);
@@ -73,28 +56,83 @@ static __always_inline int parse4(struct __sk_buff *skb, struct pkt4 *p)
 	return 0;
 }
 
-/* Rewrites the source (dst = 0) or destination (dst = 1) address and port, fixing the IPv4
- * header checksum and the TCP/UDP checksum (pseudo-header included). */
-static __always_inline int nat4_rewrite(struct __sk_buff *skb, const struct pkt4 *p, int dst,
-					__be32 new_addr, __be16 new_port)
+/* Parses Ethernet + IPv4/IPv6 + TCP/UDP. Returns 0 when the packet is one we may
+ * translate, -1 when it is not ours to touch. bpf_skb_load_bytes copes with non-linear
+ * skbs. IPv6 extension headers (fragments included) are not walked: such packets pass. */
+static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 {
-	__u32 addr_off = p->l3_off + (dst ? offsetof(struct iphdr, daddr) : offsetof(struct iphdr, saddr));
+	p->l3_off = ETH_HLEN;
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, p->l3_off, &ip, sizeof(ip)) < 0)
+			return -1;
+		if (ip.version != 4 || ip.ihl < 5)
+			return -1;
+		p->proto = ip.protocol;
+		sy_addr_from_v4(&p->saddr, ip.saddr);
+		sy_addr_from_v4(&p->daddr, ip.daddr);
+		p->l4_off = p->l3_off + ip.ihl * 4;
+		p->fragment = (ip.frag_off & bpf_htons(IP_FRAG_MASK)) != 0;
+		p->first_fragment = p->fragment && (ip.frag_off & bpf_htons(0x1fff)) == 0;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, p->l3_off, &ip6, sizeof(ip6)) < 0)
+			return -1;
+		if (ip6.version != 6)
+			return -1;
+		p->v6 = 1;
+		p->proto = ip6.nexthdr;
+		__builtin_memcpy(p->saddr.b, &ip6.saddr, 16);
+		__builtin_memcpy(p->daddr.b, &ip6.daddr, 16);
+		p->l4_off = p->l3_off + sizeof(ip6);
+	} else {
+		return -1;
+	}
+	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
+		return -1;
+	if (p->fragment && !p->first_fragment)
+		return 0; /* no L4 header: the caller passes it untouched */
+	return parse_l4(skb, p);
+}
+
+/* Rewrites the source (dst = 0) or destination (dst = 1) address and port, fixing the
+ * TCP/UDP checksum (pseudo-header included) and, for IPv4, the header checksum. */
+static __always_inline int nat_rewrite(struct __sk_buff *skb, const struct pkt *p, int dst,
+				       const union sy_addr *new_addr, __be16 new_port)
+{
 	__u32 port_off = p->l4_off + (dst ? 2 : 0);
 	__u32 csum_off = p->l4_off + (p->proto == IPPROTO_TCP ? offsetof(struct tcphdr, check)
 							       : offsetof(struct udphdr, check));
-	/* UDP checksum 0 means "none": MARK_MANGLED_0 leaves it so and avoids producing 0. */
+	/* UDP checksum 0 means "none" (IPv4): MARK_MANGLED_0 leaves it so and avoids making 0. */
 	__u64 l4_flags = p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
-	__be32 old_addr = dst ? p->daddr : p->saddr;
+	const union sy_addr *old_addr = dst ? &p->daddr : &p->saddr;
 	__be16 old_port = dst ? p->dport : p->sport;
 
-	if (old_addr != new_addr) {
-		if (bpf_l4_csum_replace(skb, csum_off, old_addr, new_addr,
-					BPF_F_PSEUDO_HDR | sizeof(new_addr) | l4_flags) < 0)
+	if (p->v6) {
+		__u32 addr_off = p->l3_off + (dst ? offsetof(struct ipv6hdr, daddr)
+						  : offsetof(struct ipv6hdr, saddr));
+		__s64 diff = bpf_csum_diff((__be32 *)old_addr->w, 16, (__be32 *)new_addr->w, 16, 0);
+
+		if (diff < 0)
 			return -1;
-		if (bpf_l3_csum_replace(skb, p->l3_off + offsetof(struct iphdr, check), old_addr,
-					new_addr, sizeof(new_addr)) < 0)
+		if (bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR | l4_flags) < 0)
 			return -1;
-		if (bpf_skb_store_bytes(skb, addr_off, &new_addr, sizeof(new_addr), 0) < 0)
+		if (bpf_skb_store_bytes(skb, addr_off, new_addr->b, 16, 0) < 0)
+			return -1;
+	} else if (old_addr->w[3] != new_addr->w[3]) {
+		__u32 addr_off = p->l3_off + (dst ? offsetof(struct iphdr, daddr)
+						  : offsetof(struct iphdr, saddr));
+		__be32 o = old_addr->w[3], n = new_addr->w[3];
+
+		if (bpf_l4_csum_replace(skb, csum_off, o, n,
+					BPF_F_PSEUDO_HDR | sizeof(n) | l4_flags) < 0)
+			return -1;
+		if (bpf_l3_csum_replace(skb, p->l3_off + offsetof(struct iphdr, check), o, n,
+					sizeof(n)) < 0)
+			return -1;
+		if (bpf_skb_store_bytes(skb, addr_off, &n, sizeof(n), 0) < 0)
 			return -1;
 	}
 	if (old_port != new_port) {
@@ -107,12 +145,13 @@ static __always_inline int nat4_rewrite(struct __sk_buff *skb, const struct pkt4
 	return 0;
 }
 
-static __always_inline void ct_key4(struct sy_ct_key *k, __be32 saddr, __be32 daddr, __be16 sport,
-				    __be16 dport, __u8 proto, __u8 dir)
+static __always_inline void ct_key(struct sy_ct_key *k, const union sy_addr *saddr,
+				   const union sy_addr *daddr, __be16 sport, __be16 dport,
+				   __u8 proto, __u8 dir)
 {
 	__builtin_memset(k, 0, sizeof(*k));
-	sy_addr_from_v4(&k->saddr, saddr);
-	sy_addr_from_v4(&k->daddr, daddr);
+	k->saddr = *saddr;
+	k->daddr = *daddr;
 	k->sport = sport;
 	k->dport = dport;
 	k->proto = proto;
@@ -128,11 +167,24 @@ static __always_inline int ct_alive(const struct sy_ct_entry *e, __u8 proto, __u
 	return now - e->last_seen_ns < life * NSEC_PER_SEC;
 }
 
-static __always_inline void ct_touch(struct sy_ct_entry *e, const struct pkt4 *p, __u64 now)
+static __always_inline void ct_touch(struct sy_ct_entry *e, const struct pkt *p, __u64 now)
 {
 	e->last_seen_ns = now;
 	if (p->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST))
 		e->flags |= SY_CT_F_CLOSING;
+}
+
+/* A new TCP connection (SYN without ACK) straight to an address that is no frontend, e.g.
+ * client -> pod IP. If an earlier translated flow used the same four-tuple, its reply entry
+ * would rewrite this connection's replies to the frontend: forget it. */
+static __always_inline void ct_forget_stale_reply(const struct pkt *p)
+{
+	struct sy_ct_key rkey;
+
+	if (p->proto != IPPROTO_TCP || (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
+		return;
+	ct_key(&rkey, &p->daddr, &p->saddr, p->dport, p->sport, p->proto, SY_CT_REPLY);
+	bpf_map_delete_elem(&SY_MAP_CT, &rkey);
 }
 
 SEC("tc")
@@ -144,26 +196,22 @@ int sy_tc_ingress(struct __sk_buff *skb)
 	struct sy_svc_key skey;
 	const struct sy_svc_value *svc;
 	const struct sy_backend *be;
-	union sy_addr daddr;
-	struct pkt4 p = {};
+	struct pkt p = {};
 	__u32 backend_id = 0;
 	__u64 now;
 
-	if (parse4(skb, &p) < 0)
+	if (parse(skb, &p) < 0)
 		return TC_ACT_OK;
 	if (p.fragment) {
 		/* Fragments are not translated yet: pass them untouched, and count the first one
 		 * of a datagram to a frontend (later ones carry no port to match). */
-		if (p.first_fragment) {
-			sy_addr_from_v4(&daddr, p.daddr);
-			if (sy_lookup_service(&skey, &daddr, p.dport, p.proto))
-				sy_count(SY_REASON_TC_FRAGMENT, skb->len);
-		}
+		if (p.first_fragment && sy_lookup_service(&skey, &p.daddr, p.dport, p.proto))
+			sy_count(SY_REASON_TC_FRAGMENT, skb->len);
 		return TC_ACT_OK;
 	}
 
 	now = bpf_ktime_get_ns();
-	ct_key4(&fkey, p.saddr, p.daddr, p.sport, p.dport, p.proto, SY_CT_FORWARD);
+	ct_key(&fkey, &p.saddr, &p.daddr, p.sport, p.dport, p.proto, SY_CT_FORWARD);
 	ct = bpf_map_lookup_elem(&SY_MAP_CT, &fkey);
 	if (ct && ct_alive(ct, p.proto, now) &&
 	    !((ct->flags & SY_CT_F_CLOSING) && (p.tcp_flags & TCP_FLAG_SYN))) {
@@ -171,7 +219,7 @@ int sy_tc_ingress(struct __sk_buff *skb)
 		be = bpf_map_lookup_elem(&SY_MAP_BACKENDS, &backend_id);
 		if (be) {
 			ct_touch(ct, &p, now);
-			if (nat4_rewrite(skb, &p, 1, be->addr.w[3], be->port) < 0) {
+			if (nat_rewrite(skb, &p, 1, &be->addr, be->port) < 0) {
 				sy_count(SY_REASON_TC_CSUM_ERROR, skb->len);
 				return TC_ACT_SHOT;
 			}
@@ -181,16 +229,17 @@ int sy_tc_ingress(struct __sk_buff *skb)
 		/* The backend went away: choose again below. */
 	}
 
-	sy_addr_from_v4(&daddr, p.daddr);
-	svc = sy_lookup_service(&skey, &daddr, p.dport, p.proto);
-	if (!svc)
+	svc = sy_lookup_service(&skey, &p.daddr, p.dport, p.proto);
+	if (!svc) {
+		ct_forget_stale_reply(&p);
 		return TC_ACT_OK; /* not a service: untouched */
+	}
 	if (svc->count == 0) {
 		sy_count(SY_REASON_TC_NO_BACKEND, skb->len);
 		return TC_ACT_SHOT;
 	}
 	be = sy_select_backend(&skey, svc, &backend_id);
-	if (!be) {
+	if (!be || sy_addr_is_v4(&be->addr) == p.v6) {
 		sy_count(SY_REASON_TC_BACKEND_GONE, skb->len);
 		return TC_ACT_SHOT;
 	}
@@ -201,11 +250,11 @@ int sy_tc_ingress(struct __sk_buff *skb)
 	if (p.tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST))
 		entry.flags |= SY_CT_F_CLOSING;
 	/* Reply entry first: once the forward entry exists, a reply may come back. */
-	ct_key4(&rkey, be->addr.w[3], p.saddr, be->port, p.sport, p.proto, SY_CT_REPLY);
+	ct_key(&rkey, &be->addr, &p.saddr, be->port, p.sport, p.proto, SY_CT_REPLY);
 	bpf_map_update_elem(&SY_MAP_CT, &rkey, &entry, BPF_ANY);
 	bpf_map_update_elem(&SY_MAP_CT, &fkey, &entry, BPF_ANY);
 
-	if (nat4_rewrite(skb, &p, 1, be->addr.w[3], be->port) < 0) {
+	if (nat_rewrite(skb, &p, 1, &be->addr, be->port) < 0) {
 		sy_count(SY_REASON_TC_CSUM_ERROR, skb->len);
 		return TC_ACT_SHOT;
 	}
@@ -219,23 +268,28 @@ int sy_tc_egress(struct __sk_buff *skb)
 	struct sy_ct_key rkey;
 	struct sy_ct_entry *ct;
 	const struct sy_revnat *rn;
-	struct pkt4 p = {};
+	struct pkt p = {};
 	__u32 rev_nat_id;
 	__u64 now;
 
-	if (parse4(skb, &p) < 0 || p.fragment)
+	if (parse(skb, &p) < 0 || p.fragment)
 		return TC_ACT_OK;
-	ct_key4(&rkey, p.saddr, p.daddr, p.sport, p.dport, p.proto, SY_CT_REPLY);
+	ct_key(&rkey, &p.saddr, &p.daddr, p.sport, p.dport, p.proto, SY_CT_REPLY);
 	ct = bpf_map_lookup_elem(&SY_MAP_CT, &rkey);
 	if (!ct)
 		return TC_ACT_OK;
 	now = bpf_ktime_get_ns();
+	if (!ct_alive(ct, p.proto, now)) {
+		/* The translated flow is over; this tuple now belongs to someone else. */
+		bpf_map_delete_elem(&SY_MAP_CT, &rkey);
+		return TC_ACT_OK;
+	}
 	rev_nat_id = ct->rev_nat_id;
 	rn = bpf_map_lookup_elem(&SY_MAP_REVNAT, &rev_nat_id);
 	if (!rn)
 		return TC_ACT_OK;
 	ct_touch(ct, &p, now);
-	if (nat4_rewrite(skb, &p, 0, rn->addr.w[3], rn->port) < 0) {
+	if (nat_rewrite(skb, &p, 0, &rn->addr, rn->port) < 0) {
 		sy_count(SY_REASON_TC_CSUM_ERROR, skb->len);
 		return TC_ACT_SHOT;
 	}

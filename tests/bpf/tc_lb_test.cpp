@@ -56,6 +56,8 @@ class TcProgramTest : public ::testing::Test {
                                                                {"198.18.16.2", "198.18.16.3", "198.18.16.4"}, 8080)}).errors;
     r.errors += syncer_->syncOwner("default/dns", {frontend("198.19.0.53", 53, lb::kProtoUDP, {"198.18.16.3"}, 5353)}).errors;
     r.errors += syncer_->syncOwner("default/empty", {frontend("198.19.0.12", 80, lb::kProtoTCP, {}, 8080)}).errors;
+    r.errors += syncer_->syncOwner("default/web6", {frontend("2001:db8:1::10", 80, lb::kProtoTCP, {"2001:db8:16::2"}, 8080)}).errors;
+    r.errors += syncer_->syncOwner("default/dns6", {frontend("2001:db8:1::53", 53, lb::kProtoUDP, {"2001:db8:16::3"}, 5353)}).errors;
     ASSERT_EQ(r.errors, 0u);
   }
 
@@ -104,6 +106,7 @@ class TcProgramTest : public ::testing::Test {
 // One row per behaviour: a packet into ingress, the verdict and destination expected.
 struct IngressCase {
   const char* name;
+  const char* saddr;
   uint8_t proto;
   const char* daddr;
   uint16_t dport;
@@ -116,7 +119,7 @@ class TcIngress : public TcProgramTest, public ::testing::WithParamInterface<Ing
 
 TEST_P(TcIngress, Packet) {
   const IngressCase& c = GetParam();
-  Packet in = makePacket(c.proto, "198.18.1.2", 40000, c.daddr, c.dport);
+  Packet in = makePacket(c.proto, c.saddr, 40000, c.daddr, c.dport);
   uint64_t before = counter(c.counted);
   Result r = run(Program::TcIngress, in);
   EXPECT_EQ(r.verdict, c.verdict);
@@ -126,7 +129,7 @@ TEST_P(TcIngress, Packet) {
     return;
   }
   EXPECT_EQ(r.out.dst(), c.expectDst) << "destination hasn't been NATed to the backend";
-  EXPECT_EQ(r.out.src(), "198.18.1.2:40000") << "the source must stay the client's";
+  EXPECT_EQ(r.out.src(), in.src()) << "the source must stay the client's";
   EXPECT_TRUE(r.out.ipChecksumOk()) << "IPv4 header checksum broken by DNAT";
   EXPECT_TRUE(r.out.l4ChecksumOk()) << "L4 checksum broken by DNAT";
 }
@@ -134,12 +137,16 @@ TEST_P(TcIngress, Packet) {
 INSTANTIATE_TEST_SUITE_P(
     Table, TcIngress,
     ::testing::Values(
-        IngressCase{"tcp_to_clusterip_is_dnated", IPPROTO_TCP, "198.19.0.10", 80, TC_ACT_OK,
-                    "198.18.16.2:8080", SY_REASON_TC_DNAT_NEW},
-        IngressCase{"udp_to_clusterip_is_dnated", IPPROTO_UDP, "198.19.0.53", 53, TC_ACT_OK,
-                    "198.18.16.3:5353", SY_REASON_TC_DNAT_NEW},
-        IngressCase{"vip_without_backends_is_dropped", IPPROTO_TCP, "198.19.0.12", 80, TC_ACT_SHOT, "",
-                    SY_REASON_TC_NO_BACKEND}),
+        IngressCase{"tcp_to_clusterip_is_dnated", "198.18.1.2", IPPROTO_TCP, "198.19.0.10", 80,
+                    TC_ACT_OK, "198.18.16.2:8080", SY_REASON_TC_DNAT_NEW},
+        IngressCase{"udp_to_clusterip_is_dnated", "198.18.1.2", IPPROTO_UDP, "198.19.0.53", 53,
+                    TC_ACT_OK, "198.18.16.3:5353", SY_REASON_TC_DNAT_NEW},
+        IngressCase{"vip_without_backends_is_dropped", "198.18.1.2", IPPROTO_TCP, "198.19.0.12", 80,
+                    TC_ACT_SHOT, "", SY_REASON_TC_NO_BACKEND},
+        IngressCase{"tcp6_to_clusterip_is_dnated", "2001:db8:1::2", IPPROTO_TCP, "2001:db8:1::10", 80,
+                    TC_ACT_OK, "[2001:db8:16::2]:8080", SY_REASON_TC_DNAT_NEW},
+        IngressCase{"udp6_to_clusterip_is_dnated", "2001:db8:1::2", IPPROTO_UDP, "2001:db8:1::53", 53,
+                    TC_ACT_OK, "[2001:db8:16::3]:5353", SY_REASON_TC_DNAT_NEW}),
     [](const auto& info) { return std::string(info.param.name); });
 
 // The no-backend row checks "unchanged" only because a dropped packet is not rewritten; the
@@ -156,28 +163,55 @@ TEST_F(TcProgramTest, UnknownAddressOrPortPassesUntouchedAndUncounted) {
 }
 
 TEST_F(TcProgramTest, ReplyIsReverseNatedWithValidChecksums) {
-  for (uint8_t proto : {uint8_t{IPPROTO_TCP}, uint8_t{IPPROTO_UDP}}) {
-    bool tcp = proto == IPPROTO_TCP;
-    const char* vip = tcp ? "198.19.0.10" : "198.19.0.53";
-    uint16_t vport = tcp ? 80 : 53;
-    Packet req = makePacket(proto, "198.18.1.2", 40001, vip, vport);
+  struct Flow {
+    uint8_t proto;
+    const char* client;
+    const char* vip;
+    uint16_t vport;
+    const char* vipText;  // as Packet::src() prints it
+  } flows[] = {
+      {IPPROTO_TCP, "198.18.1.2", "198.19.0.10", 80, "198.19.0.10:80"},
+      {IPPROTO_UDP, "198.18.1.2", "198.19.0.53", 53, "198.19.0.53:53"},
+      {IPPROTO_TCP, "2001:db8:1::2", "2001:db8:1::10", 80, "[2001:db8:1::10]:80"},
+      {IPPROTO_UDP, "2001:db8:1::2", "2001:db8:1::53", 53, "[2001:db8:1::53]:53"},
+  };
+  for (const Flow& f : flows) {
+    SCOPED_TRACE(f.vipText);
+    Packet req = makePacket(f.proto, f.client, 40001, f.vip, f.vport);
     Result fwd = run(Program::TcIngress, req);
     ASSERT_EQ(fwd.verdict, TC_ACT_OK);
     std::string backend = fwd.out.dst();
-    auto colon = backend.find(':');
-    Packet reply = makePacket(proto, backend.substr(0, colon).c_str(),
-                              static_cast<uint16_t>(std::stoi(backend.substr(colon + 1))), "198.18.1.2",
+    auto colon = backend.rfind(':');
+    std::string backendAddr = backend.substr(0, colon);
+    if (backendAddr.front() == '[') {
+      backendAddr = backendAddr.substr(1, backendAddr.size() - 2);
+    }
+    Packet reply = makePacket(f.proto, backendAddr.c_str(),
+                              static_cast<uint16_t>(std::stoi(backend.substr(colon + 1))), f.client,
                               40001, 0x12 /* SYN|ACK */, "reply");
     uint64_t before = counter(SY_REASON_TC_REVNAT);
     Result rev = run(Program::TcEgress, reply);
     EXPECT_EQ(rev.verdict, TC_ACT_OK);
-    EXPECT_EQ(rev.out.src(), std::string(vip) + ":" + std::to_string(vport))
-        << "reply source hasn't been translated back to the ClusterIP";
-    EXPECT_EQ(rev.out.dst(), "198.18.1.2:40001");
+    EXPECT_EQ(rev.out.src(), f.vipText) << "reply source hasn't been translated back to the ClusterIP";
+    EXPECT_EQ(rev.out.dst(), reply.dst());
     EXPECT_TRUE(rev.out.ipChecksumOk());
     EXPECT_TRUE(rev.out.l4ChecksumOk());
     EXPECT_EQ(counter(SY_REASON_TC_REVNAT), before + 1);
   }
+}
+
+TEST_F(TcProgramTest, ADirectConnectionReusingAnOldTranslatedTupleIsNotRewritten) {
+  // A client talks to the ClusterIP from port 40010 and closes; later it connects to the
+  // backend's pod IP directly from the same port. The old reply entry must not turn the
+  // direct connection's replies into ClusterIP packets (the client would reset them).
+  Packet syn = makePacket(IPPROTO_TCP, "198.18.1.2", 40010, "198.19.0.10", 80, 0x02);
+  ASSERT_EQ(run(Program::TcIngress, syn).out.dst(), "198.18.16.2:8080");
+  Packet direct = makePacket(IPPROTO_TCP, "198.18.1.2", 40010, "198.18.16.2", 8080, 0x02);
+  Result d = run(Program::TcIngress, direct);
+  EXPECT_EQ(d.out.bytes, direct.bytes);
+  Packet reply = makePacket(IPPROTO_TCP, "198.18.16.2", 8080, "198.18.1.2", 40010, 0x12, "reply");
+  Result r = run(Program::TcEgress, reply);
+  EXPECT_EQ(r.out.bytes, reply.bytes) << "a direct connection's reply was rewritten by a stale entry";
 }
 
 TEST_F(TcProgramTest, ReplyOfAnUntrackedFlowPassesUntouched) {
