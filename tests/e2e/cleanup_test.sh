@@ -54,8 +54,8 @@ sy_expect_probe "TCP through the ClusterIP to keep working with the daemon gone"
 
 out=$(sy_in_ns "$NODE_NS" "$SY_BIN" cleanup --pin-path "$PIN" 2>&1) || sy_fail "expected switchyard cleanup to exit 0, output: $out"
 sy_log "cleanup said: $out"
-grep -qE "^cleanup $PIN: removed 2 tc filters, 1 clsact qdiscs, 4 cgroup links, [1-9][0-9]* pinned maps" <<<"$out" ||
-  sy_fail "expected cleanup to report 2 tc filters, 1 clsact qdisc, 4 cgroup links and the pinned maps removed, got: $out"
+grep -qE "^cleanup $PIN: removed 2 tc filters, 1 clsact qdiscs, 8 cgroup links, [1-9][0-9]* pinned maps" <<<"$out" ||
+  sy_fail "expected cleanup to report 2 tc filters, 1 clsact qdisc, 8 cgroup links (4 hooks x 2 families) and the pinned maps removed, got: $out"
 
 [[ ! -e $PIN ]] || sy_fail "expected $PIN to be gone after cleanup, it holds: $(ls -R "$PIN")"
 cg_progs=$(bpftool cgroup show "$CG")
