@@ -6,6 +6,10 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <memory>
 #include <set>
@@ -13,6 +17,7 @@
 #include "bpf/bpffs.h"
 #include "bpf/datapath.h"
 #include "bpf/map_writer.h"
+#include "k8sclient/apiserver/apiserver_source.h"
 #include "k8sclient/manifest_source.h"
 #include "lb/proxier.h"
 #include "logging/log.h"
@@ -76,8 +81,8 @@ class EventTap : public k8s::ServiceEventHandler {
 
 class Daemon {
  public:
-  explicit Daemon(const config::Config& cfg)
-      : cfg_(cfg), health_(2 * cfg.syncPeriod), syncTimer_(io_), tickTimer_(io_),
+  Daemon(const config::Config& cfg, std::string master)
+      : cfg_(cfg), master_(std::move(master)), health_(2 * cfg.syncPeriod), syncTimer_(io_), tickTimer_(io_),
         signals_(io_, SIGINT, SIGTERM) {}
 
   int run() {
@@ -123,8 +128,8 @@ class Daemon {
           },
           cfg_.source.pollInterval);
       files_->start();
-    } else {
-      SY_LOG(Error) << "source.kind apiserver: the API server client is not part of this build yet";
+    } else if (!startApiServerSource(error)) {
+      SY_LOG(Error) << error;
       return 1;
     }
 
@@ -170,6 +175,50 @@ class Daemon {
         SY_LOG(Warning) << error << " (retrying every " << tickPeriod().count() << " ms)";
       }
     }
+  }
+
+  // This node's name, as kube-proxy finds it: hostnameOverride, else the lowercased
+  // hostname. It selects the Node object whose taints feed /healthz.
+  std::string nodeName() const {
+    if (!cfg_.hostnameOverride.empty()) {
+      return cfg_.hostnameOverride;
+    }
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    std::string name = host;
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return name;
+  }
+
+  bool startApiServerSource(std::string& error) {
+    k8s::apiserver::ConnectionConfig connection;
+    if (!k8s::apiserver::resolveConnection(cfg_.clientConnection.kubeconfig, master_,
+                                           k8s::apiserver::InClusterEnvironment::fromProcess(),
+                                           connection, error)) {
+      error = "source apiserver: " + error;
+      return false;
+    }
+    k8s::apiserver::ApiServerSourceOptions options;
+    options.nodeName = nodeName();
+    options.qps = cfg_.clientConnection.qps;
+    options.burst = cfg_.clientConnection.burst;
+    // The source logs every problem itself (object and field, or the failed request).
+    apiserver_ = std::make_unique<k8s::apiserver::ApiServerSource>(
+        io_, std::move(connection), *tap_,
+        [this](const k8s::apiserver::SourceProblem& p) {
+          if (p.type == k8s::apiserver::SourceProblem::Type::Decode) {
+            metrics_.countSourceError("apiserver", p.kind);
+          }
+        },
+        *metrics_.registry(), options);
+    // kube-proxy's /healthz says 503 on a node the cluster autoscaler is removing, so
+    // that load balancers drain it first.
+    apiserver_->setNodeObserver([this](const k8s::Node*) {
+      health_.setNodeEligible(!apiserver_->nodeToBeDeleted());
+    });
+    apiserver_->start();
+    return true;
   }
 
   bool startMetrics(std::string& error) {
@@ -291,6 +340,7 @@ class Daemon {
   }
 
   const config::Config& cfg_;
+  std::string master_;  // --master: overrides the kubeconfig's server
   boost::asio::io_context io_;
   metrics::ProxyMetrics metrics_;
   metrics::HealthState health_;
@@ -299,6 +349,7 @@ class Daemon {
   std::unique_ptr<lb::Proxier> proxier_;
   std::unique_ptr<EventTap> tap_;
   std::unique_ptr<k8s::ManifestSource> files_;
+  std::unique_ptr<k8s::apiserver::ApiServerSource> apiserver_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::shared_ptr<metrics::DatapathCounters> counters_;
   std::unique_ptr<metrics::HealthServer> healthServer_;
@@ -313,8 +364,8 @@ class Daemon {
 
 }  // namespace
 
-int runDaemon(const config::Config& cfg) {
-  Daemon d(cfg);
+int runDaemon(const config::Config& cfg, const std::string& master) {
+  Daemon d(cfg, master);
   return d.run();
 }
 

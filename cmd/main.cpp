@@ -37,15 +37,21 @@ const char* kUsage =
     "Run 'switchyard COMMAND --help' for a command's options.\n";
 
 const char* kRunHelp =
-    "Usage: switchyard run --config FILE\n"
+    "Usage: switchyard run --config FILE [--kubeconfig FILE] [--master URL]\n"
+    "                      [--hostname-override NAME]\n"
     "\n"
     "Runs the daemon. The configuration (SwitchyardConfiguration, switchyard.dev/v1alpha1) is\n"
     "described in docs/configuration.md. Exits 2 on a configuration error, printing\n"
     "FILE:LINE: field: reason for each problem.\n"
     "\n"
     "Options:\n"
-    "  --config FILE   the configuration file (required)\n"
-    "  -v N            log verbosity (overrides logging.verbosity; >= 4 logs debug)\n";
+    "  --config FILE              the configuration file (required)\n"
+    "  --kubeconfig FILE          the API server and credentials (overrides\n"
+    "                             clientConnection.kubeconfig; implies source.kind apiserver\n"
+    "                             when the config does not set it)\n"
+    "  --master URL               the API server's address (overrides the kubeconfig's)\n"
+    "  --hostname-override NAME   this node's name (overrides hostnameOverride)\n"
+    "  -v N                       log verbosity (overrides logging.verbosity; >= 4 logs debug)\n";
 
 const char* kStatusHelp =
     "Usage: switchyard status [--config FILE | --pin-path DIR] [-o table|json]\n"
@@ -131,7 +137,8 @@ bool pinPathFrom(const Args& a, std::string& pinPath) {
 }
 
 int cmdRun(int argc, char** argv) {
-  Args a = parseArgs(argc, argv, 2, {"--config", "-v"});
+  Args a = parseArgs(argc, argv, 2,
+                     {"--config", "-v", "--kubeconfig", "--master", "--hostname-override"});
   if (a.help) {
     std::cout << kRunHelp;
     return 0;
@@ -149,6 +156,18 @@ int cmdRun(int argc, char** argv) {
     }
     return kExitUsage;
   }
+  // kube-proxy's flags win over the file; giving an API server picks the apiserver source
+  // unless the file chose one.
+  bool apiServerFlags = a.opts.count("--kubeconfig") || a.opts.count("--master");
+  if (a.opts.count("--kubeconfig")) {
+    cfg.clientConnection.kubeconfig = a.opts.at("--kubeconfig");
+  }
+  if (a.opts.count("--hostname-override")) {
+    cfg.hostnameOverride = a.opts.at("--hostname-override");
+  }
+  if (apiServerFlags && cfg.source.kind.empty()) {
+    cfg.source.kind = "apiserver";
+  }
   switchyard::config::resolveDefaults(cfg);
   if (cfg.source.kind == "files" && cfg.source.path.empty()) {
     std::cerr << a.opts.at("--config") << ":1: source.path: is required when source.kind is files\n";
@@ -157,7 +176,7 @@ int cmdRun(int argc, char** argv) {
   if (a.opts.count("-v")) {
     cfg.verbosity = std::atoi(a.opts.at("-v").c_str());
   }
-  return switchyard::cmd::runDaemon(cfg);
+  return switchyard::cmd::runDaemon(cfg, a.opts.count("--master") ? a.opts.at("--master") : "");
 }
 
 int cmdStatus(int argc, char** argv) {
