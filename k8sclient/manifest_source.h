@@ -33,7 +33,9 @@ struct ManifestProblem {
 struct ManifestSet {
   std::map<std::string, Service> services;       // ns/name
   std::map<std::string, EndpointSlice> slices;   // ns/name
-  std::map<std::string, std::string> fingerprint;  // "Service ns/name" -> canonical JSON
+  // "Service ns/name" -> hash of its canonical JSON: change detection without keeping a
+  // second copy of every object's text.
+  std::map<std::string, size_t> fingerprint;
   std::map<std::string, std::vector<std::string>> objectsByFile;  // file -> fingerprint keys
 };
 
@@ -46,6 +48,13 @@ std::vector<std::string> manifestFiles(const std::string& path, std::string& err
 // A file with a YAML syntax error keeps all of its previous objects.
 ManifestSet loadManifests(const std::vector<std::string>& files, const ManifestSet& previous,
                           std::vector<ManifestProblem>& problems);
+
+// One file: its objects, keeping last good versions from `previous` as loadManifests does.
+ManifestSet loadManifestFile(const std::string& file, const ManifestSet& previous,
+                             std::vector<ManifestProblem>& problems);
+// Adds one file's objects to `out`; objects `out` already has are reported as duplicates.
+void mergeManifestFile(const std::string& file, const ManifestSet& fileSet, ManifestSet& out,
+                       std::vector<ManifestProblem>& problems);
 
 // Delivers the difference between two sets as events.
 void diffManifests(const ManifestSet& before, const ManifestSet& after,
@@ -65,10 +74,17 @@ class ManifestSource {
   // Re-reads now if any file changed (also called by the poll timer).
   void poll();
   size_t reloads() const { return reloads_; }
+  size_t filesParsed() const { return filesParsed_; }
 
  private:
+  struct CachedFile {
+    std::string stamp;  // inode, size and mtime when parsed
+    ManifestSet set;    // what the file held then
+  };
+
   std::string stamp(const std::vector<std::string>& files) const;
-  void reload(const std::vector<std::string>& files);
+  // Re-parses the files that changed; false when none did.
+  bool reload(const std::vector<std::string>& files);
   void arm();
 
   boost::asio::steady_timer timer_;
@@ -77,8 +93,10 @@ class ManifestSource {
   ProblemSink problems_;
   std::chrono::milliseconds interval_;
   ManifestSet current_;
-  std::string stamp_;
+  std::map<std::string, CachedFile> cache_;  // file -> its last parse
+  std::string lastError_;                    // reported once until it changes
   size_t reloads_ = 0;
+  size_t filesParsed_ = 0;
   bool synced_ = false;
 };
 

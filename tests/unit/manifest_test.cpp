@@ -225,3 +225,42 @@ TEST(Manifests, APathAbsentAtStartIsWaitedForNotSyncedAsEmpty) {
 
 }  // namespace
 }  // namespace switchyard::k8s
+
+namespace switchyard::k8s {
+namespace {
+
+TEST(Manifests, AChangeReparsesOnlyTheFileThatChanged) {
+  TempDir dir;
+  for (int i = 0; i < 3; ++i) {
+    std::string svc = kSvc;
+    svc.replace(svc.find("name: web"), 9, "name: web" + std::to_string(i));
+    svc.replace(svc.find("198.19.0.10"), 11, "198.19.0.1" + std::to_string(i));
+    dir.write("svc" + std::to_string(i) + ".yaml", svc);
+  }
+  boost::asio::io_context io;
+  Recorder rec;
+  ManifestSource src(io, dir.path(), rec, [](const ManifestProblem&) {});
+  src.start();
+  EXPECT_EQ(src.filesParsed(), 3u);
+  EXPECT_EQ(rec.events.size(), 3u);
+
+  rec.events.clear();
+  std::string svc = kSvc;
+  svc.replace(svc.find("name: web"), 9, "name: web1");
+  svc.replace(svc.find("port: 80"), 8, "port: 81");
+  dir.write("svc1.yaml", svc);
+  src.poll();
+  EXPECT_EQ(src.filesParsed(), 4u) << "only svc1.yaml should have been parsed again";
+  EXPECT_THAT(rec.events, ElementsAre("+svc default/web1"));
+
+  src.poll();
+  EXPECT_EQ(src.filesParsed(), 4u);
+  std::filesystem::remove(dir.path() + "/svc2.yaml");
+  rec.events.clear();
+  src.poll();
+  EXPECT_EQ(src.filesParsed(), 4u);
+  EXPECT_THAT(rec.events, ElementsAre("-svc default/web2"));
+}
+
+}  // namespace
+}  // namespace switchyard::k8s
