@@ -36,7 +36,7 @@ metric() {
 sy_cluster_up socklb
 files_view=$(sy_status_json | view)
 sy_log "files source programmed: $files_view"
-sy_daemon_stop || sy_fail "the files-source daemon did not exit cleanly"
+sy_daemon_stop 10 || sy_fail "the files-source daemon did not exit cleanly"
 sy_in_ns "$NODE_NS" "$SY_BIN" cleanup --pin-path "$PIN" >/dev/null ||
   sy_fail "switchyard cleanup failed"
 

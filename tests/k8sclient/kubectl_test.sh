@@ -19,8 +19,13 @@ tmp=$(mktemp -d /tmp/sy-kubectl-test.XXXXXX)
 server_pid=
 watch_pid=
 cleanup() {
-  [[ -n $watch_pid ]] && kill "$watch_pid" 2>/dev/null || true
-  [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
+  if [[ -n $watch_pid ]]; then
+    kill "$watch_pid" 2>/dev/null || true
+  fi
+  if [[ -n $server_pid ]]; then
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
