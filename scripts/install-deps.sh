@@ -17,8 +17,8 @@ PACKAGES=(
   libnl-3-dev libnl-route-3-dev
   # control plane libraries
   libboost-dev libboost-system-dev libssl-dev rapidjson-dev libyaml-cpp-dev prometheus-cpp-dev
-  # tests and micro-benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev
+  # tests and micro-benchmarks; clang's sanitizer/libFuzzer runtime for the decoder fuzzer
+  libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev openssl
   # runtime tools used by the demo and the tests
   iproute2 procps curl util-linux python3
   # benchmarks (bench/run.sh): load generators, servers, kube-proxy baseline rule loaders
@@ -38,4 +38,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-echo "install-deps: all ${#PACKAGES[@]} packages present"
+# kubectl, for the test that drives the fake API server with the real client: the machine's
+# own kubectl when it has one, else Debian's kubernetes-client.
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "install-deps: installing kubernetes-client (kubectl)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null
+fi
+echo "install-deps: all ${#PACKAGES[@]} packages present, and kubectl"

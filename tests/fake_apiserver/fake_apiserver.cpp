@@ -283,6 +283,14 @@ struct FakeApiServer::Impl {
       if (path == "/openapi/v3") {
         return {200, openApiIndexDocument()};
       }
+      if (path == "/openapi/v2") {
+        // Older clients (Debian's kubectl 1.20) fetch the v2 schema, as protobuf, before
+        // apply. An empty message is a valid, empty gnostic OpenAPI v2 Document: kubectl
+        // then skips schema validation of types it has no schema for.
+        Reply empty{200, ""};
+        empty.contentType = "application/octet-stream";
+        return empty;
+      }
       if (seg.size() >= 3 && seg[0] == "openapi" && seg[1] == "v3") {
         std::string gv = seg[2] == "api" && seg.size() == 4 ? seg[3]
                          : seg.size() == 5                  ? seg[3] + "/" + seg[4]
