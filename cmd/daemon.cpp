@@ -330,11 +330,12 @@ class Daemon {
         return;
       }
       attachDevices();
-      bool full = Clock::now() - lastFullSync_ >= kFullResyncPeriod;
-      if (full) {
+      if (Clock::now() - lastFullSync_ >= kFullResyncPeriod) {
         lastFullSync_ = Clock::now();
+        sync(true);
+      } else if (proxier_->pending()) {
+        scheduleSync();  // a retry after failed writes; still at most one per minSyncPeriod
       }
-      sync(full);
       armTick();
     });
   }
