@@ -8,35 +8,41 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <set>
+#include <vector>
 
 #include "bpf/abi.h"
 #include "bpf/pinned_maps.h"
 #include "bpf/unique_fd.h"
 
 namespace switchyard::bpf {
-namespace {
-
-void detachTc(int tcAttachFd, CleanupReport& r) {
-  std::map<uint32_t, bool> qdiscOwned;  // ifindex -> we created its clsact
+void detachTcHooks(int tcAttachFd, const std::set<std::string>& keep, CleanupReport& r) {
+  // Collect first: deleting while walking a hash map restarts the walk.
+  std::vector<std::pair<struct sy_tc_attach_key, struct sy_tc_attach_value>> gone;
   struct sy_tc_attach_key key {}, next {};
   struct sy_tc_attach_key* prev = nullptr;
   while (bpf_map_get_next_key(tcAttachFd, prev, &next) == 0) {
     struct sy_tc_attach_value val {};
-    if (bpf_map_lookup_elem(tcAttachFd, &next, &val) == 0) {
-      LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(next.ifindex),
-                  .attach_point = next.direction == SY_TC_INGRESS ? BPF_TC_INGRESS : BPF_TC_EGRESS);
-      LIBBPF_OPTS(bpf_tc_opts, opts, .handle = val.handle, .priority = val.priority);
-      int err = bpf_tc_detach(&hook, &opts);
-      if (err == 0) {
-        r.tcFiltersRemoved++;
-      } else if (err != -ENOENT && err != -ENODEV && err != -EINVAL) {
-        r.errors.push_back(std::string("detach tc filter on ") + val.ifname + ": " +
-                           std::strerror(-err));
-      }
-      qdiscOwned[next.ifindex] = qdiscOwned[next.ifindex] || val.created_qdisc;
+    if (bpf_map_lookup_elem(tcAttachFd, &next, &val) == 0 && !keep.count(val.ifname)) {
+      gone.emplace_back(next, val);
     }
     key = next;
     prev = &key;
+  }
+  std::map<uint32_t, bool> qdiscOwned;  // ifindex -> we created its clsact
+  for (const auto& [k, val] : gone) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(k.ifindex),
+                .attach_point = k.direction == SY_TC_INGRESS ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = val.handle, .priority = val.priority);
+    int err = bpf_tc_detach(&hook, &opts);
+    if (err == 0) {
+      r.tcFiltersRemoved++;
+    } else if (err != -ENOENT && err != -ENODEV && err != -EINVAL) {
+      r.errors.push_back(std::string("detach tc filter on ") + val.ifname + ": " + std::strerror(-err));
+      continue;  // keep the record, so a later cleanup tries again
+    }
+    bpf_map_delete_elem(tcAttachFd, &k);
+    qdiscOwned[k.ifindex] = qdiscOwned[k.ifindex] || val.created_qdisc;
   }
   for (auto [ifindex, owned] : qdiscOwned) {
     if (!owned) {
@@ -50,8 +56,6 @@ void detachTc(int tcAttachFd, CleanupReport& r) {
   }
 }
 
-}  // namespace
-
 CleanupReport cleanupPinPath(const std::string& pinPath) {
   namespace fs = std::filesystem;
   CleanupReport r;
@@ -59,7 +63,7 @@ CleanupReport cleanupPinPath(const std::string& pinPath) {
   int fd = bpf_obj_get(tcPin.c_str());
   if (fd >= 0) {
     UniqueFd tcAttach(fd);
-    detachTc(fd, r);
+    detachTcHooks(fd, {}, r);
   }
   std::error_code ec;
   fs::path links = fs::path(pinPath) / kLinksDir;

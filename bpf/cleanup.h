@@ -3,6 +3,7 @@
 // namespace), so no config is needed.
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -17,5 +18,10 @@ struct CleanupReport {
 };
 
 CleanupReport cleanupPinPath(const std::string& pinPath);
+
+// Detaches the tc hooks recorded in the tc_attach map (fd) on every device whose name is
+// not in `keep`, removing their records, and the clsact qdiscs switchyard created there.
+// The daemon uses it for devices dropped from bpf.devices; cleanup with an empty `keep`.
+void detachTcHooks(int tcAttachFd, const std::set<std::string>& keep, CleanupReport& report);
 
 }  // namespace switchyard::bpf

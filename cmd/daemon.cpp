@@ -15,6 +15,7 @@
 #include <set>
 
 #include "bpf/bpffs.h"
+#include "bpf/cleanup.h"
 #include "bpf/datapath.h"
 #include "bpf/map_writer.h"
 #include "k8sclient/apiserver/apiserver_source.h"
@@ -159,6 +160,17 @@ class Daemon {
       datapath_->detachSocketLB();
     }
     attachDevices();
+    // Devices an earlier run attached to but the configuration no longer names.
+    bpf::CleanupReport dropped;
+    bpf::detachTcHooks(datapath_->maps().tcAttach,
+                       std::set<std::string>(cfg_.bpf.devices.begin(), cfg_.bpf.devices.end()), dropped);
+    if (dropped.tcFiltersRemoved > 0) {
+      SY_LOG(Info) << "removed " << dropped.tcFiltersRemoved
+                   << " tc filters from devices no longer in bpf.devices";
+    }
+    for (const std::string& e : dropped.errors) {
+      SY_LOG(Warning) << e;
+    }
     return true;
   }
 
