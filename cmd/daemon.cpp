@@ -44,18 +44,22 @@ class EventTap : public k8s::ServiceEventHandler {
       : proxier_(proxier), metrics_(m), health_(health), changed_(std::move(changed)) {}
 
   void onServiceUpsert(const k8s::Service& s) override {
+    metrics_.countServiceChange();
     count("Service", "upsert");
     proxier_.onServiceUpsert(s);
   }
   void onServiceDelete(const k8s::Service& s) override {
+    metrics_.countServiceChange();
     count("Service", "delete");
     proxier_.onServiceDelete(s);
   }
   void onEndpointSliceUpsert(const k8s::EndpointSlice& s) override {
+    metrics_.countEndpointChange();
     count("EndpointSlice", "upsert");
     proxier_.onEndpointSliceUpsert(s);
   }
   void onEndpointSliceDelete(const k8s::EndpointSlice& s) override {
+    metrics_.countEndpointChange();
     count("EndpointSlice", "delete");
     proxier_.onEndpointSliceDelete(s);
   }
@@ -298,6 +302,7 @@ class Daemon {
     }
     double secs = std::chrono::duration<double>(lastSync_ - start).count();
     metrics_.observeSync(secs, rep.full);
+    metrics_.clearPendingChanges();
     // kube-proxy measures from the EndpointSlice's last-change-trigger-time, set where the
     // change happened. Manifest files carry whatever time they were written with, so there
     // the clock starts when the change reached us.

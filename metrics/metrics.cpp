@@ -106,6 +106,26 @@ ProxyMetrics::ProxyMetrics() : registry_(std::make_shared<prometheus::Registry>(
                        .Name("switchyard_source_events_total")
                        .Help("Object events delivered by the source, by kind and type")
                        .Register(r);
+  serviceChanges_ = &BuildCounter()
+                         .Name("kubeproxy_sync_proxy_rules_service_changes_total")
+                         .Help("Cumulative proxy rules Service changes")
+                         .Register(r)
+                         .Add({});
+  endpointChanges_ = &BuildCounter()
+                          .Name("kubeproxy_sync_proxy_rules_endpoint_changes_total")
+                          .Help("Cumulative proxy rules Endpoint changes")
+                          .Register(r)
+                          .Add({});
+  serviceChangesPending_ = &BuildGauge()
+                                .Name("kubeproxy_sync_proxy_rules_service_changes_pending")
+                                .Help("Pending proxy rules Service changes")
+                                .Register(r)
+                                .Add({});
+  endpointChangesPending_ = &BuildGauge()
+                                 .Name("kubeproxy_sync_proxy_rules_endpoint_changes_pending")
+                                 .Help("Pending proxy rules Endpoint changes")
+                                 .Register(r)
+                                 .Add({});
   BuildGauge()
       .Name("switchyard_build_info")
       .Help("switchyard build information")
@@ -144,6 +164,21 @@ void ProxyMetrics::countTranslationWarning() { translationWarnings_->Increment()
 void ProxyMetrics::countHealthz(int code) { healthz_->Add({{"code", std::to_string(code)}}).Increment(); }
 
 void ProxyMetrics::countLivez(int code) { livez_->Add({{"code", std::to_string(code)}}).Increment(); }
+
+void ProxyMetrics::countServiceChange() {
+  serviceChanges_->Increment();
+  serviceChangesPending_->Increment();
+}
+
+void ProxyMetrics::countEndpointChange() {
+  endpointChanges_->Increment();
+  endpointChangesPending_->Increment();
+}
+
+void ProxyMetrics::clearPendingChanges() {
+  serviceChangesPending_->Set(0);
+  endpointChangesPending_->Set(0);
+}
 
 void ProxyMetrics::countSourceEvent(const std::string& kind, const std::string& type) {
   sourceEvents_->Add({{"kind", kind}, {"type", type}}).Increment();

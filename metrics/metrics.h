@@ -32,6 +32,11 @@ class ProxyMetrics {
   void countHealthz(int code);
   void countLivez(int code);
   void countSourceEvent(const std::string& kind, const std::string& type);
+  // kube-proxy's change counters: a Service or EndpointSlice change received (total) and
+  // not yet applied (pending; cleared by a sync that ran).
+  void countServiceChange();
+  void countEndpointChange();
+  void clearPendingChanges();
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -50,6 +55,10 @@ class ProxyMetrics {
   prometheus::Family<prometheus::Counter>* healthz_;
   prometheus::Family<prometheus::Counter>* livez_;
   prometheus::Family<prometheus::Counter>* sourceEvents_;
+  prometheus::Counter* serviceChanges_;
+  prometheus::Counter* endpointChanges_;
+  prometheus::Gauge* serviceChangesPending_;
+  prometheus::Gauge* endpointChangesPending_;
 };
 
 }  // namespace switchyard::metrics

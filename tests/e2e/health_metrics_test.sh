@@ -121,6 +121,12 @@ sy_wait_for "switchyard_services_programmed 3 and backends_programmed 7" 10 prog
   sy_fail "expected the gauges to follow a new Service (3 services, 7 backends), got $(metric switchyard_services_programmed) and $(metric switchyard_backends_programmed)"
 num_check "kubeproxy_sync_proxy_rules_duration_seconds_count to grow with the new sync" \
   "v['after'] > v['before']" "before=$syncs_before" "after=$(metric kubeproxy_sync_proxy_rules_duration_seconds_count)"
+num_check "kube-proxy's change counters to count the 3 Services and 3 slices received, none pending" \
+  "v['svc'] >= 3 and v['eps'] >= 3 and v['svcp'] == 0 and v['epsp'] == 0" \
+  "svc=$(metric kubeproxy_sync_proxy_rules_service_changes_total)" \
+  "eps=$(metric kubeproxy_sync_proxy_rules_endpoint_changes_total)" \
+  "svcp=$(metric kubeproxy_sync_proxy_rules_service_changes_pending)" \
+  "epsp=$(metric kubeproxy_sync_proxy_rules_endpoint_changes_pending)"
 status=$(sy_status_json)
 sy_json_check "$status" "len(d['services']) == 3 and d['backendCount'] == 7" ||
   sy_fail "expected status to agree with the gauges (3 services, backendCount 7), got $status"
