@@ -280,7 +280,7 @@ class Daemon {
       return;
     }
     syncArmed_ = true;
-    auto due = lastSync_ + cfg_.minSyncPeriod;
+    auto due = std::max(lastSync_ + cfg_.minSyncPeriod, retryNotBefore_);
     syncTimer_.expires_at(std::max(due, Clock::now()));
     syncTimer_.async_wait([this](const boost::system::error_code& ec) {
       syncArmed_ = false;
@@ -325,10 +325,18 @@ class Daemon {
       SY_LOG(Warning) << p;
     }
     if (rep.result.errors > 0) {
+      // The repair is a forced full sync: back off (1 s doubling to 60 s) so a full map
+      // does not turn into a loop of full rewrites.
+      retryBackoff_ = std::min<std::chrono::milliseconds>(
+          retryBackoff_.count() ? 2 * retryBackoff_ : std::chrono::milliseconds(1000), 60s);
+      retryNotBefore_ = Clock::now() + retryBackoff_;
       metrics_.countSyncError();
-      SY_LOG(Error) << "sync: " << rep.result.errors << " map operations failed; a full resync follows";
+      SY_LOG(Error) << "sync: " << rep.result.errors << " map operations failed; a full resync in "
+                    << retryBackoff_.count() << " ms";
       scheduleSync();
     } else {
+      retryBackoff_ = std::chrono::milliseconds(0);
+      retryNotBefore_ = {};
       health_.updated(std::chrono::system_clock::now());
     }
     SY_LOG_AT(rep.full ? logging::Level::Info : logging::Level::Debug)
@@ -376,6 +384,8 @@ class Daemon {
   boost::asio::steady_timer tickTimer_;
   boost::asio::signal_set signals_;
   bool syncArmed_ = false;
+  std::chrono::milliseconds retryBackoff_{0};  // after failed map writes
+  Clock::time_point retryNotBefore_{};
   Clock::time_point lastSync_{};
   Clock::time_point lastFullSync_ = Clock::now();
 };

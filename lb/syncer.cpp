@@ -155,7 +155,7 @@ uint32_t Syncer::allocateRevNat() {
   return id;
 }
 
-void Syncer::writeFrontend(const Frontend& fe, ProgrammedState& st,
+bool Syncer::writeFrontend(const Frontend& fe, ProgrammedState& st,
                            const std::vector<uint32_t>& slots, bool force, SyncResult& r) {
   const std::vector<uint32_t>& old = st.backendIds;
   size_t errors = r.errors;
@@ -165,6 +165,13 @@ void Syncer::writeFrontend(const Frontend& fe, ProgrammedState& st,
         r.errors++;
       }
     }
+  }
+  if (r.errors != errors) {
+    // A slot is missing (a full map): switching the count now would expose it. The old
+    // head stays, so the slots it covers may still name the old backends: the caller keeps
+    // those referenced until a write of this frontend succeeds.
+    st.backendIds = slots;
+    return false;
   }
   SlotValue head{0, st.revNatId, static_cast<uint16_t>(slots.size()), fe.flags};
   if (writer_.putSlot(fe.key, 0, head) < 0) {
@@ -180,6 +187,7 @@ void Syncer::writeFrontend(const Frontend& fe, ProgrammedState& st,
   if (r.errors == errors) {
     r.frontendsWritten++;
   }
+  return true;
 }
 
 void Syncer::deleteFrontend(const FrontendKey& key, ProgrammedState& st, SyncResult& r) {
@@ -202,6 +210,10 @@ void Syncer::deleteFrontend(const FrontendKey& key, ProgrammedState& st, SyncRes
   for (uint32_t id : st.backendIds) {
     releaseBackend(id);
   }
+  for (uint32_t id : st.heldIds) {
+    releaseBackend(id);
+  }
+  st.heldIds.clear();
   if (r.errors == errors) {
     r.frontendsDeleted++;
   }
@@ -246,11 +258,20 @@ SyncResult Syncer::syncOwner(const std::string& owner, const std::vector<Fronten
       }
     }
     std::vector<uint32_t> slots = assignSlots(oldIds, ids);
-    if (inserted || force || slots != oldIds || st.flags != fe.flags) {
-      writeFrontend(fe, st, slots, force || inserted, r);
+    bool written = true;
+    if (inserted || force || slots != oldIds || st.flags != fe.flags || !st.heldIds.empty()) {
+      written = writeFrontend(fe, st, slots, force || inserted || !st.heldIds.empty(), r);
     }
-    for (uint32_t id : oldIds) {
-      releaseBackend(id);
+    if (written) {
+      for (uint32_t id : oldIds) {
+        releaseBackend(id);
+      }
+      for (uint32_t id : st.heldIds) {
+        releaseBackend(id);
+      }
+      st.heldIds.clear();
+    } else {
+      st.heldIds.insert(st.heldIds.end(), oldIds.begin(), oldIds.end());
     }
   }
   auto owned = owners_.find(owner);

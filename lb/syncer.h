@@ -62,6 +62,9 @@ class Syncer {
     uint32_t revNatId = 0;
     uint16_t flags = 0;
     std::vector<uint32_t> backendIds;
+    // Backends the maps may still name after a failed write (the old head was kept):
+    // referenced until a write of this frontend succeeds.
+    std::vector<uint32_t> heldIds;
   };
   struct BackendState {
     uint32_t id = 0;
@@ -73,7 +76,8 @@ class Syncer {
   void releaseBackend(uint32_t id);
   void deleteUnreferencedBackends(SyncResult& r);
   uint32_t allocateRevNat();
-  void writeFrontend(const Frontend& fe, ProgrammedState& st, const std::vector<uint32_t>& slots,
+  // False when a slot write failed, so the head (slot 0) was left as it was.
+  bool writeFrontend(const Frontend& fe, ProgrammedState& st, const std::vector<uint32_t>& slots,
                      bool force, SyncResult& r);
   void deleteFrontend(const FrontendKey& key, ProgrammedState& st, SyncResult& r);
 

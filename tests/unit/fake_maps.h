@@ -37,6 +37,7 @@ class FakeMaps : public DataplaneWriter {
   }
   int putSlot(const FrontendKey& fe, uint16_t slot, const SlotValue& v) override {
     if (int e = maybeFail("putSlot")) return e;
+    if (failSlot != 0 && slot == failSlot) return -7;  // E2BIG: this slot's key does not fit
     slots[{fe, slot}] = v;
     ++slotWrites;
     return check("putSlot");
@@ -84,6 +85,7 @@ class FakeMaps : public DataplaneWriter {
   std::vector<std::string> violations;  // invariant breaks seen after an operation
   size_t slotWrites = 0;
   std::string failOp;  // operation name to fail with -E2BIG ("map full"), "" = none
+  uint16_t failSlot = 0;  // putSlot of this slot number fails, 0 = none
 
  private:
   int maybeFail(const std::string& op) { return op == failOp ? -7 /* E2BIG */ : 0; }

@@ -182,3 +182,33 @@ TEST(Syncer, TooManyBackendsIsRefusedWithAMessage) {
 
 }  // namespace
 }  // namespace switchyard::lb
+
+namespace switchyard::lb {
+namespace {
+
+TEST(Syncer, APartlyFailedUpdateKeepsTheOldServiceWholeUntilRepaired) {
+  FakeMaps maps;
+  Syncer s(maps);
+  s.syncOwner("default/web", {frontend("198.19.0.10", 80, pods(0, 2))});
+  // Grow to 5 backends while slot 5 cannot be written (the map is full).
+  maps.failSlot = 5;
+  auto r = s.syncOwner("default/web", {frontend("198.19.0.10", 80, pods(0, 4))});
+  EXPECT_GT(r.errors, 0u);
+  EXPECT_EQ(maps.reachable(fe("198.19.0.10", 80)).size(), 3u) << "the old head must stay";
+  // Then replace everything while it still fails: the old backends the head covers stay.
+  s.syncOwner("default/web", {frontend("198.19.0.10", 80, pods(10, 14))});
+  EXPECT_EQ(maps.reachable(fe("198.19.0.10", 80)).size(), 3u);
+  EXPECT_THAT(maps.violations, IsEmpty()) << "a slot named a deleted backend, or the head a missing slot";
+  // Room again: the forced repair completes it and frees what nothing names any more.
+  maps.failSlot = 0;
+  r = s.syncOwner("default/web", {frontend("198.19.0.10", 80, pods(10, 14))}, /*force=*/true);
+  EXPECT_EQ(r.errors, 0u);
+  EXPECT_EQ(maps.reachable(fe("198.19.0.10", 80)).size(), 5u);
+  EXPECT_EQ(maps.backends.size(), 5u) << "backends of the failed attempts must not leak";
+  s.syncOwner("default/web", {});
+  EXPECT_THAT(maps.backends, IsEmpty());
+  EXPECT_THAT(maps.violations, IsEmpty());
+}
+
+}  // namespace
+}  // namespace switchyard::lb
