@@ -32,6 +32,7 @@ MODE_BLOCK = {
     "switchyard": "198.19.253.0/24",
 }
 NAMESPACE = "bench"
+SYNTH_TARGET_PORT = 8080  # synthetic endpoints' port; + 1 each time their addresses wrap
 HTTP_PORT, SOCKPERF_PORT, IPERF_PORT = 80, 11111, 5201
 
 
@@ -64,15 +65,20 @@ class Service:
 
 
 def synthetic(i, m):
-    """The i-th synthetic service (0-based)."""
+    """The i-th synthetic service (0-based).
+
+    Its endpoints take the next M of the 28,670 synthetic addresses; once they wrap, the
+    target port moves on (8080, 8081, ...), so that backends (address, port) stay distinct
+    at any N, as pods of different services are in a real cluster."""
     slot = i % SYNTH_VIPS
     ip = str(SYNTH_VIP_BASE + slot + 1)
     port = HTTP_PORT + i // SYNTH_VIPS
+    target = SYNTH_TARGET_PORT + (i * m) // SYNTH_EP_COUNT
     eps = []
     for j in range(m):
         idx = (i * m + j) % SYNTH_EP_COUNT + 1
         eps.append(str(SYNTH_EP_NET.network_address + idx))
-    return Service("svc-%05d" % i, ip, [Port("http", port, HTTP_PORT)], eps)
+    return Service("svc-%05d" % i, ip, [Port("http", port, target)], eps)
 
 
 def world(mode, n, m, k):
