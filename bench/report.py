@@ -5,9 +5,13 @@
   report.py --sample DIR      one line summarising one mode/round (progress output)
 
 RAW_DIR layout (written by run.sh):
-  n<N>/<mode>/r<round>/{short.txt,keepalive.txt,sockperf.txt,iperf.json,backends.txt}
-  n<N>/cp/{iptables,nftables,switchyard}_cold_s, *_change_ms (one value a line),
-          *_error, switchyard_skipped
+  n<N>/<mode>/r<round>/{short.txt,keepalive.txt,sockperf.txt,iperf.json,backends.txt,timing}
+  n<N>/cp/{iptables,nftables,switchyard}_cold_s, {iptables,nftables}_change_ms (one value a
+          line), *_error, switchyard_skipped, switchyard_daemon.json (cold figures of the
+          dataplane daemon, cp_stats.py), switchyard_final.json (its CPU and peak RSS at
+          the end)
+  scale/n<N>/{files-yaml,files-json,apiserver}{.json,_final.json}, *_changes.jsonl
+          (cp_driver.py), error: the switchyard control-plane runs
 """
 
 import argparse
@@ -132,7 +136,14 @@ def aggregate(raw, n, mode, m_endpoints):
     failed = {"short_conn": 0, "keepalive": 0, "sockperf": 0, "iperf": 0}
     backends = {}
     short_errors = 0
+    loads, daemon_cpu = [], 0.0
     for r in rounds:
+        for line in _read(os.path.join(base, r, "timing")).splitlines():
+            k, _, v = line.partition(" ")
+            if k == "loadavg":
+                loads.append(float(v))
+            elif k == "daemon_cpu_s":
+                daemon_cpu += float(v)
         s = parse_sample(os.path.join(base, r))
         if s["short"]:
             series["short_conn_rps"].append(s["short"]["rps"])
@@ -170,7 +181,105 @@ def aggregate(raw, n, mode, m_endpoints):
     rec["spread"] = {k: [round(min(v), 3), round(max(v), 3)] for k, v in series.items() if v}
     rec["failed_samples"] = failed
     rec["short_conn_errors"] = short_errors
+    if loads:
+        rec["loadavg_1m"] = [min(loads), max(loads)]
+    if mode.startswith("switchyard") and rounds:
+        rec["daemon_cpu_s_during_traffic"] = round(daemon_cpu, 2)
     return rec
+
+
+def _json(path):
+    text = _read(path).strip()
+    try:
+        return json.loads(text) if text else {}
+    except ValueError:
+        return {}
+
+
+def _jsonl(path):
+    out = []
+    for line in _read(path).splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass
+    return out
+
+
+def _stats(vals, prefix):
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return {}
+    return {prefix + "_p50": round(statistics.median(vals), 3), prefix + "_p99": round(pctl(vals, 99), 3),
+            prefix + "_max": round(max(vals), 3)}
+
+
+def change_stats(changes):
+    """cp_driver.py records -> p50/p99/max of each figure. The changes timed through
+    `switchyard status` (e2e_ms) come last and are kept apart from the metric samples."""
+    plain = [c for c in changes if "e2e_ms" not in c]
+    e2e = [c for c in changes if "e2e_ms" in c]
+    out = {"changes": len(plain)}
+    out.update(_stats([c.get("programming_ms") for c in plain], "programming_ms"))
+    out.update(_stats([c.get("sync_ms") for c in plain], "sync_ms"))
+    out.update(_stats([c.get("seen_ms") for c in plain], "seen_ms"))
+    # A change whose histogram did not grow by exactly one observation, or that landed in
+    # a full sync, is counted here (its figures are still in the lists above).
+    out["irregular_changes"] = sum(1 for c in plain if c.get("programming_observations") != 1
+                                   or c.get("partial_syncs") != 1)
+    if e2e:
+        out["e2e_changes"] = len(e2e)
+        out.update(_stats([c.get("e2e_ms") for c in e2e], "e2e_ms"))
+        out.update(_stats([c.get("status_ms") for c in e2e], "status_ms"))
+    return out
+
+
+def daemon_record(n, m_endpoints, source, cold, final, changes, error=""):
+    rec = {"services": n, "endpoints": m_endpoints, "source": source}
+    if not cold:
+        rec["skipped"] = error or "not run"
+        return rec
+    for k in ("cold_s", "loaded_s", "source_synced_s", "full_sync_s", "frontends", "backends",
+              "cold_cpu_s", "cold_rss_peak_mib", "bpf_map_memlock_mib", "bpf_maps"):
+        if k in cold:
+            rec[k] = cold[k]
+    if final:
+        rec["cpu_s"] = final.get("cpu_s")
+        rec["rss_peak_mib"] = final.get("rss_peak_mib")
+    if changes:
+        rec.update(change_stats(changes))
+    if error:
+        rec["error"] = error
+    return rec
+
+
+def control_plane_records(raw, ns, m_endpoints):
+    """Switchyard's control plane: the dataplane daemon (files, YAML, one file per service)
+    at each dataplane N, and the scale runs (files: one JSON List; apiserver)."""
+    out = []
+    for n in ns:
+        d = os.path.join(raw, "n%d" % n, "cp")
+        cold = _json(os.path.join(d, "switchyard_daemon.json"))
+        if cold or os.path.exists(os.path.join(d, "switchyard_error")):
+            rec = daemon_record(n, m_endpoints, "apiserver", cold,
+                                _json(os.path.join(d, "switchyard_final.json")), [],
+                                _read(os.path.join(d, "switchyard_error")).strip())
+            rec["dataplane_daemon"] = True  # ran through the traffic rounds; CPU includes them
+            out.append(rec)
+    sd = os.path.join(raw, "scale")
+    scale_ns = sorted(int(x[1:]) for x in os.listdir(sd) if re.match(r"n\d+$", x)) if os.path.isdir(sd) else []
+    for n in scale_ns:
+        d = os.path.join(sd, "n%d" % n)
+        err = _read(os.path.join(d, "error")).strip()
+        for src in ("files-yaml", "files-json", "apiserver"):
+            cold = _json(os.path.join(d, src + ".json"))
+            e = "\n".join(x for x in err.splitlines() if x.startswith(src + ":"))
+            if not cold and not e:
+                continue  # files-yaml above --yaml-max
+            out.append(daemon_record(n, m_endpoints, src, cold,
+                                     _json(os.path.join(d, src + "_final.json")),
+                                     _jsonl(os.path.join(d, src + "_changes.jsonl")), e))
+    return out
 
 
 def control_plane(raw, n, which):
@@ -178,14 +287,28 @@ def control_plane(raw, n, which):
     out = {}
     cold = _read(os.path.join(d, which + "_cold_s")).strip()
     out["cold_load_s"] = round(float(cold), 3) if cold else None
-    ch = [float(x) for x in _read(os.path.join(d, which + "_change_ms")).split()]
-    out["change_ms_p50"] = round(statistics.median(ch), 3) if ch else None
-    out["change_ms_p99"] = round(pctl(ch, 99), 3) if ch else None
-    out["changes"] = len(ch)
-    sync = [float(x) for x in _read(os.path.join(d, which + "_sync_ms")).split()]
-    if sync:  # switchyard only: the daemon's own sync time per change, from its histogram
-        out["change_sync_ms_p50"] = round(statistics.median(sync), 3)
-        out["change_sync_ms_p99"] = round(pctl(sync, 99), 3)
+    if which == "switchyard":
+        # One change at this N comes from the scale run at the same N, if there was one:
+        # kubeproxy_network_programming_duration_seconds per change through the API, and
+        # the partial sync alone.
+        cs = change_stats(_jsonl(os.path.join(raw, "scale", "n%d" % n, "apiserver_changes.jsonl")))
+        out["changes"] = cs["changes"]
+        out["change_ms_p50"] = cs.get("programming_ms_p50")
+        out["change_ms_p99"] = cs.get("programming_ms_p99")
+        out["change_sync_ms_p50"] = cs.get("sync_ms_p50")
+        out["change_sync_ms_p99"] = cs.get("sync_ms_p99")
+        daemon = _json(os.path.join(d, "switchyard_daemon.json"))
+        final = _json(os.path.join(d, "switchyard_final.json"))
+        if daemon:
+            out["bpf_map_memlock_mib"] = daemon.get("bpf_map_memlock_mib")
+        if final:
+            out["daemon_rss_peak_mib"] = final.get("rss_peak_mib")
+            out["daemon_cpu_s"] = final.get("cpu_s")
+    else:
+        ch = [float(x) for x in _read(os.path.join(d, which + "_change_ms")).split()]
+        out["change_ms_p50"] = round(statistics.median(ch), 3) if ch else None
+        out["change_ms_p99"] = round(pctl(ch, 99), 3) if ch else None
+        out["changes"] = len(ch)
     err = _read(os.path.join(d, which + "_error")).strip()
     if err:
         out["control_plane_error"] = err
@@ -239,10 +362,12 @@ def main():
                 if o["services"] == n and o is not r and not o.get("skipped")
                 and o.get("short_conn_rps") and r.get("short_conn_rps") is not None}
 
+    cp = control_plane_records(a.raw, ns, m_endpoints)
     print_table(records, meta)
+    print_control_plane(cp)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"meta": meta, "results": records}, f, indent=1)
+            json.dump({"meta": meta, "results": records, "control_plane": cp}, f, indent=1)
             f.write("\n")
         print("JSON written to %s" % a.json)
 
@@ -291,6 +416,36 @@ def print_table(records, meta):
             print("  control plane %-10s cold load %s s; one endpoint change p50 %s ms, p99 %s ms (%d changes)%s"
                   % (name, fmt(r.get("cold_load_s"), 2), fmt(r.get("change_ms_p50"), 1),
                      fmt(r.get("change_ms_p99"), 1), r.get("changes", 0), extra))
+
+
+def print_control_plane(cp):
+    if not cp:
+        return
+    print("\nswitchyard control plane: cold = daemon start to the full sync's map writes (loaded ="
+          " BPF objects loaded, listed = source synced); CPU s and peak RSS at the end of the"
+          " daemon's run; change = p50/p99 of kubeproxy_network_programming_duration_seconds per"
+          " change (API write or file poll -> map write), sync = the partial sync alone,"
+          " e2e = write -> `switchyard status` lists it (status = one status call);"
+          " +dp = the dataplane daemon (its CPU includes the traffic rounds)")
+    print("%7s %-10s %7s %7s %7s %7s %6s %8s %7s %16s %14s %12s %9s" % (
+        "N", "source", "cold s", "loaded", "listed", "sync s", "CPU s", "RSS MiB", "maps MiB",
+        "change p50/p99", "sync p50/p99", "e2e p50", "status"))
+    for r in cp:
+        if r.get("skipped"):
+            print("%7d %-10s skipped: %s" % (r["services"], r["source"], r["skipped"]))
+            continue
+        ch = ("%s/%s ms" % (fmt(r.get("programming_ms_p50"), 2), fmt(r.get("programming_ms_p99"), 2))
+              if r.get("changes") else "-")
+        sy = ("%s/%s ms" % (fmt(r.get("sync_ms_p50"), 2), fmt(r.get("sync_ms_p99"), 2))
+              if r.get("changes") else "-")
+        print("%7d %-10s %7s %7s %7s %7s %6s %8s %7s %16s %14s %12s %9s" % (
+            r["services"], r["source"] + ("+dp" if r.get("dataplane_daemon") else ""), fmt(r.get("cold_s"), 2), fmt(r.get("loaded_s"), 2),
+            fmt(r.get("source_synced_s"), 2), fmt(r.get("full_sync_s"), 2), fmt(r.get("cpu_s"), 1),
+            fmt(r.get("rss_peak_mib"), 0), fmt(r.get("bpf_map_memlock_mib"), 1), ch, sy,
+            ("%s ms" % fmt(r.get("e2e_ms_p50"), 0)) if r.get("e2e_changes") else "-",
+            ("%s ms" % fmt(r.get("status_ms_p50"), 0)) if r.get("e2e_changes") else "-"))
+        if r.get("error"):
+            print("        error: %s" % r["error"])
 
 
 if __name__ == "__main__":

@@ -16,22 +16,35 @@ usage() {
   cat <<'EOF'
 usage: bench/run.sh [--quick] [--json FILE] [options]
 
-  --quick             N = 1 and 1000, 2 rounds of 1 s per tool, 3 changes (< 3 minutes)
-  (default)           N = 1 and 10000, 5 rounds of 8 s per tool, 20 changes, and the
-                      one-endpoint control service measured with short connections too
+  --quick             N = 1 and 1000, 2 rounds of 1 s per tool, 3 rule-set changes,
+                      switchyard control plane at N = 1000 with 20 changes (< 3 minutes)
+  (default)           N = 1 and 10000, 5 rounds of 8 s per tool, 20 rule-set changes, the
+                      one-endpoint control service measured with short connections too, and
+                      the switchyard control plane at N = 1000 10000 30000 100000 with 100
+                      changes each
   --json FILE         also write the results as JSON (one record per mode and N)
   --services "A B"    service counts N to run (each includes the measured service)
   --endpoints M       endpoints per synthetic service (default 10)
   --backends K        backend pods (default 4)
   --rounds R          rounds; each round runs every mode once, order alternating
   --duration S        seconds per wrk / sockperf / iperf3 sample
-  --changes C         one-endpoint changes timed per rule set and N
+  --changes C         one-endpoint changes timed per rule set (iptables, nftables) and N
+  --sy-changes C      one-endpoint changes timed per switchyard daemon (files source at
+                      the dataplane N, API server source at the --cp-services N)
+  --e2e-changes E     further changes timed until `switchyard status` shows them
+  --cp-services "A B" N for the switchyard control-plane scale runs (daemon alone: cold
+                      from a JSON file, cold from sy-fake-apiserver, changes through the
+                      API); "" skips them
+  --yaml-max N        largest N of the scale runs that also get the one-YAML-file-per-
+                      service run of the files source (default 10000)
   --control, --no-control
                       also measure short connections through the one-endpoint control
                       service (one backend, like direct, but translated)
   --modes "..."       subset of: direct iptables nftables switchyard-socklb switchyard-tc
   --load-timeout S    bound for one rule-set load (iptables-restore, nft -f, daemon start)
   --switchyard PATH   daemon binary (default: build/cmd/switchyard)
+  --fake-apiserver PATH
+                      default: build/tests/fake_apiserver/sy-fake-apiserver
   --iptables-noflush-cold
                       cold-load iptables exactly as kube-proxy calls it (--noflush); with
                       iptables 1.8.9 (nf_tables) this is quadratic in chains: minutes at N=2000+
@@ -52,12 +65,18 @@ CONTROL=""
 MODES="direct iptables nftables switchyard-socklb switchyard-tc"
 LOAD_TIMEOUT=""
 SWITCHYARD_BIN="$ROOT/build/cmd/switchyard"
+FAKE_APISERVER_BIN="$ROOT/build/tests/fake_apiserver/sy-fake-apiserver"
+SY_CHANGES=""
+E2E_CHANGES=""
+CP_SERVICES="unset"
+YAML_MAX=10000
 KEEP=0
 IPT_COLD_FLAGS=()
 WRK_THREADS=${WRK_THREADS:-2}
 WRK_CONNS=${WRK_CONNS:-32}
 NGINX_WORKERS=${NGINX_WORKERS:-2}
 
+ORIG_ARGS="$*"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -73,6 +92,11 @@ while [[ $# -gt 0 ]]; do
     --modes) MODES=$2; shift ;;
     --load-timeout) LOAD_TIMEOUT=$2; shift ;;
     --switchyard) SWITCHYARD_BIN=$2; shift ;;
+    --fake-apiserver) FAKE_APISERVER_BIN=$2; shift ;;
+    --sy-changes) SY_CHANGES=$2; shift ;;
+    --e2e-changes) E2E_CHANGES=$2; shift ;;
+    --cp-services) CP_SERVICES=$2; shift ;;
+    --yaml-max) YAML_MAX=$2; shift ;;
     --keep) KEEP=1 ;;
     --iptables-noflush-cold) IPT_COLD_FLAGS=(--noflush) ;;
     -h|--help) usage; exit 0 ;;
@@ -82,10 +106,12 @@ while [[ $# -gt 0 ]]; do
 done
 if [[ $QUICK == 1 ]]; then
   : "${SERVICES:=1 1000}" "${ROUNDS:=2}" "${DUR:=1}" "${CHANGES:=3}" "${LOAD_TIMEOUT:=120}"
-  : "${CONTROL:=0}"
+  : "${CONTROL:=0}" "${SY_CHANGES:=20}" "${E2E_CHANGES:=2}"
+  [[ $CP_SERVICES != unset ]] || CP_SERVICES="1000"
 else
   : "${SERVICES:=1 10000}" "${ROUNDS:=5}" "${DUR:=8}" "${CHANGES:=20}" "${LOAD_TIMEOUT:=1800}"
-  : "${CONTROL:=1}"
+  : "${CONTROL:=1}" "${SY_CHANGES:=100}" "${E2E_CHANGES:=5}"
+  [[ $CP_SERVICES != unset ]] || CP_SERVICES="1000 10000 30000 100000"
 fi
 for m in $MODES; do
   case "$m" in direct|iptables|nftables|switchyard-socklb|switchyard-tc) ;;
@@ -97,8 +123,12 @@ if [[ $(id -u) -ne 0 ]]; then
   echo "run.sh: needs root (network namespaces, rule loads)" >&2
   exit 1
 fi
+# The scripts need only the standard library; a distribution's python3 starts in 60 ms,
+# a version manager's shim (pyenv) can take 0.5 s, which adds up over hundreds of calls.
+PY=$(command -v python3 || true)
+[[ -x /usr/bin/python3 ]] && PY=/usr/bin/python3
 missing=()
-for t in ip wrk nginx sockperf iperf3 nft iptables-restore python3 curl timeout; do
+for t in ip wrk nginx sockperf iperf3 nft iptables-restore python3 curl timeout nsenter bpftool; do
   command -v "$t" >/dev/null || missing+=("$t")
 done
 if [[ ${#missing[@]} -gt 0 ]]; then
@@ -137,7 +167,8 @@ cleanup() {
   local rc=$?
   set +e
   trap - EXIT INT TERM
-  switchyard_stop
+  sy_stop
+  fake_stop
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
   switchyard_teardown_cgroup
   local ns p
@@ -285,11 +316,23 @@ measure() {  # measure MODE N ROUND
   targets "$mode"
   CLIENT_CGROUP=""
   [[ $mode == switchyard-socklb ]] && CLIENT_CGROUP=$SY_CGROUP
-  local bound=$((DUR + 10)) ts=$EPOCHREALTIME
+  local bound=$((DUR + 10)) ts=$EPOCHREALTIME cpu0=""
   step() { echo "$1 $(secs_since "$ts")" >>"$out/timing"; ts=$EPOCHREALTIME; }
+  # The machine's load when the sample starts, and the daemon's CPU seconds during it
+  # (it should be idle: nothing changes while traffic runs).
+  echo "loadavg $(cut -d' ' -f1 /proc/loadavg)" >>"$out/timing"
+  [[ -n $SY_PID ]] && cpu0=$(awk '{ print $14 + $15 }' "/proc/$SY_PID/stat" 2>/dev/null)
   # Kernel counters around the short-connection test, for diagnosing stalls.
-  counters() { local ns; for ns in "$CL" "$NODE" "$TAG-be0"; do
-      echo "== $ns"; nsx "$ns" nstat -asz 2>/dev/null | grep -vE ' 0 +0.0$'; done >"$out/counters-$1"; }
+  counters() {
+    local ns
+    for ns in "$CL" "$NODE" "$TAG-be0"; do
+      echo "== $ns"; nsx "$ns" nstat -asz 2>/dev/null | grep -vE ' 0 +0.0$'
+    done >"$out/counters-$1"
+    if [[ -n $SY_PID ]]; then  # the datapath's own counters (drops and their reasons)
+      echo "== switchyard"
+      nsx "$NODE" curl -s --max-time 2 http://127.0.0.1:10249/metrics | grep '^switchyard_datapath_packets' || true
+    fi >>"$out/counters-$1"
+  }
   counters before
   client timeout "$bound" wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${DUR}s" --latency \
     -H 'Connection: close' "http://$HTTP_T:$HTTP_PORT/" >"$out/short.txt" 2>&1 ||
@@ -305,9 +348,12 @@ measure() {  # measure MODE N ROUND
     -t "$DUR" >"$out/sockperf.txt" 2>&1 || echo "exit status $?" >>"$out/sockperf.txt"
   step sockperf
   # iperf3 opens a control and a data connection that must reach the same server, so it
-  # goes through the one-endpoint control service.
+  # goes through the one-endpoint control service. Counters around it too: a rare failure
+  # ("control socket has closed unexpectedly") has been seen on the first tc-mode sample.
+  counters iperf-before
   client timeout "$bound" iperf3 -c "$ONE_T" -p "$IPERF_PORT" -t "$DUR" -J --connect-timeout 3000 \
     >"$out/iperf.json" 2>"$out/iperf.err" || echo "exit status $?" >>"$out/iperf.err"
+  counters iperf-after
   step iperf
   if [[ $CONTROL == 1 ]]; then
     client timeout "$bound" wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${DUR}s" --latency \
@@ -319,8 +365,12 @@ measure() {  # measure MODE N ROUND
   client timeout 20 curl -s --max-time 1 -H 'Connection: close' \
     "http://$HTTP_T:$HTTP_PORT/c[1-$((10 * K))]" >"$out/backends.txt" 2>&1 || true
   step backends
+  if [[ -n $cpu0 ]]; then
+    awk -v a="$cpu0" -v t="$(getconf CLK_TCK)" '{ printf "daemon_cpu_s %.2f\n", ($14 + $15 - a) / t }' \
+      "/proc/$SY_PID/stat" >>"$out/timing" 2>/dev/null || true
+  fi
   CLIENT_CGROUP=""
-  log "  N=$n $mode round $r: $(python3 "$HERE/report.py" --sample "$out")"
+  log "  N=$n $mode round $r: $("$PY" "$HERE/report.py" --sample "$out")"
 }
 
 # ---------------------------------------------------------------- kube-proxy rule sets
@@ -329,7 +379,7 @@ load_iptables() {  # load_iptables N -> LOADED[iptables]
   local n=$1
   local d="$WORK/rules/n$n" t0 rc=0
   mkdir -p "$d" "$RAW/n$n/cp"
-  python3 "$HERE/gen_iptables.py" --services "$n" --endpoints "$M" --backends "$K" \
+  "$PY" "$HERE/gen_iptables.py" --services "$n" --endpoints "$M" --backends "$K" \
     --out "$d/iptables.rules" --changes "$CHANGES" --change-prefix "$d/iptables-change-"
   log "N=$n: iptables-restore ${IPT_COLD_FLAGS[*]} of $(wc -l <"$d/iptables.rules") lines (bound ${LOAD_TIMEOUT}s)"
   t0=$EPOCHREALTIME
@@ -352,7 +402,7 @@ load_nftables() {
   local n=$1
   local d="$WORK/rules/n$n" t0 rc=0
   mkdir -p "$d" "$RAW/n$n/cp"
-  python3 "$HERE/gen_nftables.py" --services "$n" --endpoints "$M" --backends "$K" \
+  "$PY" "$HERE/gen_nftables.py" --services "$n" --endpoints "$M" --backends "$K" \
     --out "$d/nftables.nft" --changes "$CHANGES" --change-prefix "$d/nftables-change-"
   log "N=$n: nft -f of $(wc -l <"$d/nftables.nft") lines (bound ${LOAD_TIMEOUT}s)"
   t0=$EPOCHREALTIME
@@ -392,7 +442,6 @@ time_changes() {  # time_changes N: one-endpoint changes on top of the loaded ru
       awk -v s="$(secs_since "$t0")" 'BEGIN { printf "%.3f\n", s * 1000 }' >>"$RAW/n$n/cp/nftables_change_ms"
     done
   fi
-  switchyard_time_changes "$n"
 }
 
 unload_rules() {
@@ -402,158 +451,307 @@ unload_rules() {
   LOADED=()
 }
 
-# ================================================================ HOOK: switchyard modes
+# ================================================================ switchyard
 # Modes switchyard-socklb and switchyard-tc share ONE daemon per N, started here in the
-# node namespace with `source: files` manifests from bench/gen_manifests.py. The modes
+# node namespace with `source: apiserver` against sy-fake-apiserver, which holds the world
+# of bench/gen_manifests.py (as in production, the daemon is idle while nothing changes;
+# the files source would stat every file each pollInterval, about 5 us a file). The modes
 # differ only on the client side: socklb runs the client's tools inside $SY_CGROUP (the
-# daemon's cgroupPath, so connect() is translated), tc runs them outside it (packets to the
-# ClusterIP reach the tc program on the node side of the client's veth, "vcl").
+# daemon's cgroupPath, so connect() is translated), tc runs them outside it (packets to
+# the ClusterIP reach the tc program on the node side of the client's veth, "vcl").
 #
-# switchyard_start and switchyard_programmed work with today's daemon (files source,
-# readiness = `switchyard status -o json` lists every service port). TO FILL IN (lead):
-#   * a second start path with `source: apiserver` against tests/fake_apiserver, for the
-#     cold time "from the API" and the watch-event change latency;
-#   * peak RSS and CPU seconds of the daemon (e.g. /proc/$SY_PID/status VmHWM, stat) and
-#     BPF map memory (bpftool map show under the pin path) per N.
-#   * switchyard_time_changes: done for the files source (file rename -> `status` shows the
-#     new endpoint, and the daemon's sync histogram); the apiserver-source measurement of
-#     "watch event -> map write" is still to add.
-# Cold programming time goes to $RAW/n$N/cp/switchyard_cold_s.
+# Control plane (docs/benchmarks.md, "Control plane"): every daemon runs with
+# logging.verbosity 4, so its log times the start ("adopted pinned maps"), the source's
+# first complete picture ("source synced") and every sync with its duration; cp_stats.py
+# turns those lines, /proc/PID and `bpftool map show` into cold time, CPU seconds, peak
+# RSS and BPF map memory. cp_driver.py applies and times one-endpoint changes. After the
+# dataplane rounds, switchyard_scale runs the daemon alone for each N of --cp-services.
 SY_PID=""
+SY_T0=""
 SY_CGROUP=""
 SY_DIR=""
 SY_CONF=""
+SY_LOG=""
+SY_PIN="/sys/fs/bpf/$TAG"
+FAKE_PID=""
+FAKE_PORT=""
+FAKE_TOKEN=""
+FAKE_LOAD_S=""
 switchyard_wanted() { [[ " $MODES " == *" switchyard-socklb "* || " $MODES " == *" switchyard-tc "* ]]; }
 
-switchyard_programmed() {  # switchyard_programmed EXPECTED_FRONTENDS
-  local got
-  got=$("$SWITCHYARD_BIN" status --config "$SY_CONF" -o json 2>/dev/null |
-    python3 -c 'import json,sys; print(len(json.load(sys.stdin).get("services", [])))' 2>/dev/null) || return 1
-  [[ $got -ge $1 ]]
+switchyard_cgroup() {  # the client's cgroup for socket LB, under the cgroup v2 mount
+  local root dir
+  [[ -z $SY_CGROUP ]] || return 0
+  for dir in /sys/fs/cgroup/unified /sys/fs/cgroup; do  # hybrid hierarchy, or v2 only
+    if [[ -d $dir && $(stat -f -c %T "$dir" 2>/dev/null) == cgroup2fs ]]; then root=$dir; break; fi
+  done
+  if [[ -z ${root:-} ]]; then
+    echo "run.sh: no cgroup v2 mount (/sys/fs/cgroup/unified or /sys/fs/cgroup)" >&2
+    exit 1
+  fi
+  SY_CGROUP="$root/$TAG-client"
+  mkdir "$SY_CGROUP"
 }
 
-switchyard_start() {  # switchyard_start N: returns 0 when the daemon has programmed N services
-  local n=$1 t0 tries expected
-  if [[ ! -x $SWITCHYARD_BIN ]]; then
-    log "N=$n: switchyard-socklb, switchyard-tc skipped: build/cmd/switchyard missing"
-    mkdir -p "$RAW/n$n/cp"
-    echo "build/cmd/switchyard missing" >"$RAW/n$n/cp/switchyard_skipped"
-    return 1
-  fi
-  SY_DIR="$WORK/switchyard/n$n"
-  mkdir -p "$SY_DIR/manifests" "$RAW/n$n/cp"
-  python3 "$HERE/gen_manifests.py" --services "$n" --endpoints "$M" --backends "$K" \
-    --node-name "$NODE" --out-dir "$SY_DIR/manifests" --changes "$CHANGES" --change-dir "$SY_DIR/changes"
-  if [[ -z $SY_CGROUP ]]; then
-    SY_CGROUP="/sys/fs/cgroup/unified/$TAG-client"
-    mkdir -p "$SY_CGROUP"
-  fi
-  SY_CONF="$SY_DIR/config.yaml"
-  cat >"$SY_CONF" <<EOF
+# sy_write_config FILE N files PATH [POLL] | sy_write_config FILE N apiserver KUBECONFIG
+sy_write_config() {
+  local f=$1 n=$2 kind=$3 path=$4 poll=${5:-500ms}
+  # Map sizes grow with N where the defaults (bpf/abi.h) would not hold the world: the
+  # services map has 1 + M entries per frontend (slot 0 and one per backend), backends are
+  # distinct (benchlib.synthetic), one rev-NAT entry per frontend; 25 % headroom.
+  local fe=$((n + 3)) svc be rn
+  svc=$((fe * (M + 1) * 5 / 4)) be=$(((n * M + K) * 5 / 4)) rn=$((fe * 5 / 4))
+  ((svc > 262144)) || svc=262144
+  ((be > 131072)) || be=131072
+  ((rn > 262144)) || rn=262144
+  {
+    cat <<EOF
 apiVersion: switchyard.dev/v1alpha1
 kind: SwitchyardConfiguration
 hostnameOverride: $NODE
 healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
 clusterCIDR: 198.18.0.0/16
-source:
-  kind: files
-  path: $SY_DIR/manifests
-  pollInterval: 50ms
+logging:
+  verbosity: 4
+EOF
+    if [[ $kind == files ]]; then
+      printf 'source:\n  kind: files\n  path: %s\n  pollInterval: %s\n' "$path" "$poll"
+    else
+      printf 'source:\n  kind: apiserver\nclientConnection:\n  kubeconfig: %s\n' "$path"
+    fi
+    cat <<EOF
 bpf:
-  pinPath: /sys/fs/bpf/$TAG
+  pinPath: $SY_PIN
   cgroupPath: $SY_CGROUP
   socketLB: true
   devices: [vcl]
+  mapSizes:
+    services: $svc
+    backends: $be
+    revNat: $rn
 EOF
-  # nsenter keeps this mount namespace (bpffs, cgroup2); `ip netns exec` would not.
-  t0=$EPOCHREALTIME
-  nsenter --net="/run/netns/$NODE" "$SWITCHYARD_BIN" run --config "$SY_CONF" >"$SY_DIR/daemon.log" 2>&1 &
+  } >"$f"
+}
+
+sy_launch() {  # sy_launch CONFIG LOG: the daemon, in the node namespace
+  SY_CONF=$1 SY_LOG=$2
+  # nsenter keeps this mount namespace (bpffs, cgroup2); `ip netns exec` would not. It
+  # execs the daemon, so $! is the daemon's PID (for /proc/PID).
+  SY_T0=$EPOCHREALTIME
+  nsenter --net="/run/netns/$NODE" "$SWITCHYARD_BIN" run --config "$SY_CONF" >"$SY_LOG" 2>&1 &
   SY_PID=$!
-  expected=$((n - 1 + 4))  # service ports: synthetic ones, real-one (2), real (2)
-  for ((tries = 0; ; tries++)); do
-    if switchyard_programmed "$expected"; then break; fi
-    if ! kill -0 "$SY_PID" 2>/dev/null || awk -v a="$t0" -v b="$EPOCHREALTIME" -v l="$LOAD_TIMEOUT" 'BEGIN { exit !(b - a > l) }'; then
-      log "N=$n: switchyard did not program $expected service ports; see $SY_DIR/daemon.log"
-      tail -5 "$SY_DIR/daemon.log" >&2 || true
-      echo "daemon failed or timed out" >"$RAW/n$n/cp/switchyard_error"
-      switchyard_stop
+}
+
+# sy_wait_programmed EXPECTED_FRONTENDS OUT_JSON: waits (bounded) for the daemon's first full
+# sync that leaves EXPECTED frontends, then writes the cold figures: times from the log,
+# CPU seconds and peak RSS so far, BPF map memory.
+sy_wait_programmed() {
+  local expected=$1 out=$2 line
+  while :; do
+    line=$(grep -a "full sync of" "$SY_LOG" 2>/dev/null | tail -1) || true
+    if [[ $line =~ now\ ([0-9]+)\ frontends ]] && ((BASH_REMATCH[1] >= expected)); then break; fi
+    if ! kill -0 "$SY_PID" 2>/dev/null ||
+       awk -v a="$SY_T0" -v b="$EPOCHREALTIME" -v l="$LOAD_TIMEOUT" 'BEGIN { exit !(b - a > l) }'; then
       return 1
     fi
-    sleep 0.05
+    sleep 0.02
   done
-  secs_since "$t0" >"$RAW/n$n/cp/switchyard_cold_s"
-  log "N=$n: switchyard programmed in $(cat "$RAW/n$n/cp/switchyard_cold_s") s (includes process start)"
+  local proc cold mem
+  proc=$("$PY" "$HERE/cp_stats.py" proc "$SY_PID")
+  cold=$("$PY" "$HERE/cp_stats.py" cold "$SY_LOG" "$SY_T0" "$expected")
+  mem=$("$PY" "$HERE/cp_stats.py" mapmem "$SY_PIN")
+  "$PY" -c 'import json, sys
+d = json.loads(sys.argv[1]); d.update({"cold_" + k: v for k, v in json.loads(sys.argv[2]).items()})
+d.update(json.loads(sys.argv[3])); print(json.dumps(d, sort_keys=True))' "$cold" "$proc" "$mem" >"$out"
+}
+
+# fake_start WORLD_JSON DIR: sy-fake-apiserver in the node namespace, preloaded with the
+# objects of WORLD_JSON; writes DIR/kubeconfig; sets FAKE_PID FAKE_PORT FAKE_TOKEN.
+fake_start() {
+  local world=$1 d=$2 t0=$EPOCHREALTIME
+  FAKE_TOKEN=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  rm -f "$d/port"
+  nsenter --net="/run/netns/$NODE" "$FAKE_APISERVER_BIN" --listen 127.0.0.1:0 --pki-dir "$WORK/pki" \
+    --token "$FAKE_TOKEN" --fixtures "$world" --kubeconfig-out "$d/kubeconfig" \
+    --port-file "$d/port" >"$d/fake.log" 2>&1 &
+  FAKE_PID=$!
+  PIDS+=("$FAKE_PID")
+  until [[ -s $d/port ]]; do
+    if ! kill -0 "$FAKE_PID" 2>/dev/null ||
+       awk -v a="$t0" -v b="$EPOCHREALTIME" -v l="$LOAD_TIMEOUT" 'BEGIN { exit !(b - a > l) }'; then
+      fake_stop
+      return 1
+    fi
+    sleep 0.1
+  done
+  FAKE_PORT=$(cat "$d/port")
+  FAKE_LOAD_S=$(secs_since "$t0")
+}
+
+fake_stop() {
+  [[ -n $FAKE_PID ]] || return 0
+  kill "$FAKE_PID" 2>/dev/null || true
+  wait "$FAKE_PID" 2>/dev/null || true
+  FAKE_PID=""
+}
+
+# sy_summary JSON: one line of cold figures for the progress log
+sy_summary() {
+  "$PY" -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print("%ss (BPF loaded %ss, source synced %ss, full sync %ss), %s CPU s, %s MiB peak RSS, %s MiB BPF maps" % (
+    d["cold_s"], d.get("loaded_s"), d.get("source_synced_s"), d["full_sync_s"], d["cold_cpu_s"],
+    d["cold_rss_peak_mib"], d["bpf_map_memlock_mib"]))' "$1"
+}
+
+# switchyard_start N: the dataplane daemon for N, with `source: apiserver` against
+# sy-fake-apiserver preloaded with the world (production's path; idle while traffic runs).
+# Returns 0 when the daemon has programmed the world.
+switchyard_start() {
+  local n=$1
+  local expected=$((n + 3))  # service ports: N-1 synthetic, real-one (2), real (2)
+  if [[ ! -x $SWITCHYARD_BIN || ! -x $FAKE_APISERVER_BIN ]]; then
+    log "N=$n: switchyard-socklb, switchyard-tc skipped: $SWITCHYARD_BIN or $FAKE_APISERVER_BIN missing"
+    mkdir -p "$RAW/n$n/cp"
+    echo "build/cmd/switchyard or sy-fake-apiserver missing" >"$RAW/n$n/cp/switchyard_skipped"
+    return 1
+  fi
+  SY_DIR="$WORK/switchyard/n$n"
+  mkdir -p "$SY_DIR" "$RAW/n$n/cp"
+  "$PY" "$HERE/gen_manifests.py" --services "$n" --endpoints "$M" --backends "$K" \
+    --node-name "$NODE" --json-list "$SY_DIR/world.json"
+  switchyard_cgroup
+  if ! fake_start "$SY_DIR/world.json" "$SY_DIR"; then
+    log "N=$n: sy-fake-apiserver did not start; see $SY_DIR/fake.log"
+    echo "sy-fake-apiserver did not start" >"$RAW/n$n/cp/switchyard_error"
+    return 1
+  fi
+  sy_write_config "$SY_DIR/config.yaml" "$n" apiserver "$SY_DIR/kubeconfig"
+  sy_launch "$SY_DIR/config.yaml" "$SY_DIR/daemon.log"
+  if ! sy_wait_programmed "$expected" "$RAW/n$n/cp/switchyard_daemon.json"; then
+    log "N=$n: switchyard did not program $expected service ports; see $SY_DIR/daemon.log"
+    tail -5 "$SY_DIR/daemon.log" >&2 || true
+    echo "daemon failed or timed out" >"$RAW/n$n/cp/switchyard_error"
+    switchyard_stop
+    return 1
+  fi
+  "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["cold_s"])' \
+    "$RAW/n$n/cp/switchyard_daemon.json" >"$RAW/n$n/cp/switchyard_cold_s"
+  log "N=$n: switchyard (source: apiserver) programmed in $(sy_summary "$RAW/n$n/cp/switchyard_daemon.json")"
   return 0
 }
 
-sy_metric() {  # sy_metric NAME: prints "SUM COUNT" of a histogram from the daemon's /metrics
-  ip netns exec "$NODE" curl -s --max-time 2 "http://127.0.0.1:10249/metrics" 2>/dev/null |
-    awk -v n="$1" '$1 == n "_sum" { s = $2 } $1 == n "_count" { c = $2 } END { print s + 0, c + 0 }'
+# sy_changes SOURCE N OUT_JSONL [driver options]: one-endpoint changes on the running daemon
+sy_changes() {
+  local src=$1 n=$2 out=$3
+  shift 3
+  timeout $((LOAD_TIMEOUT + 60 * (SY_CHANGES + E2E_CHANGES))) \
+    nsenter --net="/run/netns/$NODE" "$PY" "$HERE/cp_driver.py" --source "$src" --log "$SY_LOG" \
+    --switchyard "$SWITCHYARD_BIN" --pin-path "$SY_PIN" --services "$n" --endpoints "$M" \
+    --backends "$K" --node-name "$NODE" --changes "$SY_CHANGES" --e2e "$E2E_CHANGES" \
+    --out "$out" "$@"
 }
 
-switchyard_time_changes() {  # switchyard_time_changes N
-  # Each change rewrites one manifest file (atomic rename) and waits until
-  # `switchyard status` shows the new endpoint: the wall time includes the files source's
-  # poll interval (50 ms here) and the status process, so it is an upper bound. The
-  # daemon's own sync time for the change comes from the delta of
-  # kubeproxy_sync_proxy_rules_duration_seconds around it.
-  # TO FILL IN (lead): "watch event -> map write" needs the apiserver source
-  # (kubeproxy_network_programming_duration_seconds); the files source has no watch event.
-  local n=$1 c dir f name newip t0 before after ok tries
+# sy_stop [OUT_JSON]: stops the daemon (after writing its final CPU seconds and peak RSS)
+sy_stop() {
   [[ -n $SY_PID ]] || return 0
-  : >"$RAW/n$n/cp/switchyard_change_ms"
-  : >"$RAW/n$n/cp/switchyard_sync_ms"
-  for ((c = 1; c <= CHANGES; c++)); do
-    dir=$(printf '%s/changes/%04d' "$SY_DIR" "$c")
-    f=$(ls "$dir"/*.yaml) name=$(basename "$f")
-    newip=$(grep -m1 -oE '198\.18\.2(4[0-9]|5[0-5])\.[0-9]+' "$f")
-    before=$(sy_metric kubeproxy_sync_proxy_rules_duration_seconds)
-    cp "$f" "$SY_DIR/manifests/$name.tmp"
-    t0=$EPOCHREALTIME
-    mv -f "$SY_DIR/manifests/$name.tmp" "$SY_DIR/manifests/$name"
-    ok=0
-    for ((tries = 0; tries < 3000; tries++)); do
-      if "$SWITCHYARD_BIN" status --config "$SY_CONF" -o json 2>/dev/null | grep -q "\"$newip\""; then
-        ok=1
-        break
-      fi
-      awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { exit !(b - a > 30) }' && break
-    done
-    if [[ $ok != 1 ]]; then
-      echo "change $c: $newip not in the maps after 30 s" >>"$RAW/n$n/cp/switchyard_error"
-      break
-    fi
-    awk -v s="$(secs_since "$t0")" 'BEGIN { printf "%.3f\n", s * 1000 }' >>"$RAW/n$n/cp/switchyard_change_ms"
-    sleep 0.1  # let the sync's histogram observation land
-    after=$(sy_metric kubeproxy_sync_proxy_rules_duration_seconds)
-    awk -v a="$before" -v b="$after" 'BEGIN { split(a, x, " "); split(b, y, " ");
-      if (y[2] > x[2]) printf "%.3f\n", (y[1] - x[1]) * 1000 / (y[2] - x[2]) }' \
-      >>"$RAW/n$n/cp/switchyard_sync_ms"
-  done
-}
-
-switchyard_stop() {
-  [[ -n $SY_PID ]] || return 0
+  if [[ -n ${1:-} ]]; then "$PY" "$HERE/cp_stats.py" proc "$SY_PID" >"$1" 2>/dev/null || true; fi
   kill "$SY_PID" 2>/dev/null || true
   wait "$SY_PID" 2>/dev/null || true
   SY_PID=""
   # Programs and pins outlive the daemon by design: remove them explicitly.
-  "$SWITCHYARD_BIN" cleanup --config "$SY_CONF" >/dev/null 2>&1 || true
-  rm -rf "/sys/fs/bpf/$TAG" 2>/dev/null || true
+  "$SWITCHYARD_BIN" cleanup --pin-path "$SY_PIN" >/dev/null 2>&1 || true
+  rm -rf "$SY_PIN" 2>/dev/null || true
+}
+switchyard_stop() {  # switchyard_stop [N]: the dataplane daemon and its API server
+  local n=${1:-}
+  if [[ -n $n ]]; then sy_stop "$RAW/n$n/cp/switchyard_final.json"; else sy_stop; fi
+  fake_stop
+  [[ -z $SY_DIR ]] || rm -f "$SY_DIR/world.json"
+}
+
+# switchyard_scale N: the daemon alone (no traffic) with N services x M endpoints:
+#  files-yaml  (N <= YAML_MAX) one YAML file per service, pollInterval 50ms: cold, then
+#              one-endpoint changes by renaming one file (each re-parses that file only)
+#  files-json  one JSON List file (kubectl get -o json): cold
+#  apiserver   sy-fake-apiserver preloaded with the same objects: cold, then one-endpoint
+#              changes through the API
+switchyard_scale() {
+  local n=$1 rc
+  local d="$WORK/scale/n$n" out="$RAW/scale/n$n" expected=$((n + 3))
+  mkdir -p "$d" "$out"
+  switchyard_cgroup
+  if ((n <= YAML_MAX)); then
+    log "scale N=$n: one YAML file per service"
+    "$PY" "$HERE/gen_manifests.py" --services "$n" --endpoints "$M" --backends "$K" \
+      --node-name "$NODE" --out-dir "$d/manifests" --changes "$((SY_CHANGES + E2E_CHANGES))" \
+      --change-dir "$d/changes"
+    sy_write_config "$d/files-yaml.yaml" "$n" files "$d/manifests" 50ms
+    sy_launch "$d/files-yaml.yaml" "$d/files-yaml.log"
+    if sy_wait_programmed "$expected" "$out/files-yaml.json"; then
+      log "scale N=$n: files-yaml cold $(sy_summary "$out/files-yaml.json")"
+      rc=0
+      sy_changes files "$n" "$out/files-yaml_changes.jsonl" --manifest-dir "$d/manifests" \
+        --change-dir "$d/changes" || rc=$?
+      [[ $rc == 0 ]] || echo "files-yaml: changes failed (exit $rc)" >>"$out/error"
+    else
+      echo "files-yaml: no full sync of $expected frontends within ${LOAD_TIMEOUT}s" >>"$out/error"
+      log "scale N=$n: files-yaml FAILED; see $d/files-yaml.log"
+    fi
+    sy_stop "$out/files-yaml_final.json"
+    rm -rf "$d/manifests" "$d/changes"
+  fi
+  log "scale N=$n: one JSON List"
+  "$PY" "$HERE/gen_manifests.py" --services "$n" --endpoints "$M" --backends "$K" \
+    --node-name "$NODE" --json-list "$d/world.json"
+  sy_write_config "$d/files-json.yaml" "$n" files "$d/world.json"
+  sy_launch "$d/files-json.yaml" "$d/files-json.log"
+  if sy_wait_programmed "$expected" "$out/files-json.json"; then
+    log "scale N=$n: files-json cold $(sy_summary "$out/files-json.json")"
+  else
+    echo "files-json: no full sync of $expected frontends within ${LOAD_TIMEOUT}s" >>"$out/error"
+    log "scale N=$n: files-json FAILED; see $d/files-json.log"
+  fi
+  sy_stop "$out/files-json_final.json"
+  if ! fake_start "$d/world.json" "$d"; then
+    echo "apiserver: sy-fake-apiserver did not start: $(tail -3 "$d/fake.log")" >>"$out/error"
+    log "scale N=$n: sy-fake-apiserver FAILED; see $d/fake.log"
+    rm -f "$d/world.json"
+    return 0
+  fi
+  log "scale N=$n: sy-fake-apiserver holds the world after $FAKE_LOAD_S s"
+  sy_write_config "$d/apiserver.yaml" "$n" apiserver "$d/kubeconfig"
+  sy_launch "$d/apiserver.yaml" "$d/apiserver.log"
+  if sy_wait_programmed "$expected" "$out/apiserver.json"; then
+    log "scale N=$n: apiserver cold $(sy_summary "$out/apiserver.json")"
+    rc=0
+    sy_changes apiserver "$n" "$out/apiserver_changes.jsonl" --api "127.0.0.1:$FAKE_PORT" \
+      --ca "$WORK/pki/ca.crt" --token "$FAKE_TOKEN" || rc=$?
+    [[ $rc == 0 ]] || echo "apiserver: changes failed (exit $rc)" >>"$out/error"
+    log "scale N=$n: $(wc -l <"$out/apiserver_changes.jsonl") changes through the API"
+  else
+    echo "apiserver: no full sync of $expected frontends within ${LOAD_TIMEOUT}s" >>"$out/error"
+    log "scale N=$n: apiserver FAILED; see $d/apiserver.log"
+  fi
+  sy_stop "$out/apiserver_final.json"
+  fake_stop
+  rm -f "$d/world.json"
 }
 
 switchyard_teardown_cgroup() {
   [[ -n $SY_CGROUP && -d $SY_CGROUP ]] && rmdir "$SY_CGROUP" 2>/dev/null
   SY_CGROUP=""
 }
-# ================================================================ end of HOOK
+# ================================================================ end of switchyard
 
 # ---------------------------------------------------------------- main
-python3 - "$WORK/meta.json" "$QUICK" "$SERVICES" "$M" "$K" "$ROUNDS" "$DUR" "$CHANGES" \
-  "$WRK_THREADS" "$WRK_CONNS" "$NGINX_WORKERS" "$CONTROL" <<'EOF'
+"$PY" - "$WORK/meta.json" "$QUICK" "$SERVICES" "$M" "$K" "$ROUNDS" "$DUR" "$CHANGES" \
+  "$WRK_THREADS" "$WRK_CONNS" "$NGINX_WORKERS" "$CONTROL" "$SY_CHANGES" "$E2E_CHANGES" "$CP_SERVICES" \
+  "$SWITCHYARD_BIN" "$ORIG_ARGS" <<'EOF'
 import json, os, platform, subprocess, sys, time
-out, quick, services, m, k, rounds, dur, changes, wt, wc, nw, control = sys.argv[1:]
+(out, quick, services, m, k, rounds, dur, changes, wt, wc, nw, control, syc, e2e, cps,
+ sybin, args) = sys.argv[1:]
 def ver(cmd):
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=5)
@@ -568,9 +766,14 @@ json.dump({
     "endpoints": int(m), "backends": int(k), "rounds": int(rounds), "duration_s": int(dur),
     "changes": int(changes), "wrk_threads": int(wt), "wrk_connections": int(wc),
     "nginx_workers": int(nw), "control_service_measured": control == "1",
+    "switchyard_changes": int(syc), "switchyard_e2e_changes": int(e2e),
+    "cp_services": [int(x) for x in cps.split()], "command": "bench/run.sh " + args,
+    "switchyard_version": ver([sybin, "version"]) if os.access(sybin, os.X_OK) else None,
+    "loadavg_start": open("/proc/loadavg").read().split()[:3],
     "tools": {"iptables": ver(["iptables", "--version"]), "nft": ver(["nft", "--version"]),
               "wrk": ver(["wrk", "--version"]), "nginx": ver(["nginx", "-v"]),
-              "sockperf": ver(["sockperf", "--version"]), "iperf3": ver(["iperf3", "--version"])},
+              "sockperf": ver(["sockperf", "--version"]), "iperf3": ver(["iperf3", "--version"]),
+              "bpftool": ver(["bpftool", "--version"])},
 }, open(out, "w"), indent=1)
 EOF
 
@@ -604,13 +807,22 @@ for n in $SERVICES; do
     for mode in "${order[@]}"; do measure "$mode" "$n" "$r"; done
   done
   time_changes "$n"
-  switchyard_stop
+  switchyard_stop "$n"
   unload_rules
 done
+if switchyard_wanted && [[ -n ${CP_SERVICES// /} ]]; then
+  if [[ ! -x $SWITCHYARD_BIN || ! -x $FAKE_APISERVER_BIN ]]; then
+    log "switchyard control-plane scale runs skipped: $SWITCHYARD_BIN or $FAKE_APISERVER_BIN missing"
+    mkdir -p "$RAW/scale"
+    echo "$SWITCHYARD_BIN or $FAKE_APISERVER_BIN missing" >"$RAW/scale/skipped"
+  else
+    for n in $CP_SERVICES; do switchyard_scale "$n"; done
+  fi
+fi
 switchyard_teardown_cgroup
 
 log "done; results:"
 report_args=("$RAW" --meta "$WORK/meta.json" --modes "$MODES")
 [[ -n $JSON_OUT ]] && report_args+=(--json "$JSON_OUT")
-python3 "$HERE/report.py" "${report_args[@]}"
+"$PY" "$HERE/report.py" "${report_args[@]}"
 log "total run time $(elapsed) s"
