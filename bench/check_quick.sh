@@ -7,29 +7,41 @@
 #     sockperf and iperf3 results present, and no tool failed in every round;
 #   * direct reached backend 0 only; every service mode reached all K backends
 #     (for switchyard modes this is the check that its translation spreads connections);
-#   * the switchyard modes ran whenever build/cmd/switchyard exists.
-# Prints "check_quick: P passed, F failed" last; exit status 1 on any failure.
+#   * the switchyard modes ran whenever the daemon and sy-fake-apiserver are built, and
+#     its control-plane figures were recorded (cold start from each source, changes
+#     through the API and through files, RSS, CPU, BPF map memory).
+# Prints "check_quick: P passed, F failed" last; exit status 1 on any failure, 77 (skipped)
+# without root. ctest runs it as bench_quick (tests/bench/CMakeLists.txt), with
+# SY_BUILD_DIR naming the build tree whose binaries to use.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
+BUILD=${SY_BUILD_DIR:-$ROOT/build}
 K=4
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "SKIP: bench/check_quick.sh needs root (network namespaces, BPF)"
+  exit 77
+fi
 
 out=$(mktemp /tmp/sybench-quick.XXXXXX.json)
 trap 'rm -f "$out"' EXIT
 
 rc=0
-"$HERE/run.sh" --quick --backends "$K" --json "$out" "$@" || rc=$?
+"$HERE/run.sh" --quick --backends "$K" --json "$out" --switchyard "$BUILD/cmd/switchyard" \
+  --fake-apiserver "$BUILD/tests/fake_apiserver/sy-fake-apiserver" "$@" || rc=$?
 if [[ $rc -ne 0 ]]; then
   echo "check_quick: bench/run.sh --quick exited with status $rc"
   echo "check_quick: 0 passed, 1 failed"
   exit 1
 fi
 
-python3 - "$out" "$K" "$ROOT/build/cmd/switchyard" <<'EOF'
+python3 - "$out" "$K" "$BUILD/cmd/switchyard" "$BUILD/tests/fake_apiserver/sy-fake-apiserver" <<'EOF'
 import json, os, sys
 
-path, k, binary = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+path, k, binary, fake = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+built = os.access(binary, os.X_OK) and os.access(fake, os.X_OK)
 doc = json.load(open(path))
 results = doc["results"]
 passed, failed = 0, 0
@@ -51,10 +63,10 @@ for n in ns:
               "N=%d %s ran (%s)" % (n, mode, rec.get("skipped") if rec else "no record"))
     for mode in ("switchyard-socklb", "switchyard-tc"):
         rec = next((r for r in results if r["services"] == n and r["mode"] == mode), None)
-        if os.access(binary, os.X_OK):
+        if built:
             check(rec is not None and not rec.get("skipped"),
-                  "N=%d %s ran although %s exists (%s)"
-                  % (n, mode, binary, rec.get("skipped") if rec else "no record"))
+                  "N=%d %s ran although %s and %s exist (%s)"
+                  % (n, mode, binary, fake, rec.get("skipped") if rec else "no record"))
         elif rec is not None and rec.get("skipped"):
             print("note: N=%d %s skipped: %s" % (n, mode, rec["skipped"]))
 
@@ -80,6 +92,34 @@ for r in results:
     if r["mode"] in ("iptables", "nftables"):
         check(r.get("cold_load_s") is not None, tag + ": cold load time recorded")
         check(r.get("changes", 0) > 0, tag + ": endpoint-change times recorded")
+
+# The switchyard control plane: the dataplane daemon at each N, and the scale runs at
+# N = 1000 (files: one YAML file per service, and one JSON List; the API server).
+cp = doc.get("control_plane", [])
+def cp_rec(n, source, dataplane=False):
+    return next((r for r in cp if r["services"] == n and r["source"] == source
+                 and bool(r.get("dataplane_daemon")) == dataplane), None)
+if built:
+    for n in ns:
+        r = cp_rec(n, "apiserver", dataplane=True)
+        check(r is not None and r.get("cold_s") is not None,
+              "N=%d: the dataplane daemon's cold start was recorded (%s)" % (n, r))
+    for source in ("files-yaml", "files-json", "apiserver"):
+        r = cp_rec(1000, source)
+        tag = "control plane N=1000 %s" % source
+        check(r is not None and not r.get("skipped"), tag + " ran (%s)" % (r and r.get("skipped")))
+        if not r or r.get("skipped"):
+            continue
+        check(r.get("frontends") == 1003, tag + ": 1003 frontends programmed (got %s)" % r.get("frontends"))
+        for key in ("cold_s", "full_sync_s", "cpu_s", "rss_peak_mib", "bpf_map_memlock_mib"):
+            check(r.get(key) is not None, tag + ": %s recorded" % key)
+        if source != "files-json":
+            check(r.get("changes", 0) > 0 and r.get("programming_ms_p50") is not None
+                  and r.get("sync_ms_p50") is not None, tag + ": one-endpoint changes timed")
+            check(r.get("e2e_changes", 0) > 0 and r.get("e2e_ms_p50") is not None,
+                  tag + ": changes seen through `switchyard status`")
+            check(r.get("irregular_changes", 0) == 0,
+                  tag + ": every change made one partial sync and one observation")
 
 print("check_quick: %d passed, %d failed" % (passed, failed))
 sys.exit(1 if failed else 0)
