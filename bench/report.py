@@ -16,6 +16,7 @@ RAW_DIR layout (written by run.sh):
 
 import argparse
 import json
+import math
 import os
 import re
 import statistics
@@ -119,11 +120,12 @@ def sample_line(d):
 
 
 def pctl(vals, q):
-    """Nearest-rank percentile."""
+    """Nearest-rank percentile: the smallest value with at least q % of the values at or
+    below it (p99 of 100 values is the 99th, of 20 values the 20th)."""
     if not vals:
         return None
     v = sorted(vals)
-    k = max(0, min(len(v) - 1, int(round(q / 100.0 * len(v) + 0.5)) - 1))
+    k = max(0, min(len(v) - 1, math.ceil(q / 100.0 * len(v) - 1e-9) - 1))
     return v[k]
 
 
@@ -234,11 +236,13 @@ def change_stats(changes):
     return out
 
 
-def daemon_record(n, m_endpoints, source, cold, final, changes, error=""):
+def daemon_record(n, m_endpoints, source, cold, final, changes, error="", fake=None):
     rec = {"services": n, "endpoints": m_endpoints, "source": source}
     if not cold:
         rec["skipped"] = error or "not run"
         return rec
+    if fake:  # sy-fake-apiserver: its load time, and the CPU it spent serving the lists
+        rec.update(fake)
     for k in ("cold_s", "loaded_s", "source_synced_s", "full_sync_s", "frontends", "backends",
               "cold_cpu_s", "cold_rss_peak_mib", "bpf_map_memlock_mib", "bpf_maps"):
         if k in cold:
@@ -263,7 +267,8 @@ def control_plane_records(raw, ns, m_endpoints):
         if cold or os.path.exists(os.path.join(d, "switchyard_error")):
             rec = daemon_record(n, m_endpoints, "apiserver", cold,
                                 _json(os.path.join(d, "switchyard_final.json")), [],
-                                _read(os.path.join(d, "switchyard_error")).strip())
+                                _read(os.path.join(d, "switchyard_error")).strip(),
+                                _json(os.path.join(d, "switchyard_fake.json")))
             rec["dataplane_daemon"] = True  # ran through the traffic rounds; CPU includes them
             out.append(rec)
     sd = os.path.join(raw, "scale")
@@ -278,7 +283,8 @@ def control_plane_records(raw, ns, m_endpoints):
                 continue  # files-yaml above --yaml-max
             out.append(daemon_record(n, m_endpoints, src, cold,
                                      _json(os.path.join(d, src + "_final.json")),
-                                     _jsonl(os.path.join(d, src + "_changes.jsonl")), e))
+                                     _jsonl(os.path.join(d, src + "_changes.jsonl")), e,
+                                     _json(os.path.join(d, src + "_fake.json"))))
     return out
 
 

@@ -23,7 +23,8 @@ usage: bench/run.sh [--quick] [--json FILE] [options]
                       the switchyard control plane at N = 1000 10000 30000 100000 with 100
                       changes each
   --json FILE         also write the results as JSON (one record per mode and N)
-  --services "A B"    service counts N to run (each includes the measured service)
+  --services "A B"    service counts N to run (each includes the measured service);
+                      "none": no dataplane rounds, only the --cp-services runs
   --endpoints M       endpoints per synthetic service (default 10)
   --backends K        backend pods (default 4)
   --rounds R          rounds; each round runs every mode once, order alternating
@@ -113,6 +114,7 @@ else
   : "${CONTROL:=1}" "${SY_CHANGES:=100}" "${E2E_CHANGES:=5}"
   [[ $CP_SERVICES != unset ]] || CP_SERVICES="1000 10000 30000 100000"
 fi
+[[ $SERVICES != none ]] || SERVICES=""  # --services none: only the control-plane scale runs
 for m in $MODES; do
   case "$m" in direct|iptables|nftables|switchyard-socklb|switchyard-tc) ;;
     *) echo "run.sh: unknown mode $m" >&2; exit 2 ;; esac
@@ -589,6 +591,21 @@ fake_start() {
   FAKE_LOAD_S=$(secs_since "$t0")
 }
 
+# fake_cpu: the fake API server's CPU seconds so far (utime + stime)
+fake_cpu() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / t }' "/proc/$FAKE_PID/stat"; }
+
+# fake_record OUT_JSON CPU_BEFORE: how long the fake took to load the world, and the CPU it
+# spent serving the daemon's lists (the cold start's "source synced" is partly its time)
+fake_record() {
+  "$PY" - "$1" "$FAKE_LOAD_S" "$2" "$(fake_cpu)" "$FAKE_PID" <<'EOF'
+import json, sys
+out, load, c0, c1, pid = sys.argv[1:]
+hwm = next((int(l.split()[1]) for l in open("/proc/%s/status" % pid) if l.startswith("VmHWM:")), 0)
+json.dump({"fake_load_s": round(float(load), 3), "fake_cpu_during_cold_s": round(float(c1) - float(c0), 2),
+           "fake_rss_peak_mib": round(hwm / 1024, 1)}, open(out, "w"))
+EOF
+}
+
 fake_stop() {
   [[ -n $FAKE_PID ]] || return 0
   kill "$FAKE_PID" 2>/dev/null || true
@@ -628,6 +645,8 @@ switchyard_start() {
     return 1
   fi
   sy_write_config "$SY_DIR/config.yaml" "$n" apiserver "$SY_DIR/kubeconfig"
+  local fc0
+  fc0=$(fake_cpu)
   sy_launch "$SY_DIR/config.yaml" "$SY_DIR/daemon.log"
   if ! sy_wait_programmed "$expected" "$RAW/n$n/cp/switchyard_daemon.json"; then
     log "N=$n: switchyard did not program $expected service ports; see $SY_DIR/daemon.log"
@@ -636,6 +655,7 @@ switchyard_start() {
     switchyard_stop
     return 1
   fi
+  fake_record "$RAW/n$n/cp/switchyard_fake.json" "$fc0"
   "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["cold_s"])' \
     "$RAW/n$n/cp/switchyard_daemon.json" >"$RAW/n$n/cp/switchyard_cold_s"
   log "N=$n: switchyard (source: apiserver) programmed in $(sy_summary "$RAW/n$n/cp/switchyard_daemon.json")"
@@ -722,8 +742,11 @@ switchyard_scale() {
   fi
   log "scale N=$n: sy-fake-apiserver holds the world after $FAKE_LOAD_S s"
   sy_write_config "$d/apiserver.yaml" "$n" apiserver "$d/kubeconfig"
+  local fc0
+  fc0=$(fake_cpu)
   sy_launch "$d/apiserver.yaml" "$d/apiserver.log"
   if sy_wait_programmed "$expected" "$out/apiserver.json"; then
+    fake_record "$out/apiserver_fake.json" "$fc0"
     log "scale N=$n: apiserver cold $(sy_summary "$out/apiserver.json")"
     rc=0
     sy_changes apiserver "$n" "$out/apiserver_changes.jsonl" --api "127.0.0.1:$FAKE_PORT" \
