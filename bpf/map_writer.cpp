@@ -6,10 +6,33 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <vector>
 
 #include "logging/log.h"
 
 namespace switchyard::bpf {
+namespace {
+
+// Logged failures per apply(); the rest are counted and summed up in one line, so a full
+// map costs a few log lines rather than one per entry.
+constexpr size_t kFailuresLogged = 20;
+
+bool batchRefused(int err) { return err == EINVAL || err == EOPNOTSUPP || err == ENOTSUP || err == 524 /* ENOTSUPP */; }
+
+std::string describe(const lb::MapOp& op) {
+  using K = lb::MapOp::Kind;
+  switch (op.kind) {
+    case K::PutBackend: return "backend " + std::to_string(op.id) + " " + op.backend.key.str();
+    case K::DeleteBackend: return "backend " + std::to_string(op.id);
+    case K::PutRevNat: return "rev NAT " + std::to_string(op.id) + " " + op.frontend.str();
+    case K::DeleteRevNat: return "rev NAT " + std::to_string(op.id);
+    case K::PutSlot:
+    case K::DeleteSlot: return op.frontend.str() + " slot " + std::to_string(op.slot);
+  }
+  return "?";
+}
+
+}  // namespace
 
 union sy_addr toSyAddr(const lb::IpAddr& a) {
   union sy_addr out;
@@ -34,150 +57,288 @@ struct sy_svc_key toSvcKey(const lb::FrontendKey& fe, uint16_t slot) {
   return k;
 }
 
-int MapWriter::fail(const char* map, const char* op, const std::string& key, int err) {
-  SY_LOG(Error) << "map " << map << ": " << op << " " << key << ": " << std::strerror(err)
-                << (err == E2BIG || err == ENOMEM ? " (the map is full: raise bpf.mapSizes)" : "");
+struct MapWriter::Target {
+  int fd;
+  const char* map;
+  const char* op;  // "update" | "delete"
+};
+
+int MapWriter::fail(const Target& t, const lb::MapOp& op, int err) {
+  if (failuresLogged_ < kFailuresLogged) {
+    ++failuresLogged_;
+    SY_LOG(Error) << "map " << t.map << ": " << t.op << " " << describe(op) << ": " << std::strerror(err)
+                  << (err == E2BIG || err == ENOMEM ? " (the map is full: raise bpf.mapSizes)" : "");
+  } else {
+    ++failuresUnlogged_;
+  }
   if (onError_) {
-    onError_(map, op);
+    onError_(t.map, t.op);
   }
   return -err;
 }
 
-int MapWriter::putBackend(uint32_t id, const lb::Backend& b) {
-  struct sy_backend v;
-  std::memset(&v, 0, sizeof(v));
-  v.addr = toSyAddr(b.key.addr);
-  v.port = htons(b.key.port);
-  v.proto = b.key.proto;
-  v.state = b.terminating ? SY_BACKEND_TERMINATING : SY_BACKEND_ACTIVE;
-  if (bpf_map_update_elem(fds_.backends, &id, &v, BPF_ANY) < 0) {
-    return fail(kPinBackends, "update", "backend " + std::to_string(id) + " " + b.key.str(), errno);
+template <typename K, typename V>
+void MapWriter::update(const Target& t, std::span<lb::MapOp> run, const K* keys, const V* values) {
+  size_t done = 0;
+  while (done < run.size()) {
+    if (batchUnsupported_ || run.size() - done == 1) {
+      ++syscalls_;
+      run[done].result = bpf_map_update_elem(t.fd, &keys[done], &values[done], BPF_ANY) < 0
+                             ? fail(t, run[done], errno) : 0;
+      ++done;
+      continue;
+    }
+    LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+    __u32 count = static_cast<__u32>(run.size() - done);
+    ++syscalls_;
+    int rc = bpf_map_update_batch(t.fd, &keys[done], &values[done], &count, &opts);
+    int err = errno;
+    if (rc == 0) {
+      done = run.size();
+      break;
+    }
+    if (count == 0 && batchRefused(err)) {
+      // Possibly a kernel without batch support for this map: try the element alone; if
+      // that works, stop batching.
+      ++syscalls_;
+      if (bpf_map_update_elem(t.fd, &keys[done], &values[done], BPF_ANY) == 0) {
+        batchUnsupported_ = true;
+        SY_LOG(Warning) << "map " << t.map << ": the kernel refused a batch update ("
+                        << std::strerror(err) << "); writing one entry per call";
+        run[done++].result = 0;
+        continue;
+      }
+      err = errno;
+    }
+    // The first `count` went in; the next one failed with err.
+    done += count;
+    run[done].result = fail(t, run[done], err);
+    ++done;
   }
-  return 0;
 }
 
-int MapWriter::deleteBackend(uint32_t id) {
-  if (bpf_map_delete_elem(fds_.backends, &id) < 0 && errno != ENOENT) {
-    return fail(kPinBackends, "delete", "backend " + std::to_string(id), errno);
+template <typename K>
+void MapWriter::remove(const Target& t, std::span<lb::MapOp> run, const K* keys) {
+  size_t done = 0;
+  while (done < run.size()) {
+    if (batchUnsupported_ || run.size() - done == 1) {
+      ++syscalls_;
+      bool ok = bpf_map_delete_elem(t.fd, &keys[done]) == 0 || errno == ENOENT;
+      run[done].result = ok ? 0 : fail(t, run[done], errno);
+      ++done;
+      continue;
+    }
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    __u32 count = static_cast<__u32>(run.size() - done);
+    ++syscalls_;
+    int rc = bpf_map_delete_batch(t.fd, &keys[done], &count, &opts);
+    int err = errno;
+    if (rc == 0) {
+      break;
+    }
+    if (count == 0 && batchRefused(err)) {
+      ++syscalls_;
+      if (bpf_map_delete_elem(t.fd, &keys[done]) == 0 || errno == ENOENT) {
+        batchUnsupported_ = true;
+        SY_LOG(Warning) << "map " << t.map << ": the kernel refused a batch delete ("
+                        << std::strerror(err) << "); deleting one entry per call";
+        run[done++].result = 0;
+        continue;
+      }
+      err = errno;
+    }
+    done += count;
+    // Deleting what is already gone is success: the batch stopped there, go on after it.
+    run[done].result = err == ENOENT ? 0 : fail(t, run[done], err);
+    ++done;
   }
-  return 0;
 }
 
-int MapWriter::putRevNat(uint32_t id, const lb::FrontendKey& fe) {
-  struct sy_revnat v;
-  std::memset(&v, 0, sizeof(v));
-  v.addr = toSyAddr(fe.addr);
-  v.port = htons(fe.port);
-  if (bpf_map_update_elem(fds_.revNat, &id, &v, BPF_ANY) < 0) {
-    return fail(kPinRevNat, "update", "rev NAT " + std::to_string(id) + " " + fe.str(), errno);
+void MapWriter::applyRun(std::span<lb::MapOp> run) {
+  using K = lb::MapOp::Kind;
+  const size_t n = run.size();
+  switch (run[0].kind) {
+    case K::PutBackend: {
+      std::vector<__u32> keys(n);
+      std::vector<struct sy_backend> vals(n);
+      for (size_t i = 0; i < n; ++i) {
+        const lb::Backend& b = run[i].backend;
+        keys[i] = run[i].id;
+        std::memset(&vals[i], 0, sizeof(vals[i]));
+        vals[i].addr = toSyAddr(b.key.addr);
+        vals[i].port = htons(b.key.port);
+        vals[i].proto = b.key.proto;
+        vals[i].state = b.terminating ? SY_BACKEND_TERMINATING : SY_BACKEND_ACTIVE;
+      }
+      update(Target{fds_.backends, kPinBackends, "update"}, run, keys.data(), vals.data());
+      break;
+    }
+    case K::DeleteBackend:
+    case K::DeleteRevNat: {
+      std::vector<__u32> keys(n);
+      for (size_t i = 0; i < n; ++i) {
+        keys[i] = run[i].id;
+      }
+      bool backend = run[0].kind == K::DeleteBackend;
+      remove(Target{backend ? fds_.backends : fds_.revNat, backend ? kPinBackends : kPinRevNat, "delete"},
+             run, keys.data());
+      break;
+    }
+    case K::PutRevNat: {
+      std::vector<__u32> keys(n);
+      std::vector<struct sy_revnat> vals(n);
+      for (size_t i = 0; i < n; ++i) {
+        keys[i] = run[i].id;
+        std::memset(&vals[i], 0, sizeof(vals[i]));
+        vals[i].addr = toSyAddr(run[i].frontend.addr);
+        vals[i].port = htons(run[i].frontend.port);
+      }
+      update(Target{fds_.revNat, kPinRevNat, "update"}, run, keys.data(), vals.data());
+      break;
+    }
+    case K::PutSlot: {
+      std::vector<struct sy_svc_key> keys(n);
+      std::vector<struct sy_svc_value> vals(n);
+      for (size_t i = 0; i < n; ++i) {
+        const lb::SlotValue& v = run[i].value;
+        keys[i] = toSvcKey(run[i].frontend, run[i].slot);
+        std::memset(&vals[i], 0, sizeof(vals[i]));
+        vals[i].backend_id = v.backendId;
+        vals[i].rev_nat_id = v.revNatId;
+        vals[i].count = v.count;
+        vals[i].flags = v.flags;
+      }
+      update(Target{fds_.services, kPinServices, "update"}, run, keys.data(), vals.data());
+      break;
+    }
+    case K::DeleteSlot: {
+      std::vector<struct sy_svc_key> keys(n);
+      for (size_t i = 0; i < n; ++i) {
+        keys[i] = toSvcKey(run[i].frontend, run[i].slot);
+      }
+      remove(Target{fds_.services, kPinServices, "delete"}, run, keys.data());
+      break;
+    }
   }
-  return 0;
 }
 
-int MapWriter::deleteRevNat(uint32_t id) {
-  if (bpf_map_delete_elem(fds_.revNat, &id) < 0 && errno != ENOENT) {
-    return fail(kPinRevNat, "delete", "rev NAT " + std::to_string(id), errno);
+void MapWriter::apply(std::span<lb::MapOp> ops) {
+  failuresLogged_ = 0;
+  failuresUnlogged_ = 0;
+  size_t i = 0;
+  while (i < ops.size()) {
+    size_t j = i + 1;
+    while (j < ops.size() && ops[j].kind == ops[i].kind) {
+      ++j;
+    }
+    applyRun(ops.subspan(i, j - i));
+    i = j;
   }
-  return 0;
-}
-
-int MapWriter::putSlot(const lb::FrontendKey& fe, uint16_t slot, const lb::SlotValue& value) {
-  struct sy_svc_key k = toSvcKey(fe, slot);
-  struct sy_svc_value v;
-  std::memset(&v, 0, sizeof(v));
-  v.backend_id = value.backendId;
-  v.rev_nat_id = value.revNatId;
-  v.count = value.count;
-  v.flags = value.flags;
-  if (bpf_map_update_elem(fds_.services, &k, &v, BPF_ANY) < 0) {
-    return fail(kPinServices, "update", fe.str() + " slot " + std::to_string(slot), errno);
+  if (failuresUnlogged_ > 0) {
+    SY_LOG(Error) << "... and " << failuresUnlogged_ << " more failed map operations in this batch";
   }
-  return 0;
-}
-
-int MapWriter::deleteSlot(const lb::FrontendKey& fe, uint16_t slot) {
-  struct sy_svc_key k = toSvcKey(fe, slot);
-  if (bpf_map_delete_elem(fds_.services, &k) < 0 && errno != ENOENT) {
-    return fail(kPinServices, "delete", fe.str() + " slot " + std::to_string(slot), errno);
-  }
-  return 0;
 }
 
 namespace {
-// Visits every key of a hash map. Deletions by others while we walk may restart the walk
-// from the beginning (the kernel's get_next_key semantics); the visitor sees each key at
-// most a bounded number of times, which is fine for a read-only dump.
-template <typename K, typename F>
-void forEachKey(int fd, F&& f) {
+
+// Visits every entry of a hash map with BPF_MAP_LOOKUP_BATCH (a few thousand entries per
+// call); falls back to get_next_key + lookup when the kernel refuses batches. Entries
+// deleted or added by others during the walk may be missed or seen twice, which is fine
+// for a dump and for adoption (the first sync repairs the difference).
+template <typename K, typename V, typename F>
+void forEachEntry(int fd, F&& f) {
+  constexpr __u32 kChunk = 4096;
+  std::vector<K> keys(kChunk);
+  std::vector<V> vals(kChunk);
+  __u32 token = 0;
+  bool first = true;
+  for (;;) {
+    __u32 count = kChunk;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    int rc = bpf_map_lookup_batch(fd, first ? nullptr : &token, &token, keys.data(), vals.data(),
+                                  &count, &opts);
+    int err = errno;
+    for (__u32 i = 0; i < count; ++i) {
+      f(keys[i], vals[i]);
+    }
+    if (rc == 0) {
+      first = false;
+      continue;
+    }
+    if (err == ENOENT) {
+      return;  // the walk is complete
+    }
+    if (first && count == 0) {
+      break;  // no batch lookups here: walk key by key
+    }
+    SY_LOG(Warning) << "map walk stopped early: " << std::strerror(err);
+    return;
+  }
   K key, next;
   K* prev = nullptr;
   size_t guard = 0;
   while (bpf_map_get_next_key(fd, prev, &next) == 0 && guard++ < (1u << 24)) {
-    f(next);
+    V v;
+    if (bpf_map_lookup_elem(fd, &next, &v) == 0) {
+      f(next, v);
+    }
     key = next;
     prev = &key;
   }
 }
+
 }  // namespace
 
 lb::DataplaneState MapWriter::read() {
   lb::DataplaneState st;
-  forEachKey<uint32_t>(fds_.backends, [&](const uint32_t& id) {
-    struct sy_backend v;
-    if (bpf_map_lookup_elem(fds_.backends, &id, &v) == 0) {
-      st.backends[id] = lb::Backend{{fromSyAddr(v.addr), ntohs(v.port), v.proto},
-                                    v.state == SY_BACKEND_TERMINATING};
-    }
+  forEachEntry<__u32, struct sy_backend>(fds_.backends, [&](const __u32& id, const struct sy_backend& v) {
+    st.backends[id] = lb::Backend{{fromSyAddr(v.addr), ntohs(v.port), v.proto},
+                                  v.state == SY_BACKEND_TERMINATING};
   });
-  forEachKey<uint32_t>(fds_.revNat, [&](const uint32_t& id) {
-    struct sy_revnat v;
-    if (bpf_map_lookup_elem(fds_.revNat, &id, &v) == 0) {
-      st.revNats[id] = lb::FrontendKey{fromSyAddr(v.addr), ntohs(v.port), 0};
-    }
+  forEachEntry<__u32, struct sy_revnat>(fds_.revNat, [&](const __u32& id, const struct sy_revnat& v) {
+    st.revNats[id] = lb::FrontendKey{fromSyAddr(v.addr), ntohs(v.port), 0};
   });
   // Slot 0 entries make frontends; other slots fill them in.
   std::map<lb::FrontendKey, lb::ProgrammedFrontend> frontends;
   std::map<lb::FrontendKey, std::map<uint16_t, uint32_t>> slots;
-  forEachKey<struct sy_svc_key>(fds_.services, [&](const struct sy_svc_key& k) {
-    struct sy_svc_value v;
-    if (bpf_map_lookup_elem(fds_.services, &k, &v) != 0) {
-      return;
-    }
-    lb::FrontendKey fe{fromSyAddr(k.addr), ntohs(k.port), k.proto};
-    if (k.slot == 0) {
-      lb::ProgrammedFrontend& pf = frontends[fe];
-      pf.key = fe;
-      pf.revNatId = v.rev_nat_id;
-      pf.flags = v.flags;
-      pf.backendIds.assign(v.count, 0);
-    } else {
-      slots[fe][k.slot] = v.backend_id;
-    }
-  });
+  forEachEntry<struct sy_svc_key, struct sy_svc_value>(
+      fds_.services, [&](const struct sy_svc_key& k, const struct sy_svc_value& v) {
+        lb::FrontendKey fe{fromSyAddr(k.addr), ntohs(k.port), k.proto};
+        if (k.slot == 0) {
+          lb::ProgrammedFrontend& pf = frontends[fe];
+          pf.key = fe;
+          pf.revNatId = v.rev_nat_id;
+          pf.flags = v.flags;
+          pf.backendIds.assign(v.count, 0);
+        } else {
+          slots[fe][k.slot] = v.backend_id;
+        }
+      });
   for (auto& [key, pf] : frontends) {
     auto s = slots.find(key);
     if (s != slots.end()) {
       for (auto [slot, id] : s->second) {
         if (slot >= 1 && slot <= pf.backendIds.size()) {
           pf.backendIds[slot - 1] = id;
+        } else {
+          pf.straySlots.push_back(slot);
         }
       }
+      slots.erase(s);
     }
     st.frontends.push_back(std::move(pf));
   }
   // Slots with no slot 0 (a crash between writes) become frontends with count 0, so the
   // syncer's ownership pass removes or rewrites them.
   for (auto& [key, s] : slots) {
-    if (!frontends.count(key)) {
-      lb::ProgrammedFrontend pf;
-      pf.key = key;
-      uint16_t maxSlot = s.rbegin()->first;
-      pf.backendIds.assign(maxSlot, 0);
-      for (auto [slot, id] : s) {
-        pf.backendIds[slot - 1] = id;
-      }
-      st.frontends.push_back(std::move(pf));
+    lb::ProgrammedFrontend pf;
+    pf.key = key;
+    uint16_t maxSlot = s.rbegin()->first;
+    pf.backendIds.assign(maxSlot, 0);
+    for (auto [slot, id] : s) {
+      pf.backendIds[slot - 1] = id;
     }
+    st.frontends.push_back(std::move(pf));
   }
   return st;
 }

@@ -1,8 +1,13 @@
-// lb::DataplaneWriter over the pinned maps: one map operation per call, each failure
-// logged with map, key and errno and reported to the error sink (a Prometheus counter).
+// lb::DataplaneWriter over the pinned maps. apply() hands each run of consecutive
+// operations of one kind to the kernel in one batch system call (BPF_MAP_UPDATE_BATCH,
+// BPF_MAP_DELETE_BATCH), keeping their order; the kernel stops a batch at the first
+// failing element and says how many went in, so every operation still gets its own
+// result. Failures are logged with map, key and errno and reported to the error sink (a
+// Prometheus counter). read() walks the maps with BPF_MAP_LOOKUP_BATCH.
 #pragma once
 
 #include <functional>
+#include <span>
 #include <string>
 
 #include "bpf/abi.h"
@@ -24,19 +29,30 @@ class MapWriter : public lb::DataplaneWriter {
   MapWriter(const MapFds& fds, ErrorSink onError = nullptr)
       : fds_(fds), onError_(std::move(onError)) {}
 
-  int putBackend(uint32_t id, const lb::Backend& backend) override;
-  int deleteBackend(uint32_t id) override;
-  int putRevNat(uint32_t id, const lb::FrontendKey& frontend) override;
-  int deleteRevNat(uint32_t id) override;
-  int putSlot(const lb::FrontendKey& frontend, uint16_t slot, const lb::SlotValue& value) override;
-  int deleteSlot(const lb::FrontendKey& frontend, uint16_t slot) override;
+  void apply(std::span<lb::MapOp> ops) override;
   lb::DataplaneState read() override;
 
+  // Batch system calls on (the default) or off (one call per entry: the benchmarks'
+  // baseline, and what a kernel without batch support gets anyway).
+  void setBatching(bool on) { batchUnsupported_ = !on; }
+  // System calls made by apply() so far (for tests and benchmarks).
+  size_t syscalls() const { return syscalls_; }
+
  private:
-  int fail(const char* map, const char* op, const std::string& key, int err);
+  struct Target;
+  void applyRun(std::span<lb::MapOp> run);
+  template <typename K, typename V>
+  void update(const Target& t, std::span<lb::MapOp> run, const K* keys, const V* values);
+  template <typename K>
+  void remove(const Target& t, std::span<lb::MapOp> run, const K* keys);
+  int fail(const Target& t, const lb::MapOp& op, int err);
 
   MapFds fds_;
   ErrorSink onError_;
+  bool batchUnsupported_ = false;  // the kernel refused batch operations: one call each
+  size_t syscalls_ = 0;
+  size_t failuresLogged_ = 0;      // in the current apply(); later ones are summed up
+  size_t failuresUnlogged_ = 0;
 };
 
 }  // namespace switchyard::bpf

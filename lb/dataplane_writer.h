@@ -1,10 +1,12 @@
 // The seam between lb/ and the maps: the syncer decides what to write and in which order;
-// a writer (bpf/map_writer.h) performs single map operations. Each call returns 0 or a
-// negative errno; the writer logs and counts its own failures, naming map, key and errno.
+// a writer (bpf/map_writer.h) applies lists of single-entry operations in that order and
+// reports each one's result. Consecutive operations of one kind may go to the kernel in
+// one batch system call; the order the syncer chose is kept either way.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <vector>
 
 #include "lb/types.h"
@@ -20,12 +22,70 @@ struct SlotValue {
   auto operator<=>(const SlotValue&) const = default;
 };
 
+// One map operation and, once applied, its result.
+struct MapOp {
+  enum class Kind : uint8_t { PutBackend, DeleteBackend, PutRevNat, DeleteRevNat, PutSlot, DeleteSlot };
+
+  Kind kind = Kind::PutSlot;
+  uint16_t slot = 0;      // PutSlot, DeleteSlot
+  uint32_t id = 0;        // backend ID (PutBackend, DeleteBackend) or rev NAT ID (*RevNat)
+  FrontendKey frontend;   // PutRevNat, PutSlot, DeleteSlot
+  Backend backend;        // PutBackend
+  SlotValue value;        // PutSlot
+  int result = 0;         // set by apply(): 0 or a negative errno
+
+  static MapOp putBackend(uint32_t id, const Backend& b) {
+    MapOp op;
+    op.kind = Kind::PutBackend;
+    op.id = id;
+    op.backend = b;
+    return op;
+  }
+  static MapOp deleteBackend(uint32_t id) {
+    MapOp op;
+    op.kind = Kind::DeleteBackend;
+    op.id = id;
+    return op;
+  }
+  static MapOp putRevNat(uint32_t id, const FrontendKey& fe) {
+    MapOp op;
+    op.kind = Kind::PutRevNat;
+    op.id = id;
+    op.frontend = fe;
+    return op;
+  }
+  static MapOp deleteRevNat(uint32_t id) {
+    MapOp op;
+    op.kind = Kind::DeleteRevNat;
+    op.id = id;
+    return op;
+  }
+  static MapOp putSlot(const FrontendKey& fe, uint16_t slot, const SlotValue& v) {
+    MapOp op;
+    op.kind = Kind::PutSlot;
+    op.frontend = fe;
+    op.slot = slot;
+    op.value = v;
+    return op;
+  }
+  static MapOp deleteSlot(const FrontendKey& fe, uint16_t slot) {
+    MapOp op;
+    op.kind = Kind::DeleteSlot;
+    op.frontend = fe;
+    op.slot = slot;
+    return op;
+  }
+};
+
 // What the maps hold, read back at start-up so a new daemon adopts it.
 struct ProgrammedFrontend {
   FrontendKey key;
   uint32_t revNatId = 0;
   uint16_t flags = 0;
   std::vector<uint32_t> backendIds;  // slots 1..count, in slot order
+  // Slots above count that are still in the map (a crash between lowering the count and
+  // deleting them): the syncer deletes them.
+  std::vector<uint16_t> straySlots;
 };
 
 struct DataplaneState {
@@ -37,12 +97,10 @@ struct DataplaneState {
 class DataplaneWriter {
  public:
   virtual ~DataplaneWriter() = default;
-  virtual int putBackend(uint32_t id, const Backend& backend) = 0;
-  virtual int deleteBackend(uint32_t id) = 0;
-  virtual int putRevNat(uint32_t id, const FrontendKey& frontend) = 0;
-  virtual int deleteRevNat(uint32_t id) = 0;
-  virtual int putSlot(const FrontendKey& frontend, uint16_t slot, const SlotValue& value) = 0;
-  virtual int deleteSlot(const FrontendKey& frontend, uint16_t slot) = 0;
+  // Applies ops in order and sets each op's result. Deleting an absent entry succeeds.
+  // A failure is logged and counted by the writer, naming map, key and errno; the
+  // remaining ops still run (the caller decides what a failure means for what follows).
+  virtual void apply(std::span<MapOp> ops) = 0;
   // Everything the maps hold now; incomplete services (a slot missing) come back with
   // backend ID 0 in that slot.
   virtual DataplaneState read() = 0;

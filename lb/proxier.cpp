@@ -58,23 +58,29 @@ SyncReport Proxier::sync(bool forceFull) {
   }
   // The first sync after adoption writes only differences; repairs rewrite everything.
   bool force = full && !first;
-  auto add = [&rep](const SyncResult& r) {
-    rep.result.frontendsWritten += r.frontendsWritten;
-    rep.result.frontendsDeleted += r.frontendsDeleted;
-    rep.result.backendsWritten += r.backendsWritten;
-    rep.result.backendsDeleted += r.backendsDeleted;
-    rep.result.errors += r.errors;
-    rep.result.problems.insert(rep.result.problems.end(), r.problems.begin(), r.problems.end());
+  // Services go to the syncer in groups, so its batches stay large while the desired
+  // frontends held at once stay few (a full sync of 100,000 services would otherwise hold
+  // every frontend with its backends twice).
+  constexpr size_t kGroup = 512;
+  std::vector<OwnerFrontends> group;
+  group.reserve(kGroup);
+  auto flush = [&] {
+    rep.result.add(syncer_.syncOwners(group, force));
+    group.clear();
   };
   for (const std::string& key : keys) {
-    std::vector<Frontend> want = tracker_.desired(key, rep.warnings);
-    add(syncer_.syncOwner(key, want, force));
+    group.push_back({key, tracker_.desired(key, rep.warnings)});
     rep.servicesSynced++;
+    if (group.size() == kGroup) {
+      flush();
+    }
   }
+  flush();
   if (first) {
-    add(syncer_.removeUnclaimed());
+    rep.result.add(syncer_.removeUnclaimed());
     initialSyncDone_ = true;
   }
+  rep.result.add(syncer_.collectGarbage());
   // A failed write leaves the maps and our picture of them apart: repair with a forced
   // full sync next time rather than trusting the incremental state.
   needFullSync_ = rep.result.errors > 0;

@@ -1,42 +1,61 @@
 #include "lb/service_tracker.h"
 
-#include "lb/translate.h"
+#include <algorithm>
 
 namespace switchyard::lb {
-namespace {
-std::string owningService(const k8s::EndpointSlice& s) {
-  std::string name = s.serviceName();
-  return name.empty() ? std::string() : s.metadata.namespace_ + "/" + name;
-}
-}  // namespace
 
 void ServiceTracker::upsertService(const k8s::Service& svc) {
   std::string key = svc.metadata.key();
-  services_[key] = svc;
-  dirty_.insert(key);
+  ServiceInfo info = toServiceInfo(svc);
+  auto [it, inserted] = services_.try_emplace(key);
+  if (!inserted && it->second == info) {
+    return;
+  }
+  it->second = std::move(info);
+  dirty_.insert(std::move(key));
 }
 
 void ServiceTracker::deleteService(const std::string& key) {
-  services_.erase(key);
-  dirty_.insert(key);
+  if (services_.erase(key)) {
+    dirty_.insert(key);
+  }
+}
+
+void ServiceTracker::unlinkSlice(const std::string& service, const std::string& sliceKey) {
+  auto bs = byService_.find(service);
+  if (bs == byService_.end()) {
+    return;
+  }
+  std::erase(bs->second, sliceKey);
+  if (bs->second.empty()) {
+    byService_.erase(bs);
+  }
 }
 
 void ServiceTracker::upsertSlice(const k8s::EndpointSlice& slice) {
   std::string key = slice.metadata.key();
-  auto old = slices_.find(key);
-  if (old != slices_.end()) {
-    std::string oldSvc = owningService(old->second);
-    if (!oldSvc.empty()) {
-      byService_[oldSvc].erase(key);
-      dirty_.insert(oldSvc);
+  SliceInfo info = toSliceInfo(slice);
+  auto [it, inserted] = slices_.try_emplace(key);
+  if (!inserted) {
+    if (it->second == info) {
+      return;
     }
+    if (it->second.service != info.service) {
+      if (!it->second.service.empty()) {
+        unlinkSlice(it->second.service, key);
+        dirty_.insert(it->second.service);
+      }
+      if (!info.service.empty()) {
+        byService_[info.service].push_back(key);
+      }
+    }
+  } else if (!info.service.empty()) {
+    byService_[info.service].push_back(key);
   }
-  slices_[key] = slice;
-  std::string svc = owningService(slice);
-  if (!svc.empty()) {
-    byService_[svc].insert(key);
-    dirty_.insert(svc);
+  if (!info.service.empty()) {
+    dirty_.insert(info.service);
   }
+  it->second = std::move(info);
 }
 
 void ServiceTracker::deleteSlice(const std::string& sliceKey) {
@@ -44,16 +63,9 @@ void ServiceTracker::deleteSlice(const std::string& sliceKey) {
   if (it == slices_.end()) {
     return;
   }
-  std::string svc = owningService(it->second);
-  if (!svc.empty()) {
-    auto bs = byService_.find(svc);
-    if (bs != byService_.end()) {
-      bs->second.erase(sliceKey);
-      if (bs->second.empty()) {
-        byService_.erase(bs);
-      }
-    }
-    dirty_.insert(svc);
+  if (!it->second.service.empty()) {
+    unlinkSlice(it->second.service, sliceKey);
+    dirty_.insert(it->second.service);
   }
   slices_.erase(it);
 }
@@ -81,13 +93,20 @@ std::vector<Frontend> ServiceTracker::desired(const std::string& key,
   if (svc == services_.end()) {
     return {};
   }
-  std::vector<const k8s::EndpointSlice*> slices;
+  std::vector<const SliceInfo*> slices;
   auto bs = byService_.find(key);
   if (bs != byService_.end()) {
+    // A stable order (slice names), so warnings and backend merging do not depend on
+    // hash order.
+    std::vector<const std::string*> names;
     for (const std::string& sk : bs->second) {
-      const k8s::EndpointSlice& s = slices_.at(sk);
+      names.push_back(&sk);
+    }
+    std::sort(names.begin(), names.end(), [](const std::string* a, const std::string* b) { return *a < *b; });
+    for (const std::string* sk : names) {
+      const SliceInfo& s = slices_.at(*sk);
       // Slices of headless services carry this label; kube-proxy's informer filters them.
-      if (s.metadata.labels.count(kHeadlessLabel)) {
+      if (s.headless) {
         continue;
       }
       slices.push_back(&s);

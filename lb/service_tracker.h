@@ -1,13 +1,16 @@
-// The current Services and EndpointSlices, indexed for translation, and the set of
-// services whose frontends may have changed since the last sync.
+// The current Services and EndpointSlices, reduced to what translation needs
+// (ServiceInfo, SliceInfo) and indexed by Service, and the set of services whose frontends
+// may have changed since the last sync. An upsert that changes nothing translation sees
+// (a resync, a relist, an edit of another field) marks nothing dirty.
 #pragma once
 
-#include <map>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "k8sclient/objects.h"
+#include "lb/translate.h"
 #include "lb/types.h"
 
 namespace switchyard::lb {
@@ -28,15 +31,15 @@ class ServiceTracker {
   // The frontends service `key` should have now (empty when it is gone or skipped).
   std::vector<Frontend> desired(const std::string& key, std::vector<std::string>& warnings) const;
 
-  // Newest endpoints.kubernetes.io/last-change-trigger-time among the dirty services'
-  // slices is not tracked here; callers time from the event instead.
   size_t serviceCount() const { return services_.size(); }
   size_t sliceCount() const { return slices_.size(); }
 
  private:
-  std::map<std::string, k8s::Service> services_;         // ns/name -> Service
-  std::map<std::string, k8s::EndpointSlice> slices_;      // ns/sliceName -> slice
-  std::map<std::string, std::set<std::string>> byService_;  // ns/svcName -> slice keys
+  void unlinkSlice(const std::string& service, const std::string& sliceKey);
+
+  std::unordered_map<std::string, ServiceInfo> services_;  // ns/name -> Service
+  std::unordered_map<std::string, SliceInfo> slices_;      // ns/sliceName -> slice
+  std::unordered_map<std::string, std::vector<std::string>> byService_;  // ns/svc -> slice keys
   std::set<std::string> dirty_;
 };
 

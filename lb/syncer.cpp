@@ -1,23 +1,33 @@
 #include "lb/syncer.h"
 
 #include <algorithm>
-#include <limits>
+#include <set>
 
 namespace switchyard::lb {
 namespace {
+
+// Released IDs wait for this many later releases before they are handed out again
+// (IdAllocator): backend IDs live on in conntrack entries, rev NAT IDs in conntrack and
+// socket entries.
+constexpr size_t kBackendIdQuarantine = 8192;
+constexpr size_t kRevNatIdQuarantine = 1024;
+
+// A batch is applied once it holds this many slot operations: large enough that the
+// writer's batch system calls amortize, small enough that the plan stays a few hundred KB.
+constexpr size_t kBatchSlotOps = 8192;
 
 // Slot assignment that keeps every surviving backend in its slot: new backends fill the
 // holes left by removed ones, then the tail moves into remaining holes, then new ones are
 // appended. One endpoint change rewrites O(1) slots, whatever the service's size.
 std::vector<uint32_t> assignSlots(const std::vector<uint32_t>& oldIds,
                                   const std::vector<uint32_t>& wantedIds) {
-  std::set<uint32_t> wanted(wantedIds.begin(), wantedIds.end());
-  std::set<uint32_t> placed;
+  std::unordered_set<uint32_t> wanted(wantedIds.begin(), wantedIds.end());
+  std::unordered_set<uint32_t> placed;
   std::vector<uint32_t> slots;
   std::vector<size_t> holes;
+  slots.reserve(std::max(oldIds.size(), wantedIds.size()));
   for (uint32_t id : oldIds) {
-    if (id != 0 && wanted.count(id) && !placed.count(id)) {
-      placed.insert(id);
+    if (id != 0 && wanted.count(id) && placed.insert(id).second) {
       slots.push_back(id);
     } else {
       holes.push_back(slots.size());
@@ -59,265 +69,449 @@ std::vector<uint32_t> assignSlots(const std::vector<uint32_t>& oldIds,
 
 }  // namespace
 
+void SyncResult::add(const SyncResult& o) {
+  frontendsWritten += o.frontendsWritten;
+  frontendsDeleted += o.frontendsDeleted;
+  backendsWritten += o.backendsWritten;
+  backendsDeleted += o.backendsDeleted;
+  errors += o.errors;
+  problems.insert(problems.end(), o.problems.begin(), o.problems.end());
+}
+
+Syncer::Syncer(DataplaneWriter& writer)
+    : writer_(writer), backendIndex_(KeyOfBackend{&backends_}),
+      backendIds_(kBackendIdQuarantine), revNatIds_(kRevNatIdQuarantine) {}
+
 void Syncer::adopt(const DataplaneState& state) {
   for (const auto& [id, b] : state.backends) {
-    backends_[b.key] = {id, 0, b.terminating};
-    backendById_[id] = b.key;
-    nextBackendId_ = std::max(nextBackendId_, id + 1);
+    if (id == 0 || backendIndex_.find(b.key) != 0) {
+      continue;  // a second ID for the same backend: unreferenced, so collected below
+    }
+    backendIds_.claim(id);
+    if (backends_.size() <= id) {
+      backends_.resize(id + 1);
+    }
+    backends_[id] = {b.key, 0, 0, b.terminating, true};
+    backendIndex_.insert(b.key, id);
   }
+  std::vector<MapOp> strays;
   for (const ProgrammedFrontend& f : state.frontends) {
     ProgrammedState st;
     st.revNatId = f.revNatId;
     st.flags = f.flags;
     st.backendIds = f.backendIds;
     for (uint32_t id : f.backendIds) {
-      auto it = backendById_.find(id);
-      if (it != backendById_.end()) {
-        backends_[it->second].refs++;
+      if (id < backends_.size() && backends_[id].live) {
+        backends_[id].refs++;
       }
     }
     if (f.revNatId != 0) {
-      revNatsInUse_.insert(f.revNatId);
-      nextRevNatId_ = std::max(nextRevNatId_, f.revNatId + 1);
+      revNatIds_.claim(f.revNatId);
+    }
+    // Slots above the count (a crash between lowering it and deleting them): no packet
+    // can reach them, so they go now.
+    for (uint16_t s : f.straySlots) {
+      strays.push_back(MapOp::deleteSlot(f.key, s));
     }
     frontends_[f.key] = std::move(st);
   }
+  if (!strays.empty()) {
+    writer_.apply(strays);
+  }
   for (const auto& [id, key] : state.revNats) {
-    nextRevNatId_ = std::max(nextRevNatId_, id + 1);
-    if (!revNatsInUse_.count(id)) {
+    if (!revNatIds_.inUse(id)) {
+      revNatIds_.claim(id);
       orphanRevNats_.push_back(id);
     }
   }
-  for (const auto& [key, b] : backends_) {
-    if (b.refs == 0) {
-      releasedBackends_.push_back(b.id);
+  for (uint32_t id = 1; id < backends_.size(); ++id) {
+    if (backends_[id].live && backends_[id].refs == 0) {
+      released_.push_back(id);
     }
   }
 }
 
-uint32_t Syncer::acquireBackend(const Backend& b, bool force, SyncResult& r) {
-  auto it = backends_.find(b.key);
-  if (it == backends_.end()) {
-    while (backendById_.count(nextBackendId_) || nextBackendId_ == 0) {
-      ++nextBackendId_;
+uint32_t Syncer::acquireBackend(const Backend& b, bool force, Batch& batch) {
+  uint32_t id = backendIndex_.find(b.key);
+  if (id == 0) {
+    id = backendIds_.allocate();
+    if (backends_.size() <= id) {
+      backends_.resize(id + 1);
     }
-    uint32_t id = nextBackendId_++;
-    it = backends_.emplace(b.key, BackendState{id, 0, b.terminating}).first;
-    backendById_[id] = b.key;
+    backends_[id] = {b.key, 0, 0, b.terminating, true};
+    backendIndex_.insert(b.key, id);
     force = true;
   }
-  if (force || it->second.terminating != b.terminating) {
-    it->second.terminating = b.terminating;
-    if (writer_.putBackend(it->second.id, b) < 0) {
-      r.errors++;
-    } else {
-      r.backendsWritten++;
-    }
+  BackendEntry& e = backends_[id];
+  // A backend whose last write failed is written again by whoever names it next.
+  if (!failedBackends_.empty() && failedBackends_.count(id)) {
+    force = true;
   }
-  it->second.refs++;
-  return it->second.id;
-}
-
-void Syncer::releaseBackend(uint32_t id) {
-  auto k = backendById_.find(id);
-  if (k == backendById_.end()) {
-    return;
+  if ((force || e.terminating != b.terminating) && e.writtenIn != generation_) {
+    e.terminating = b.terminating;
+    e.writtenIn = generation_;
+    batch.backendOps.push_back(MapOp::putBackend(id, b));
   }
-  BackendState& st = backends_[k->second];
-  if (st.refs > 0 && --st.refs == 0) {
-    releasedBackends_.push_back(id);
-  }
-}
-
-void Syncer::deleteUnreferencedBackends(SyncResult& r) {
-  for (uint32_t id : releasedBackends_) {
-    auto k = backendById_.find(id);
-    if (k == backendById_.end() || backends_[k->second].refs != 0) {
-      continue;  // re-acquired in the same sync, or already gone
-    }
-    if (writer_.deleteBackend(id) < 0) {
-      r.errors++;
-      continue;  // stays known, so a later sync retries
-    }
-    r.backendsDeleted++;
-    backends_.erase(k->second);
-    backendById_.erase(k);
-  }
-  releasedBackends_.clear();
-}
-
-uint32_t Syncer::allocateRevNat() {
-  while (revNatsInUse_.count(nextRevNatId_) || nextRevNatId_ == 0) {
-    ++nextRevNatId_;  // wraps past UINT32_MAX to 0, which is skipped
-  }
-  uint32_t id = nextRevNatId_++;
-  revNatsInUse_.insert(id);
+  e.refs++;
   return id;
 }
 
-bool Syncer::writeFrontend(const Frontend& fe, ProgrammedState& st,
-                           const std::vector<uint32_t>& slots, bool force, SyncResult& r) {
-  const std::vector<uint32_t>& old = st.backendIds;
-  size_t errors = r.errors;
-  for (size_t i = 0; i < slots.size(); ++i) {
-    if (force || i >= old.size() || old[i] != slots[i]) {
-      if (writer_.putSlot(fe.key, static_cast<uint16_t>(i + 1), {slots[i], 0, 0, 0}) < 0) {
-        r.errors++;
+void Syncer::releaseBackend(uint32_t id) {
+  if (id >= backends_.size() || !backends_[id].live) {
+    return;
+  }
+  BackendEntry& e = backends_[id];
+  if (e.refs > 0 && --e.refs == 0) {
+    released_.push_back(id);
+  }
+}
+
+SyncResult Syncer::collectGarbage() {
+  SyncResult r;
+  std::vector<MapOp> ops;
+  for (uint32_t id : released_) {
+    if (backends_[id].live && backends_[id].refs == 0) {
+      ops.push_back(MapOp::deleteBackend(id));
+    }
+  }
+  released_.clear();
+  std::sort(ops.begin(), ops.end(), [](const MapOp& a, const MapOp& b) { return a.id < b.id; });
+  ops.erase(std::unique(ops.begin(), ops.end(), [](const MapOp& a, const MapOp& b) { return a.id == b.id; }),
+            ops.end());
+  applyCounted(ops, r);
+  for (const MapOp& op : ops) {
+    if (op.result < 0) {
+      released_.push_back(op.id);  // stays known; the next collection retries
+      continue;
+    }
+    r.backendsDeleted++;
+    failedBackends_.erase(op.id);
+    BackendEntry& e = backends_[op.id];
+    backendIndex_.erase(e.key);
+    e.live = false;
+    backendIds_.release(op.id);
+  }
+  return r;
+}
+
+size_t Syncer::applyCounted(std::vector<MapOp>& ops, SyncResult& r) {
+  if (ops.empty()) {
+    return 0;
+  }
+  writer_.apply(ops);
+  size_t failed = 0;
+  for (const MapOp& op : ops) {
+    failed += op.result < 0;
+  }
+  r.errors += failed;
+  return failed;
+}
+
+void Syncer::claim(ProgrammedState& st, const FrontendKey& key, const std::string& owner,
+                   SyncResult& r) {
+  if (st.owner && *st.owner == owner) {
+    return;
+  }
+  if (st.owner) {
+    r.problems.push_back("Service " + owner + ": frontend " + key.str() + " was owned by Service " +
+                         *st.owner + "; taken over");
+    disown(key, st);
+  }
+  auto [it, inserted] = owners_.try_emplace(owner);
+  it->second.push_back(key);
+  st.owner = &it->first;
+}
+
+void Syncer::disown(const FrontendKey& key, ProgrammedState& st) {
+  if (!st.owner) {
+    return;
+  }
+  auto it = owners_.find(*st.owner);
+  st.owner = nullptr;
+  if (it == owners_.end()) {
+    return;
+  }
+  std::erase(it->second, key);
+  if (it->second.empty()) {
+    owners_.erase(it);
+  }
+}
+
+bool Syncer::conflicts(const OwnerFrontends& o, const Batch& b) const {
+  if (b.touched.empty()) {
+    return false;
+  }
+  for (const Frontend& fe : o.frontends) {
+    if (b.touched.count(fe.key)) {
+      return true;
+    }
+  }
+  auto owned = owners_.find(o.owner);
+  if (owned != owners_.end()) {
+    for (const FrontendKey& k : owned->second) {
+      if (b.touched.count(k)) {
+        return true;
       }
     }
   }
-  if (r.errors != errors) {
-    // A slot is missing (a full map): switching the count now would expose it. The old
-    // head stays, so the slots it covers may still name the old backends: the caller keeps
-    // those referenced until a write of this frontend succeeds.
-    st.backendIds = slots;
-    return false;
-  }
-  SlotValue head{0, st.revNatId, static_cast<uint16_t>(slots.size()), fe.flags};
-  if (writer_.putSlot(fe.key, 0, head) < 0) {
-    r.errors++;
-  }
-  for (size_t s = slots.size() + 1; s <= old.size(); ++s) {
-    if (writer_.deleteSlot(fe.key, static_cast<uint16_t>(s)) < 0) {
-      r.errors++;
-    }
-  }
-  st.backendIds = slots;
-  st.flags = fe.flags;
-  if (r.errors == errors) {
-    r.frontendsWritten++;
-  }
-  return true;
+  return false;
 }
 
-void Syncer::deleteFrontend(const FrontendKey& key, ProgrammedState& st, SyncResult& r) {
-  size_t errors = r.errors;
-  // Slot 0 first: lookups miss the service at once, then the rest goes quietly.
-  if (writer_.deleteSlot(key, 0) < 0) {
-    r.errors++;
-  }
-  for (size_t s = 1; s <= st.backendIds.size(); ++s) {
-    if (writer_.deleteSlot(key, static_cast<uint16_t>(s)) < 0) {
-      r.errors++;
-    }
-  }
-  if (st.revNatId != 0) {
-    if (writer_.deleteRevNat(st.revNatId) < 0) {
-      r.errors++;
-    }
-    revNatsInUse_.erase(st.revNatId);
-  }
-  for (uint32_t id : st.backendIds) {
-    releaseBackend(id);
-  }
-  for (uint32_t id : st.heldIds) {
-    releaseBackend(id);
-  }
-  st.heldIds.clear();
-  if (r.errors == errors) {
-    r.frontendsDeleted++;
-  }
+void Syncer::planDelete(const FrontendKey& key, Batch& b) {
+  b.deletes.push_back(key);
+  b.touched.insert(key);
 }
 
-SyncResult Syncer::syncOwner(const std::string& owner, const std::vector<Frontend>& desired,
-                             bool force) {
-  SyncResult r;
-  std::set<FrontendKey> wanted;
-  for (const Frontend& fe : desired) {
+void Syncer::plan(const OwnerFrontends& o, bool force, Batch& b, SyncResult& r) {
+  std::unordered_set<FrontendKey, AddrPortHash> wanted;
+  for (const Frontend& fe : o.frontends) {
     if (fe.backends.size() > kMaxBackendsPerFrontend) {
       r.errors++;
-      r.problems.push_back("Service " + owner + ": frontend " + fe.key.str() + " has " +
+      r.problems.push_back("Service " + o.owner + ": frontend " + fe.key.str() + " has " +
                            std::to_string(fe.backends.size()) + " backends, more than the " +
                            std::to_string(kMaxBackendsPerFrontend) + " a service can hold");
       continue;
     }
-    wanted.insert(fe.key);
+    if (!wanted.insert(fe.key).second) {
+      continue;  // listed twice by one owner: the first one counts
+    }
     auto [it, inserted] = frontends_.try_emplace(fe.key);
     ProgrammedState& st = it->second;
-    if (!inserted && !st.owner.empty() && st.owner != owner) {
-      r.problems.push_back("Service " + owner + ": frontend " + fe.key.str() +
-                           " was owned by Service " + st.owner + "; taken over");
-      owners_[st.owner].erase(fe.key);
-    }
-    st.owner = owner;
-    owners_[owner].insert(fe.key);
+    claim(st, fe.key, o.owner, r);
+    b.touched.insert(fe.key);
 
+    WritePlan w;
+    w.key = fe.key;
+    w.flags = fe.flags;
     std::vector<uint32_t> ids;
     ids.reserve(fe.backends.size());
-    for (const Backend& b : fe.backends) {
-      ids.push_back(acquireBackend(b, force, r));
+    for (const Backend& be : fe.backends) {
+      ids.push_back(acquireBackend(be, force, b));
     }
-    const std::vector<uint32_t> oldIds = st.backendIds;
-    bool newRevNat = st.revNatId == 0;
-    if (newRevNat) {
-      st.revNatId = allocateRevNat();
+    w.oldIds = st.backendIds;
+    if (st.revNatId == 0) {
+      st.revNatId = revNatIds_.allocate();
+      w.revNatNew = true;
     }
-    if (newRevNat || force) {
-      if (writer_.putRevNat(st.revNatId, fe.key) < 0) {
-        r.errors++;
-      }
+    if (w.revNatNew || force) {
+      b.revNatOps.push_back(MapOp::putRevNat(st.revNatId, fe.key));
     }
-    std::vector<uint32_t> slots = assignSlots(oldIds, ids);
-    bool written = true;
-    if (inserted || force || slots != oldIds || st.flags != fe.flags || !st.heldIds.empty()) {
-      written = writeFrontend(fe, st, slots, force || inserted || !st.heldIds.empty(), r);
-    }
-    if (written) {
-      for (uint32_t id : oldIds) {
+    w.slots = assignSlots(w.oldIds, ids);
+    bool rewriteAll = force || inserted || !st.heldIds.empty();
+    if (!rewriteAll && !w.revNatNew && w.slots == w.oldIds && st.flags == fe.flags) {
+      // Nothing to write: the references taken above replace the old ones.
+      for (uint32_t id : w.oldIds) {
         releaseBackend(id);
       }
-      for (uint32_t id : st.heldIds) {
-        releaseBackend(id);
-      }
-      st.heldIds.clear();
-    } else {
-      st.heldIds.insert(st.heldIds.end(), oldIds.begin(), oldIds.end());
+      continue;
     }
+    w.firstSlotOp = b.slotOps.size();
+    for (size_t i = 0; i < w.slots.size(); ++i) {
+      if (rewriteAll || i >= w.oldIds.size() || w.oldIds[i] != w.slots[i]) {
+        b.slotOps.push_back(MapOp::putSlot(fe.key, static_cast<uint16_t>(i + 1), {w.slots[i], 0, 0, 0}));
+      }
+    }
+    w.endSlotOp = b.slotOps.size();
+    b.writes.push_back(std::move(w));
   }
-  auto owned = owners_.find(owner);
+  // Frontends the owner had and no longer wants.
+  auto owned = owners_.find(o.owner);
   if (owned != owners_.end()) {
-    for (auto it = owned->second.begin(); it != owned->second.end();) {
-      if (wanted.count(*it)) {
-        ++it;
-        continue;
+    for (const FrontendKey& k : owned->second) {
+      if (!wanted.count(k)) {
+        planDelete(k, b);
       }
-      auto fe = frontends_.find(*it);
-      if (fe != frontends_.end()) {
-        deleteFrontend(*it, fe->second, r);
-        frontends_.erase(fe);
-      }
-      it = owned->second.erase(it);
-    }
-    if (owned->second.empty()) {
-      owners_.erase(owned);
     }
   }
-  deleteUnreferencedBackends(r);
+}
+
+void Syncer::execute(Batch& b, SyncResult& r) {
+  // Phase 1: backends and rev NAT entries, which slots and heads will name.
+  applyCounted(b.backendOps, r);
+  for (const MapOp& op : b.backendOps) {
+    if (op.result == 0) {
+      r.backendsWritten++;
+    }
+  }
+  applyCounted(b.revNatOps, r);
+  std::unordered_set<uint32_t> failedRevNats;
+  for (const MapOp& op : b.backendOps) {
+    if (op.result < 0) {
+      failedBackends_.insert(op.id);
+    } else if (!failedBackends_.empty()) {
+      failedBackends_.erase(op.id);
+    }
+  }
+  for (const MapOp& op : b.revNatOps) {
+    if (op.result < 0) {
+      failedRevNats.insert(op.id);
+    }
+  }
+  // Phase 2: slots, except those of frontends that would name a backend or rev NAT entry
+  // that failed to land (their old head stays; a repair sync retries).
+  std::vector<MapOp> slotOps;
+  slotOps.reserve(b.slotOps.size());
+  std::vector<std::pair<size_t, size_t>> ranges(b.writes.size());
+  for (size_t i = 0; i < b.writes.size(); ++i) {
+    WritePlan& w = b.writes[i];
+    const ProgrammedState& st = frontends_.at(w.key);
+    if (!failedRevNats.empty() && failedRevNats.count(st.revNatId) && w.revNatNew) {
+      w.failed = true;
+    }
+    if (!failedBackends_.empty()) {
+      for (uint32_t id : w.slots) {
+        if (failedBackends_.count(id)) {
+          w.failed = true;
+          break;
+        }
+      }
+    }
+    size_t begin = slotOps.size();
+    if (!w.failed) {
+      slotOps.insert(slotOps.end(), b.slotOps.begin() + static_cast<long>(w.firstSlotOp),
+                     b.slotOps.begin() + static_cast<long>(w.endSlotOp));
+    }
+    ranges[i] = {begin, slotOps.size()};
+  }
+  applyCounted(slotOps, r);
+  // Phase 3: heads, for frontends whose slots all landed.
+  std::vector<MapOp> heads;
+  std::vector<size_t> headOf;
+  for (size_t i = 0; i < b.writes.size(); ++i) {
+    WritePlan& w = b.writes[i];
+    for (size_t k = ranges[i].first; k < ranges[i].second && !w.failed; ++k) {
+      w.failed = slotOps[k].result < 0;
+    }
+    if (w.failed) {
+      continue;
+    }
+    const ProgrammedState& st = frontends_.at(w.key);
+    heads.push_back(MapOp::putSlot(w.key, 0, {0, st.revNatId, static_cast<uint16_t>(w.slots.size()), w.flags}));
+    headOf.push_back(i);
+  }
+  applyCounted(heads, r);
+  // Phase 4: deletions. Slots a shrunk head no longer covers; removed frontends, head
+  // first so lookups miss the service at once, then its slots, then its rev NAT entry.
+  std::vector<MapOp> slotDeletes, revNatDeletes;
+  for (size_t h = 0; h < heads.size(); ++h) {
+    WritePlan& w = b.writes[headOf[h]];
+    if (heads[h].result < 0) {
+      w.failed = true;
+      continue;
+    }
+    for (size_t s = w.slots.size() + 1; s <= w.oldIds.size(); ++s) {
+      slotDeletes.push_back(MapOp::deleteSlot(w.key, static_cast<uint16_t>(s)));
+    }
+  }
+  for (const FrontendKey& k : b.deletes) {
+    const ProgrammedState& st = frontends_.at(k);
+    slotDeletes.push_back(MapOp::deleteSlot(k, 0));
+    for (size_t s = 1; s <= std::max(st.backendIds.size(), st.heldIds.size()); ++s) {
+      slotDeletes.push_back(MapOp::deleteSlot(k, static_cast<uint16_t>(s)));
+    }
+    if (st.revNatId != 0) {
+      revNatDeletes.push_back(MapOp::deleteRevNat(st.revNatId));
+    }
+  }
+  applyCounted(slotDeletes, r);
+  applyCounted(revNatDeletes, r);
+
+  // Bookkeeping: what the maps now hold, and which backends nothing names any more.
+  for (WritePlan& w : b.writes) {
+    ProgrammedState& st = frontends_.at(w.key);
+    if (w.failed) {
+      // The old head stays, so the slots it covers may still name the old backends: keep
+      // those referenced until a write of this frontend succeeds.
+      st.heldIds.insert(st.heldIds.end(), w.oldIds.begin(), w.oldIds.end());
+      st.backendIds = std::move(w.slots);
+      continue;
+    }
+    for (uint32_t id : w.oldIds) {
+      releaseBackend(id);
+    }
+    for (uint32_t id : st.heldIds) {
+      releaseBackend(id);
+    }
+    st.heldIds.clear();
+    st.backendIds = std::move(w.slots);
+    st.flags = w.flags;
+    r.frontendsWritten++;
+  }
+  for (const FrontendKey& k : b.deletes) {
+    auto it = frontends_.find(k);
+    ProgrammedState& st = it->second;
+    for (uint32_t id : st.backendIds) {
+      releaseBackend(id);
+    }
+    for (uint32_t id : st.heldIds) {
+      releaseBackend(id);
+    }
+    revNatIds_.release(st.revNatId);
+    disown(k, st);
+    frontends_.erase(it);
+    r.frontendsDeleted++;
+  }
+  b = Batch{};
+}
+
+SyncResult Syncer::syncOwners(std::span<const OwnerFrontends> owners, bool force) {
+  SyncResult r;
+  ++generation_;
+  Batch b;
+  for (const OwnerFrontends& o : owners) {
+    // A frontend already planned in this batch (it moves between owners): apply what is
+    // planned first, so each frontend has one plan per batch.
+    if (conflicts(o, b)) {
+      execute(b, r);
+    }
+    plan(o, force, b, r);
+    if (b.slotOps.size() >= kBatchSlotOps) {
+      execute(b, r);
+    }
+  }
+  if (!b.empty()) {
+    execute(b, r);
+  }
+  return r;
+}
+
+SyncResult Syncer::syncOwner(const std::string& owner, const std::vector<Frontend>& desired,
+                             bool force) {
+  OwnerFrontends o{owner, desired};
+  SyncResult r = syncOwners(std::span<const OwnerFrontends>(&o, 1), force);
+  r.add(collectGarbage());
   return r;
 }
 
 SyncResult Syncer::removeUnclaimed() {
   SyncResult r;
-  for (auto it = frontends_.begin(); it != frontends_.end();) {
-    if (!it->second.owner.empty()) {
-      ++it;
-      continue;
+  Batch b;
+  for (const auto& [key, st] : frontends_) {
+    if (!st.owner) {
+      planDelete(key, b);
     }
-    deleteFrontend(it->first, it->second, r);
-    it = frontends_.erase(it);
   }
+  if (!b.deletes.empty()) {
+    execute(b, r);
+  }
+  std::vector<MapOp> ops;
   for (uint32_t id : orphanRevNats_) {
-    if (!revNatsInUse_.count(id) && writer_.deleteRevNat(id) < 0) {
-      r.errors++;
+    ops.push_back(MapOp::deleteRevNat(id));
+  }
+  applyCounted(ops, r);
+  for (const MapOp& op : ops) {
+    if (op.result == 0) {
+      revNatIds_.release(op.id);
     }
   }
   orphanRevNats_.clear();
-  deleteUnreferencedBackends(r);
+  r.add(collectGarbage());
   return r;
 }
 
 std::vector<std::string> Syncer::owners() const {
   std::vector<std::string> out;
+  out.reserve(owners_.size());
   for (const auto& [owner, keys] : owners_) {
     out.push_back(owner);
   }

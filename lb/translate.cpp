@@ -11,42 +11,29 @@ uint8_t protoNumber(k8s::Protocol p) {
 
 // Backends of one service port from one family's slices, ready first, then
 // serving+terminating as the fallback.
-std::vector<Backend> backendsFor(const k8s::Service& svc, const k8s::ServicePort& port,
-                                 bool wantV4,
-                                 const std::vector<const k8s::EndpointSlice*>& slices,
-                                 std::vector<std::string>& warnings) {
+std::vector<Backend> backendsFor(const ServicePortInfo& port, bool wantV4,
+                                 std::span<const SliceInfo* const> slices) {
   std::vector<Backend> ready, fallback;
-  for (const k8s::EndpointSlice* slice : slices) {
-    if (slice->addressType != (wantV4 ? "IPv4" : "IPv6")) {
+  const AddressFamily family = wantV4 ? AddressFamily::IPv4 : AddressFamily::IPv6;
+  for (const SliceInfo* slice : slices) {
+    if (slice->family != family) {
       continue;  // FQDN slices are not proxied; the other family has its own frontends
     }
-    for (const k8s::EndpointPort& sp : slice->ports) {
-      if (sp.name != port.name || sp.protocol != port.protocol || !sp.port) {
+    for (const SlicePortInfo& sp : slice->ports) {
+      if (sp.name != port.name || sp.proto != port.proto) {
         continue;
       }
-      for (size_t i = 0; i < slice->endpoints.size(); ++i) {
-        const k8s::Endpoint& ep = slice->endpoints[i];
-        bool isReady = endpointReady(ep);
-        if (!isReady && !endpointServingTerminating(ep)) {
+      for (const EndpointInfo& ep : slice->endpoints) {
+        bool isReady = ep.flags & kEndpointReady;
+        bool servingTerminating = (ep.flags & kEndpointServing) && (ep.flags & kEndpointTerminating);
+        if (!isReady && !servingTerminating) {
           continue;
         }
-        for (size_t j = 0; j < ep.addresses.size(); ++j) {
-          auto addr = IpAddr::parse(ep.addresses[j]);
-          if (!addr || addr->isV4() != wantV4) {
-            warnings.push_back("EndpointSlice " + slice->metadata.key() + ": endpoints[" +
-                               std::to_string(i) + "].addresses[" + std::to_string(j) + "]: \"" +
-                               ep.addresses[j] + "\" is not an " +
-                               (wantV4 ? "IPv4" : "IPv6") + " address");
-            continue;
-          }
-          Backend b{{*addr, static_cast<uint16_t>(*sp.port), protoNumber(port.protocol)},
-                    ep.conditions.terminating.value_or(false)};
-          (isReady ? ready : fallback).push_back(b);
-        }
+        Backend b{{ep.addr, sp.port, port.proto}, (ep.flags & kEndpointTerminating) != 0};
+        (isReady ? ready : fallback).push_back(b);
       }
     }
   }
-  (void)svc;
   std::vector<Backend>& chosen = ready.empty() ? fallback : ready;
   std::sort(chosen.begin(), chosen.end());
   chosen.erase(std::unique(chosen.begin(), chosen.end(),
@@ -77,37 +64,117 @@ bool endpointServingTerminating(const k8s::Endpoint& ep) {
   return serving && ep.conditions.terminating.value_or(false);
 }
 
-std::vector<Frontend> translateClusterIP(const k8s::Service& svc,
-                                         const std::vector<const k8s::EndpointSlice*>& slices,
-                                         std::vector<std::string>& warnings) {
-  std::vector<Frontend> out;
-  if (!skipReason(svc).empty()) {
-    return out;
+ServiceInfo toServiceInfo(const k8s::Service& svc) {
+  ServiceInfo out;
+  out.skip = skipReason(svc);
+  if (!out.skip.empty()) {
+    return out;  // nothing else matters for a skipped service
   }
   const std::string ref = "Service " + svc.metadata.key();
   for (size_t i = 0; i < svc.clusterIPs.size(); ++i) {
     auto vip = IpAddr::parse(svc.clusterIPs[i]);
     if (!vip) {
-      warnings.push_back(ref + ": spec.clusterIPs[" + std::to_string(i) + "]: \"" +
-                         svc.clusterIPs[i] + "\" is not an IP address");
+      out.warnings.push_back(ref + ": spec.clusterIPs[" + std::to_string(i) + "]: \"" +
+                             svc.clusterIPs[i] + "\" is not an IP address");
       continue;
     }
-    for (size_t p = 0; p < svc.ports.size(); ++p) {
-      const k8s::ServicePort& port = svc.ports[p];
-      if (port.protocol == k8s::Protocol::SCTP) {
-        warnings.push_back(ref + ": spec.ports[" + std::to_string(p) +
-                           "].protocol: SCTP is not supported by switchyard; port skipped");
-        continue;
-      }
+    out.clusterIPs.push_back(*vip);
+  }
+  for (size_t p = 0; p < svc.ports.size(); ++p) {
+    const k8s::ServicePort& port = svc.ports[p];
+    if (port.protocol == k8s::Protocol::SCTP) {
+      out.warnings.push_back(ref + ": spec.ports[" + std::to_string(p) +
+                             "].protocol: SCTP is not supported by switchyard; port skipped");
+      continue;
+    }
+    out.ports.push_back({port.name, protoNumber(port.protocol), static_cast<uint16_t>(port.port)});
+  }
+  return out;
+}
+
+SliceInfo toSliceInfo(const k8s::EndpointSlice& slice) {
+  SliceInfo out;
+  std::string name = slice.serviceName();
+  if (!name.empty()) {
+    out.service = slice.metadata.namespace_ + "/" + name;
+  }
+  out.headless = slice.metadata.labels.count(kHeadlessLabel) > 0;
+  if (slice.addressType == "IPv4") {
+    out.family = AddressFamily::IPv4;
+  } else if (slice.addressType == "IPv6") {
+    out.family = AddressFamily::IPv6;
+  } else {
+    return out;  // FQDN slices are not proxied
+  }
+  for (const k8s::EndpointPort& sp : slice.ports) {
+    if (sp.protocol == k8s::Protocol::SCTP || !sp.port) {
+      continue;  // no SCTP frontends; a nil port means "all ports", which is not proxied
+    }
+    out.ports.push_back({sp.name, protoNumber(sp.protocol), static_cast<uint16_t>(*sp.port)});
+  }
+  const bool wantV4 = out.family == AddressFamily::IPv4;
+  out.endpoints.reserve(slice.endpoints.size());
+  for (size_t i = 0; i < slice.endpoints.size(); ++i) {
+    const k8s::Endpoint& ep = slice.endpoints[i];
+    if (ep.addresses.empty()) {
+      continue;
+    }
+    // kube-proxy uses the first address only (the others are reserved; KEP-752).
+    auto addr = IpAddr::parse(ep.addresses[0]);
+    if (!addr || addr->isV4() != wantV4) {
+      out.warnings.push_back("EndpointSlice " + slice.metadata.key() + ": endpoints[" +
+                             std::to_string(i) + "].addresses[0]: \"" + ep.addresses[0] +
+                             "\" is not an " + (wantV4 ? "IPv4" : "IPv6") + " address");
+      continue;
+    }
+    uint8_t flags = 0;
+    bool ready = endpointReady(ep);
+    flags |= ready ? kEndpointReady : 0;
+    flags |= ep.conditions.serving.value_or(ready) ? kEndpointServing : 0;
+    flags |= ep.conditions.terminating.value_or(false) ? kEndpointTerminating : 0;
+    out.endpoints.push_back({*addr, flags});
+  }
+  return out;
+}
+
+std::vector<Frontend> translateClusterIP(const ServiceInfo& svc,
+                                         std::span<const SliceInfo* const> slices,
+                                         std::vector<std::string>& warnings) {
+  std::vector<Frontend> out;
+  if (!svc.skip.empty()) {
+    return out;
+  }
+  warnings.insert(warnings.end(), svc.warnings.begin(), svc.warnings.end());
+  for (const SliceInfo* s : slices) {
+    warnings.insert(warnings.end(), s->warnings.begin(), s->warnings.end());
+  }
+  for (const IpAddr& vip : svc.clusterIPs) {
+    for (const ServicePortInfo& port : svc.ports) {
       Frontend fe;
-      fe.key = {*vip, static_cast<uint16_t>(port.port), protoNumber(port.protocol)};
+      fe.key = {vip, port.port, port.proto};
       fe.flags = kFrontendClusterIP;
       fe.portName = port.name;
-      fe.backends = backendsFor(svc, port, vip->isV4(), slices, warnings);
+      fe.backends = backendsFor(port, vip.isV4(), slices);
       out.push_back(std::move(fe));
     }
   }
   return out;
+}
+
+std::vector<Frontend> translateClusterIP(const k8s::Service& svc,
+                                         const std::vector<const k8s::EndpointSlice*>& slices,
+                                         std::vector<std::string>& warnings) {
+  ServiceInfo info = toServiceInfo(svc);
+  std::vector<SliceInfo> infos;
+  infos.reserve(slices.size());
+  for (const k8s::EndpointSlice* s : slices) {
+    infos.push_back(toSliceInfo(*s));
+  }
+  std::vector<const SliceInfo*> ptrs;
+  for (const SliceInfo& s : infos) {
+    ptrs.push_back(&s);
+  }
+  return translateClusterIP(info, ptrs, warnings);
 }
 
 }  // namespace switchyard::lb

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <compare>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -54,6 +55,22 @@ struct Backend {
 
 // Slot-0 flags, mirrored from abi.h's SY_SVC_F_* (bpf/abi_check.cpp checks they agree).
 inline constexpr uint16_t kFrontendClusterIP = 1u << 0;
+
+// Hashes for the control plane's indexes (FNV-1a over the fixed-size fields).
+inline size_t hashBytes(const uint8_t* p, size_t n, size_t h = 1469598103934665603ull) {
+  for (size_t i = 0; i < n; ++i) {
+    h = (h ^ p[i]) * 1099511628211ull;
+  }
+  return h;
+}
+struct AddrPortHash {
+  template <typename K>
+  size_t operator()(const K& k) const {
+    size_t h = hashBytes(k.addr.bytes.data(), k.addr.bytes.size());
+    uint8_t tail[3] = {static_cast<uint8_t>(k.port >> 8), static_cast<uint8_t>(k.port), k.proto};
+    return hashBytes(tail, sizeof(tail), h);
+  }
+};
 
 struct Frontend {
   FrontendKey key;

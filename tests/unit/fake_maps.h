@@ -6,6 +6,7 @@
 #pragma once
 
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -15,34 +16,50 @@ namespace switchyard::lb::testing {
 
 class FakeMaps : public DataplaneWriter {
  public:
-  int putBackend(uint32_t id, const Backend& b) override {
+  // One operation at a time, in order, checking the invariants after each: whatever the
+  // real writer batches, a packet can observe no more than this.
+  void apply(std::span<MapOp> ops) override {
+    ++applyCalls;
+    for (MapOp& op : ops) {
+      switch (op.kind) {
+        case MapOp::Kind::PutBackend: op.result = putBackend(op.id, op.backend); break;
+        case MapOp::Kind::DeleteBackend: op.result = deleteBackend(op.id); break;
+        case MapOp::Kind::PutRevNat: op.result = putRevNat(op.id, op.frontend); break;
+        case MapOp::Kind::DeleteRevNat: op.result = deleteRevNat(op.id); break;
+        case MapOp::Kind::PutSlot: op.result = putSlot(op.frontend, op.slot, op.value); break;
+        case MapOp::Kind::DeleteSlot: op.result = deleteSlot(op.frontend, op.slot); break;
+      }
+      log.push_back(op);
+    }
+  }
+  int putBackend(uint32_t id, const Backend& b) {
     if (int e = maybeFail("putBackend")) return e;
     backends[id] = b;
     return check("putBackend");
   }
-  int deleteBackend(uint32_t id) override {
+  int deleteBackend(uint32_t id) {
     if (int e = maybeFail("deleteBackend")) return e;
     backends.erase(id);
     return check("deleteBackend");
   }
-  int putRevNat(uint32_t id, const FrontendKey& fe) override {
+  int putRevNat(uint32_t id, const FrontendKey& fe) {
     if (int e = maybeFail("putRevNat")) return e;
     revNats[id] = fe;
     return check("putRevNat");
   }
-  int deleteRevNat(uint32_t id) override {
+  int deleteRevNat(uint32_t id) {
     if (int e = maybeFail("deleteRevNat")) return e;
     revNats.erase(id);
     return check("deleteRevNat");
   }
-  int putSlot(const FrontendKey& fe, uint16_t slot, const SlotValue& v) override {
+  int putSlot(const FrontendKey& fe, uint16_t slot, const SlotValue& v) {
     if (int e = maybeFail("putSlot")) return e;
     if (failSlot != 0 && slot == failSlot) return -7;  // E2BIG: this slot's key does not fit
     slots[{fe, slot}] = v;
     ++slotWrites;
     return check("putSlot");
   }
-  int deleteSlot(const FrontendKey& fe, uint16_t slot) override {
+  int deleteSlot(const FrontendKey& fe, uint16_t slot) {
     if (int e = maybeFail("deleteSlot")) return e;
     slots.erase({fe, slot});
     return check("deleteSlot");
@@ -60,6 +77,9 @@ class FakeMaps : public DataplaneWriter {
         for (uint16_t s = 1; s <= v.count; ++s) {
           auto it = slots.find({k.first, s});
           pf.backendIds.push_back(it == slots.end() ? 0 : it->second.backendId);
+        }
+        for (auto it = slots.upper_bound({k.first, v.count}); it != slots.end() && it->first.first == k.first; ++it) {
+          pf.straySlots.push_back(it->first.second);
         }
         st.frontends.push_back(pf);
       }
@@ -84,6 +104,8 @@ class FakeMaps : public DataplaneWriter {
   std::map<std::pair<FrontendKey, uint16_t>, SlotValue> slots;
   std::vector<std::string> violations;  // invariant breaks seen after an operation
   size_t slotWrites = 0;
+  size_t applyCalls = 0;
+  std::vector<MapOp> log;  // every operation applied, in order
   std::string failOp;  // operation name to fail with -E2BIG ("map full"), "" = none
   uint16_t failSlot = 0;  // putSlot of this slot number fails, 0 = none
 

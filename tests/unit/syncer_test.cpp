@@ -6,6 +6,8 @@
 #include "fake_maps.h"
 #include "lb/syncer.h"
 
+#include <set>
+
 namespace switchyard::lb {
 namespace {
 
@@ -208,6 +210,107 @@ TEST(Syncer, APartlyFailedUpdateKeepsTheOldServiceWholeUntilRepaired) {
   s.syncOwner("default/web", {});
   EXPECT_THAT(maps.backends, IsEmpty());
   EXPECT_THAT(maps.violations, IsEmpty());
+}
+
+}  // namespace
+}  // namespace switchyard::lb
+
+namespace switchyard::lb {
+namespace {
+
+TEST(Syncer, AFrontendMovingBetweenOwnersInOneCallIsHandedOverWhole) {
+  FakeMaps maps;
+  Syncer s(maps);
+  s.syncOwner("default/a", {frontend("198.19.0.10", 80, pods(0, 2))});
+  // One call: a gives the frontend up, b takes it with other backends.
+  std::vector<OwnerFrontends> batch{{"default/a", {}}, {"default/b", {frontend("198.19.0.10", 80, pods(5, 6))}}};
+  auto r = s.syncOwners(batch);
+  r.add(s.collectGarbage());
+  EXPECT_EQ(r.errors, 0u);
+  EXPECT_THAT(maps.reachable(fe("198.19.0.10", 80)), ElementsAre("198.18.16.7:8080/TCP", "198.18.16.8:8080/TCP"));
+  EXPECT_EQ(maps.backends.size(), 2u);
+  EXPECT_THAT(s.owners(), ElementsAre("default/b"));
+  EXPECT_THAT(maps.violations, IsEmpty());
+}
+
+TEST(Syncer, AFailedBackendWriteKeepsTheOldHeadAndIsRetried) {
+  FakeMaps maps;
+  Syncer s(maps);
+  s.syncOwner("default/web", {frontend("198.19.0.10", 80, pods(0, 1))});
+  maps.failOp = "putBackend";
+  auto r = s.syncOwner("default/web", {frontend("198.19.0.10", 80, pods(0, 2))});
+  EXPECT_GT(r.errors, 0u);
+  EXPECT_EQ(maps.reachable(fe("198.19.0.10", 80)).size(), 2u) << "no slot may name a backend that is not there";
+  EXPECT_THAT(maps.violations, IsEmpty());
+  maps.failOp.clear();
+  r = s.syncOwner("default/web", {frontend("198.19.0.10", 80, pods(0, 2))});
+  EXPECT_EQ(r.errors, 0u);
+  EXPECT_EQ(maps.reachable(fe("198.19.0.10", 80)).size(), 3u) << "the backend is written again once named again";
+  EXPECT_THAT(maps.violations, IsEmpty());
+}
+
+TEST(Syncer, SlotsAboveTheCountAreDeletedOnAdoption) {
+  FakeMaps maps;
+  {
+    Syncer first(maps);
+    first.syncOwner("default/web", {frontend("198.19.0.10", 80, pods(0, 1))});
+  }
+  // A daemon that died between lowering a count and deleting the slots above it.
+  maps.slots[{fe("198.19.0.10", 80), 3}] = SlotValue{maps.slots[{fe("198.19.0.10", 80), 1}].backendId, 0, 0, 0};
+  Syncer second(maps);
+  second.adopt(maps.read());
+  EXPECT_EQ(maps.slots.count({fe("198.19.0.10", 80), 3}), 0u);
+  EXPECT_EQ(maps.slots.size(), 3u) << "head and two slots stay";
+}
+
+TEST(IdAllocator, AReleasedIdWaitsForTheQuarantineBeforeReuse) {
+  IdAllocator ids(2);
+  EXPECT_EQ(ids.allocate(), 1u);
+  EXPECT_EQ(ids.allocate(), 2u);
+  EXPECT_EQ(ids.allocate(), 3u);
+  ids.release(1);
+  ids.release(2);
+  EXPECT_EQ(ids.allocate(), 4u) << "two released, quarantine two: none is old enough";
+  ids.release(3);
+  EXPECT_EQ(ids.allocate(), 1u) << "three released: the oldest comes back first";
+  EXPECT_TRUE(ids.inUse(1));
+  EXPECT_FALSE(ids.inUse(2));
+}
+
+TEST(IdAllocator, AdoptedIdsAreKeptAndTheGapsQueued) {
+  IdAllocator ids(0);
+  ids.claim(3);
+  ids.claim(5);
+  EXPECT_TRUE(ids.inUse(3));
+  EXPECT_TRUE(ids.inUse(5));
+  EXPECT_FALSE(ids.inUse(4));
+  std::set<uint32_t> got{ids.allocate(), ids.allocate(), ids.allocate()};
+  EXPECT_EQ(got, (std::set<uint32_t>{1, 2, 4}));
+  EXPECT_EQ(ids.allocate(), 6u);
+}
+
+TEST(IdIndex, FindsInsertsAndErasesThroughGrowthAndTombstones) {
+  std::vector<BackendKey> keys(1);  // ID 0 unused
+  auto keyOf = [&keys](uint32_t id) -> const BackendKey& { return keys[id]; };
+  IdIndex<BackendKey, AddrPortHash, decltype(keyOf)> index(keyOf);
+  for (uint32_t i = 1; i <= 5000; ++i) {
+    BackendKey k{*IpAddr::parse("198.18.0.0"), static_cast<uint16_t>(i), kProtoTCP};
+    keys.push_back(k);
+    ASSERT_EQ(index.find(k), 0u);
+    index.insert(k, i);
+  }
+  EXPECT_EQ(index.size(), 5000u);
+  for (uint32_t i = 1; i <= 5000; i += 2) {
+    index.erase(keys[i]);
+  }
+  for (uint32_t i = 1; i <= 5000; ++i) {
+    EXPECT_EQ(index.find(keys[i]), i % 2 ? 0u : i) << i;
+  }
+  for (uint32_t i = 1; i <= 5000; i += 2) {
+    index.insert(keys[i], i);  // reuses tombstones
+  }
+  EXPECT_EQ(index.size(), 5000u);
+  EXPECT_EQ(index.find(keys[4999]), 4999u);
 }
 
 }  // namespace
