@@ -37,6 +37,10 @@ std::string chunk(const std::string& data) {
 
 const std::string kLastChunk = "0\r\n\r\n";
 
+const std::string kWatchHead =
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-cache, "
+    "private\r\nTransfer-Encoding: chunked\r\n\r\n";
+
 std::string urlDecode(const std::string& s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -95,10 +99,14 @@ Target parseTarget(const std::string& target) {
 }
 
 std::string responseBytes(int status, const std::string& body, bool close,
-                          const std::string& contentType = "application/json") {
+                          const std::string& contentType = "application/json",
+                          int retryAfterSeconds = 0) {
   std::string reason(http::obsolete_reason(http::int_to_status(static_cast<unsigned>(status))));
   std::string s = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\n";
   s += "Content-Type: " + contentType + "\r\n";
+  if (retryAfterSeconds > 0) {
+    s += "Retry-After: " + std::to_string(retryAfterSeconds) + "\r\n";
+  }
   s += "Cache-Control: no-cache, private\r\n";
   s += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   if (close) {
@@ -147,8 +155,9 @@ struct FakeApiServer::Impl {
   WatchChunker chunker;
   size_t eventIndex = 0;
   std::string token;
+  std::vector<InjectedFailure> failures;
   std::mutex logMutex;
-  std::vector<std::string> log;
+  std::vector<LoggedRequest> log;
 
   template <typename F>
   auto runSync(F&& fn) -> decltype(fn()) {
@@ -161,9 +170,9 @@ struct FakeApiServer::Impl {
     return future.get();
   }
 
-  void record(const std::string& line) {
+  void record(std::chrono::steady_clock::time_point at, const std::string& line) {
     std::lock_guard<std::mutex> lock(logMutex);
-    log.push_back(line);
+    log.push_back({at, line});
   }
 
   void accept();
@@ -245,7 +254,40 @@ struct FakeApiServer::Impl {
     std::string contentType = "application/json";
     bool watchStarted = false;  // the session is now streaming
     bool sent = false;          // the response was already written (an expired watch)
+    int retryAfterSeconds = 0;  // > 0: a Retry-After header
   };
+
+  // The injected failure that answers this request, if any (its count goes down).
+  std::optional<InjectedFailure> takeFailure(const std::string& request) {
+    for (auto it = failures.begin(); it != failures.end(); ++it) {
+      if (request.rfind(it->prefix, 0) != 0) {
+        continue;
+      }
+      InjectedFailure f = *it;
+      if (it->times > 0 && --it->times == 0) {
+        failures.erase(it);
+      }
+      return f;
+    }
+    return std::nullopt;
+  }
+
+  Reply injected(const std::shared_ptr<SessionBase>& session, const InjectedFailure& f) {
+    std::string status = statusJson(f.code, f.reason, "injected by the test");
+    if (f.kind == InjectedFailure::Kind::HttpStatus) {
+      Reply r{f.code, status};
+      r.retryAfterSeconds = f.retryAfterSeconds;
+      return r;
+    }
+    session->send(kWatchHead);
+    if (f.kind == InjectedFailure::Kind::WatchError) {
+      session->send(chunk(watchEventJson("ERROR", status)));
+    }
+    session->send(kLastChunk);
+    Reply sent{200, "", ""};
+    sent.sent = true;
+    return sent;
+  }
 
   bool authorized(const http::request<http::string_body>& req, bool clientCertOk) const {
     if (token.empty() || clientCertOk) {
@@ -269,6 +311,9 @@ struct FakeApiServer::Impl {
     }
     if (!authorized(req, clientCertOk)) {
       return {401, statusJson(401, "Unauthorized", "Unauthorized")};
+    }
+    if (auto f = takeFailure(std::string(req.method_string()) + " " + target)) {
+      return injected(session, *f);
     }
     if (req.method() == http::verb::get) {
       if (path == "/version") {
@@ -449,9 +494,7 @@ struct FakeApiServer::Impl {
     if (res.status != 200 && res.status != 410) {
       return {res.status, res.body};
     }
-    session->send(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-cache, "
-        "private\r\nTransfer-Encoding: chunked\r\n\r\n");
+    session->send(kWatchHead);
     if (res.status == 410) {
       session->send(chunk(expiredEventJson(rv, state.resourceVersion())));
       session->send(kLastChunk);
@@ -498,6 +541,19 @@ struct FakeApiServer::Impl {
           w->held.clear();
         }
         s->send(chunk(expiredEventJson("?", state.resourceVersion())));
+      }
+      endWatch(w);
+    }
+  }
+
+  void watchError(int code, const std::string& reason, const std::string& message) {
+    for (auto& w : std::vector<std::shared_ptr<Watcher>>(watchers)) {
+      if (auto s = w->session.lock()) {
+        if (!w->held.empty()) {
+          s->send(chunk(w->held));
+          w->held.clear();
+        }
+        s->send(chunk(watchEventJson("ERROR", statusJson(code, reason, message))));
       }
       endWatch(w);
     }
@@ -600,15 +656,17 @@ class Session : public SessionBase {
       watching_ = false;
       send(kLastChunk);
     }
+    auto at = std::chrono::steady_clock::now();
     http::request<http::string_body> req = parser_->release();
     auto reply = server_.handle(shared_from_this(), req, clientCertOk_);
-    server_.record(std::string(req.method_string()) + " " + std::string(req.target()) + " -> " +
-                   std::to_string(reply.status));
+    server_.record(at, std::string(req.method_string()) + " " + std::string(req.target()) +
+                           " -> " + std::to_string(reply.status));
     if (reply.watchStarted) {
       watching_ = true;
     } else if (!reply.sent) {
       bool closeAfter = !req.keep_alive();
-      send(responseBytes(reply.status, reply.body, closeAfter, reply.contentType));
+      send(responseBytes(reply.status, reply.body, closeAfter, reply.contentType,
+                         reply.retryAfterSeconds));
       if (closeAfter) {
         closeAfterWrite_ = true;
         return;
@@ -808,11 +866,33 @@ void FakeApiServer::setToken(const std::string& token) {
   impl_->runSync([&] { impl_->token = token; });
 }
 
+void FakeApiServer::sendWatchError(int code, const std::string& reason,
+                                   const std::string& message) {
+  impl_->runSync([&] { impl_->watchError(code, reason, message); });
+}
+
+void FakeApiServer::injectFailure(InjectedFailure failure) {
+  impl_->runSync([&] { impl_->failures.push_back(std::move(failure)); });
+}
+
+void FakeApiServer::clearInjectedFailures() {
+  impl_->runSync([&] { impl_->failures.clear(); });
+}
+
 size_t FakeApiServer::activeWatches() {
   return impl_->runSync([&] { return impl_->watchers.size(); });
 }
 
 std::vector<std::string> FakeApiServer::requestLog() {
+  std::lock_guard<std::mutex> lock(impl_->logMutex);
+  std::vector<std::string> lines;
+  for (const auto& l : impl_->log) {
+    lines.push_back(l.line);
+  }
+  return lines;
+}
+
+std::vector<LoggedRequest> FakeApiServer::timedRequestLog() {
   std::lock_guard<std::mutex> lock(impl_->logMutex);
   return impl_->log;
 }
@@ -826,7 +906,7 @@ size_t FakeApiServer::countRequests(const std::string& prefix) {
   std::lock_guard<std::mutex> lock(impl_->logMutex);
   size_t n = 0;
   for (const auto& l : impl_->log) {
-    n += l.rfind(prefix, 0) == 0 ? 1 : 0;
+    n += l.line.rfind(prefix, 0) == 0 ? 1 : 0;
   }
   return n;
 }

@@ -8,11 +8,13 @@
 //   auth        Authorization: Bearer <token>, or a client certificate from clientCaPem;
 //               401 otherwise
 // and a control API for tests: change objects while watches run, expire or drop watches,
-// send bookmarks, cut events into chunks at chosen places. The same control exists over
+// send bookmarks or ERROR events, cut events into chunks at chosen places, answer chosen
+// requests with a failure, and a request log with the time of each request. The same control exists over
 // HTTP under /fake/ for scripts (POST /fake/expire, /fake/drop, /fake/bookmark,
 // /fake/compact, /fake/apply with a JSON object or List as the body).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -35,6 +37,28 @@ struct FakeApiServerOptions {
 // Cuts one event line into the pieces written as separate HTTP chunks. index counts the
 // events a server has written (from 1), so a test can cut each one at a different place.
 using WatchChunker = std::function<std::vector<std::string>(const std::string& line, size_t index)>;
+
+// A scripted failure: the next `times` requests whose "METHOD target" starts with prefix
+// get it instead of their real answer (the request log records them with their code).
+struct InjectedFailure {
+  enum class Kind {
+    HttpStatus,  // an HTTP response with this code and a Status body
+    WatchError,  // a 200 watch stream with one ERROR event carrying this code, then its end
+    EmptyWatch,  // a 200 watch stream that ends at once, without a single event
+  };
+  std::string prefix;  // e.g. "GET /api/v1/services?allowWatchBookmarks"
+  Kind kind = Kind::HttpStatus;
+  int code = 500;
+  std::string reason = "InternalError";
+  int times = 1;              // -1: every matching request until clearInjectedFailures()
+  int retryAfterSeconds = 0;  // HttpStatus: send Retry-After when > 0
+};
+
+// One line of the request log and when the server read the request.
+struct LoggedRequest {
+  std::chrono::steady_clock::time_point at;
+  std::string line;  // "GET /api/v1/services?limit=500 -> 200"
+};
 
 class FakeApiServer {
  public:
@@ -77,10 +101,17 @@ class FakeApiServer {
   void holdWatchEvents(bool hold);
   void setWatchChunker(WatchChunker chunker);
   void setToken(const std::string& token);
+  // Sends every open watch an ERROR event with this Status, then ends it, as the API
+  // server does when a watch fails on its side (code 500, or 410 without compaction).
+  void sendWatchError(int code, const std::string& reason, const std::string& message);
+  // Failures are checked in the order injected; the first that matches answers.
+  void injectFailure(InjectedFailure failure);
+  void clearInjectedFailures();
 
   size_t activeWatches();
   // Requests served, as "GET /api/v1/services?limit=500 -> 200" (watches: on start).
   std::vector<std::string> requestLog();
+  std::vector<LoggedRequest> timedRequestLog();
   void clearRequestLog();
   // How many requests in the log start with prefix (e.g. "GET /api/v1/services?limit").
   size_t countRequests(const std::string& prefix);
