@@ -17,7 +17,7 @@ ClientMetrics::ClientMetrics(prometheus::Registry& registry)
                          .Register(registry)),
       relists_(prometheus::BuildCounter()
                    .Name("switchyard_k8s_relists_total")
-                   .Help("Full lists after the first one (watch expired: 410 Gone), by kind")
+                   .Help("Full lists after the first one (410 Gone or an ERROR event), by kind")
                    .Register(registry)),
       events_(prometheus::BuildCounter()
                   .Name("switchyard_k8s_events_total")
@@ -29,9 +29,9 @@ ClientMetrics::ClientMetrics(prometheus::Registry& registry)
                         .Register(registry)),
       lastSync_(prometheus::BuildGauge()
                     .Name("switchyard_k8s_last_sync_timestamp_seconds")
-                    .Help("When the client last had a complete, current picture (list or event)")
-                    .Register(registry)
-                    .Add({})),
+                    .Help("When the client last had a complete, current picture of the kind "
+                          "(a list or an event), by kind")
+                    .Register(registry)),
       requestDuration_(prometheus::BuildHistogram()
                            .Name("switchyard_k8s_request_duration_seconds")
                            .Help("API server request latency by verb and HTTP code")
@@ -51,7 +51,9 @@ void ClientMetrics::countDecodeError(const std::string& kind) {
   decodeErrors_.Add({{"kind", kind}}).Increment();
 }
 
-void ClientMetrics::setLastSync(double unixSeconds) { lastSync_.Set(unixSeconds); }
+void ClientMetrics::setLastSync(const std::string& kind, double unixSeconds) {
+  lastSync_.Add({{"kind", kind}}).Set(unixSeconds);
+}
 
 void ClientMetrics::observeRequest(const std::string& verb, const std::string& code,
                                    double seconds) {
@@ -74,7 +76,9 @@ double ClientMetrics::decodeErrors(const std::string& kind) const {
   return decodeErrors_.Add({{"kind", kind}}).Value();
 }
 
-double ClientMetrics::lastSync() const { return lastSync_.Value(); }
+double ClientMetrics::lastSync(const std::string& kind) const {
+  return lastSync_.Add({{"kind", kind}}).Value();
+}
 
 uint64_t ClientMetrics::requests(const std::string& verb, const std::string& code) const {
   auto m = requestDuration_.Add({{"verb", verb}, {"code", code}}, kRequestBuckets).Collect();

@@ -15,15 +15,17 @@ class ClientMetrics {
  public:
   explicit ClientMetrics(prometheus::Registry& registry);
 
-  // A watch ended (server timeout, disconnect, error) and another one started.
+  // A watch that streamed ended (server timeout, disconnect) and the reflector decided to
+  // watch again: once per decision, however many attempts the new WATCH takes.
   void countWatchRestart(const std::string& kind);
-  // A list after the first one (410 Gone / Expired): the store is rebuilt by diffing.
+  // The reflector decided to list again after its first list (410 Gone, an ERROR event):
+  // once per decision, however many attempts the LIST takes. The store is rebuilt by diffing.
   void countRelist(const std::string& kind);
   // A watch event by type (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR).
   void countEvent(const std::string& kind, const std::string& type);
   void countDecodeError(const std::string& kind);
-  // The store of some kind matches the server as of now (a list completed, or an event).
-  void setLastSync(double unixSeconds);
+  // The store of this kind matches the server as of now (a list completed, or an event).
+  void setLastSync(const std::string& kind, double unixSeconds);
   // verb: LIST | WATCH | GET; code: the HTTP status, or "<error>" when there was none.
   void observeRequest(const std::string& verb, const std::string& code, double seconds);
 
@@ -32,7 +34,7 @@ class ClientMetrics {
   double relists(const std::string& kind) const;
   double events(const std::string& kind, const std::string& type) const;
   double decodeErrors(const std::string& kind) const;
-  double lastSync() const;
+  double lastSync(const std::string& kind) const;
   uint64_t requests(const std::string& verb, const std::string& code) const;
 
  private:
@@ -40,7 +42,7 @@ class ClientMetrics {
   prometheus::Family<prometheus::Counter>& relists_;
   prometheus::Family<prometheus::Counter>& events_;
   prometheus::Family<prometheus::Counter>& decodeErrors_;
-  prometheus::Gauge& lastSync_;
+  prometheus::Family<prometheus::Gauge>& lastSync_;
   prometheus::Family<prometheus::Histogram>& requestDuration_;
 };
 

@@ -46,6 +46,21 @@ bool isIpAddress(const std::string& host) {
   return !ec;
 }
 
+// "120" -> 120s. Only the delta-seconds form: the API server never sends an HTTP-date.
+std::optional<std::chrono::seconds> parseRetryAfter(std::string_view v) {
+  if (v.empty() || v.size() > 9) {
+    return std::nullopt;
+  }
+  int64_t n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') {
+      return std::nullopt;
+    }
+    n = n * 10 + (c - '0');
+  }
+  return std::chrono::seconds(n);
+}
+
 // A kept-alive connection the server closed while idle fails like this on first use.
 bool staleConnectionError(const boost::system::error_code& ec) {
   return ec == http::error::end_of_stream || ec == net::error::eof ||
@@ -88,6 +103,7 @@ struct ApiConnection::Impl : std::enable_shared_from_this<Impl> {
   Clock::time_point deadline;
   bool reused = false;   // this attempt went out on a kept-alive connection
   bool retried = false;  // the stale-connection retry was spent
+  std::optional<std::chrono::seconds> retryAfter;  // of the current response
 
   bool secure() const { return config.server.scheme == "https"; }
 
@@ -110,6 +126,7 @@ struct ApiConnection::Impl : std::enable_shared_from_this<Impl> {
     handlers = std::move(h);
     deadline = Clock::now() + request.timeout;
     retried = false;
+    retryAfter.reset();
     if (connected) {
       reused = true;
       writeRequest();
@@ -357,8 +374,12 @@ struct ApiConnection::Impl : std::enable_shared_from_this<Impl> {
           }
           return;
         }
+        const auto& head = c->parser->get();
+        if (auto it = head.find(http::field::retry_after); it != head.end()) {
+          self->retryAfter = parseRetryAfter(std::string_view(it->value().data(), it->value().size()));
+        }
         if (self->handlers.onHead) {
-          self->handlers.onHead(static_cast<int>(c->parser->get().result_int()));
+          self->handlers.onHead(static_cast<int>(head.result_int()));
           if (gen != self->generation) {
             return;  // the handler closed the connection
           }
@@ -432,5 +453,7 @@ void ApiConnection::get(const HttpRequest& request, Handlers handlers) {
 void ApiConnection::close() { impl_->closeFromUser(); }
 
 size_t ApiConnection::connectionsOpened() const { return impl_->opened; }
+
+std::optional<std::chrono::seconds> ApiConnection::retryAfter() const { return impl_->retryAfter; }
 
 }  // namespace switchyard::k8s::apiserver

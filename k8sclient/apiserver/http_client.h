@@ -12,6 +12,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -71,6 +72,10 @@ class ApiConnection {
 
   // How many TCP connections this object has opened (tests check keep-alive with it).
   size_t connectionsOpened() const;
+
+  // The Retry-After header of the current (or last) response, in its delta-seconds form;
+  // nothing when absent or an HTTP-date (the API server sends seconds). Set before onHead.
+  std::optional<std::chrono::seconds> retryAfter() const;
 
  private:
   struct Impl;

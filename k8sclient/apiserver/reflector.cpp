@@ -2,7 +2,9 @@
 
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
 #include <cstdio>
+#include <vector>
 
 #include "logging/log.h"
 
@@ -47,7 +49,8 @@ Reflector::Reflector(ApiClient& client, ResourceSpec spec, ObjectSink& sink,
                      std::function<void(const RequestProblem&)> problems)
     : client_(client), spec_(std::move(spec)), sink_(sink), options_(std::move(options)),
       onListed_(std::move(onListed)), problems_(std::move(problems)), timer_(client.io()),
-      backoff_(options_.backoff, options_.random01) {
+      backoff_(options_.backoff, options_.random01),
+      relistBackoff_(options_.backoff, options_.random01) {
   random_ = options_.random01;
   if (!random_) {
     random_ = [gen = std::mt19937_64(std::random_device{}())]() mutable {
@@ -93,9 +96,7 @@ void Reflector::post(void (Reflector::*next)()) {
   });
 }
 
-void Reflector::retryLater(const std::string& what, void (Reflector::*next)()) {
-  auto wait = backoff_.next();
-  report(what + "; retrying in " + formatSeconds(wait));
+void Reflector::runLater(std::chrono::milliseconds wait, void (Reflector::*next)()) {
   timer_.expires_after(wait);
   timer_.async_wait(
       [alive = std::weak_ptr<bool>(alive_), this, next](const boost::system::error_code& ec) {
@@ -106,22 +107,56 @@ void Reflector::retryLater(const std::string& what, void (Reflector::*next)()) {
       });
 }
 
+void Reflector::retryLater(const std::string& what, void (Reflector::*next)()) {
+  // The API server's priority and fairness answers 429 with how long to stay away; so do
+  // some 5xx. Honour it (bounded) instead of the backoff, as client-go's checkWait does.
+  auto serverWait = conn_->retryAfter();
+  if (serverWait && (status_ == 429 || status_ >= 500)) {
+    auto wait = std::min<std::chrono::milliseconds>(
+        std::max<std::chrono::milliseconds>(*serverWait, std::chrono::seconds(1)),
+        options_.maxRetryAfter);
+    report(what + "; retrying in " + formatSeconds(wait) + " (Retry-After)");
+    runLater(wait, next);
+    return;
+  }
+  auto wait = backoff_.next();
+  report(what + "; retrying in " + formatSeconds(wait));
+  runLater(wait, next);
+}
+
+void Reflector::relistLater(const std::string& why) {
+  client_.metrics().countRelist(spec_.kind);
+  auto wait = relistBackoff_.next();
+  report(why + "; relisting in " + formatSeconds(wait));
+  runLater(wait, &Reflector::startList);
+}
+
+void Reflector::watchProgressed() {
+  backoff_.reset();
+  relistBackoff_.reset();
+}
+
 std::string Reflector::target(bool watch, std::chrono::seconds timeout) const {
-  std::string t = spec_.path + "?";
+  std::vector<std::string> params;
   if (watch) {
-    t += "allowWatchBookmarks=true&watch=true&resourceVersion=" + urlEncode(resourceVersion_) +
-         "&timeoutSeconds=" + std::to_string(timeout.count());
-  } else {
-    t += "limit=" + std::to_string(options_.pageSize);
+    params = {"allowWatchBookmarks=true", "watch=true",
+              "resourceVersion=" + urlEncode(resourceVersion_),
+              "timeoutSeconds=" + std::to_string(timeout.count())};
+  } else if (!fullList_) {
+    params.push_back("limit=" + std::to_string(options_.pageSize));
     if (!continue_.empty()) {
-      t += "&continue=" + urlEncode(continue_);
+      params.push_back("continue=" + urlEncode(continue_));
     }
   }
   if (!spec_.labelSelector.empty()) {
-    t += "&labelSelector=" + urlEncode(spec_.labelSelector);
+    params.push_back("labelSelector=" + urlEncode(spec_.labelSelector));
   }
   if (!spec_.fieldSelector.empty()) {
-    t += "&fieldSelector=" + urlEncode(spec_.fieldSelector);
+    params.push_back("fieldSelector=" + urlEncode(spec_.fieldSelector));
+  }
+  std::string t = spec_.path;
+  for (size_t i = 0; i < params.size(); ++i) {
+    t += (i == 0 ? "?" : "&") + params[i];
   }
   return t;
 }
@@ -148,12 +183,11 @@ std::string Reflector::describeFailure(int status) const {
 
 // ---- LIST ----
 
+// Every attempt of a list, the first or a relist, starts here; relists are counted where
+// they are decided (relistLater), not per attempt.
 void Reflector::startList() {
   if (!running_) {
     return;
-  }
-  if (synced_) {
-    client_.metrics().countRelist(spec_.kind);
   }
   sink_.listBegin();
   continue_.clear();
@@ -187,10 +221,14 @@ void Reflector::onPageDone(const HttpError& error, double seconds) {
     return;
   }
   if (status_ == 410 && !continue_.empty()) {
-    // The continue token outlived the server's history: start the list over.
+    // The continue token outlived the server's history (pages read too slowly for its
+    // compaction). Paging again could expire again, forever; like client-go's pager, list
+    // everything in one request instead, after the backoff.
     sink_.listAbort();
-    report("LIST " + spec_.kind + ": continue token expired (410 Gone); listing again");
-    post(&Reflector::startList);
+    fullList_ = true;
+    retryLater("LIST " + spec_.kind + ": continue token expired (410 Gone); listing again "
+                   "without pagination",
+               &Reflector::startList);
     return;
   }
   if (status_ != 200) {
@@ -239,11 +277,14 @@ void Reflector::onPageDone(const HttpError& error, double seconds) {
   }
   resourceVersion_ = rv;
   continue_.clear();
+  fullList_ = false;
   sink_.listEnd();
   ++lists_;
+  // Not the relist backoff: a list that succeeds only to have its watch refused (410) is
+  // the loop that backoff is there to slow down.
   backoff_.reset();
   lastError_.clear();
-  client_.metrics().setLastSync(unixNow());
+  client_.metrics().setLastSync(spec_.kind, unixNow());
   SY_LOG(Debug) << "LIST " << spec_.kind << ": complete at resourceVersion " << rv;
   bool first = !synced_;
   synced_ = true;
@@ -253,20 +294,17 @@ void Reflector::onPageDone(const HttpError& error, double seconds) {
   if (!running_) {
     return;
   }
-  watchFollowsList_ = true;
   startWatch();
 }
 
 // ---- WATCH ----
 
+// Every attempt of a watch starts here; restarts are counted where they are decided
+// (onWatchDone), not per attempt.
 void Reflector::startWatch() {
   if (!running_) {
     return;
   }
-  if (!watchFollowsList_) {
-    client_.metrics().countWatchRestart(spec_.kind);
-  }
-  watchFollowsList_ = false;
   client_.whenAllowed([alive = std::weak_ptr<bool>(alive_), this] {
     if (!alive.lock()) {
       return;
@@ -348,7 +386,8 @@ void Reflector::onWatchFrame(std::string_view frame) {
       if (!rv.empty()) {
         resourceVersion_ = rv;
       }
-      client_.metrics().setLastSync(unixNow());
+      watchProgressed();
+      client_.metrics().setLastSync(spec_.kind, unixNow());
       break;
     }
     case WatchEventType::Bookmark: {
@@ -357,15 +396,24 @@ void Reflector::onWatchFrame(std::string_view frame) {
       if (!rv.empty()) {
         resourceVersion_ = rv;
       }
-      client_.metrics().setLastSync(unixNow());
+      watchProgressed();
+      client_.metrics().setLastSync(spec_.kind, unixNow());
       break;
     }
     case WatchEventType::Error: {
+      // Whatever the code (410 Expired, 500 InternalError, ...), the server has given up on
+      // this watch and may have lost events for it: only a relist is sure to catch up, as in
+      // client-go, where an ERROR event ends ListAndWatch.
       ApiStatus st;
       parseStatus(*ev.object, st);
-      relistRequested_ = st.code == 410 || st.reason == "Expired" || st.reason == "Gone";
-      endWatchNow("watch " + spec_.kind + ": ERROR event " + std::to_string(st.code) + " " +
-                  st.reason + ": " + st.message);
+      relistRequested_ = true;
+      std::string why = "watch " + spec_.kind + ": ";
+      if (st.code == 410 || st.reason == "Expired" || st.reason == "Gone") {
+        why += "resourceVersion " + resourceVersion_ + " expired (410 Gone)";
+      } else {
+        why += "ERROR event " + std::to_string(st.code) + " " + st.reason + ": " + st.message;
+      }
+      endWatchNow(why);
       break;
     }
   }
@@ -381,12 +429,15 @@ void Reflector::onWatchDone(const HttpError& error, double seconds) {
   } else if (status_ != 200) {
     client_.metrics().observeRequest("WATCH", std::to_string(status_), seconds);
   }
-  if (status_ == 410 || relistRequested_) {
+  if (relistRequested_) {
+    relistLater(watchError_);
+    return;
+  }
+  if (status_ == 410) {
     // Our resourceVersion is older than the server's history: only a relist can tell
     // what changed meanwhile. The relist is diffed, so handlers see just the changes.
-    report("watch " + spec_.kind + ": resourceVersion " + resourceVersion_ +
-           " expired (410 Gone); relisting");
-    post(&Reflector::startList);
+    relistLater("WATCH " + spec_.kind + ": resourceVersion " + resourceVersion_ +
+                " expired (410 Gone)");
     return;
   }
   if (status_ != 0 && status_ != 200) {
@@ -397,12 +448,14 @@ void Reflector::onWatchDone(const HttpError& error, double seconds) {
     retryLater("WATCH " + spec_.kind + ": " + error.message, &Reflector::startWatch);
     return;
   }
+  // The watch streamed and has ended: from here on it is one restart, however many
+  // attempts the next WATCH takes.
+  client_.metrics().countWatchRestart(spec_.kind);
   if (!watchError_.empty() || error) {
     std::string why = !watchError_.empty() ? watchError_ : error.message;
     if (watchEvents_ > 0) {
       // The stream was healthy until it broke: resume at once from the last
       // resourceVersion; backoff is for failures that repeat.
-      backoff_.reset();
       report("watch " + spec_.kind + ": " + why + "; resuming from resourceVersion " +
              resourceVersion_);
       post(&Reflector::startWatch);
@@ -413,10 +466,20 @@ void Reflector::onWatchDone(const HttpError& error, double seconds) {
     }
     return;
   }
+  if (watchEvents_ == 0 &&
+      seconds < std::chrono::duration<double>(options_.shortWatch).count()) {
+    // Ended by the server at once, with nothing in it: watching again at once would spin
+    // as fast as the server can answer.
+    retryLater("watch " + spec_.kind + ": very short watch (" + formatSeconds(
+                   std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000))) +
+                   ", no events); watching again from resourceVersion " + resourceVersion_,
+               &Reflector::startWatch);
+    return;
+  }
   // The server ended the watch at timeoutSeconds: the normal way a watch ends.
   SY_LOG(Debug) << "watch " << spec_.kind << ": ended by the server after " << watchEvents_
                 << " events; watching again from resourceVersion " << resourceVersion_;
-  backoff_.reset();
+  watchProgressed();
   post(&Reflector::startWatch);
 }
 

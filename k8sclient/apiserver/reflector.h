@@ -1,11 +1,22 @@
 // A reflector keeps one kind's store in step with the API server, as client-go's does:
 //   LIST (paginated: limit/continue) -> the store, diffed
+//     a continue token that expired (410) -> the list starts over, after the request
+//       backoff, in one unpaginated request (client-go's pager does the same)
 //   WATCH from the list's resourceVersion, allowWatchBookmarks=true, streamed
 //     ADDED/MODIFIED/DELETED -> the store; BOOKMARK -> resourceVersion only
 //     server timeout (timeoutSeconds) or dropped connection -> WATCH again from the last
 //       resourceVersion, no relist
-//     HTTP 410 or an ERROR event with code 410 (Expired/Gone) -> LIST again (a relist)
-//   request errors (refused, TLS, 401/403, 5xx) -> retry after exponential backoff with jitter
+//     HTTP 410, or any ERROR event (410 Expired, 500, ...) -> LIST again (a relist)
+//   request errors (refused, TLS, 401/403, 5xx) -> retry after exponential backoff with
+//     jitter; 429 (or 5xx) with Retry-After -> retry after what the server asked, bounded
+//
+// Two backoffs, both BackoffPolicy (exponential, jittered):
+//   request backoff: a LIST or WATCH that failed, a watch that broke or that the server
+//     ended within shortWatch without delivering anything ("very short watch", as
+//     client-go). Reset by a completed list and by a watch that made progress.
+//   relist backoff: every relist waits on it, so a server answering 410 or ERROR again and
+//     again gets fewer and fewer LISTs instead of a tight LIST->WATCH->410 loop. Reset only
+//     by a watch that made progress (an event, or a normal end after shortWatch or more).
 // It knows nothing of the kind's type: objects go to an ObjectSink as JSON.
 #pragma once
 
@@ -37,7 +48,12 @@ struct ReflectorOptions {
   std::chrono::milliseconds listTimeout{60000};
   // A watch that delivers nothing for this long past its timeoutSeconds is dead.
   std::chrono::milliseconds watchGrace{30000};
-  BackoffPolicy backoff;
+  // A watch the server ends sooner than this without one event is a failure, not a
+  // normal end: it is retried after the request backoff (client-go: "very short watch").
+  std::chrono::milliseconds shortWatch{1000};
+  // The longest Retry-After honoured; a longer one waits this long.
+  std::chrono::milliseconds maxRetryAfter{60000};
+  BackoffPolicy backoff;  // both backoffs use it
   std::function<double()> random01;  // jitter source; "" = a real random generator
 };
 
@@ -74,8 +90,15 @@ class Reflector {
   void onWatchFrame(std::string_view frame);
   void onWatchDone(const HttpError& error, double seconds);
   void endWatchNow(const std::string& why);
+  // A relist is decided: counted once, then LIST after the relist backoff.
+  void relistLater(const std::string& why);
+  // Another attempt of a failed request after the request backoff, or after the
+  // server's Retry-After when the failed response carried one.
   void retryLater(const std::string& what, void (Reflector::*next)());
+  void runLater(std::chrono::milliseconds wait, void (Reflector::*next)());
   void post(void (Reflector::*next)());
+  // The watch did its job: backoffs start over.
+  void watchProgressed();
   std::string target(bool watch, std::chrono::seconds timeout) const;
   std::string describeFailure(int status) const;
   void report(const std::string& message);
@@ -88,7 +111,8 @@ class Reflector {
   std::function<void(const RequestProblem&)> problems_;
   std::unique_ptr<ApiConnection> conn_;
   boost::asio::steady_timer timer_;
-  Backoff backoff_;
+  Backoff backoff_;         // request failures
+  Backoff relistBackoff_;   // relists
   std::function<double()> random_;
   std::shared_ptr<bool> alive_;  // reset by stop(): queued callbacks see it and do nothing
 
@@ -100,9 +124,9 @@ class Reflector {
   std::string body_;  // a list page, or the body of a failed request
   JsonFramer framer_;
   size_t watchEvents_ = 0;
+  bool fullList_ = false;  // this list goes unpaginated (its continue token expired)
   bool relistRequested_ = false;
   bool watchEnded_ = false;
-  bool watchFollowsList_ = false;
   std::string watchError_;
   std::chrono::steady_clock::time_point requestStart_;
   size_t lists_ = 0;

@@ -46,7 +46,24 @@ TEST_F(SourceTest, InitialListIsPaginatedFilteredAndSyncedOnce) {
   EXPECT_EQ(server->countRequests("GET /api/v1/services?limit=2&continue="), 4u);
   // ...and 2 matching slices in one page.
   EXPECT_EQ(source->metrics().requests("LIST", "200"), 5u + 1u);
-  EXPECT_GT(source->metrics().lastSync(), 0);
+  // The last-sync gauge has one series per kind (read before the read-backs below, which
+  // would create the series they ask for).
+  std::set<std::string> syncKinds;
+  for (const auto& family : registry.Collect()) {
+    if (family.name != "switchyard_k8s_last_sync_timestamp_seconds") {
+      continue;
+    }
+    for (const auto& m : family.metric) {
+      for (const auto& l : m.label) {
+        if (l.name == "kind" && m.gauge.value > 0) {
+          syncKinds.insert(l.value);
+        }
+      }
+    }
+  }
+  EXPECT_EQ(syncKinds, (std::set<std::string>{"EndpointSlice", "Service"}));
+  EXPECT_GT(source->metrics().lastSync("Service"), 0);
+  EXPECT_GT(source->metrics().lastSync("EndpointSlice"), 0);
 }
 
 TEST_F(SourceTest, WatchDeliversAddUpdateDelete) {
@@ -238,6 +255,74 @@ TEST_F(SourceTest, DroppedConnectionResumesFromTheLastVersionWithoutRelist) {
             2u)
       << "the first watch and the resumed one start at the list's version";
   EXPECT_TRUE(hasProblem("watch Service")) << problemList();
+}
+
+// The watch delivered events before the connection dropped: it resumes from the last
+// event's resourceVersion (not the list's), so nothing is replayed and nothing relisted.
+TEST_F(SourceTest, DropAfterEventsResumesFromTheLastEventWithoutRepeats) {
+  startServer();
+  startSource(connection());
+  ASSERT_TRUE(runUntil([&] { return source->synced() && server->activeWatches() == 2; }));
+  std::string listRv = source->serviceReflector().resourceVersion();
+  size_t lists = server->countRequests("GET /api/v1/services?limit");
+  size_t mark = handler.events.size();
+
+  server->apply(serviceJson("shop", "before-drop-1", 80));
+  server->apply(serviceJson("shop", "before-drop-2", 81));
+  ASSERT_TRUE(runUntil([&] { return handler.services.count("shop/before-drop-2") > 0; }));
+  std::string eventRv = source->serviceReflector().resourceVersion();
+  ASSERT_NE(eventRv, listRv);
+  EXPECT_EQ(eventRv, handler.services["shop/before-drop-2"].metadata.resourceVersion);
+
+  server->dropWatches();
+  server->apply(serviceJson("shop", "after-drop", 82));
+  ASSERT_TRUE(runUntil([&] { return handler.services.count("shop/after-drop") > 0 &&
+                                    server->activeWatches() == 2; }));
+  runFor(100ms);  // room for a repeat to show up
+
+  EXPECT_THAT(handler.since(mark), ElementsAre("+Service shop/before-drop-1",
+                                               "+Service shop/before-drop-2",
+                                               "+Service shop/after-drop"))
+      << "each change once";
+  const std::string watchFrom =
+      "GET /api/v1/services?allowWatchBookmarks=true&watch=true&resourceVersion=";
+  EXPECT_EQ(server->countRequests(watchFrom + eventRv + "&"), 1u)
+      << "the resumed watch starts at the last event";
+  EXPECT_EQ(server->countRequests(watchFrom + listRv + "&"), 1u) << "only the first watch";
+  EXPECT_EQ(server->countRequests(watchFrom), 2u);
+  EXPECT_EQ(server->countRequests("GET /api/v1/services?limit"), lists) << "no relist";
+  EXPECT_EQ(source->metrics().relists("Service"), 0);
+  EXPECT_EQ(source->metrics().watchRestarts("Service"), 1);
+}
+
+// clientConnection.qps and burst reach the requests: with qps 5 and burst 1, every
+// request of every reflector (LIST pages and WATCHes share one token bucket) leaves 200ms
+// after the one before it.
+TEST_F(SourceTest, QpsAndBurstSpaceTheRequests) {
+  startServer();
+  for (int i = 0; i < 7; ++i) {
+    server->apply(serviceJson("bulk", "svc-" + std::to_string(i), 80 + i));
+  }
+  server->clearRequestLog();
+  auto o = fastOptions();
+  o.qps = 5;
+  o.burst = 1;
+  o.reflector.pageSize = 2;
+  startSource(connection(), o);
+  // 5 pages of Services, 1 of EndpointSlices, 2 watches.
+  ASSERT_TRUE(runUntil([&] { return source->synced() && server->activeWatches() == 2; }, 10s,
+                       "synced and watching"));
+  auto times = requestTimes("GET ");
+  ASSERT_EQ(times.size(), 8u) << ::testing::PrintToString(server->requestLog());
+  auto gaps = gapsMs("GET ");
+  // Each gap is 200ms give or take how much longer one request took to reach the server
+  // than the next (a TLS handshake on a reflector's first request): 150ms is far above
+  // the few milliseconds of an unlimited client and safe under load.
+  for (size_t i = 0; i < gaps.size(); ++i) {
+    EXPECT_GE(gaps[i], 150) << "gap " << i;
+  }
+  double span = std::chrono::duration<double, std::milli>(times.back() - times.front()).count();
+  EXPECT_GE(span, 7 * 200 - 50) << "8 requests at 5 per second";
 }
 
 TEST_F(SourceTest, ServerTimeoutEndsTheWatchAndANewOneStarts) {

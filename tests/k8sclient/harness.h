@@ -189,6 +189,27 @@ class SourceTest : public ::testing::Test {
     return false;
   }
 
+  // When the server read each request whose log line starts with prefix, in order.
+  std::vector<std::chrono::steady_clock::time_point> requestTimes(const std::string& prefix) {
+    std::vector<std::chrono::steady_clock::time_point> out;
+    for (const auto& r : server->timedRequestLog()) {
+      if (r.line.rfind(prefix, 0) == 0) {
+        out.push_back(r.at);
+      }
+    }
+    return out;
+  }
+
+  // The time between consecutive requests that start with prefix, in milliseconds.
+  std::vector<double> gapsMs(const std::string& prefix) {
+    auto times = requestTimes(prefix);
+    std::vector<double> out;
+    for (size_t i = 1; i < times.size(); ++i) {
+      out.push_back(std::chrono::duration<double, std::milli>(times[i] - times[i - 1]).count());
+    }
+    return out;
+  }
+
   std::string problemList() const {
     std::string s;
     for (const auto& p : problems) {
