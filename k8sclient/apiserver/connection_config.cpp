@@ -51,6 +51,27 @@ std::string scalar(const YAML::Node& map, const char* key) {
   return map[key].as<std::string>("");
 }
 
+// A boolean field, read as kubectl reads it: a YAML boolean (true, True, TRUE, and YAML
+// 1.1's yes/on, as go-yaml v2 does). Absent = false; anything else is an error.
+bool boolField(const YAML::Node& map, const char* key, const std::string& where, bool& out,
+               std::string& error) {
+  out = false;
+  if (!map || !map.IsMap() || !map[key]) {
+    return true;
+  }
+  const YAML::Node& v = map[key];
+  if (v.IsScalar()) {
+    try {
+      out = v.as<bool>();
+      return true;
+    } catch (const YAML::BadConversion&) {
+    }
+  }
+  error = where + "." + key + ": \"" + (v.IsScalar() ? v.Scalar() : std::string("...")) +
+          "\" is not a boolean (true or false)";
+  return false;
+}
+
 // A "*-data" field (base64 PEM) or its file-path sibling; the data wins, as in client-go.
 bool pemField(const YAML::Node& map, const char* dataKey, const char* fileKey,
               const std::string& baseDir, const std::string& where, std::string& out,
@@ -231,11 +252,20 @@ bool parseKubeconfig(const std::string& text, const std::string& baseDir, Connec
     error = where + ".server: " + urlError;
     return false;
   }
+  if (!boolField(cluster, "insecure-skip-tls-verify", where, out.insecureSkipTlsVerify, error)) {
+    return false;
+  }
+  if (out.insecureSkipTlsVerify && (!scalar(cluster, "certificate-authority-data").empty() ||
+                                    !scalar(cluster, "certificate-authority").empty())) {
+    // client-go refuses the pair too: a CA that is then not checked is a mistake.
+    error = where + ": insecure-skip-tls-verify with certificate-authority(-data): specifying "
+                    "a root certificates file with the insecure flag is not allowed";
+    return false;
+  }
   if (!pemField(cluster, "certificate-authority-data", "certificate-authority", baseDir, where,
                 out.caPem, error)) {
     return false;
   }
-  out.insecureSkipTlsVerify = scalar(cluster, "insecure-skip-tls-verify") == "true";
   out.tlsServerName = scalar(cluster, "tls-server-name");
 
   std::string userName = scalar(context, "user");

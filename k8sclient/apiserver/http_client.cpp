@@ -173,6 +173,11 @@ struct ApiConnection::Impl : std::enable_shared_from_this<Impl> {
     auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
     SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
     beast::error_code ec;
+    if (config.insecureSkipTlsVerify && !config.caPem.empty()) {
+      // parseKubeconfig refuses this pair; a config built in code must not slip through.
+      error = "specifying a root certificates file with the insecure flag is not allowed";
+      return false;
+    }
     if (config.insecureSkipTlsVerify) {
       ctx->set_verify_mode(ssl::verify_none);
     } else {

@@ -205,9 +205,10 @@ TEST_F(SourceTest, ExpiredErrorEventRelistsAndDeliversOnlyTheDifference) {
   ASSERT_TRUE(runUntil([&] { return source->metrics().relists("Service") == 1 &&
                                     source->metrics().relists("EndpointSlice") == 1 &&
                                     server->activeWatches() == 2; }));
-  // Deletes first, then adds and updates in key order; unchanged slices: nothing.
+  // Adds and updates as the list delivers them, then deletes (client-go's Replace order);
+  // unchanged slices: nothing.
   EXPECT_THAT(handler.since(mark),
-              ElementsAre("-Service kube-system/dns", "+Service shop/late", "+Service shop/web"));
+              ElementsAre("+Service shop/late", "+Service shop/web", "-Service kube-system/dns"));
   EXPECT_EQ(handler.services["shop/web"].ports[0].port, 8080);
   EXPECT_EQ(handler.syncs, 1) << "synced is said once";
   EXPECT_EQ(source->metrics().events("Service", "ERROR"), 1);
@@ -406,6 +407,53 @@ TEST_F(SourceTest, WrongCaIsATlsErrorAndNoData) {
   EXPECT_THAT(handler.events, IsEmpty());
   EXPECT_THAT(server->requestLog(), IsEmpty()) << "no request got past the handshake";
   EXPECT_GE(source->metrics().requests("LIST", "<error>"), 1u);
+}
+
+// A kubeconfig for the fake with the token and no certificate-authority: the client trusts
+// only the system's store, which does not hold the fake's test CA.
+ConnectionConfig kubeconfigWithoutCa(const std::string& server, const std::string& token,
+                                     const std::string& insecureField) {
+  std::string text = "current-context: c\n"
+                     "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+                     "clusters: [{name: k, cluster: {server: '" + server + "'" + insecureField +
+                     "}}]\n"
+                     "users: [{name: u, user: {token: " + token + "}}]\n";
+  ConnectionConfig c;
+  std::string error;
+  EXPECT_TRUE(parseKubeconfig(text, "/", c, error)) << error;
+  return c;
+}
+
+TEST_F(SourceTest, InsecureSkipTlsVerifyConnectsToAServerWhoseCaIsNotTrusted) {
+  startServer();
+  startSource(kubeconfigWithoutCa(server->url(), kToken, ", insecure-skip-tls-verify: True"));
+  ASSERT_TRUE(runUntil([&] { return source->synced(); }, 5s, "synced")) << problemList();
+  EXPECT_EQ(handler.services.size(), 2u);
+  EXPECT_FALSE(hasProblem("TLS handshake")) << problemList();
+}
+
+TEST_F(SourceTest, WithoutInsecureSkipTlsVerifyAnUntrustedCaIsATlsError) {
+  startServer();
+  startSource(kubeconfigWithoutCa(server->url(), kToken, ""));
+  ASSERT_TRUE(runUntil([&] { return hasProblem("TLS handshake"); }, 5s, "the TLS error"));
+  EXPECT_TRUE(hasProblem("certificate verify failed: ")) << problemList();
+  runFor(100ms);
+  EXPECT_FALSE(source->synced());
+  EXPECT_THAT(handler.events, IsEmpty());
+  EXPECT_THAT(server->requestLog(), IsEmpty()) << "no request got past the handshake";
+}
+
+// A config made in code gets the same refusal as a kubeconfig with both.
+TEST_F(SourceTest, InsecureSkipTlsVerifyWithACaIsRefused) {
+  startServer();
+  auto c = connection();
+  c.insecureSkipTlsVerify = true;
+  startSource(c);
+  ASSERT_TRUE(runUntil(
+      [&] { return hasProblem("specifying a root certificates file with the insecure flag"); },
+      5s, "the refusal"));
+  EXPECT_THAT(handler.events, IsEmpty());
+  EXPECT_THAT(server->requestLog(), IsEmpty());
 }
 
 TEST_F(SourceTest, ServerNameMismatchIsATlsError) {

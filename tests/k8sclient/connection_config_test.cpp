@@ -169,12 +169,50 @@ TEST(Kubeconfig, ErrorsNameTheField) {
        "current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
        "clusters: [{name: k, cluster: {server: 'https://a', certificate-authority: /no/such}}]\n",
        "certificate-authority: /no/such: cannot be read"},
+      {"insecure not a boolean",
+       "current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
+       "clusters: [{name: k, cluster: {server: 'https://a', insecure-skip-tls-verify: maybe}}]\n",
+       "clusters[k].cluster.insecure-skip-tls-verify: \"maybe\" is not a boolean"},
+      {"insecure with CA data",
+       "current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
+       "clusters: [{name: k, cluster: {server: 'https://a', insecure-skip-tls-verify: true, "
+       "certificate-authority-data: LS0tQ0EtLS0=}}]\n",
+       "clusters[k].cluster: insecure-skip-tls-verify with certificate-authority(-data): "
+       "specifying a root certificates file with the insecure flag is not allowed"},
+      {"insecure with CA file",
+       "current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
+       "clusters: [{name: k, cluster: {server: 'https://a', insecure-skip-tls-verify: TRUE, "
+       "certificate-authority: /no/such}}]\n",
+       "specifying a root certificates file with the insecure flag is not allowed"},
   };
   for (const auto& c : cases) {
     ConnectionConfig out;
     std::string error;
     EXPECT_FALSE(parseKubeconfig(c.text, "/", out, error)) << c.name;
     EXPECT_NE(error.find(c.error), std::string::npos) << c.name << ": " << error;
+  }
+}
+
+// kubectl reads the flag as a YAML boolean, so any spelling of true means true (the old
+// parser compared with the string "true" and took True for false).
+TEST(Kubeconfig, InsecureSkipTlsVerifyIsAYamlBoolean) {
+  struct Case {
+    std::string value;  // "" = the field is absent
+    bool want;
+  } cases[] = {
+      {"true", true},   {"True", true},   {"TRUE", true}, {"yes", true}, {"on", true},
+      {"false", false}, {"False", false}, {"FALSE", false}, {"no", false}, {"", false},
+  };
+  for (const auto& c : cases) {
+    std::string field = c.value.empty() ? "" : ", insecure-skip-tls-verify: " + c.value;
+    std::string text = "current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
+                       "clusters: [{name: k, cluster: {server: 'https://198.18.0.1:6443'" +
+                       field + "}}]\n";
+    ConnectionConfig out;
+    out.insecureSkipTlsVerify = !c.want;
+    std::string error;
+    ASSERT_TRUE(parseKubeconfig(text, "/", out, error)) << c.value << ": " << error;
+    EXPECT_EQ(out.insecureSkipTlsVerify, c.want) << "insecure-skip-tls-verify: " << c.value;
   }
 }
 
