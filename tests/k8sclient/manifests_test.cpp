@@ -12,7 +12,10 @@
 #include <set>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "config/config.h"
+#include "k8sclient/apiserver/connection_config.h"
 
 namespace switchyard {
 namespace {
@@ -146,11 +149,62 @@ TEST_F(Manifests, ConfigMapHoldsAValidConfigurationForTheCluster) {
   ASSERT_TRUE(config::parseConfig(text, "configmap.yaml:config.yaml", cfg, errors))
       << ::testing::PrintToString(errors);
   EXPECT_EQ(cfg.source.kind, "apiserver");
-  EXPECT_EQ(cfg.clientConnection.kubeconfig, "") << "in-cluster";
+  EXPECT_EQ(cfg.clientConnection.kubeconfig, "/etc/switchyard/kubeconfig.conf")
+      << "the ConfigMap's kubeconfig.conf, not the in-cluster config";
   EXPECT_EQ(cfg.healthzBindAddress, "0.0.0.0:10256");
   EXPECT_EQ(cfg.metricsBindAddress, "0.0.0.0:10249");
   EXPECT_EQ(cfg.bpf.pinPath.rfind("/sys/fs/bpf/", 0), 0u) << cfg.bpf.pinPath;
   EXPECT_EQ(cfg.bpf.cgroupPath, "/run/switchyard/cgroupv2");
+}
+
+// Without kube-proxy nothing makes the `kubernetes` Service's ClusterIP (the in-cluster
+// config's KUBERNETES_SERVICE_HOST) reachable before switchyard runs, so switchyard must
+// dial the API server itself, as kubeadm's kube-proxy does: a kubeconfig in the ConfigMap
+// with the real address, and the service account's token and CA files.
+TEST_F(Manifests, KubeconfigDialsTheApiServerItselfWithTheServiceAccount) {
+  const std::string sa = "/var/run/secrets/kubernetes.io/serviceaccount";
+  YAML::Node cm = find("ConfigMap");
+  std::string text = cm["data"]["kubeconfig.conf"].as<std::string>("");
+  ASSERT_FALSE(text.empty()) << "configmap.yaml: data.kubeconfig.conf";
+
+  // Through the daemon's own parser, with the service account files in a directory of
+  // ours standing in for the pod's mount.
+  char tmpl[] = "/tmp/sy-manifests-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  std::ofstream(dir + "/ca.crt") << "SA-CA";
+  std::ofstream(dir + "/token") << "sa-token";
+  std::string local = text;
+  size_t replaced = 0;
+  for (size_t at = local.find(sa); at != std::string::npos; at = local.find(sa, at)) {
+    local.replace(at, sa.size(), dir);
+    ++replaced;
+  }
+  k8s::apiserver::ConnectionConfig c;
+  std::string error;
+  bool parsed = k8s::apiserver::parseKubeconfig(local, "/etc/switchyard", c, error);
+  fs::remove_all(dir);
+  ASSERT_TRUE(parsed) << error;
+  EXPECT_EQ(replaced, 2u) << "the CA and the token are the service account's";
+  EXPECT_EQ(c.caPem, "SA-CA") << "certificate-authority: " << sa << "/ca.crt";
+  EXPECT_EQ(c.tokenFile, dir + "/token") << "tokenFile (re-read on rotation), not a copy";
+  EXPECT_TRUE(c.token.empty());
+  EXPECT_FALSE(c.insecureSkipTlsVerify);
+  EXPECT_EQ(c.server.scheme, "https");
+  // A placeholder for the operator that can never reach anything by accident: .invalid
+  // never resolves (RFC 6761), so an unfilled copy fails at once and says so.
+  EXPECT_EQ(c.server.host, "REPLACE-WITH-API-SERVER-ADDRESS.invalid");
+  EXPECT_EQ(c.server.host.find("kubernetes"), std::string::npos) << "not the Service";
+
+  // The pod has the service account files, and the ConfigMap where the config says.
+  YAML::Node pod = find("DaemonSet")["spec"]["template"]["spec"];
+  EXPECT_TRUE(pod["automountServiceAccountToken"].as<bool>(true));
+  YAML::Node ctr = container(pod, "containers", "switchyard");
+  ASSERT_TRUE(ctr);
+  for (const auto& e : ctr["env"]) {
+    EXPECT_NE(e["name"].as<std::string>(), "KUBERNETES_SERVICE_HOST")
+        << "the kubeconfig names the server; a second source of truth would drift";
+  }
 }
 
 TEST_F(Manifests, DaemonSetRunsLikeKubeProxyWithCapabilitiesNotPrivilege) {
@@ -160,6 +214,9 @@ TEST_F(Manifests, DaemonSetRunsLikeKubeProxyWithCapabilitiesNotPrivilege) {
   EXPECT_TRUE(pod["hostNetwork"].as<bool>());
   EXPECT_EQ(pod["priorityClassName"].as<std::string>(), "system-node-critical");
   EXPECT_EQ(pod["serviceAccountName"].as<std::string>(), "switchyard");
+  // The node's resolver: cluster DNS is a Service, and ClusterFirstWithHostNet would make
+  // the pod depend on the proxy it is.
+  EXPECT_EQ(pod["dnsPolicy"].as<std::string>(""), "Default");
   // kube-proxy's toleration: everything.
   bool toleratesAll = false;
   for (const auto& t : pod["tolerations"]) {
@@ -175,11 +232,17 @@ TEST_F(Manifests, DaemonSetRunsLikeKubeProxyWithCapabilitiesNotPrivilege) {
   YAML::Node c = container(pod, "containers", "switchyard");
   ASSERT_TRUE(c);
   EXPECT_FALSE(c["securityContext"]["privileged"].as<bool>(false)) << "capabilities, not privileged";
-  std::vector<std::string> caps;
+  // Exactly the set daemonset.yaml justifies (each one checked by running the e2e tests
+  // under it), everything else dropped.
+  std::set<std::string> caps, dropped;
   for (const auto& cap : c["securityContext"]["capabilities"]["add"]) {
-    caps.push_back(cap.as<std::string>());
+    caps.insert(cap.as<std::string>());
   }
-  EXPECT_THAT(caps, IsSupersetOf({"BPF", "NET_ADMIN", "SYS_ADMIN", "PERFMON", "SYS_RESOURCE"}));
+  for (const auto& cap : c["securityContext"]["capabilities"]["drop"]) {
+    dropped.insert(cap.as<std::string>());
+  }
+  EXPECT_EQ(caps, (std::set<std::string>{"BPF", "NET_ADMIN", "SYS_ADMIN", "SYS_RESOURCE"}));
+  EXPECT_EQ(dropped, std::set<std::string>{"ALL"});
 
   // Probes on kube-proxy's healthz port: liveness /livez, readiness /healthz.
   EXPECT_EQ(c["livenessProbe"]["httpGet"]["path"].as<std::string>(), "/livez");
@@ -241,6 +304,33 @@ TEST_F(Manifests, DaemonSetRunsLikeKubeProxyWithCapabilitiesNotPrivilege) {
   }
   EXPECT_TRUE(bidirectional);
   EXPECT_EQ(mounts["/sys/fs/bpf"]["mountPropagation"].as<std::string>(""), "HostToContainer");
+}
+
+// On AppArmor hosts the runtime's default profile denies writes under /sys/fs/bpf (and
+// mount): every container runs unconfined, by the field (1.30+) and by the annotation
+// older clusters read, which must agree and name containers that exist.
+TEST_F(Manifests, EveryContainerRunsWithoutAppArmorConfinement) {
+  YAML::Node tmpl = find("DaemonSet")["spec"]["template"];
+  const std::string prefix = "container.apparmor.security.beta.kubernetes.io/";
+  std::set<std::string> names, annotated;
+  for (const char* list : {"initContainers", "containers"}) {
+    for (const auto& c : tmpl["spec"][list]) {
+      std::string name = c["name"].as<std::string>();
+      names.insert(name);
+      EXPECT_EQ(c["securityContext"]["appArmorProfile"]["type"].as<std::string>(""), "Unconfined")
+          << list << " " << name;
+      EXPECT_EQ(tmpl["metadata"]["annotations"][prefix + name].as<std::string>(""), "unconfined")
+          << list << " " << name;
+    }
+  }
+  for (const auto& a : tmpl["metadata"]["annotations"]) {
+    std::string key = a.first.as<std::string>();
+    if (key.rfind(prefix, 0) == 0) {
+      annotated.insert(key.substr(prefix.size()));
+    }
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"mount-bpf-fs", "switchyard"}));
+  EXPECT_EQ(annotated, names) << "an annotation for a container that does not exist";
 }
 
 }  // namespace
