@@ -59,8 +59,8 @@ TEST(JsonFramer, SplitInTwoAtEveryByteBoundary) {
 
 TEST(JsonFramer, SplitInThreeAtEveryPairOfBoundaries) {
   // Every (i, j) pair: catches state (string, escape, depth) lost across two cuts.
-  for (size_t i = 1; i < kStream.size(); i += 1) {
-    for (size_t j = i + 1; j < kStream.size(); j += 7) {
+  for (size_t i = 1; i < kStream.size(); ++i) {
+    for (size_t j = i + 1; j < kStream.size(); ++j) {
       expectThreeEvents(
           feedPieces({kStream.substr(0, i), kStream.substr(i, j - i), kStream.substr(j)}),
           "split at " + std::to_string(i) + "," + std::to_string(j));
