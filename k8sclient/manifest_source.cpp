@@ -1,16 +1,20 @@
 #include "k8sclient/manifest_source.h"
 
 #include <rapidjson/error/en.h>
+#include <rapidjson/filereadstream.h>
+#include <rapidjson/reader.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 #include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <set>
+#include <memory>
 #include <sstream>
+#include <unordered_set>
 
 #include "k8sclient/decode.h"
 #include "k8sclient/yaml_json.h"
@@ -29,20 +33,23 @@ struct RawDocument {
 // not hide the others (yaml-cpp's LoadAll stops at the first syntax error).
 std::vector<RawDocument> splitDocuments(const std::string& content) {
   std::vector<RawDocument> docs(1);
-  std::istringstream in(content);
-  std::string line;
+  size_t pos = 0;
   int lineNo = 0;
-  while (std::getline(in, line)) {
-    bool marker = line.rfind("---", 0) == 0 &&
+  while (pos < content.size()) {
+    size_t eol = content.find('\n', pos);
+    size_t next = eol == std::string::npos ? content.size() : eol + 1;
+    std::string_view line(content.data() + pos, (eol == std::string::npos ? content.size() : eol) - pos);
+    bool marker = line.starts_with("---") &&
                   (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r');
     if (marker) {
-      docs.push_back({line.substr(3) + "\n", lineNo});
+      docs.push_back({std::string(line.substr(3)) + "\n", lineNo});
     } else if (line == "..." || line == "...\r") {
       docs.push_back({"", lineNo + 1});
     } else {
-      docs.back().text += line + "\n";
+      docs.back().text.append(line).push_back('\n');
     }
     ++lineNo;
+    pos = next;
   }
   return docs;
 }
@@ -64,46 +71,165 @@ std::string kindOf(const rapidjson::Value& obj) {
   return "";
 }
 
-class FileLoader {
+// A FileReadStream that counts lines, so a JSON syntax error names its line.
+class LineCountingStream {
  public:
-  FileLoader(const std::string& file, ManifestSet& out, const ManifestSet& previous,
-             std::vector<ManifestProblem>& problems)
-      : file_(file), out_(out), previous_(previous), problems_(problems) {}
+  using Ch = char;
+  explicit LineCountingStream(rapidjson::FileReadStream& in) : in_(in) {}
+  Ch Peek() const { return in_.Peek(); }
+  Ch Take() {
+    Ch c = in_.Take();
+    line_ += c == '\n';
+    return c;
+  }
+  size_t Tell() const { return in_.Tell(); }
+  Ch* PutBegin() { return nullptr; }
+  void Put(Ch) {}
+  void Flush() {}
+  size_t PutEnd(Ch*) { return 0; }
+  int line() const { return line_; }
 
-  // `kubectl get -o json` output: one object or a List. JSON carries no positions for its
-  // values, so problems name line 1 and the field path.
-  bool loadJson(const std::string& content) {
-    rapidjson::Document json;
-    json.Parse(content.c_str(), content.size());
-    if (json.HasParseError()) {
-      int line = 1 + static_cast<int>(std::count(content.begin(),
-                                                 content.begin() + static_cast<long>(json.GetErrorOffset()), '\n'));
-      problems_.push_back({file_, 1, line, "", "",
-                           std::string("invalid JSON: ") + rapidjson::GetParseError_En(json.GetParseError())});
-      return false;
+ private:
+  rapidjson::FileReadStream& in_;
+  int line_ = 1;
+};
+
+// SAX handler that builds the top-level JSON value, except that the elements of its
+// "items" array are handed to onItem one by one and then dropped: a List of 100,000
+// objects is never held whole.
+class StreamingItems : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, StreamingItems> {
+ public:
+  using Value = rapidjson::Value;
+  using Alloc = rapidjson::MemoryPoolAllocator<>;
+  explicit StreamingItems(std::function<void(const Value&, size_t index)> onItem)
+      : onItem_(std::move(onItem)) {}
+
+  bool Null() { return add(Value()); }
+  bool Bool(bool b) { return add(Value(b)); }
+  bool Int(int i) { return add(Value(i)); }
+  bool Uint(unsigned u) { return add(Value(u)); }
+  bool Int64(int64_t i) { return add(Value(i)); }
+  bool Uint64(uint64_t u) { return add(Value(u)); }
+  bool Double(double d) { return add(Value(d)); }
+  bool String(const char* s, rapidjson::SizeType n, bool) { return add(Value(s, n, alloc())); }
+  bool Key(const char* s, rapidjson::SizeType n, bool) {
+    stack_.back().key.SetString(s, n, alloc());
+    return true;
+  }
+  bool StartObject() { return push(Value(rapidjson::kObjectType), false); }
+  bool EndObject(rapidjson::SizeType) { return pop(); }
+  bool StartArray() {
+    // The top-level object's "items": stream its elements.
+    bool items = stack_.size() == 1 && stack_[0].value.IsObject() && stack_[0].key.IsString() &&
+                 std::string_view(stack_[0].key.GetString(), stack_[0].key.GetStringLength()) == "items";
+    return push(Value(rapidjson::kArrayType), items);
+  }
+  bool EndArray(rapidjson::SizeType) { return pop(); }
+
+  Value& root() { return root_; }
+  bool sawItems() const { return sawItems_; }
+
+ private:
+  struct Frame {
+    Value value;
+    Value key;  // pending member name (objects)
+    bool items = false;
+  };
+  Alloc& alloc() { return inItem_ ? itemAlloc_ : topAlloc_; }
+  bool push(Value v, bool items) {
+    if (!stack_.empty() && stack_.back().items) {
+      inItem_ = true;  // an item starts: it lives in the item allocator
     }
-    RawDocument raw{"", 1};
-    YAML::Node none;
-    if (kindOf(json).ends_with("List")) {
-      auto items = json.FindMember("items");
-      if (items == json.MemberEnd() || !items->value.IsArray()) {
-        problem(1, raw, none, "", "items", "a List must have an items list");
-        return true;
-      }
-      for (rapidjson::SizeType i = 0; i < items->value.Size(); ++i) {
-        object(items->value[i], 1, raw, none, "items[" + std::to_string(i) + "].");
-      }
+    stack_.push_back({std::move(v), Value(), items});
+    sawItems_ = sawItems_ || items;
+    return true;
+  }
+  bool pop() {
+    Value v = std::move(stack_.back().value);
+    stack_.pop_back();
+    return add(std::move(v));
+  }
+  bool add(Value v) {
+    if (stack_.empty()) {
+      root_ = std::move(v);
       return true;
     }
-    object(json, 1, raw, none, "");
+    Frame& top = stack_.back();
+    if (top.items) {
+      onItem_(v, index_++);
+      v.SetNull();
+      inItem_ = false;
+      itemAlloc_.Clear();
+      return true;
+    }
+    if (top.value.IsObject()) {
+      top.value.AddMember(top.key, v, alloc());
+    } else {
+      top.value.PushBack(v, alloc());
+    }
     return true;
   }
 
-  // Returns false on a YAML syntax error (the caller keeps the file's previous objects).
-  bool load(const std::string& content) {
+  std::function<void(const Value&, size_t)> onItem_;
+  Alloc topAlloc_, itemAlloc_;
+  std::vector<Frame> stack_;
+  Value root_;
+  size_t index_ = 0;
+  bool inItem_ = false;
+  bool sawItems_ = false;
+};
+
+class FileParser {
+ public:
+  FileParser(const std::string& file, ManifestVisitor& visitor, std::vector<ManifestProblem>& problems)
+      : file_(file), visitor_(visitor), problems_(problems) {}
+
+  // `kubectl get -o json` output: one object or a List. JSON carries no positions for its
+  // values, so problems name line 1 and the field path.
+  bool parseJson() {
+    std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(file_.c_str(), "rb"), &std::fclose);
+    if (!f) {
+      problems_.push_back({file_, 0, 0, "", "", "cannot be read"});
+      return false;
+    }
+    char buffer[65536];
+    rapidjson::FileReadStream raw(f.get(), buffer, sizeof(buffer));
+    LineCountingStream in(raw);
+    RawDocument doc{"", 1};  // JSON values carry no lines: problems name line 1
+    YAML::Node none;
+    StreamingItems handler([&](const rapidjson::Value& item, size_t i) {
+      object(item, 1, doc, none, "items[" + std::to_string(i) + "].");
+    });
+    rapidjson::Reader reader;
+    rapidjson::ParseResult ok = reader.Parse(in, handler);
+    if (!ok) {
+      problems_.push_back({file_, 1, in.line(), "", "",
+                           std::string("invalid JSON: ") + rapidjson::GetParseError_En(ok.Code())});
+      return false;
+    }
+    rapidjson::Value& root = handler.root();
+    if (handler.sawItems()) {
+      return true;  // a List: its items went by one by one
+    }
+    if (kindOf(root).ends_with("List")) {
+      problem(1, doc, none, "", "items", "a List must have an items list");
+      return true;
+    }
+    object(root, 1, doc, none, "");
+    return true;
+  }
+
+  bool parseYaml() {
+    std::ifstream in(file_);
+    if (!in) {
+      problems_.push_back({file_, 0, 0, "", "", "cannot be read"});
+      return false;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
     bool syntaxOk = true;
     size_t docIndex = 0;
-    for (const RawDocument& raw : splitDocuments(content)) {
+    for (const RawDocument& raw : splitDocuments(ss.str())) {
       YAML::Node doc;
       try {
         doc = YAML::Load(raw.text);
@@ -120,7 +246,7 @@ class FileLoader {
       ++docIndex;
       rapidjson::Document json;
       yamlToJson(doc, json, json.GetAllocator());
-      if (kindOf(json) == "List" || kindOf(json).ends_with("List")) {
+      if (kindOf(json).ends_with("List")) {
         auto items = json.FindMember("items");
         if (items == json.MemberEnd() || !items->value.IsArray()) {
           problem(docIndex, raw, doc, "", "items", "a List must have an items list");
@@ -144,40 +270,31 @@ class FileLoader {
                          reason});
   }
 
-  template <typename T, typename Decode>
-  void decodeInto(const rapidjson::Value& obj, const char* kind, size_t docIndex,
-                  const RawDocument& raw, const YAML::Node& ydoc, const std::string& prefix,
-                  std::map<std::string, T>& dest, const std::map<std::string, T>& prev,
-                  Decode decode) {
+  template <typename T, typename Decode, typename Deliver>
+  void decode(const rapidjson::Value& obj, const char* kind, size_t docIndex, const RawDocument& raw,
+              const YAML::Node& ydoc, const std::string& prefix, Decode decodeFn, Deliver deliver) {
     std::vector<FieldError> errors;
     T value;
     std::string ref = std::string(kind) + " " + objectRef(obj);
-    std::string fpKey = std::string(kind) + " " + objectRef(obj);
-    if (!decode(obj, value, errors)) {
+    if (!decodeFn(obj, value, errors)) {
       for (const FieldError& e : errors) {
         problems_.push_back({file_, docIndex, raw.firstLine + yamlLineOf(ydoc, e.field), ref,
                              prefix + e.field, e.reason});
       }
-      // Keep the last good version of this object, if there was one.
-      std::string key = objectRef(obj);
-      auto p = prev.find(key);
-      if (p != prev.end() && previous_.fingerprint.count(fpKey)) {
-        dest[key] = p->second;
-        out_.fingerprint[fpKey] = previous_.fingerprint.at(fpKey);
-        out_.objectsByFile[file_].push_back(fpKey);
+      std::string key = manifestObjectKey(kind, objectRef(obj));
+      if (!seen_.count(key)) {
+        visitor_.invalid(key);  // a later broken copy does not spoil a good one
       }
       return;
     }
-    std::string key = value.metadata.key();
-    if (dest.count(key)) {
-      problems_.push_back({file_, docIndex, raw.firstLine + yamlLineOf(ydoc, "metadata.name"),
-                           ref, prefix + "metadata.name",
+    std::string key = manifestObjectKey(kind, value.metadata.key());
+    if (!seen_.insert(key).second) {
+      problems_.push_back({file_, docIndex, raw.firstLine + yamlLineOf(ydoc, "metadata.name"), ref,
+                           prefix + "metadata.name",
                            "duplicate: the same object appears earlier; this copy is ignored"});
       return;
     }
-    dest[key] = std::move(value);
-    out_.fingerprint[fpKey] = fingerprintOf(obj);
-    out_.objectsByFile[file_].push_back(fpKey);
+    deliver(value, fingerprintOf(obj));
   }
 
   void object(const rapidjson::Value& obj, size_t docIndex, const RawDocument& raw,
@@ -189,61 +306,20 @@ class FileLoader {
       return;
     }
     if (kind == "Service") {
-      decodeInto(obj, "Service", docIndex, raw, ydoc, prefix, out_.services, previous_.services,
-                 decodeService);
+      decode<Service>(obj, "Service", docIndex, raw, ydoc, prefix, decodeService,
+                      [this](const Service& s, size_t fp) { visitor_.service(s, fp); });
     } else if (kind == "EndpointSlice") {
-      decodeInto(obj, "EndpointSlice", docIndex, raw, ydoc, prefix, out_.slices,
-                 previous_.slices, decodeEndpointSlice);
+      decode<EndpointSlice>(obj, "EndpointSlice", docIndex, raw, ydoc, prefix, decodeEndpointSlice,
+                            [this](const EndpointSlice& s, size_t fp) { visitor_.endpointSlice(s, fp); });
     }
     // Other kinds (Deployments, Pods, ...) may share the files; they are not ours.
   }
 
   const std::string& file_;
-  ManifestSet& out_;
-  const ManifestSet& previous_;
+  ManifestVisitor& visitor_;
   std::vector<ManifestProblem>& problems_;
+  std::unordered_set<std::string> seen_;  // objects of this file so far
 };
-
-// Copies every object `previous` had from `file` into `out`.
-void keepPrevious(const std::string& file, const ManifestSet& previous, ManifestSet& out) {
-  auto objs = previous.objectsByFile.find(file);
-  if (objs == previous.objectsByFile.end()) {
-    return;
-  }
-  for (const std::string& fpKey : objs->second) {
-    out.fingerprint[fpKey] = previous.fingerprint.at(fpKey);
-    out.objectsByFile[file].push_back(fpKey);
-    std::string key = fpKey.substr(fpKey.find(' ') + 1);
-    if (fpKey.rfind("Service ", 0) == 0) {
-      out.services[key] = previous.services.at(key);
-    } else {
-      out.slices[key] = previous.slices.at(key);
-    }
-  }
-}
-
-// Adds the objects of one kind from `from` to `to` unless `to` already has them; a clash
-// is reported through onDuplicate (or silently skipped when it is empty), and the added
-// objects are recorded as `file`'s when a file is named.
-template <typename T>
-void mergeKind(const std::string& kindPrefix, const std::map<std::string, T>& fromObjects,
-               const ManifestSet& from, std::map<std::string, T>& toObjects, ManifestSet& to,
-               const std::function<void(const std::string&)>& onDuplicate,
-               const std::string& file = "") {
-  for (const auto& [k, v] : fromObjects) {
-    std::string fpKey = kindPrefix + k;
-    if (!toObjects.emplace(k, v).second) {
-      if (onDuplicate) {
-        onDuplicate(fpKey);
-      }
-      continue;
-    }
-    to.fingerprint[fpKey] = from.fingerprint.at(fpKey);
-    if (!file.empty()) {
-      to.objectsByFile[file].push_back(fpKey);
-    }
-  }
-}
 
 }  // namespace
 
@@ -256,6 +332,10 @@ std::string ManifestProblem::str() const {
     s += field + ": ";
   }
   return s + reason;
+}
+
+std::string manifestObjectKey(const char* kind, const std::string& nsName) {
+  return std::string(kind) + " " + nsName;
 }
 
 std::vector<std::string> manifestFiles(const std::string& path, std::string& error) {
@@ -282,77 +362,87 @@ std::vector<std::string> manifestFiles(const std::string& path, std::string& err
   return files;
 }
 
-ManifestSet loadManifestFile(const std::string& file, const ManifestSet& previous,
-                             std::vector<ManifestProblem>& problems) {
-  ManifestSet fileSet;
-  std::ifstream in(file);
-  if (!in) {
-    problems.push_back({file, 0, 0, "", "", "cannot be read"});
-    keepPrevious(file, previous, fileSet);
-    return fileSet;
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  FileLoader loader(file, fileSet, previous, problems);
-  bool isJson = file.size() > 5 && file.compare(file.size() - 5, 5, ".json") == 0;
-  if (!(isJson ? loader.loadJson(ss.str()) : loader.load(ss.str()))) {
-    // A document we could not parse may hold any of the file's earlier objects (an edit
-    // in progress): keep those, and apply the documents that did parse.
-    ManifestSet kept;
-    keepPrevious(file, previous, kept);
-    mergeKind("Service ", kept.services, kept, fileSet.services, fileSet, {}, file);
-    mergeKind("EndpointSlice ", kept.slices, kept, fileSet.slices, fileSet, {}, file);
-  }
-  return fileSet;
-}
-
-void mergeManifestFile(const std::string& file, const ManifestSet& fileSet, ManifestSet& out,
+bool parseManifestFile(const std::string& file, ManifestVisitor& visitor,
                        std::vector<ManifestProblem>& problems) {
-  std::function<void(const std::string&)> duplicate = [&](const std::string& fpKey) {
-    problems.push_back({file, 0, 0, fpKey, "metadata.name",
-                        "duplicate: defined in another file too; this copy is ignored"});
-  };
-  mergeKind("Service ", fileSet.services, fileSet, out.services, out, duplicate, file);
-  mergeKind("EndpointSlice ", fileSet.slices, fileSet, out.slices, out, duplicate, file);
+  FileParser parser(file, visitor, problems);
+  bool isJson = file.size() > 5 && file.compare(file.size() - 5, 5, ".json") == 0;
+  return isJson ? parser.parseJson() : parser.parseYaml();
 }
 
-ManifestSet loadManifests(const std::vector<std::string>& files, const ManifestSet& previous,
-                          std::vector<ManifestProblem>& problems) {
-  ManifestSet out;
-  for (const std::string& file : files) {
-    mergeManifestFile(file, loadManifestFile(file, previous, problems), out, problems);
-  }
-  return out;
-}
+// ------------------------------------------------------------------ ManifestSource
 
-void diffManifests(const ManifestSet& before, const ManifestSet& after,
-                   ServiceEventHandler& handler) {
-  auto changed = [&](const std::string& fpKey) {
-    auto b = before.fingerprint.find(fpKey);
-    auto a = after.fingerprint.find(fpKey);
-    return b == before.fingerprint.end() || a == after.fingerprint.end() || b->second != a->second;
-  };
-  for (const auto& [k, v] : after.services) {
-    if (changed("Service " + k)) {
-      handler.onServiceUpsert(v);
+// Records what one file defines and delivers the changes it makes. With `only` set, it
+// delivers just those objects (a file parsed again because it now owns them).
+class ManifestSource::Loader : public ManifestVisitor {
+ public:
+  Loader(ManifestSource& src, const std::string* file, std::vector<ManifestProblem>& problems,
+         const std::vector<std::string>* only = nullptr)
+      : src_(src), file_(file), problems_(problems), only_(only) {}
+
+  void service(const Service& s, size_t fp) override {
+    if (define(manifestObjectKey("Service", s.metadata.key()), true, fp)) {
+      src_.handler_.onServiceUpsert(s);
     }
   }
-  for (const auto& [k, v] : after.slices) {
-    if (changed("EndpointSlice " + k)) {
-      handler.onEndpointSliceUpsert(v);
+  void endpointSlice(const EndpointSlice& s, size_t fp) override {
+    if (define(manifestObjectKey("EndpointSlice", s.metadata.key()), true, fp)) {
+      src_.handler_.onEndpointSliceUpsert(s);
     }
   }
-  for (const auto& [k, v] : before.slices) {
-    if (!after.slices.count(k)) {
-      handler.onEndpointSliceDelete(v);
+  void invalid(const std::string& key) override { define(key, false, 0); }
+
+  const std::vector<const std::string*>& keys() const { return keys_; }
+
+ private:
+  // Records this file's copy; true when it is the one to deliver.
+  bool define(const std::string& key, bool valid, size_t fp) {
+    if (only_) {
+      if (!valid || std::find(only_->begin(), only_->end(), key) == only_->end()) {
+        return false;
+      }
+      auto it = src_.objects_.find(key);
+      if (it == src_.objects_.end() || it->second.defs.empty() || it->second.defs[0].file != file_) {
+        return false;
+      }
+      it->second.delivered = fp;
+      it->second.active = true;
+      return true;
     }
-  }
-  for (const auto& [k, v] : before.services) {
-    if (!after.services.count(k)) {
-      handler.onServiceDelete(v);
+    auto [it, inserted] = src_.objects_.try_emplace(key);
+    ObjectState& obj = it->second;
+    keys_.push_back(&it->first);
+    auto def = std::find_if(obj.defs.begin(), obj.defs.end(),
+                            [&](const Definition& d) { return d.file == file_; });
+    if (def == obj.defs.end()) {
+      auto pos = std::find_if(obj.defs.begin(), obj.defs.end(),
+                              [&](const Definition& d) { return *d.file > *file_; });
+      def = obj.defs.insert(pos, Definition{file_, valid, fp});
+    } else if (valid) {
+      *def = Definition{file_, true, fp};
+    } else {
+      def->valid = false;  // keeps the last good fingerprint: nothing changes downstream
     }
+    if (obj.defs[0].file != file_) {
+      if (valid) {
+        problems_.push_back({*file_, 0, 0, key, "metadata.name",
+                             "duplicate: defined in another file too; this copy is ignored"});
+      }
+      return false;
+    }
+    if (!valid || (obj.active && obj.delivered == fp)) {
+      return false;  // invalid: the last good version stays; same fingerprint: no change
+    }
+    obj.delivered = fp;
+    obj.active = true;
+    return true;
   }
-}
+
+  ManifestSource& src_;
+  const std::string* file_;
+  std::vector<ManifestProblem>& problems_;
+  const std::vector<std::string>* only_;
+  std::vector<const std::string*> keys_;
+};
 
 ManifestSource::ManifestSource(boost::asio::io_context& io, std::string path,
                                ServiceEventHandler& handler, ProblemSink problems,
@@ -360,50 +450,139 @@ ManifestSource::ManifestSource(boost::asio::io_context& io, std::string path,
     : timer_(io), path_(std::move(path)), handler_(handler), problems_(std::move(problems)),
       interval_(pollInterval) {}
 
-std::string ManifestSource::stamp(const std::vector<std::string>& files) const {
-  std::string s;
-  for (const std::string& f : files) {
-    struct stat st {};
-    if (::stat(f.c_str(), &st) == 0) {
-      s += f + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
-           std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ";";
-    } else {
-      s += f + ":gone;";
-    }
+std::string ManifestSource::stamp(const std::string& f) const {
+  struct stat st {};
+  if (::stat(f.c_str(), &st) != 0) {
+    return "gone";
   }
-  return s;
+  return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
 }
 
-// Re-parses only the files whose stamp changed (parsing dominates: yaml-cpp reads a few MB/s),
-// then merges every file's objects and delivers the difference.
-bool ManifestSource::reload(const std::vector<std::string>& files) {
-  std::vector<ManifestProblem> problems;
-  std::map<std::string, CachedFile> cache;
-  bool changed = files.size() != cache_.size();
-  for (const std::string& f : files) {
-    std::string st = stamp({f});
-    auto it = cache_.find(f);
-    if (it != cache_.end() && it->second.stamp == st) {
-      cache.emplace(f, std::move(it->second));
+void ManifestSource::deliverDelete(const std::string& key) {
+  std::string nsName = key.substr(key.find(' ') + 1);
+  auto slash = nsName.find('/');
+  ObjectMeta meta;
+  meta.namespace_ = nsName.substr(0, slash);
+  meta.name = nsName.substr(slash + 1);
+  if (key.starts_with("Service ")) {
+    Service s;
+    s.metadata = std::move(meta);
+    handler_.onServiceDelete(s);
+  } else {
+    EndpointSlice s;
+    s.metadata = std::move(meta);
+    handler_.onEndpointSliceDelete(s);
+  }
+}
+
+void ManifestSource::resolve(const std::string& key,
+                             std::map<const std::string*, std::vector<std::string>>& reparse) {
+  auto it = objects_.find(key);
+  if (it == objects_.end()) {
+    return;
+  }
+  ObjectState& obj = it->second;
+  if (obj.defs.empty()) {
+    bool active = obj.active;
+    objects_.erase(it);
+    if (active) {
+      deliverDelete(key);
+    }
+    return;
+  }
+  const Definition& owner = obj.defs[0];
+  if (owner.valid && (!obj.active || obj.delivered != owner.fingerprint)) {
+    reparse[owner.file].push_back(key);  // its content is in that file only
+  }
+}
+
+void ManifestSource::parseFile(const std::string* file, std::vector<ManifestProblem>& problems) {
+  FileState& fs = files_.at(*file);
+  Loader loader(*this, file, problems);
+  bool ok = parseManifestFile(*file, loader, problems);
+  ++filesParsed_;
+  std::unordered_set<const std::string*> now(loader.keys().begin(), loader.keys().end());
+  std::vector<const std::string*> keys = loader.keys();
+  std::vector<std::string> dropped;
+  for (const std::string* k : fs.keys) {
+    if (now.count(k)) {
       continue;
     }
-    cache.emplace(f, CachedFile{st, loadManifestFile(f, current_, problems)});
-    ++filesParsed_;
-    changed = true;
+    if (!ok) {
+      // A document we could not parse may hold any of the file's earlier objects (an edit
+      // in progress): keep those.
+      keys.push_back(k);
+    } else {
+      dropped.push_back(*k);
+    }
   }
-  cache_ = std::move(cache);
-  if (!changed) {
+  fs.keys = std::move(keys);
+  std::map<const std::string*, std::vector<std::string>> reparse;
+  for (const std::string& k : dropped) {
+    ObjectState& obj = objects_.at(k);
+    std::erase_if(obj.defs, [&](const Definition& d) { return d.file == file; });
+    resolve(k, reparse);
+  }
+  for (auto& [other, keysOf] : reparse) {
+    Loader again(*this, other, problems, &keysOf);
+    parseManifestFile(*other, again, problems);
+    ++filesParsed_;
+  }
+}
+
+// Re-parses only the files whose stamp changed (parsing dominates: yaml-cpp reads a few
+// MB/s) and delivers the difference.
+bool ManifestSource::reload(const std::vector<std::string>& files) {
+  std::vector<ManifestProblem> problems;
+  std::vector<const std::string*> changed;
+  std::unordered_set<std::string> present(files.begin(), files.end());
+  // Files gone: their objects go, or pass to another file that defines them too.
+  std::vector<std::string> gone;
+  for (const auto& [f, st] : files_) {
+    if (!present.count(f)) {
+      gone.push_back(f);
+    }
+  }
+  std::map<const std::string*, std::vector<std::string>> reparse;
+  for (const std::string& f : gone) {
+    auto node = files_.find(f);
+    std::vector<std::string> keys;
+    for (const std::string* k : node->second.keys) {
+      keys.push_back(*k);
+    }
+    for (const std::string& k : keys) {
+      ObjectState& obj = objects_.at(k);
+      std::erase_if(obj.defs, [&](const Definition& d) { return d.file == &node->first; });
+    }
+    files_.erase(node);
+    for (const std::string& k : keys) {
+      resolve(k, reparse);
+    }
+  }
+  for (const std::string& f : files) {
+    std::string st = stamp(f);
+    auto [it, inserted] = files_.try_emplace(f);
+    if (inserted || it->second.stamp != st) {
+      it->second.stamp = st;
+      changed.push_back(&it->first);
+    }
+  }
+  if (gone.empty() && changed.empty()) {
     return false;
   }
-  ManifestSet next;
-  for (const auto& [f, cached] : cache_) {
-    mergeManifestFile(f, cached.set, next, problems);
+  for (const std::string* f : changed) {
+    reparse.erase(f);  // parsed in full below
+    parseFile(f, problems);
+  }
+  for (auto& [file, keys] : reparse) {
+    Loader again(*this, file, problems, &keys);
+    parseManifestFile(*file, again, problems);
+    ++filesParsed_;
   }
   for (const ManifestProblem& p : problems) {
     problems_(p);
   }
-  diffManifests(current_, next, handler_);
-  current_ = std::move(next);
   ++reloads_;
   return true;
 }

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "k8sclient/events.h"
@@ -30,35 +31,33 @@ struct ManifestProblem {
   std::string str() const;
 };
 
-struct ManifestSet {
-  std::map<std::string, Service> services;       // ns/name
-  std::map<std::string, EndpointSlice> slices;   // ns/name
-  // "Service ns/name" -> hash of its canonical JSON: change detection without keeping a
-  // second copy of every object's text.
-  std::map<std::string, size_t> fingerprint;
-  std::map<std::string, std::vector<std::string>> objectsByFile;  // file -> fingerprint keys
+// Receives what one manifest file holds, in file order.
+class ManifestVisitor {
+ public:
+  virtual ~ManifestVisitor() = default;
+  // A valid object, and a fingerprint of its content (a hash of its canonical JSON):
+  // change detection without keeping a copy of every object.
+  virtual void service(const Service& s, size_t fingerprint) = 0;
+  virtual void endpointSlice(const EndpointSlice& s, size_t fingerprint) = 0;
+  // An object whose document is invalid (already reported): "Service ns/name".
+  virtual void invalid(const std::string& objectKey) { (void)objectKey; }
 };
 
-// The manifest files a path names: the file itself, or the *.yaml/*.yml files of a
+// "Service ns/name", "EndpointSlice ns/name": one key space for both kinds.
+std::string manifestObjectKey(const char* kind, const std::string& nsName);
+
+// The manifest files a path names: the file itself, or the *.yaml/*.yml/*.json files of a
 // directory (not recursive), sorted. Fills error when the path cannot be read.
 std::vector<std::string> manifestFiles(const std::string& path, std::string& error);
 
-// Parses every file. An invalid document is reported and skipped; if its object existed in
-// `previous`, the previous version is kept (a bad edit never removes a working service).
-// A file with a YAML syntax error keeps all of its previous objects.
-ManifestSet loadManifests(const std::vector<std::string>& files, const ManifestSet& previous,
-                          std::vector<ManifestProblem>& problems);
-
-// One file: its objects, keeping last good versions from `previous` as loadManifests does.
-ManifestSet loadManifestFile(const std::string& file, const ManifestSet& previous,
-                             std::vector<ManifestProblem>& problems);
-// Adds one file's objects to `out`; objects `out` already has are reported as duplicates.
-void mergeManifestFile(const std::string& file, const ManifestSet& fileSet, ManifestSet& out,
+// Parses one file: YAML (one or more documents, each an object or a List) or JSON
+// (`kubectl get -o json`: an object or a List, whose items are read one at a time, so a
+// large list is never held whole). Invalid documents are reported, with file, document,
+// line and field, and skipped; an object appearing twice in the file is reported and
+// its later copy ignored. Returns false when the file cannot be read or has a syntax
+// error (the documents before the error, or the parsable ones, were still visited).
+bool parseManifestFile(const std::string& file, ManifestVisitor& visitor,
                        std::vector<ManifestProblem>& problems);
-
-// Delivers the difference between two sets as events.
-void diffManifests(const ManifestSet& before, const ManifestSet& after,
-                   ServiceEventHandler& handler);
 
 class ManifestSource {
  public:
@@ -77,14 +76,33 @@ class ManifestSource {
   size_t filesParsed() const { return filesParsed_; }
 
  private:
-  struct CachedFile {
-    std::string stamp;  // inode, size and mtime when parsed
-    ManifestSet set;    // what the file held then
+  // One file's copy of an object. The first file (in name order) that defines an object
+  // owns it; the other copies are reported as duplicates and ignored.
+  struct Definition {
+    const std::string* file;  // key of files_
+    bool valid;               // false: its document is invalid (the last good version stays)
+    size_t fingerprint;
   };
+  struct ObjectState {
+    std::vector<Definition> defs;  // in file order
+    size_t delivered = 0;          // fingerprint of the version the handler has
+    bool active = false;           // the handler has it (delivered, not deleted since)
+  };
+  struct FileState {
+    std::string stamp;                      // inode, size and mtime when parsed
+    std::vector<const std::string*> keys;   // objects it defines (keys of objects_)
+  };
+  class Loader;
 
-  std::string stamp(const std::vector<std::string>& files) const;
+  std::string stamp(const std::string& file) const;
   // Re-parses the files that changed; false when none did.
   bool reload(const std::vector<std::string>& files);
+  // Parses `file`, records what it defines and delivers what it changes.
+  void parseFile(const std::string* file, std::vector<ManifestProblem>& problems);
+  // Delivers what `key` now is after a file stopped defining it (or names the file that
+  // must be parsed again to deliver it).
+  void resolve(const std::string& key, std::map<const std::string*, std::vector<std::string>>& reparse);
+  void deliverDelete(const std::string& key);
   void arm();
 
   boost::asio::steady_timer timer_;
@@ -92,9 +110,9 @@ class ManifestSource {
   ServiceEventHandler& handler_;
   ProblemSink problems_;
   std::chrono::milliseconds interval_;
-  ManifestSet current_;
-  std::map<std::string, CachedFile> cache_;  // file -> its last parse
-  std::string lastError_;                    // reported once until it changes
+  std::map<std::string, FileState> files_;                  // by file name (sorted)
+  std::unordered_map<std::string, ObjectState> objects_;    // by manifestObjectKey
+  std::string lastError_;                                   // reported once until it changes
   size_t reloads_ = 0;
   size_t filesParsed_ = 0;
   bool synced_ = false;

@@ -12,20 +12,18 @@ ApiServerSource::ApiServerSource(boost::asio::io_context& io, ConnectionConfig c
       services_("Service", &decodeService,
                 StoreCallbacks<Service>{
                     [this](const Service& s) { handler_.onServiceUpsert(s); },
-                    [this](const Service&, const Service& s) { handler_.onServiceUpsert(s); },
+                    [this](const Service& s) { handler_.onServiceUpsert(s); },
                     [this](const Service& s) { handler_.onServiceDelete(s); }},
                 [this](const DecodeProblem& p) { decodeProblem(p); }),
       slices_("EndpointSlice", &decodeEndpointSlice,
               StoreCallbacks<EndpointSlice>{
                   [this](const EndpointSlice& s) { handler_.onEndpointSliceUpsert(s); },
-                  [this](const EndpointSlice&, const EndpointSlice& s) {
-                    handler_.onEndpointSliceUpsert(s);
-                  },
+                  [this](const EndpointSlice& s) { handler_.onEndpointSliceUpsert(s); },
                   [this](const EndpointSlice& s) { handler_.onEndpointSliceDelete(s); }},
               [this](const DecodeProblem& p) { decodeProblem(p); }),
       nodes_("Node", &decodeNode,
              StoreCallbacks<Node>{[this](const Node&) { nodeChanged(); },
-                                  [this](const Node&, const Node&) { nodeChanged(); },
+                                  [this](const Node&) { nodeChanged(); },
                                   [this](const Node&) { nodeChanged(); }},
              [this](const DecodeProblem& p) { decodeProblem(p); }) {
   auto onRequestProblem = [this](const RequestProblem& p) { requestProblem(p); };

@@ -91,7 +91,7 @@ class ApiServerSource {
   ApiClient client_;
   Store<Service> services_;
   Store<EndpointSlice> slices_;
-  Store<Node> nodes_;
+  Store<Node, KeepObjects::Yes> nodes_;
   std::unique_ptr<Reflector> serviceReflector_;
   std::unique_ptr<Reflector> sliceReflector_;
   std::unique_ptr<Reflector> nodeReflector_;

@@ -2,13 +2,20 @@
 // ObjectSink interface (raw JSON in), handing typed add/update/delete callbacks out.
 // A relist is diffed against what the store holds, so callbacks see only real changes:
 // an object deleted while the watch was down gets its delete, an unchanged one nothing.
+//
+// A store remembers each object's identity (resourceVersion, uid), which is all the diff
+// needs; it keeps whole objects only when asked (KeepObjects::Yes, for the node's own Node
+// object). Services and EndpointSlices go to their consumer, which keeps what it uses: at
+// 100,000 services, a second copy of every object would be most of the daemon's memory.
 #pragma once
 
 #include <rapidjson/document.h>
 
 #include <functional>
-#include <map>
 #include <string>
+#include <type_traits>
+#include <unordered_map>
+#include <variant>
 #include <vector>
 
 #include "k8sclient/apiserver/watch_stream.h"
@@ -44,14 +51,18 @@ struct DecodeProblem {
   }
 };
 
+// Deletes carry the object as last seen when the store keeps objects, and otherwise an
+// object holding only its identity (metadata namespace, name, uid, resourceVersion).
 template <typename T>
 struct StoreCallbacks {
   std::function<void(const T&)> onAdd;
-  std::function<void(const T& old, const T& now)> onUpdate;
+  std::function<void(const T& now)> onUpdate;
   std::function<void(const T& last)> onDelete;
 };
 
-template <typename T>
+enum class KeepObjects { No, Yes };
+
+template <typename T, KeepObjects kKeep = KeepObjects::No>
 class Store : public ObjectSink {
  public:
   using Decode = bool (*)(const rapidjson::Value&, T&, std::vector<FieldError>&);
@@ -61,105 +72,117 @@ class Store : public ObjectSink {
       : kind_(std::move(kind)), decode_(decode), callbacks_(std::move(callbacks)),
         problems_(std::move(problems)) {}
 
-  const T* get(const std::string& key) const {
+  // The object under `key`, for stores that keep objects.
+  const T* get(const std::string& key) const
+    requires(kKeep == KeepObjects::Yes)
+  {
     auto it = items_.find(key);
-    return it == items_.end() ? nullptr : &it->second;
+    return it == items_.end() ? nullptr : &it->second.object;
   }
-  const std::map<std::string, T>& items() const { return items_; }
+  bool contains(const std::string& key) const { return items_.count(key) > 0; }
   size_t size() const { return items_.size(); }
   const std::string& kind() const { return kind_; }
 
-  void listBegin() override { pending_.clear(); }
+  void listBegin() override { ++listGeneration_; }
 
+  // Items are delivered as they arrive (adds and updates are real states of their objects
+  // whatever comes next); only deletions wait for the end of the list.
   void listItem(const rapidjson::Value& obj) override {
     T value;
     if (!decodeOrReport(obj, value)) {
       // Keep the last good version: a bad edit never removes a working object.
-      std::string key = objectRef(obj);
-      if (auto it = items_.find(key); it != items_.end()) {
-        pending_[key] = it->second;
+      auto it = items_.find(objectRef(obj));
+      if (it != items_.end()) {
+        it->second.seenInList = listGeneration_;
       }
       return;
     }
-    std::string key = value.metadata.key();
-    pending_[key] = std::move(value);
+    upsert(std::move(value), listGeneration_);
   }
 
   void listEnd() override {
-    std::map<std::string, T> next = std::move(pending_);
-    pending_.clear();
-    for (auto it = items_.begin(); it != items_.end();) {
-      if (!next.count(it->first)) {
-        T last = std::move(it->second);
-        it = items_.erase(it);
-        if (callbacks_.onDelete) {
-          callbacks_.onDelete(last);
-        }
-      } else {
-        ++it;
+    std::vector<std::string> gone;
+    for (const auto& [key, entry] : items_) {
+      if (entry.seenInList != listGeneration_) {
+        gone.push_back(key);
       }
     }
-    for (auto& [key, value] : next) {
-      auto it = items_.find(key);
-      if (it == items_.end()) {
-        const T& added = items_.emplace(key, std::move(value)).first->second;
-        if (callbacks_.onAdd) {
-          callbacks_.onAdd(added);
-        }
-      } else if (changed(it->second, value)) {
-        T old = std::move(it->second);
-        it->second = std::move(value);
-        if (callbacks_.onUpdate) {
-          callbacks_.onUpdate(old, it->second);
-        }
-      }
+    for (const std::string& key : gone) {
+      erase(key);
     }
   }
 
-  void listAbort() override { pending_.clear(); }
+  // Nothing to undo: what was delivered is real; deletions simply wait for a complete list.
+  void listAbort() override {}
 
   void watchEvent(WatchEventType type, const rapidjson::Value& obj) override {
     if (type == WatchEventType::Deleted) {
-      // Only the name is needed to delete; the callback gets the last good version.
-      T value;
-      std::string key = decodeOrReport(obj, value) ? value.metadata.key() : objectRef(obj);
-      auto it = items_.find(key);
-      if (it == items_.end()) {
-        return;
-      }
-      T last = std::move(it->second);
-      items_.erase(it);
-      if (callbacks_.onDelete) {
-        callbacks_.onDelete(last);
-      }
+      // Only the name is needed to delete; a malformed last state is no new problem.
+      erase(objectRef(obj));
       return;
     }
     T value;
     if (!decodeOrReport(obj, value)) {
       return;  // keep the previous version, if any
     }
-    std::string key = value.metadata.key();
-    auto it = items_.find(key);
-    if (it == items_.end()) {
-      const T& added = items_.emplace(key, std::move(value)).first->second;
-      if (callbacks_.onAdd) {
-        callbacks_.onAdd(added);
-      }
-    } else if (changed(it->second, value)) {
-      T old = std::move(it->second);
-      it->second = std::move(value);
-      if (callbacks_.onUpdate) {
-        callbacks_.onUpdate(old, it->second);
-      }
-    }
+    upsert(std::move(value), listGeneration_);
   }
 
  private:
-  // The API server bumps resourceVersion on every write, and a recreated object gets a new
-  // uid: equal both means the same object.
-  static bool changed(const T& a, const T& b) {
-    return a.metadata.resourceVersion != b.metadata.resourceVersion ||
-           a.metadata.uid != b.metadata.uid || a.metadata.resourceVersion.empty();
+  struct Identity {
+    std::string resourceVersion;
+    std::string uid;
+  };
+  struct Entry {
+    Identity id;
+    uint64_t seenInList = 0;  // the list generation that last listed it
+    [[no_unique_address]] std::conditional_t<kKeep == KeepObjects::Yes, T, std::monostate> object;
+  };
+
+  void upsert(T&& value, uint64_t generation) {
+    std::string key = value.metadata.key();
+    auto [it, inserted] = items_.try_emplace(std::move(key));
+    Entry& e = it->second;
+    e.seenInList = generation;
+    // The API server bumps resourceVersion on every write, and a recreated object gets a
+    // new uid: equal both means the same object.
+    bool same = !inserted && e.id.resourceVersion == value.metadata.resourceVersion &&
+                e.id.uid == value.metadata.uid && !value.metadata.resourceVersion.empty();
+    if (same) {
+      return;
+    }
+    e.id = {value.metadata.resourceVersion, value.metadata.uid};
+    if constexpr (kKeep == KeepObjects::Yes) {
+      e.object = value;
+    }
+    if (inserted) {
+      if (callbacks_.onAdd) {
+        callbacks_.onAdd(value);
+      }
+    } else if (callbacks_.onUpdate) {
+      callbacks_.onUpdate(value);
+    }
+  }
+
+  void erase(const std::string& key) {
+    auto it = items_.find(key);
+    if (it == items_.end()) {
+      return;
+    }
+    T last;
+    if constexpr (kKeep == KeepObjects::Yes) {
+      last = std::move(it->second.object);
+    } else {
+      auto slash = key.find('/');
+      last.metadata.namespace_ = key.substr(0, slash);
+      last.metadata.name = key.substr(slash + 1);
+      last.metadata.resourceVersion = it->second.id.resourceVersion;
+      last.metadata.uid = it->second.id.uid;
+    }
+    items_.erase(it);
+    if (callbacks_.onDelete) {
+      callbacks_.onDelete(last);
+    }
   }
 
   bool decodeOrReport(const rapidjson::Value& obj, T& out) {
@@ -177,8 +200,8 @@ class Store : public ObjectSink {
   Decode decode_;
   StoreCallbacks<T> callbacks_;
   std::function<void(const DecodeProblem&)> problems_;
-  std::map<std::string, T> items_;
-  std::map<std::string, T> pending_;
+  std::unordered_map<std::string, Entry> items_;
+  uint64_t listGeneration_ = 0;
 };
 
 }  // namespace switchyard::k8s::apiserver

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <filesystem>
+#include <map>
 #include <fstream>
 
 #include "k8sclient/manifest_source.h"
@@ -29,6 +30,24 @@ struct Recorder : ServiceEventHandler {
   void onSynced() override { synced = true; }
 };
 
+// Collects what one file holds.
+struct Collect : ManifestVisitor {
+  std::map<std::string, Service> services;
+  std::map<std::string, EndpointSlice> slices;
+  std::vector<std::string> invalidKeys;
+  void service(const Service& s, size_t) override { services[s.metadata.key()] = s; }
+  void endpointSlice(const EndpointSlice& s, size_t) override { slices[s.metadata.key()] = s; }
+  void invalid(const std::string& key) override { invalidKeys.push_back(key); }
+};
+
+Collect parse(const std::vector<std::string>& files, std::vector<ManifestProblem>& problems) {
+  Collect c;
+  for (const std::string& f : files) {
+    parseManifestFile(f, c, problems);
+  }
+  return c;
+}
+
 class TempDir {
  public:
   TempDir() {
@@ -49,7 +68,7 @@ class TempDir {
 
 TEST(Manifests, KubectlGetListOutputIsRead) {
   std::vector<ManifestProblem> problems;
-  ManifestSet set = loadManifests({fixture("kubectl-list.yaml")}, {}, problems);
+  Collect set = parse({fixture("kubectl-list.yaml")}, problems);
   EXPECT_TRUE(problems.empty()) << problems[0].str();
   ASSERT_EQ(set.services.count("shop/web"), 1u);
   ASSERT_EQ(set.slices.count("shop/web-x7k2p"), 1u);
@@ -63,10 +82,11 @@ TEST(Manifests, KubectlGetListOutputIsRead) {
 
 TEST(Manifests, BadDocumentsAreReportedAndSkippedTheRestApplied) {
   std::vector<ManifestProblem> problems;
-  ManifestSet set = loadManifests({fixture("invalid-docs.yaml")}, {}, problems);
+  Collect set = parse({fixture("invalid-docs.yaml")}, problems);
   EXPECT_EQ(set.services.count("default/good"), 1u);
   EXPECT_EQ(set.slices.count("default/good-1"), 1u);
   EXPECT_EQ(set.services.count("default/bad-port"), 0u);
+  EXPECT_THAT(set.invalidKeys, ElementsAre("Service default/bad-port"));
   ASSERT_EQ(problems.size(), 2u);
   // The port error names file, line, document, object and field.
   EXPECT_EQ(problems[0].str(), fixture("invalid-docs.yaml") +
@@ -95,22 +115,79 @@ spec:
 TEST(Manifests, AnInvalidEditKeepsTheLastGoodVersion) {
   TempDir dir;
   dir.write("svc.yaml", kSvc);
+  boost::asio::io_context io;
+  Recorder rec;
   std::vector<ManifestProblem> problems;
-  ManifestSet first = loadManifests({dir.path() + "/svc.yaml"}, {}, problems);
-  ASSERT_EQ(first.services.count("default/web"), 1u);
+  ManifestSource src(io, dir.path(), rec, [&](const ManifestProblem& p) { problems.push_back(p); });
+  src.start();
+  ASSERT_THAT(rec.events, ElementsAre("+svc default/web"));
 
+  rec.events.clear();
   std::string bad = kSvc;
   bad.replace(bad.find("port: 80"), 8, "port: -1");
   dir.write("svc.yaml", bad);
-  ManifestSet second = loadManifests({dir.path() + "/svc.yaml"}, first, problems);
+  src.poll();
   ASSERT_EQ(problems.size(), 1u);
   EXPECT_EQ(problems[0].field, "spec.ports[0].port");
-  ASSERT_EQ(second.services.count("default/web"), 1u) << "a bad edit must not remove the service";
-  EXPECT_EQ(second.services.at("default/web").ports[0].port, 80);
+  EXPECT_TRUE(rec.events.empty()) << "a bad edit must neither remove nor change the service";
 
+  // Fixed as it was: the handler already has that version, so nothing is delivered.
+  dir.write("svc.yaml", kSvc);
+  src.poll();
+  EXPECT_TRUE(rec.events.empty());
+  // A real change is delivered.
+  std::string changed = kSvc;
+  changed.replace(changed.find("port: 80"), 8, "port: 81");
+  dir.write("svc.yaml", changed);
+  src.poll();
+  EXPECT_THAT(rec.events, ElementsAre("+svc default/web"));
+}
+
+TEST(Manifests, AnObjectInTwoFilesBelongsToTheFirstAndPassesToTheOther) {
+  TempDir dir;
+  std::string other = kSvc;
+  other.replace(other.find("port: 80"), 8, "port: 81");
+  dir.write("a.yaml", kSvc);
+  dir.write("b.yaml", other);
+  boost::asio::io_context io;
   Recorder rec;
-  diffManifests(first, second, rec);
-  EXPECT_TRUE(rec.events.empty()) << "the kept version is no change";
+  std::vector<ManifestProblem> problems;
+  ManifestSource src(io, dir.path(), rec, [&](const ManifestProblem& p) { problems.push_back(p); });
+  src.start();
+  EXPECT_THAT(rec.events, ElementsAre("+svc default/web"));
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].file, dir.path() + "/b.yaml");
+  EXPECT_THAT(problems[0].reason, HasSubstr("duplicate"));
+
+  // a.yaml goes: the service is not deleted, it becomes b.yaml's version.
+  rec.events.clear();
+  std::filesystem::remove(dir.path() + "/a.yaml");
+  src.poll();
+  EXPECT_THAT(rec.events, ElementsAre("+svc default/web"));
+  EXPECT_EQ(src.filesParsed(), 3u) << "b.yaml is parsed again for the object it now owns";
+  rec.events.clear();
+  std::filesystem::remove(dir.path() + "/b.yaml");
+  src.poll();
+  EXPECT_THAT(rec.events, ElementsAre("-svc default/web"));
+}
+
+TEST(Manifests, AFileWithASyntaxErrorKeepsItsObjects) {
+  TempDir dir;
+  std::string two = std::string(kSvc) + "---\n" + std::string(kSvc).replace(std::string(kSvc).find("name: web"), 9, "name: api");
+  dir.write("svc.yaml", two);
+  boost::asio::io_context io;
+  Recorder rec;
+  std::vector<ManifestProblem> problems;
+  ManifestSource src(io, dir.path(), rec, [&](const ManifestProblem& p) { problems.push_back(p); });
+  src.start();
+  EXPECT_EQ(rec.events.size(), 2u);
+  rec.events.clear();
+  // An edit in progress: the second document is broken and the first one is gone.
+  dir.write("svc.yaml", "kind: [unclosed\n");
+  src.poll();
+  EXPECT_TRUE(rec.events.empty()) << "objects of a file that does not parse stay";
+  ASSERT_FALSE(problems.empty());
+  EXPECT_THAT(problems.back().reason, HasSubstr("invalid YAML"));
 }
 
 TEST(Manifests, SourceDeliversEventsAndFollowsChanges) {
@@ -185,7 +262,7 @@ TEST(Manifests, KubectlGetJsonOutputIsReadToo) {
   auto files = manifestFiles(dir, error);
   ASSERT_EQ(files.size(), 2u);
   std::vector<ManifestProblem> problems;
-  ManifestSet set = loadManifests(files, {}, problems);
+  Collect set = parse(files, problems);
   std::filesystem::remove_all(dir);
   EXPECT_EQ(set.services.count("default/web"), 1u);
   EXPECT_EQ(set.services.count("default/bad"), 0u);
@@ -260,6 +337,37 @@ TEST(Manifests, AChangeReparsesOnlyTheFileThatChanged) {
   src.poll();
   EXPECT_EQ(src.filesParsed(), 4u);
   EXPECT_THAT(rec.events, ElementsAre("-svc default/web2"));
+}
+
+}  // namespace
+}  // namespace switchyard::k8s
+
+namespace switchyard::k8s {
+namespace {
+
+// kubectl prints "items" before "kind" (keys in order), so a List is recognised by its
+// top-level items array, whose elements are decoded one at a time as they stream in.
+TEST(Manifests, AJsonListIsReadItemByItemWhateverTheKeyOrder) {
+  TempDir dir;
+  std::string list = R"({"apiVersion":"v1","items":[)";
+  for (int i = 0; i < 3000; ++i) {
+    list += std::string(i ? "," : "") + R"({"apiVersion":"v1","kind":"Service","metadata":{"name":"s)" +
+            std::to_string(i) + R"(","namespace":"default","annotations":{"items":"not a list"}},)" +
+            R"("spec":{"clusterIP":"198.19.)" + std::to_string(i / 250) + "." + std::to_string(1 + i % 250) +
+            R"(","ports":[{"name":"http","port":80,"protocol":"TCP"}]}})";
+  }
+  list += R"(],"kind":"List","metadata":{"resourceVersion":""}})";
+  dir.write("all.json", list);
+  dir.write("one.json", R"({"apiVersion":"v1","kind":"Service","metadata":{"name":"solo","namespace":"x"},
+    "spec":{"clusterIP":"198.19.100.1","ports":[{"port":53,"protocol":"UDP"}]}})");
+  std::vector<ManifestProblem> problems;
+  std::string error;
+  Collect set = parse(manifestFiles(dir.path(), error), problems);
+  EXPECT_TRUE(problems.empty()) << problems.front().str();
+  EXPECT_EQ(set.services.size(), 3001u);
+  EXPECT_EQ(set.services.at("default/s2999").clusterIP, "198.19.11.250");
+  EXPECT_EQ(set.services.at("default/s7").metadata.annotations.at("items"), "not a list");
+  EXPECT_EQ(set.services.at("x/solo").ports.at(0).protocol, Protocol::UDP);
 }
 
 }  // namespace
