@@ -205,9 +205,10 @@ TEST_F(SourceTest, ExpiredErrorEventRelistsAndDeliversOnlyTheDifference) {
   ASSERT_TRUE(runUntil([&] { return source->metrics().relists("Service") == 1 &&
                                     source->metrics().relists("EndpointSlice") == 1 &&
                                     server->activeWatches() == 2; }));
-  // Deletes first, then adds and updates in key order; unchanged slices: nothing.
+  // Adds and updates as the list delivers them, then deletes (client-go's Replace order);
+  // unchanged slices: nothing.
   EXPECT_THAT(handler.since(mark),
-              ElementsAre("-Service kube-system/dns", "+Service shop/late", "+Service shop/web"));
+              ElementsAre("+Service shop/late", "+Service shop/web", "-Service kube-system/dns"));
   EXPECT_EQ(handler.services["shop/web"].ports[0].port, 8080);
   EXPECT_EQ(handler.syncs, 1) << "synced is said once";
   EXPECT_EQ(source->metrics().events("Service", "ERROR"), 1);
