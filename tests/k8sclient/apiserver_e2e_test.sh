@@ -112,7 +112,9 @@ sy_wait_for "web back with 1 backend" 10 sy_status_check "$(sy_svc_has "$WEB_VIP
   sy_fail "expected web back with 1 backend; status: $(sy_status_json)"
 sy_expect_probe "20 connections to reach pod1 again" \
   "d['ok'] == 20 and list(d['backends']) == ['pod1']" --proto tcp --target "$WEB_VIP:$WEB_PORT" --count 20
-last_sync=$(metric switchyard_k8s_last_sync_timestamp_seconds)
-python3 -c "import sys; sys.exit(0 if float('$last_sync') > 0 else 1)" ||
-  sy_fail "expected switchyard_k8s_last_sync_timestamp_seconds to be set, got $last_sync"
+for kind in Service EndpointSlice; do
+  last_sync=$(metric "switchyard_k8s_last_sync_timestamp_seconds{kind=\"$kind\"}")
+  python3 -c "import sys; sys.exit(0 if float('$last_sync') > 0 else 1)" ||
+    sy_fail "expected switchyard_k8s_last_sync_timestamp_seconds{kind=\"$kind\"} to be set, got $last_sync"
+done
 sy_log "PASS"

@@ -316,14 +316,16 @@ TEST_F(SourceTest, QpsAndBurstSpaceTheRequests) {
   auto times = requestTimes("GET ");
   ASSERT_EQ(times.size(), 8u) << ::testing::PrintToString(server->requestLog());
   auto gaps = gapsMs("GET ");
-  // Each gap is 200ms give or take how much longer one request took to reach the server
-  // than the next (a TLS handshake on a reflector's first request): 150ms is far above
-  // the few milliseconds of an unlimited client and safe under load.
+  // The client lets one request out every 200ms; each reaches the server a little later
+  // (a reflector's first request does its TCP and TLS handshake first), so a gap can be
+  // short of 200ms by how much later the one before it arrived. 100ms leaves room for a
+  // loaded machine and is still far above the few milliseconds of an unlimited client.
   for (size_t i = 0; i < gaps.size(); ++i) {
-    EXPECT_GE(gaps[i], 150) << "gap " << i;
+    EXPECT_GE(gaps[i], 100) << "gap " << i << "; gaps: " << ::testing::PrintToString(gaps);
   }
+  // Over all 8 the lateness does not add up: only the first request's can shorten it.
   double span = std::chrono::duration<double, std::milli>(times.back() - times.front()).count();
-  EXPECT_GE(span, 7 * 200 - 50) << "8 requests at 5 per second";
+  EXPECT_GE(span, 7 * 200 - 100) << "8 requests at 5 per second";
 }
 
 TEST_F(SourceTest, ServerTimeoutEndsTheWatchAndANewOneStarts) {
