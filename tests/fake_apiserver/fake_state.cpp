@@ -457,7 +457,23 @@ Response FakeState::list(const Resource& r, const ListOptions& o) const {
                               "parameter.")};
     }
   }
-  std::map<std::string, ObjectPtr> objs = snapshot(r, snapshotRv);
+  // The objects as of snapshotRv. Copying the whole map for each page would make a
+  // paginated list of N objects cost O(N^2): copy only when something changed since.
+  static const std::map<std::string, ObjectPtr> kNone;
+  std::map<std::string, ObjectPtr> copy;
+  const std::map<std::string, ObjectPtr>* current = &kNone;
+  if (auto cur = objects_.find(&r); cur != objects_.end()) {
+    current = &cur->second;
+  }
+  bool changedSince = false;
+  for (auto h = history_.rbegin(); h != history_.rend() && h->resourceVersion > snapshotRv; ++h) {
+    changedSince = changedSince || h->object->resource == &r;
+  }
+  if (changedSince) {
+    copy = snapshot(r, snapshotRv);
+    current = &copy;
+  }
+  const std::map<std::string, ObjectPtr>& objs = *current;
   std::string items;
   size_t n = 0, remaining = 0;
   std::string lastKey;
