@@ -173,6 +173,12 @@ int cmdRun(int argc, char** argv) {
     std::cerr << a.opts.at("--config") << ":1: source.path: is required when source.kind is files\n";
     return kExitUsage;
   }
+  if (!switchyard::config::validateHostPaths(cfg, a.opts.at("--config"), errors)) {
+    for (const auto& e : errors) {
+      std::cerr << e << "\n";
+    }
+    return kExitUsage;
+  }
   if (a.opts.count("-v")) {
     cfg.verbosity = std::atoi(a.opts.at("-v").c_str());
   }

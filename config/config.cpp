@@ -1,20 +1,30 @@
 #include "config/config.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include <cstdlib>
-#include <fstream>
 #include <functional>
 #include <map>
+#include <set>
 #include <sstream>
 
 namespace switchyard::config {
 namespace {
 
+constexpr unsigned long kCgroup2SuperMagic = 0x63677270;  // CGROUP2_SUPER_MAGIC, linux/magic.h
+
 class Parser {
  public:
-  Parser(std::string name, std::vector<std::string>& errors) : name_(std::move(name)), errors_(errors) {}
+  Parser(std::string name, std::vector<std::string>& errors, std::map<std::string, int>& lines)
+      : name_(std::move(name)), errors_(errors), lines_(lines) {}
 
   void fail(const YAML::Node& at, const std::string& field, const std::string& reason) {
     errors_.push_back(name_ + ":" + std::to_string(at.Mark().line + 1) + ": " + field + ": " + reason);
@@ -132,9 +142,17 @@ class Parser {
       fail(n, prefix.empty() ? "<document>" : prefix, "must be a mapping");
       return;
     }
+    // yaml-cpp keeps both entries of a repeated key; kube-proxy's strict decoding rejects
+    // them, and silently merging two `bpf:` blocks would hide a mistake.
+    std::set<std::string> seen;
     for (const auto& kv : n) {
       std::string key = kv.first.Scalar();
       std::string field = prefix.empty() ? key : prefix + "." + key;
+      if (!seen.insert(key).second) {
+        fail(kv.first, field, "duplicate field");
+        continue;
+      }
+      lines_[field] = kv.first.Mark().line + 1;
       auto h = fields.find(key);
       if (h == fields.end()) {
         fail(kv.first, field, "unknown field");
@@ -157,6 +175,7 @@ class Parser {
  private:
   std::string name_;
   std::vector<std::string>& errors_;
+  std::map<std::string, int>& lines_;  // field path -> line of its key
 };
 
 }  // namespace
@@ -252,7 +271,8 @@ bool parseConfig(const std::string& text, const std::string& name, Config& c,
     errors.push_back(name + ":1: <document>: empty configuration");
     return false;
   }
-  Parser p(name, errors);
+  c.fieldLines.clear();
+  Parser p(name, errors, c.fieldLines);
   bool sawApiVersion = false, sawKind = false;
   auto u32 = [&p](uint32_t& dst) {
     return [&p, &dst](const YAML::Node& n, const std::string& f) { p.number(n, f, dst, 1, 1 << 30); };
@@ -353,20 +373,75 @@ bool parseConfig(const std::string& text, const std::string& name, Config& c,
 }
 
 bool loadConfig(const std::string& file, Config& out, std::vector<std::string>& errors) {
-  std::ifstream in(file);
-  if (!in) {
-    errors.push_back(file + ": cannot be read");
+  // One FILE:LINE: field: reason line even when there is nothing to parse, so scripts and
+  // people read every configuration problem the same way.
+  auto unreadable = [&](int err) {
+    errors.push_back(file + ":1: config: cannot be read: " + std::strerror(err));
     return false;
+  };
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return unreadable(errno);
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parseConfig(ss.str(), file, out, errors);
+  std::string text;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    return unreadable(EISDIR);
+  }
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      return unreadable(err);
+    }
+    if (n == 0) {
+      break;
+    }
+    text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return parseConfig(text, file, out, errors);
 }
 
-void resolveDefaults(Config& c) {
+void resolveDefaults(Config& c, bool inCluster) {
   if (c.source.kind.empty()) {
-    c.source.kind = std::getenv("KUBERNETES_SERVICE_HOST") ? "apiserver" : "files";
+    // kube-proxy's order: an explicit kubeconfig (flag or file) or the in-cluster
+    // environment means an API server; otherwise the manifest files.
+    c.source.kind = inCluster || !c.clientConnection.kubeconfig.empty() ? "apiserver" : "files";
   }
+}
+
+void resolveDefaults(Config& c) { resolveDefaults(c, std::getenv("KUBERNETES_SERVICE_HOST") != nullptr); }
+
+bool validateHostPaths(const Config& c, const std::string& file, std::vector<std::string>& errors) {
+  size_t before = errors.size();
+  if (c.bpf.socketLB && !c.bpf.cgroupPath.empty()) {
+    auto line = c.fieldLines.find("bpf.cgroupPath");
+    std::string at = file + ":" + std::to_string(line == c.fieldLines.end() ? 1 : line->second) +
+                     ": bpf.cgroupPath: ";
+    const std::string& path = c.bpf.cgroupPath;
+    struct stat st {};
+    struct statfs fs {};
+    if (::stat(path.c_str(), &st) < 0) {
+      errors.push_back(at + "\"" + path + "\": " + std::strerror(errno) +
+                       " (must be a directory of the cgroup v2 hierarchy)");
+    } else if (!S_ISDIR(st.st_mode)) {
+      errors.push_back(at + "\"" + path + "\" is not a directory (must be a directory of the cgroup v2 hierarchy)");
+    } else if (::statfs(path.c_str(), &fs) < 0) {
+      errors.push_back(at + "\"" + path + "\": " + std::strerror(errno));
+    } else if (static_cast<unsigned long>(fs.f_type) != kCgroup2SuperMagic) {
+      errors.push_back(at + "\"" + path +
+                       "\" is not on a cgroup v2 filesystem (socket LB hooks attach to cgroup v2 "
+                       "only; use the directory where cgroup2 is mounted, e.g. /sys/fs/cgroup/unified)");
+    }
+  }
+  return errors.size() == before;
 }
 
 }  // namespace switchyard::config

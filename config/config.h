@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -42,19 +43,32 @@ struct Config {
     std::vector<std::string> devices;
     bpf::MapSizes mapSizes;
   } bpf;
+
+  // The line of every field the file set, by path ("bpf.cgroupPath"), for checks that run
+  // after parsing (validateHostPaths) and still report FILE:LINE.
+  std::map<std::string, int> fieldLines;
 };
 
 // Parses and validates FILE. Every problem is reported as "FILE:LINE: field: reason"
-// (all of them, in one pass); returns false if there was any.
+// (all of them, in one pass); returns false if there was any. A file that cannot be read
+// is one such line too: "FILE:1: config: cannot be read: REASON". A field given twice in
+// one mapping is "FILE:LINE: field: duplicate field" at its second occurrence.
 bool loadConfig(const std::string& file, Config& out, std::vector<std::string>& errors);
 
 // Same, from text (tests); `name` stands in for the file name in messages.
 bool parseConfig(const std::string& text, const std::string& name, Config& out,
                  std::vector<std::string>& errors);
 
-// Fills what depends on the environment: source.kind (apiserver inside a cluster, where
-// KUBERNETES_SERVICE_HOST is set, else files).
+// Fills what depends on the environment: source.kind, when the file does not set it, is
+// apiserver inside a cluster (KUBERNETES_SERVICE_HOST set) or when a kubeconfig is given
+// (clientConnection.kubeconfig, or --kubeconfig applied before this call), else files.
 void resolveDefaults(Config& c);
+void resolveDefaults(Config& c, bool inCluster);
+
+// Checks the paths the daemon will use on this host (for `run` only: cleanup must work
+// when they are gone): bpf.cgroupPath, when socket LB is on and it is set, must be a
+// directory on a cgroup v2 filesystem. Problems are FILE:LINE: field: reason lines.
+bool validateHostPaths(const Config& c, const std::string& file, std::vector<std::string>& errors);
 
 // "host:port" with a numeric IPv4/IPv6 host ("[::1]:10249" for IPv6) and port 0-65535.
 bool parseHostPort(const std::string& s, std::string& host, uint16_t& port);

@@ -4,7 +4,8 @@
 #     an unknown command or option exits 2;
 #   - `switchyard run --config BAD` exits 2 and prints FILE:LINE: field: reason for an unknown
 #     field, a wrong type and a bad address (each alone, and all of them in one pass), without
-#     touching the dataplane (no pin directory made); an unreadable file exits 2 too.
+#     touching the dataplane (no pin directory made); a duplicate field and a bpf.cgroupPath that
+#     is not a cgroup v2 directory too; an unreadable file exits 2 with one such line.
 # Runs as any user.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -146,7 +147,31 @@ for cmd in status cleanup; do
     fail "expected 'switchyard $cmd --config BAD' to print FILE:LINE: field: reason, got: $OUT"
 done
 
-run_sy run --config "$TMP/does-not-exist.yaml"
-((RC == 2)) || fail "expected run with a missing config file to exit 2, got $RC: $OUT"
-grep -qF "$TMP/does-not-exist.yaml" <<<"$OUT" || fail "expected the error to name the missing file, got: $OUT"
+# A field given twice: reported at its second occurrence, not merged.
+f=$TMP/duplicate.yaml
+mutate "$f" 's/^bpf:$/bpf:\n  socketLB: false/'
+expect_errors "$f" "$(grep -n 'socketLB: true' "$f" | cut -d: -f1): bpf.socketLB: duplicate field"
+f=$TMP/duplicate-block.yaml
+good_config >"$f"
+printf 'source:\n  kind: apiserver\n' >>"$f"
+expect_errors "$f" "14: source: duplicate field"
+log "ok: duplicate fields"
+
+# bpf.cgroupPath must be a cgroup v2 directory (checked by run only: cleanup must work when
+# the cgroup is gone).
+f=$TMP/cgroup-not-v2.yaml
+mutate "$f" "s|^  socketLB: true|  cgroupPath: $TMP\n&|"
+expect_errors "$f" "$(line_of "$f" 'cgroupPath:'): bpf.cgroupPath: \"$TMP\" is not on a cgroup v2 filesystem (socket LB hooks attach to cgroup v2 only; use the directory where cgroup2 is mounted, e.g. /sys/fs/cgroup/unified)"
+f=$TMP/cgroup-missing.yaml
+mutate "$f" "s|^  socketLB: true|  cgroupPath: $TMP/no-such-cgroup\n&|"
+expect_errors "$f" "$(line_of "$f" 'cgroupPath:'): bpf.cgroupPath: \"$TMP/no-such-cgroup\": No such file or directory (must be a directory of the cgroup v2 hierarchy)"
+log "ok: bpf.cgroupPath checked"
+
+# A file that cannot be read is one FILE:LINE: field: reason line too, for run, status and cleanup.
+for cmd in run status cleanup; do
+  run_sy "$cmd" --config "$TMP/does-not-exist.yaml"
+  ((RC == 2)) || fail "expected $cmd with a missing config file to exit 2, got $RC: $OUT"
+  grep -qxF "$TMP/does-not-exist.yaml:1: config: cannot be read: No such file or directory" <<<"$OUT" ||
+    fail "expected '$cmd' to print FILE:1: config: cannot be read: REASON for a missing file, got: $OUT"
+done
 log "PASS"

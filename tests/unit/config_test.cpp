@@ -3,6 +3,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "config/config.h"
 
 namespace switchyard::config {
@@ -120,6 +126,155 @@ TEST(Config, EveryErrorIsReportedInOnePass) {
   EXPECT_THAT(errors, ElementsAre("cfg.yaml:3: bogus: unknown field",
                                   HasSubstr("cfg.yaml:4: metricsBindAddress: must be IP:port"),
                                   "cfg.yaml:6: bpf.socketLB: must be true or false"));
+}
+
+TEST(Config, ADuplicateFieldIsAnErrorAtItsSecondOccurrence) {
+  Config c;
+  std::vector<std::string> errors;
+  std::string yaml = std::string(kHead) +
+                     "bpf:\n"
+                     "  socketLB: true\n"
+                     "  socketLB: false\n"
+                     "bpf:\n"
+                     "  devices: [veth-c]\n";
+  EXPECT_FALSE(parseConfig(yaml, "cfg.yaml", c, errors));
+  // Nested and top-level: each named at the line of the repeated key.
+  EXPECT_THAT(errors, ElementsAre("cfg.yaml:5: bpf.socketLB: duplicate field", "cfg.yaml:6: bpf: duplicate field"));
+  // The first value stands; the repeated block is not merged in.
+  EXPECT_TRUE(c.bpf.socketLB);
+  EXPECT_TRUE(c.bpf.devices.empty());
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/sy-config-test.XXXXXX";
+    path_ = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST(Config, AFileThatCannotBeReadIsOneFileLineFieldReasonLine) {
+  TempDir dir;
+  Config c;
+  std::vector<std::string> errors;
+  std::string missing = dir.path() + "/missing.yaml";
+  EXPECT_FALSE(loadConfig(missing, c, errors));
+  EXPECT_THAT(errors, ElementsAre(missing + ":1: config: cannot be read: No such file or directory"));
+  errors.clear();
+  EXPECT_FALSE(loadConfig(dir.path(), c, errors));
+  EXPECT_THAT(errors, ElementsAre(dir.path() + ":1: config: cannot be read: Is a directory"));
+}
+
+TEST(Config, LoadConfigReadsAFile) {
+  TempDir dir;
+  std::string file = dir.path() + "/c.yaml";
+  std::ofstream(file) << kIssueExample;
+  Config c;
+  std::vector<std::string> errors;
+  ASSERT_TRUE(loadConfig(file, c, errors)) << ::testing::PrintToString(errors);
+  EXPECT_THAT(c.bpf.devices, ElementsAre("veth-c"));
+  EXPECT_EQ(c.fieldLines.at("bpf.cgroupPath"), 12);
+}
+
+// The cgroup v2 mount of this machine, from /proc/self/mountinfo.
+std::string cgroup2Mount() {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto dash = line.find(" - cgroup2 ");
+    if (dash == std::string::npos) {
+      continue;
+    }
+    std::istringstream f(line.substr(0, dash));
+    std::string id, parent, dev, root, mountPoint;
+    f >> id >> parent >> dev >> root >> mountPoint;
+    if (root == "/") {
+      return mountPoint;
+    }
+  }
+  return "";
+}
+
+TEST(Config, CgroupPathMustBeACgroupV2Directory) {
+  TempDir dir;
+  std::string file = dir.path() + "/regular-file";
+  std::ofstream(file) << "x";
+  std::string cg2 = cgroup2Mount();
+  ASSERT_FALSE(cg2.empty()) << "these machines have a cgroup v2 hierarchy (issue 3)";
+  struct Case {
+    std::string path;
+    bool socketLB;
+    std::string expected;  // "" = valid
+  } cases[] = {
+      {dir.path() + "/nope", true,
+       "cfg.yaml:5: bpf.cgroupPath: \"" + dir.path() + "/nope\": No such file or directory (must be a directory of "
+       "the cgroup v2 hierarchy)"},
+      {file, true, "cfg.yaml:5: bpf.cgroupPath: \"" + file + "\" is not a directory"},
+      {dir.path(), true, "cfg.yaml:5: bpf.cgroupPath: \"" + dir.path() + "\" is not on a cgroup v2 filesystem"},
+      {cg2, true, ""},
+      // Socket LB off: the daemon never touches the cgroup, so nothing to check.
+      {dir.path() + "/nope", false, ""},
+  };
+  for (const Case& tc : cases) {
+    Config c;
+    std::vector<std::string> errors;
+    std::string yaml = std::string(kHead) + "bpf:\n  socketLB: " + (tc.socketLB ? "true" : "false") +
+                       "\n  cgroupPath: " + tc.path + "\n";
+    ASSERT_TRUE(parseConfig(yaml, "cfg.yaml", c, errors)) << ::testing::PrintToString(errors);
+    bool ok = validateHostPaths(c, "cfg.yaml", errors);
+    if (tc.expected.empty()) {
+      EXPECT_TRUE(ok) << tc.path << ": " << ::testing::PrintToString(errors);
+    } else {
+      EXPECT_FALSE(ok) << tc.path;
+      EXPECT_THAT(errors, ElementsAre(::testing::StartsWith(tc.expected))) << tc.path;
+    }
+  }
+}
+
+TEST(Config, AKubeconfigInTheFileSelectsTheApiServerSource) {
+  struct Case {
+    const char* name;
+    std::string yaml;
+    bool inCluster;
+    const char* kind;
+  } cases[] = {
+      {"kubeconfig, no kind", std::string(kHead) + "clientConnection:\n  kubeconfig: /etc/kubeconfig\n", false, "apiserver"},
+      {"nothing, outside a cluster", std::string(kHead), false, "files"},
+      {"nothing, in a cluster", std::string(kHead), true, "apiserver"},
+      {"kubeconfig, kind files wins", std::string(kHead) + "source: {kind: files, path: /m}\nclientConnection:\n  kubeconfig: /k\n",
+       true, "files"},
+  };
+  for (const Case& tc : cases) {
+    Config c;
+    std::vector<std::string> errors;
+    ASSERT_TRUE(parseConfig(tc.yaml, "cfg.yaml", c, errors)) << tc.name << ": " << ::testing::PrintToString(errors);
+    resolveDefaults(c, tc.inCluster);
+    EXPECT_EQ(c.source.kind, tc.kind) << tc.name;
+  }
+}
+
+TEST(Config, ClientConnectionQpsAndBurst) {
+  Config c;
+  std::vector<std::string> errors;
+  ASSERT_TRUE(parseConfig(std::string(kHead) + "clientConnection:\n  qps: 12.5\n  burst: 40\n", "cfg.yaml", c, errors))
+      << ::testing::PrintToString(errors);
+  EXPECT_DOUBLE_EQ(c.clientConnection.qps, 12.5);
+  EXPECT_EQ(c.clientConnection.burst, 40);
+
+  errors.clear();
+  Config bad;
+  EXPECT_FALSE(parseConfig(std::string(kHead) + "clientConnection:\n  qps: fast\n  burst: 1.5\n", "cfg.yaml", bad, errors));
+  EXPECT_THAT(errors, ElementsAre("cfg.yaml:4: clientConnection.qps: must be a number, got \"fast\"",
+                                  "cfg.yaml:5: clientConnection.burst: must be an integer, got 1.5"));
+  errors.clear();
+  EXPECT_FALSE(parseConfig(std::string(kHead) + "clientConnection:\n  qps: -1\n  burst: [1]\n", "cfg.yaml", bad, errors));
+  EXPECT_THAT(errors, ElementsAre("cfg.yaml:4: clientConnection.qps: must be between 0 and 1000000, got -1",
+                                  "cfg.yaml:5: clientConnection.burst: must be a number"));
 }
 
 TEST(Config, HostPortAcceptsIPv6InBrackets) {
