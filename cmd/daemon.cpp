@@ -25,6 +25,7 @@
 #include "metrics/datapath_counters.h"
 #include "metrics/health.h"
 #include "metrics/metrics.h"
+#include "metrics/sync_recorder.h"
 
 namespace switchyard::cmd {
 namespace {
@@ -300,22 +301,25 @@ class Daemon {
       }
       return;
     }
-    double secs = std::chrono::duration<double>(lastSync_ - start).count();
-    metrics_.observeSync(secs, rep.full);
-    metrics_.clearPendingChanges();
+    metrics::SyncOutcome outcome;
+    outcome.full = rep.full;
+    outcome.seconds = std::chrono::duration<double>(lastSync_ - start).count();
+    outcome.errors = rep.result.errors;
+    auto wallNow = std::chrono::system_clock::now();
     // kube-proxy measures from the EndpointSlice's last-change-trigger-time, set where the
     // change happened. Manifest files carry whatever time they were written with, so there
     // the clock starts when the change reached us.
     if (cfg_.source.kind == "apiserver" && !rep.triggerTimes.empty()) {
-      auto now = std::chrono::system_clock::now();
       for (auto t : rep.triggerTimes) {
-        if (t <= now) {
-          metrics_.observeProgramming(std::chrono::duration<double>(now - t).count());
+        if (t <= wallNow) {
+          outcome.changeLatencies.push_back(std::chrono::duration<double>(wallNow - t).count());
         }
       }
     } else if (rep.oldestChange) {
-      metrics_.observeProgramming(std::chrono::duration<double>(lastSync_ - *rep.oldestChange).count());
+      outcome.changeLatencies.push_back(std::chrono::duration<double>(lastSync_ - *rep.oldestChange).count());
     }
+    metrics_.clearPendingChanges();
+    syncRecorder_.synced(outcome, wallNow);
     metrics_.setProgrammed(proxier_->frontendCount(), proxier_->backendCount());
     for (const std::string& w : rep.warnings) {
       SY_LOG(Warning) << w;
@@ -337,11 +341,10 @@ class Daemon {
     } else {
       retryBackoff_ = std::chrono::milliseconds(0);
       retryNotBefore_ = {};
-      health_.updated(std::chrono::system_clock::now());
     }
     SY_LOG_AT(rep.full ? logging::Level::Info : logging::Level::Debug)
         << (rep.full ? "full" : "partial") << " sync of " << rep.servicesSynced << " services in "
-        << static_cast<long>(secs * 1e6) << " us: " << rep.result.frontendsWritten
+        << static_cast<long>(outcome.seconds * 1e6) << " us: " << rep.result.frontendsWritten
         << " frontends written, " << rep.result.frontendsDeleted << " deleted, "
         << rep.result.backendsWritten << " backends written, " << rep.result.backendsDeleted
         << " deleted; now " << proxier_->frontendCount() << " frontends, "
@@ -379,6 +382,7 @@ class Daemon {
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::shared_ptr<metrics::DatapathCounters> counters_;
   std::unique_ptr<metrics::HealthServer> healthServer_;
+  metrics::SyncRecorder syncRecorder_{metrics_, health_};
   std::set<std::string> attachedDevices_;
   boost::asio::steady_timer syncTimer_;
   boost::asio::steady_timer tickTimer_;

@@ -2,11 +2,15 @@
 
 #include <chrono>
 
+#include "bpf/pinned_maps.h"
+
 namespace switchyard::metrics {
 namespace {
 
-// kube-proxy's buckets: exponential from 1 ms, factor 2, 15 buckets.
-prometheus::Histogram::BucketBoundaries syncBuckets() {
+}  // namespace
+
+// kube-proxy's SyncProxyRulesLatency: ExponentialBuckets(0.001, 2, 15), 1 ms to 16.384 s.
+prometheus::Histogram::BucketBoundaries syncDurationBuckets() {
   prometheus::Histogram::BucketBoundaries b;
   double v = 0.001;
   for (int i = 0; i < 15; ++i, v *= 2) {
@@ -15,23 +19,44 @@ prometheus::Histogram::BucketBoundaries syncBuckets() {
   return b;
 }
 
-// kube-proxy's network programming buckets: 0.25 s steps to 5 s, then coarser.
-prometheus::Histogram::BucketBoundaries programmingBuckets() {
-  prometheus::Histogram::BucketBoundaries b = {0.001, 0.005, 0.01, 0.05, 0.1};
-  for (double v = 0.25; v <= 5.0; v += 0.25) {
-    b.push_back(v);
+// kube-proxy's NetworkProgrammingLatency (pkg/proxy/metrics/metrics.go):
+//   merge(LinearBuckets(0.25, 0.25, 2), LinearBuckets(1, 1, 59), LinearBuckets(60, 5, 12),
+//         LinearBuckets(120, 30, 7))
+// whose merge() starts from make([]float64, 1), so a bucket at 0 comes first. Dashboards
+// and SLO queries (the SIG scalability network programming SLI) use these `le` values.
+prometheus::Histogram::BucketBoundaries programmingDurationBuckets() {
+  prometheus::Histogram::BucketBoundaries b = {0, 0.25, 0.5};
+  for (int s = 1; s <= 59; ++s) {
+    b.push_back(s);
   }
-  for (double v : {6.0, 7.0, 8.0, 9.0, 10.0, 15.0, 20.0, 25.0, 30.0, 45.0, 60.0, 120.0, 300.0}) {
-    b.push_back(v);
+  for (int s = 60; s <= 115; s += 5) {
+    b.push_back(s);
+  }
+  for (int s = 120; s <= 300; s += 30) {
+    b.push_back(s);
   }
   return b;
 }
+
+namespace {
 
 double nowSeconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace
+
+std::vector<std::pair<std::string, std::string>> mapOperations() {
+  // What bpf::MapWriter reports: updates and deletes of the three maps the control plane
+  // writes (reads of the dataplane state are not counted as operations).
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const char* map : {bpf::kPinServices, bpf::kPinBackends, bpf::kPinRevNat}) {
+    for (const char* op : {"update", "delete"}) {
+      out.emplace_back(map, op);
+    }
+  }
+  return out;
+}
 
 ProxyMetrics::ProxyMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
   using namespace prometheus;
@@ -40,22 +65,22 @@ ProxyMetrics::ProxyMetrics() : registry_(std::make_shared<prometheus::Registry>(
                        .Name("kubeproxy_sync_proxy_rules_duration_seconds")
                        .Help("SyncProxyRules latency in seconds")
                        .Register(r)
-                       .Add({}, syncBuckets());
+                       .Add({}, syncDurationBuckets());
   fullSyncDuration_ = &BuildHistogram()
                            .Name("kubeproxy_sync_full_proxy_rules_duration_seconds")
                            .Help("SyncProxyRules latency in seconds for full resyncs")
                            .Register(r)
-                           .Add({}, syncBuckets());
+                           .Add({}, syncDurationBuckets());
   partialSyncDuration_ = &BuildHistogram()
                               .Name("kubeproxy_sync_partial_proxy_rules_duration_seconds")
                               .Help("SyncProxyRules latency in seconds for partial resyncs")
                               .Register(r)
-                              .Add({}, syncBuckets());
+                              .Add({}, syncDurationBuckets());
   programmingDuration_ = &BuildHistogram()
                               .Name("kubeproxy_network_programming_duration_seconds")
                               .Help("In Cluster Network Programming Latency in seconds")
                               .Register(r)
-                              .Add({}, programmingBuckets());
+                              .Add({}, programmingDurationBuckets());
   lastSync_ = &BuildGauge()
                    .Name("kubeproxy_sync_proxy_rules_last_timestamp_seconds")
                    .Help("The last time proxy rules were successfully synced")
@@ -80,6 +105,10 @@ ProxyMetrics::ProxyMetrics() : registry_(std::make_shared<prometheus::Registry>(
                     .Name("switchyard_bpf_map_operation_errors_total")
                     .Help("Failed BPF map operations, by map and operation")
                     .Register(r);
+  // Every series exists from the start at 0, so rate() and increase() see the first error.
+  for (const auto& [map, op] : mapOperations()) {
+    mapErrors_->Add({{"map", map}, {"op", op}});
+  }
   syncErrors_ = &BuildCounter()
                      .Name("switchyard_sync_errors_total")
                      .Help("Syncs that left the maps and the desired state apart (repaired by a full sync)")
@@ -137,8 +166,9 @@ ProxyMetrics::ProxyMetrics() : registry_(std::make_shared<prometheus::Registry>(
 void ProxyMetrics::observeSync(double seconds, bool full) {
   syncDuration_->Observe(seconds);
   (full ? fullSyncDuration_ : partialSyncDuration_)->Observe(seconds);
-  lastSync_->Set(nowSeconds());
 }
+
+void ProxyMetrics::setLastSuccessfulSync(double unixSeconds) { lastSync_->Set(unixSeconds); }
 
 void ProxyMetrics::observeProgramming(double seconds) { programmingDuration_->Observe(seconds); }
 

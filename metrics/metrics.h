@@ -10,8 +10,16 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace switchyard::metrics {
+
+// Bucket boundaries of kube-proxy's histograms (exposed for tests).
+prometheus::Histogram::BucketBoundaries syncDurationBuckets();
+prometheus::Histogram::BucketBoundaries programmingDurationBuckets();
+// The (map, op) label pairs of switchyard_bpf_map_operation_errors_total, all created at 0.
+std::vector<std::pair<std::string, std::string>> mapOperations();
 
 class ProxyMetrics {
  public:
@@ -19,8 +27,11 @@ class ProxyMetrics {
 
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
-  // One sync of the dataplane: its duration, whether it was full, and the timestamp.
+  // One sync of the dataplane that ran: its duration and whether it was full.
   void observeSync(double seconds, bool full);
+  // kubeproxy_sync_proxy_rules_last_timestamp_seconds: set only by a sync without errors,
+  // as kube-proxy does.
+  void setLastSuccessfulSync(double unixSeconds);
   // From a change's arrival to the dataplane having it.
   void observeProgramming(double seconds);
   void setProgrammed(size_t services, size_t backends);
