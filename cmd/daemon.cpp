@@ -98,6 +98,12 @@ class Daemon {
                  << ", pin path " << cfg_.bpf.pinPath;
 
     std::string error;
+    // One daemon per pin path: a second one would hand out the backend and rev-NAT IDs the
+    // first one uses. The lock is taken before the maps are opened, let alone written.
+    if (!bpf::ensurePinPath(cfg_.bpf.pinPath, error) || !pinLock_.acquire(cfg_.bpf.pinPath, error)) {
+      SY_LOG(Error) << error;
+      return 1;
+    }
     bpf::DatapathOptions opts;
     opts.pinPath = cfg_.bpf.pinPath;
     opts.sizes = cfg_.bpf.mapSizes;
@@ -383,6 +389,7 @@ class Daemon {
   std::shared_ptr<metrics::DatapathCounters> counters_;
   std::unique_ptr<metrics::HealthServer> healthServer_;
   metrics::SyncRecorder syncRecorder_{metrics_, health_};
+  bpf::PinPathLock pinLock_;  // held for the daemon's lifetime
   std::set<std::string> attachedDevices_;
   boost::asio::steady_timer syncTimer_;
   boost::asio::steady_timer tickTimer_;
