@@ -49,17 +49,22 @@ int printStatus(const std::string& pinPath, bool json) {
         uint32_t id = f.backendIds[i];
         w.StartObject();
         auto b = st.backends.find(id);
+        // The shape whatever the maps hold: a slot naming a backend ID that the
+        // backends map lacks keeps address and port, as null.
+        w.Key("address");
         if (b != st.backends.end()) {
-          w.Key("address");
           w.String(b->second.key.addr.str().c_str());
-          w.Key("port");
-          w.Uint(b->second.key.port);
-          w.Key("state");
-          w.String(b->second.terminating ? "terminating" : "active");
         } else {
-          w.Key("state");
-          w.String("missing");
+          w.Null();
         }
+        w.Key("port");
+        if (b != st.backends.end()) {
+          w.Uint(b->second.key.port);
+        } else {
+          w.Null();
+        }
+        w.Key("state");
+        w.String(b == st.backends.end() ? "missing" : (b->second.terminating ? "terminating" : "active"));
         w.Key("id");
         w.Uint(id);
         w.Key("slot");

@@ -3,6 +3,8 @@
 # (programs stay attached and maps pinned when it exits), `switchyard cleanup --pin-path` in the
 # node namespace removes every pin, cgroup link, tc filter and the clsact qdisc it created; the
 # programs are freed and the ClusterIP is no longer translated. A second cleanup is a no-op.
+# Before it, `status -o json` shows a backend missing from the backends map in the issue's
+# shape (address and port null).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/e2e/lib.sh
@@ -51,6 +53,20 @@ mapfile -t prog_ids < <(attached_prog_ids)
   sy_fail "expected the 4 socket-LB hooks and 2 tc programs to stay attached after the daemon exited, found program IDs: ${prog_ids[*]:-none}"
 sy_expect_probe "TCP through the ClusterIP to keep working with the daemon gone" \
   "$(sy_all_pods_expr 30)" --proto tcp --target "$WEB_VIP:$WEB_PORT" --count 30
+
+# A slot naming a backend the backends map lacks (deleted by hand here): status keeps the
+# issue's shape, address and port null, state "missing".
+status=$(sy_status_json) || sy_fail "switchyard status -o json failed"
+gone_id=$(sy_json "$status" "[s for s in d['services'] if s['address'] == '$WEB_VIP'][0]['backends'][0]['id']")
+key=$(printf '%02x %02x %02x %02x' $((gone_id & 255)) $(((gone_id >> 8) & 255)) $(((gone_id >> 16) & 255)) $(((gone_id >> 24) & 255)))
+# shellcheck disable=SC2086 # four separate hex bytes
+bpftool map delete pinned "$PIN/backends_v1" key hex $key || sy_fail "could not delete backend $gone_id"
+status=$(sy_status_json) || sy_fail "switchyard status -o json failed with a missing backend"
+sy_json_check "$status" "[b for s in d['services'] for b in s['backends'] if b['id'] == $gone_id] == \
+[{'address': None, 'port': None, 'state': 'missing', 'id': $gone_id, 'slot': 1}]" ||
+  sy_fail "expected backend $gone_id shown as {address: null, port: null, state: missing}, got: $status"
+sy_json_check "$status" "all(set(b) >= {'address', 'port', 'state'} for s in d['services'] for b in s['backends'])" ||
+  sy_fail "expected every backend with address, port and state: $status"
 
 out=$(sy_in_ns "$NODE_NS" "$SY_BIN" cleanup --pin-path "$PIN" 2>&1) || sy_fail "expected switchyard cleanup to exit 0, output: $out"
 sy_log "cleanup said: $out"
