@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "bpf/bpffs.h"
+#include "bpf/cleanup.h"
 #include "logging/log.h"
 #include "sock_lb.skel.h"
 #include "tc_lb.skel.h"
@@ -128,6 +129,7 @@ std::unique_ptr<Datapath> Datapath::load(const DatapathOptions& options, std::st
   }
   meta.abi_version = SY_ABI_VERSION;
   bpf_map_update_elem(dp->fds_.meta, &zero, &meta, BPF_ANY);
+  dp->mapIds_ = mapIdsOf(dp->fds_);
   return dp;
 }
 
@@ -209,13 +211,16 @@ void Datapath::detachSocketLB() {
   }
 }
 
-bool Datapath::attachTc(const std::string& device, std::string& error) {
+Datapath::TcAttachResult Datapath::attachTc(const std::string& device) {
+  TcAttachResult res;
+  using Status = TcAttachResult::Status;
   unsigned ifindex = if_nametoindex(device.c_str());
   if (ifindex == 0) {
-    error = "device " + device + ": " + errnoText(errno);
-    return false;
+    res.status = errno == ENODEV ? Status::Missing : Status::Failed;
+    res.error = "device " + device + ": " + errnoText(errno);
+    return res;
   }
-  bool createdQdisc = false;
+  res.ifindex = ifindex;
   struct Dir {
     enum bpf_tc_attach_point point;
     uint32_t direction;
@@ -224,21 +229,49 @@ bool Datapath::attachTc(const std::string& device, std::string& error) {
       {BPF_TC_INGRESS, SY_TC_INGRESS, tc_->progs.sy_tc_ingress},
       {BPF_TC_EGRESS, SY_TC_EGRESS, tc_->progs.sy_tc_egress},
   };
+  // Both directions are checked before either is touched: all switchyard daemons use one
+  // handle and priority, so BPF_TC_F_REPLACE would silently take over another daemon's
+  // filter (two daemons naming one device) or another tool's.
+  for (const Dir& d : dirs) {
+    TcFilter f = queryTcFilter(ifindex, d.point == BPF_TC_INGRESS, mapIds_);
+    if (f.owner == TcFilterOwner::None || f.owner == TcFilterOwner::ThisPinPath) {
+      continue;
+    }
+    if (f.owner == TcFilterOwner::QueryFailed) {
+      res.error = "query tc filter on " + device + ": " + errnoText(f.err);
+      return res;
+    }
+    struct sy_tc_attach_key key {static_cast<uint32_t>(ifindex), d.direction};
+    struct sy_tc_attach_value rec {};
+    if (bpf_map_lookup_elem(fds_.tcAttach, &key, &rec) == 0 &&
+        std::strncmp(rec.ifname, device.c_str(), sizeof(rec.ifname)) == 0) {
+      continue;  // recorded as ours: replace it (restart adoption)
+    }
+    res.status = Status::Refused;
+    res.error = "device " + device + " " + (d.point == BPF_TC_INGRESS ? "ingress" : "egress") +
+                ": a filter at switchyard's tc handle and priority is program " + f.progName + " (id " +
+                std::to_string(f.progId) + ", " + ownerName(f.owner) +
+                "), not this daemon's; not replacing it (does another switchyard daemon name " + device +
+                " in bpf.devices? if none does, e.g. after pins were removed by hand, remove it with `" +
+                tcFilterDelCommand(device, d.point == BPF_TC_INGRESS) + "`)";
+    return res;
+  }
+  bool createdQdisc = false;
   for (const Dir& d : dirs) {
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex), .attach_point = d.point);
     int err = bpf_tc_hook_create(&hook);
     if (err == 0) {
       createdQdisc = true;
     } else if (err != -EEXIST) {
-      error = "create clsact qdisc on " + device + ": " + errnoText(err);
-      return false;
+      res.error = "create clsact qdisc on " + device + ": " + errnoText(err);
+      return res;
     }
     LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(d.prog), .flags = BPF_TC_F_REPLACE,
                 .handle = kTcHandle, .priority = kTcPriority);
     err = bpf_tc_attach(&hook, &opts);
     if (err) {
-      error = "attach tc program on " + device + ": " + errnoText(err);
-      return false;
+      res.error = "attach tc program on " + device + ": " + errnoText(err);
+      return res;
     }
     struct sy_tc_attach_key key {static_cast<uint32_t>(ifindex), d.direction};
     struct sy_tc_attach_value val {};
@@ -249,10 +282,15 @@ bool Datapath::attachTc(const std::string& device, std::string& error) {
     // Keep "we created the qdisc" across restarts: a restart sees EEXIST on our own qdisc.
     val.created_qdisc = (had && old.created_qdisc) || createdQdisc ? 1 : 0;
     std::strncpy(val.ifname, device.c_str(), sizeof(val.ifname) - 1);
-    bpf_map_update_elem(fds_.tcAttach, &key, &val, BPF_ANY);
+    if (bpf_map_update_elem(fds_.tcAttach, &key, &val, BPF_ANY) != 0) {
+      // The filter works, but cleanup can only find it through bpf.devices (--config).
+      SY_LOG(Warning) << "record tc attachment of " << device << " in " << kPinTcAttach << ": "
+                      << errnoText(errno);
+    }
   }
   SY_LOG(Info) << "tc programs attached to " << device << " (ifindex " << ifindex << ")";
-  return true;
+  res.status = Status::Attached;
+  return res;
 }
 
 }  // namespace switchyard::bpf

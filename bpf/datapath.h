@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,10 +31,6 @@ inline constexpr std::array<const char*, 8> kSocketHooks = {
     "connect4", "sendmsg4", "recvmsg4", "getpeername4",
     "connect6", "sendmsg6", "recvmsg6", "getpeername6"};
 
-// tc filter identity: one handle and priority for every switchyard filter.
-inline constexpr uint32_t kTcHandle = 0x5359;  // "SY"
-inline constexpr uint32_t kTcPriority = 1;
-
 class Datapath {
  public:
   ~Datapath();
@@ -49,10 +46,21 @@ class Datapath {
   // Removes our socket hooks (socketLB switched off in the config).
   void detachSocketLB();
   // Attaches (or atomically replaces) ingress and egress programs on a device of the
-  // current network namespace, recording them for cleanup.
-  bool attachTc(const std::string& device, std::string& error);
+  // current network namespace, recording them for cleanup. A filter already at
+  // switchyard's handle and priority is replaced only when it is ours: recorded in our
+  // tc_attach map, or a program using our maps (a restarted daemon's, or one attached just
+  // before a crash); anything else (another daemon naming the same device, another tool)
+  // is left alone and the attach is Refused.
+  struct TcAttachResult {
+    enum class Status { Attached, Missing, Refused, Failed } status = Status::Failed;
+    unsigned ifindex = 0;
+    std::string error;
+  };
+  TcAttachResult attachTc(const std::string& device);
 
   const MapFds& maps() const { return fds_; }
+  // IDs of our maps: what makes a program ours (cleanup.h).
+  const std::set<uint32_t>& mapIds() const { return mapIds_; }
 
   enum class Program { TcIngress, TcEgress, SockConnect4, SockSendmsg4, SockRecvmsg4, SockGetpeername4 };
   // For BPF_PROG_TEST_RUN in tests and for introspection.
@@ -66,6 +74,7 @@ class Datapath {
   struct sock_lb* sock_ = nullptr;
   struct tc_lb* tc_ = nullptr;
   MapFds fds_;
+  std::set<uint32_t> mapIds_;
 };
 
 // Routes libbpf's own messages to our logger (warnings and errors; debug with -v).

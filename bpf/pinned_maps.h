@@ -2,6 +2,7 @@
 // (the daemon) or opened from their pins (status, cleanup, tests).
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "bpf/abi.h"
@@ -19,6 +20,13 @@ inline constexpr const char* kPinCounters = SY_STRINGIFY(SY_MAP_COUNTERS);
 inline constexpr const char* kPinMeta = SY_STRINGIFY(SY_MAP_META);
 inline constexpr const char* kPinTcAttach = SY_STRINGIFY(SY_MAP_TC_ATTACH);
 inline constexpr const char* kLinksDir = "links";  // pinned cgroup links live here
+
+// tc filter identity: one handle and priority for every switchyard filter.
+inline constexpr uint32_t kTcHandle = 0x5359;  // "SY"
+inline constexpr uint32_t kTcPriority = 1;
+// Program names as the kernel keeps them (15 characters at most) start with these.
+inline constexpr const char* kTcProgPrefix = "sy_tc_";
+inline constexpr const char* kSockProgPrefix = "sy_sock_";
 
 // Raw fds; whoever builds this keeps them open for its lifetime.
 struct MapFds {

@@ -6,11 +6,13 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <net/if.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <set>
 
@@ -170,32 +172,76 @@ class Daemon {
     } else {
       datapath_->detachSocketLB();
     }
-    attachDevices();
-    // Devices an earlier run attached to but the configuration no longer names.
+    refreshDevices();
+    // Records of an earlier run that are not the attachments made now: devices the
+    // configuration no longer names, and devices deleted (or recreated with another
+    // ifindex) while no daemon ran.
     bpf::CleanupReport dropped;
-    bpf::detachTcHooks(datapath_->maps().tcAttach,
-                       std::set<std::string>(cfg_.bpf.devices.begin(), cfg_.bpf.devices.end()), dropped);
+    bpf::detachTcHooks(datapath_->maps().tcAttach, datapath_->mapIds(), attachedDevices_,
+                       bpf::RecordScope::DaemonNetns, dropped);
     if (dropped.tcFiltersRemoved > 0) {
       SY_LOG(Info) << "removed " << dropped.tcFiltersRemoved
                    << " tc filters from devices no longer in bpf.devices";
     }
-    for (const std::string& e : dropped.errors) {
-      SY_LOG(Warning) << e;
-    }
+    logCleanup(dropped);
     return true;
   }
 
-  // Devices that are missing now are retried on every tick (pods come and go).
-  void attachDevices() {
+  void logCleanup(const bpf::CleanupReport& r) {
+    for (const std::string& n : r.notes) {
+      SY_LOG(Info) << n;
+    }
+    for (const std::string& e : r.errors) {
+      SY_LOG(Warning) << e;
+    }
+  }
+
+  // Attaches the tc programs to every configured device that does not have them: devices
+  // that are missing now are retried on every tick (pods come and go), and a device
+  // deleted and recreated under the same name (a new ifindex) gets them again, its old
+  // record dropped.
+  void refreshDevices() {
     for (const std::string& dev : cfg_.bpf.devices) {
-      if (attachedDevices_.count(dev)) {
-        continue;
+      unsigned now = if_nametoindex(dev.c_str());
+      auto it = attachedDevices_.find(dev);
+      if (it != attachedDevices_.end()) {
+        if (it->second == now) {
+          continue;
+        }
+        SY_LOG(Info) << "device " << dev << " (ifindex " << it->second << ") "
+                     << (now ? "was recreated as ifindex " + std::to_string(now) : std::string("is gone"))
+                     << ": dropping its tc_attach records" << (now ? " and attaching again" : "");
+        bpf::CleanupReport r;
+        bpf::forgetTcIfindex(datapath_->maps().tcAttach, datapath_->mapIds(), it->second, r);
+        logCleanup(r);
+        attachedDevices_.erase(it);
       }
-      std::string error;
-      if (datapath_->attachTc(dev, error)) {
-        attachedDevices_.insert(dev);
-      } else {
-        SY_LOG(Warning) << error << " (retrying every " << tickPeriod().count() << " ms)";
+      if (now == 0 && missingLogged_.count(dev)) {
+        continue;  // said so already; checked again next tick
+      }
+      using Status = bpf::Datapath::TcAttachResult::Status;
+      bpf::Datapath::TcAttachResult res = datapath_->attachTc(dev);
+      switch (res.status) {
+        case Status::Attached:
+          attachedDevices_[dev] = res.ifindex;
+          missingLogged_.erase(dev);
+          refusedLogged_.erase(dev);
+          break;
+        case Status::Missing:
+          SY_LOG(Warning) << res.error << " (retrying every " << tickPeriod().count() << " ms)";
+          missingLogged_.insert(dev);
+          break;
+        case Status::Refused:
+          // Counted every time, logged once per episode: it is retried every tick, and
+          // works once the other daemon lets go of the device.
+          metrics_.countTcAttachRefused(dev);
+          if (refusedLogged_.insert(dev).second) {
+            SY_LOG(Error) << res.error << " (retrying every " << tickPeriod().count() << " ms)";
+          }
+          break;
+        case Status::Failed:
+          SY_LOG(Warning) << res.error << " (retrying every " << tickPeriod().count() << " ms)";
+          break;
       }
     }
   }
@@ -363,7 +409,7 @@ class Daemon {
       if (ec) {
         return;
       }
-      attachDevices();
+      refreshDevices();
       if (Clock::now() - lastFullSync_ >= kFullResyncPeriod) {
         lastFullSync_ = Clock::now();
         sync(true);
@@ -390,7 +436,9 @@ class Daemon {
   std::unique_ptr<metrics::HealthServer> healthServer_;
   metrics::SyncRecorder syncRecorder_{metrics_, health_};
   bpf::PinPathLock pinLock_;  // held for the daemon's lifetime
-  std::set<std::string> attachedDevices_;
+  std::map<std::string, unsigned> attachedDevices_;  // device -> the ifindex attached
+  std::set<std::string> missingLogged_;   // devices said to be missing, until attached
+  std::set<std::string> refusedLogged_;   // devices said to be refused, until attached
   boost::asio::steady_timer syncTimer_;
   boost::asio::steady_timer tickTimer_;
   boost::asio::signal_set signals_;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bpf/abi.h"
+#include "bpf/bpffs.h"
 #include "bpf/cleanup.h"
 #include "cmd/daemon.h"
 #include "cmd/status.h"
@@ -56,22 +57,32 @@ const char* kRunHelp =
 const char* kStatusHelp =
     "Usage: switchyard status [--config FILE | --pin-path DIR] [-o table|json]\n"
     "\n"
-    "Prints the services and backends held by the maps pinned under the pin path.\n"
+    "Prints the services and backends held by the maps pinned under the pin path, the\n"
+    "datapath counters, and the tc attachments recorded there (each checked against the\n"
+    "device in this network namespace).\n"
     "\n"
     "Options:\n"
-    "  --config FILE    take bpf.pinPath from this configuration\n"
+    "  --config FILE    the daemon's configuration: bpf.pinPath from it, and bpf.devices\n"
+    "                   are listed even where nothing is attached\n"
     "  --pin-path DIR   the pin path (default /sys/fs/bpf/switchyard)\n"
     "  -o FORMAT        table (default) or json\n";
 
 const char* kCleanupHelp =
     "Usage: switchyard cleanup [--config FILE | --pin-path DIR]\n"
     "\n"
-    "Removes every tc filter, cgroup link and pinned map switchyard made under the pin path.\n"
-    "Run it in the network namespace the daemon ran in (tc filters are per namespace).\n"
+    "Removes every tc filter, cgroup link and pinned map switchyard made under the pin path,\n"
+    "and the clsact qdiscs it created where no other filter uses them. Run it in the network\n"
+    "namespace the daemon ran in (tc filters are per namespace): a recorded device that is\n"
+    "missing there, has another name, or holds a filter that is not this pin path's makes\n"
+    "cleanup change nothing and exit 1.\n"
     "\n"
     "Options:\n"
-    "  --config FILE    take bpf.pinPath from this configuration\n"
-    "  --pin-path DIR   the pin path (default /sys/fs/bpf/switchyard)\n";
+    "  --config FILE    the daemon's configuration: bpf.pinPath, and also searches\n"
+    "                   bpf.devices for switchyard's tc filters and bpf.cgroupPath (or the\n"
+    "                   cgroup v2 root) for its socket hooks that no record or pin names (a\n"
+    "                   crash between attach and record, pins removed by hand)\n"
+    "  --pin-path DIR   the pin path (default /sys/fs/bpf/switchyard); removes what the\n"
+    "                   pins and records under it name\n";
 
 struct Args {
   std::map<std::string, std::string> opts;
@@ -115,12 +126,11 @@ Args parseArgs(int argc, char** argv, int first, const std::vector<std::string>&
   return a;
 }
 
-// The pin path from --pin-path, or from --config's bpf.pinPath, or the default.
-bool pinPathFrom(const Args& a, std::string& pinPath) {
-  Config cfg;
-  pinPath = cfg.bpf.pinPath;
+// The configuration of status and cleanup: --pin-path alone, or --config FILE (its pinPath,
+// cgroupPath and devices), or the defaults. False after printing the config's errors.
+bool configFrom(const Args& a, Config& cfg) {
   if (a.opts.count("--pin-path")) {
-    pinPath = a.opts.at("--pin-path");
+    cfg.bpf.pinPath = a.opts.at("--pin-path");
     return true;
   }
   if (a.opts.count("--config")) {
@@ -131,7 +141,6 @@ bool pinPathFrom(const Args& a, std::string& pinPath) {
       }
       return false;
     }
-    pinPath = cfg.bpf.pinPath;
   }
   return true;
 }
@@ -197,11 +206,15 @@ int cmdStatus(int argc, char** argv) {
               << "\n\n" << kStatusHelp;
     return kExitUsage;
   }
-  std::string pinPath;
-  if (!pinPathFrom(a, pinPath)) {
+  Config cfg;
+  if (!configFrom(a, cfg)) {
     return kExitUsage;
   }
-  return switchyard::cmd::printStatus(pinPath, format == "json");
+  std::vector<std::string> devices;
+  if (a.opts.count("--config") && !a.opts.count("--pin-path")) {
+    devices = cfg.bpf.devices;
+  }
+  return switchyard::cmd::printStatus(cfg.bpf.pinPath, format == "json", devices);
 }
 
 int cmdCleanup(int argc, char** argv) {
@@ -214,14 +227,28 @@ int cmdCleanup(int argc, char** argv) {
     std::cerr << "switchyard cleanup: " << a.error << "\n\n" << kCleanupHelp;
     return kExitUsage;
   }
-  std::string pinPath;
-  if (!pinPathFrom(a, pinPath)) {
+  Config cfg;
+  if (!configFrom(a, cfg)) {
     return kExitUsage;
   }
-  switchyard::bpf::CleanupReport r = switchyard::bpf::cleanupPinPath(pinPath);
+  switchyard::bpf::CleanupScope scope;
+  if (a.opts.count("--config") && !a.opts.count("--pin-path")) {
+    scope.fromConfig = true;
+    scope.devices = cfg.bpf.devices;
+    // The daemon attaches to the cgroup v2 root when the file names none.
+    scope.cgroupPath = cfg.bpf.cgroupPath.empty() ? switchyard::bpf::findCgroup2Mount() : cfg.bpf.cgroupPath;
+  }
+  const std::string& pinPath = cfg.bpf.pinPath;
+  switchyard::bpf::CleanupReport r = switchyard::bpf::cleanupPinPath(pinPath, scope);
   std::cout << "cleanup " << pinPath << ": removed " << r.tcFiltersRemoved << " tc filters, "
             << r.qdiscsRemoved << " clsact qdiscs, " << r.linksRemoved << " cgroup links, "
             << r.pinsRemoved << " pinned maps\n";
+  if (r.unmountedBpffs) {
+    std::cout << "cleanup " << pinPath << ": unmounted the bpffs mounted there\n";
+  }
+  for (const auto& n : r.notes) {
+    std::cout << "cleanup " << pinPath << ": " << n << "\n";
+  }
   for (const auto& e : r.errors) {
     std::cerr << "switchyard cleanup: " << e << "\n";
   }

@@ -3,23 +3,96 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <bpf/bpf.h>
+#include <net/if.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <set>
+#include <tuple>
 
+#include "bpf/abi.h"
+#include "bpf/cleanup.h"
 #include "bpf/map_writer.h"
 #include "bpf/pinned_maps.h"
 #include "metrics/datapath_counters.h"
 
 namespace switchyard::cmd {
 
-int printStatus(const std::string& pinPath, bool json) {
+namespace {
+
+// One tc hook as status shows it: a tc_attach record checked against the device of this
+// network namespace, or a configured device that has no record.
+struct TcHook {
+  std::string device;
+  unsigned ifindex = 0;  // 0: no such device here
+  std::string direction;
+  bool recorded = false;
+  std::string state;  // attached | missing-device | renamed (NAME) | no-filter | other filter (...)
+};
+
+std::string hookState(const std::string& device, unsigned ifindex, bool ingress, const std::set<uint32_t>& ours) {
+  char name[IF_NAMESIZE] = {};
+  if (ifindex == 0 || !if_indextoname(ifindex, name)) {
+    return "missing-device";
+  }
+  if (device != name) {
+    return std::string("renamed (") + name + ")";
+  }
+  bpf::TcFilter f = bpf::queryTcFilter(ifindex, ingress, ours);
+  switch (f.owner) {
+    case bpf::TcFilterOwner::ThisPinPath: return "attached";
+    case bpf::TcFilterOwner::None: return "no-filter";
+    default: return std::string("other-filter (") + f.progName + ", " + bpf::ownerName(f.owner) + ")";
+  }
+}
+
+std::vector<TcHook> tcHooks(const bpf::MapFds& fds, const std::vector<std::string>& devices) {
+  std::vector<TcHook> out;
+  std::set<uint32_t> ours = bpf::mapIdsOf(fds);
+  std::set<std::string> recorded;
+  struct sy_tc_attach_key key {}, next {};
+  struct sy_tc_attach_key* prev = nullptr;
+  for (size_t guard = 0; guard < 4 * SY_TC_ATTACH_MAX && bpf_map_get_next_key(fds.tcAttach, prev, &next) == 0;
+       ++guard) {
+    struct sy_tc_attach_value v {};
+    if (bpf_map_lookup_elem(fds.tcAttach, &next, &v) == 0) {
+      v.ifname[sizeof(v.ifname) - 1] = '\0';
+      bool ingress = next.direction == SY_TC_INGRESS;
+      out.push_back({v.ifname, next.ifindex, ingress ? "ingress" : "egress", true,
+                     hookState(v.ifname, next.ifindex, ingress, ours)});
+      recorded.insert(v.ifname);
+    }
+    key = next;
+    prev = &key;
+  }
+  for (const std::string& dev : devices) {
+    if (recorded.count(dev)) {
+      continue;
+    }
+    unsigned ifindex = if_nametoindex(dev.c_str());
+    for (bool ingress : {true, false}) {
+      out.push_back({dev, ifindex, ingress ? "ingress" : "egress", false, hookState(dev, ifindex, ingress, ours)});
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const TcHook& a, const TcHook& b) {
+    return std::tie(a.device, a.ifindex, a.direction) < std::tie(b.device, b.ifindex, b.direction);
+  });
+  return out;
+}
+
+}  // namespace
+
+int printStatus(const std::string& pinPath, bool json, const std::vector<std::string>& devices) {
   bpf::PinnedMaps maps;
   std::string error;
   if (!maps.open(pinPath, error)) {
     std::cerr << "switchyard status: " << error << "\n";
     return 1;
   }
+  std::vector<TcHook> hooks = tcHooks(maps.fds(), devices);
   bpf::MapWriter reader(maps.fds());
   lb::DataplaneState st = reader.read();
   metrics::DatapathCounters::Totals totals;
@@ -77,6 +150,27 @@ int printStatus(const std::string& pinPath, bool json) {
     w.EndArray();
     w.Key("backendCount");
     w.Uint(static_cast<unsigned>(st.backends.size()));
+    w.Key("tc");
+    w.StartArray();
+    for (const TcHook& h : hooks) {
+      w.StartObject();
+      w.Key("device");
+      w.String(h.device.c_str());
+      w.Key("ifindex");
+      if (h.ifindex) {
+        w.Uint(h.ifindex);
+      } else {
+        w.Null();
+      }
+      w.Key("direction");
+      w.String(h.direction.c_str());
+      w.Key("recorded");
+      w.Bool(h.recorded);
+      w.Key("state");
+      w.String(h.state.c_str());
+      w.EndObject();
+    }
+    w.EndArray();
     if (haveCounters) {
       w.Key("counters");
       w.StartObject();
@@ -103,6 +197,14 @@ int printStatus(const std::string& pinPath, bool json) {
       const char* state = b == st.backends.end() ? "missing" : (b->second.terminating ? "terminating" : "active");
       std::printf("%-28s %-30s (%u) (%zu) %s\n", i == 0 ? fe.c_str() : "", be.c_str(),
                   f.backendIds[i], i + 1, state);
+    }
+  }
+  if (!hooks.empty()) {
+    std::printf("\n%-16s %-8s %-9s %-9s %s\n", "TC DEVICE", "IFINDEX", "DIRECTION", "RECORDED", "STATE");
+    for (const TcHook& h : hooks) {
+      std::string idx = h.ifindex ? std::to_string(h.ifindex) : "-";
+      std::printf("%-16s %-8s %-9s %-9s %s\n", h.device.c_str(), idx.c_str(), h.direction.c_str(),
+                  h.recorded ? "yes" : "no", h.state.c_str());
     }
   }
   if (haveCounters) {

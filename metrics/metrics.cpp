@@ -109,6 +109,11 @@ ProxyMetrics::ProxyMetrics() : registry_(std::make_shared<prometheus::Registry>(
   for (const auto& [map, op] : mapOperations()) {
     mapErrors_->Add({{"map", map}, {"op", op}});
   }
+  tcAttachRefused_ = &BuildCounter()
+                          .Name("switchyard_tc_attach_refused_total")
+                          .Help("Attaches of the tc programs refused because a filter that is not this "
+                                "daemon's holds switchyard's handle and priority on the device, by device")
+                          .Register(r);
   syncErrors_ = &BuildCounter()
                      .Name("switchyard_sync_errors_total")
                      .Help("Syncs that left the maps and the desired state apart (repaired by a full sync)")
@@ -169,6 +174,10 @@ void ProxyMetrics::observeSync(double seconds, bool full) {
 }
 
 void ProxyMetrics::setLastSuccessfulSync(double unixSeconds) { lastSync_->Set(unixSeconds); }
+
+void ProxyMetrics::countTcAttachRefused(const std::string& device) {
+  tcAttachRefused_->Add({{"device", device}}).Increment();
+}
 
 void ProxyMetrics::observeProgramming(double seconds) { programmingDuration_->Observe(seconds); }
 

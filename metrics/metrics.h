@@ -32,6 +32,7 @@ class ProxyMetrics {
   // kubeproxy_sync_proxy_rules_last_timestamp_seconds: set only by a sync without errors,
   // as kube-proxy does.
   void setLastSuccessfulSync(double unixSeconds);
+  void countTcAttachRefused(const std::string& device);
   // From a change's arrival to the dataplane having it.
   void observeProgramming(double seconds);
   void setProgrammed(size_t services, size_t backends);
@@ -60,6 +61,7 @@ class ProxyMetrics {
   prometheus::Gauge* servicesProgrammed_;
   prometheus::Gauge* backendsProgrammed_;
   prometheus::Family<prometheus::Counter>* mapErrors_;
+  prometheus::Family<prometheus::Counter>* tcAttachRefused_;
   prometheus::Counter* syncErrors_;
   prometheus::Family<prometheus::Counter>* sourceErrors_;
   prometheus::Counter* translationWarnings_;

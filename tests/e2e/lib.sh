@@ -184,6 +184,13 @@ sy__plug_pod() {
   local pod_ns=$1 host_dev=$2 pod_addr=$3
   ip netns add "$pod_ns" || sy_fail "ip netns add $pod_ns"
   sy__sysctl "$pod_ns" net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+  sy_plug_veth "$pod_ns" "$host_dev" "$pod_addr"
+}
+
+# sy_plug_veth POD_NS HOST_DEV POD_ADDR: the veth pair of a pod namespace that exists (again,
+# after `ip -n $NODE_NS link del HOST_DEV`), addressed and routed as sy_topology_up does.
+sy_plug_veth() {
+  local pod_ns=$1 host_dev=$2 pod_addr=$3
   ip -n "$NODE_NS" link add "$host_dev" type veth peer name eth0 netns "$pod_ns" ||
     sy_fail "veth $host_dev <-> $pod_ns/eth0"
   ip -n "$NODE_NS" addr add "$SY_NODE_ADDR/32" dev "$host_dev"

@@ -120,6 +120,27 @@ b_tc_before=$(sy_in_ns "$B_NODE_NS" tc filter show dev veth-c ingress)
 rc=0
 sy_daemon_stop || rc=$?
 ((rc == 0)) || sy_fail "expected daemon A to exit 0 on SIGTERM, got $rc"
+
+# A's cleanup run by mistake in B's node namespace. veth-c exists there too, most likely with
+# the ifindex A recorded, and carries B's filter at the handle and priority every daemon uses:
+# cleanup must see that the filter is not A's, change nothing, and say where to run it.
+b_tc_both=$(sy_in_ns "$B_NODE_NS" tc filter show dev veth-c ingress; sy_in_ns "$B_NODE_NS" tc filter show dev veth-c egress)
+sy_log "veth-c ifindex: A $(ip -n "$NODE_NS" -o link show veth-c | cut -d: -f1), B $(ip -n "$B_NODE_NS" -o link show veth-c | cut -d: -f1)"
+rc=0
+out=$(sy_in_ns "$B_NODE_NS" "$SY_BIN" cleanup --pin-path "$PIN" 2>&1) || rc=$?
+sy_log "cleanup of A in B's namespace (exit $rc): $out"
+((rc == 1)) || sy_fail "expected cleanup of A in B's network namespace to exit 1, got $rc: $out"
+grep -q "run \`switchyard cleanup\` in the network namespace the daemon ran in" <<<"$out" ||
+  sy_fail "expected cleanup in the wrong namespace to say where to run it, got: $out"
+grep -q "^cleanup $PIN: removed 0 tc filters, 0 clsact qdiscs, 0 cgroup links, 0 pinned maps" <<<"$out" ||
+  sy_fail "expected cleanup in the wrong namespace to remove nothing, got: $out"
+[[ $(sy_in_ns "$B_NODE_NS" tc filter show dev veth-c ingress; sy_in_ns "$B_NODE_NS" tc filter show dev veth-c egress) == "$b_tc_both" ]] ||
+  sy_fail "expected B's tc filters untouched by A's cleanup in B's namespace"
+[[ -e $PIN/services_v1 && -e $PIN/tc_attach_v1 && -e $PIN/links/connect4 ]] ||
+  sy_fail "expected A's pins and links kept for a cleanup in the right namespace, $PIN holds: $(ls -R "$PIN" 2>&1)"
+expect_b_probe "client B to keep reaching bpod1..bpod3 after A's cleanup ran in B's namespace" \
+  "d['ok'] == 30 and d['peer_mismatch'] == 0 and sorted(d['backends']) == ['bpod1', 'bpod2', 'bpod3']" \
+  --proto tcp --target "$B_WEB:80" --count 30
 out=$(sy_in_ns "$NODE_NS" "$SY_BIN" cleanup --pin-path "$PIN" 2>&1) || sy_fail "expected cleanup of A to succeed: $out"
 sy_log "cleanup A: $out"
 [[ ! -e $PIN ]] || sy_fail "expected A's pins $PIN gone after its cleanup"
