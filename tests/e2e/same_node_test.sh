@@ -17,11 +17,11 @@ source "$HERE/lib_cluster.sh"
 
 # "ingress-ID egress-ID": the program IDs of the filters at switchyard's handle on veth-c.
 filter_progs() {
-  local dir out=()
+  local dir ids=()
   for dir in ingress egress; do
-    out+=("$(sy_in_ns "$NODE_NS" tc filter show dev veth-c "$dir" | grep 'handle 0x5359' | grep -o ' id [0-9]*' | awk '{print $2}')")
+    ids+=("$(sy_in_ns "$NODE_NS" tc filter show dev veth-c "$dir" | grep 'handle 0x5359' | grep -o ' id [0-9]*' | awk '{print $2}')")
   done
-  echo "${out[*]}"
+  echo "${ids[*]}"
 }
 metric_of() { # ADDR NAME{LABELS}
   sy_in_ns "$NODE_NS" curl -s --max-time 3 "http://$1/metrics" | awk -v n="$2" 'index($0, n) == 1 { print $NF }'
