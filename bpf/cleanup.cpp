@@ -342,27 +342,47 @@ void sweepCgroup(const std::string& cgroupPath, const std::set<uint32_t>& ours, 
   if (!cg.valid()) {
     return;
   }
-  for (enum bpf_attach_type type :
-       {BPF_CGROUP_INET4_CONNECT, BPF_CGROUP_UDP4_SENDMSG, BPF_CGROUP_UDP4_RECVMSG, BPF_CGROUP_INET4_GETPEERNAME,
-        BPF_CGROUP_INET6_CONNECT, BPF_CGROUP_UDP6_SENDMSG, BPF_CGROUP_UDP6_RECVMSG, BPF_CGROUP_INET6_GETPEERNAME}) {
-    uint32_t ids[64];
-    uint32_t count = 64, flags = 0;
-    if (bpf_prog_query(cg.get(), type, 0, &flags, ids, &count) != 0) {
-      continue;
-    }
-    for (uint32_t i = 0; i < count; ++i) {
-      ProgInfo p = progInfo(ids[i]);
-      TcFilterOwner o = classify(p, kSockProgPrefix, ours);
-      if (o != TcFilterOwner::ThisPinPath && o != TcFilterOwner::SwitchyardName) {
+  struct Attached {
+    enum bpf_attach_type type;
+    uint32_t progId;
+    std::string name;
+  };
+  auto ourAttachments = [&] {
+    std::vector<Attached> out;
+    for (enum bpf_attach_type type :
+         {BPF_CGROUP_INET4_CONNECT, BPF_CGROUP_UDP4_SENDMSG, BPF_CGROUP_UDP4_RECVMSG, BPF_CGROUP_INET4_GETPEERNAME,
+          BPF_CGROUP_INET6_CONNECT, BPF_CGROUP_UDP6_SENDMSG, BPF_CGROUP_UDP6_RECVMSG, BPF_CGROUP_INET6_GETPEERNAME}) {
+      uint32_t ids[64];
+      uint32_t count = 64, flags = 0;
+      if (bpf_prog_query(cg.get(), type, 0, &flags, ids, &count) != 0) {
         continue;
       }
-      UniqueFd prog(bpf_prog_get_fd_by_id(ids[i]));
-      if (prog.valid() && bpf_prog_detach2(prog.get(), cg.get(), type) == 0) {
-        r.linksRemoved++;
-      } else {
-        r.errors.push_back("program " + p.name + " (id " + std::to_string(ids[i]) + ") stays attached to " +
-                           cgroupPath + ": " + errText(errno));
+      for (uint32_t i = 0; i < count; ++i) {
+        ProgInfo p = progInfo(ids[i]);
+        TcFilterOwner o = classify(p, kSockProgPrefix, ours);
+        if (o == TcFilterOwner::ThisPinPath || o == TcFilterOwner::SwitchyardName) {
+          out.push_back({type, ids[i], p.name});
+        }
       }
+    }
+    return out;
+  };
+  // The kernel frees a link whose last reference went (an unpinned link) from a work
+  // queue, so its program can stay listed on the cgroup for a moment: wait (bounded) for
+  // that before calling anything left an attachment of its own.
+  std::vector<Attached> left = ourAttachments();
+  for (int i = 0; i < 40 && !left.empty(); ++i) {
+    ::usleep(50 * 1000);
+    left = ourAttachments();
+  }
+  for (const Attached& a : left) {
+    // Attached without a link (switchyard never does that, an older tool might have).
+    UniqueFd prog(bpf_prog_get_fd_by_id(a.progId));
+    if (prog.valid() && bpf_prog_detach2(prog.get(), cg.get(), a.type) == 0) {
+      r.linksRemoved++;
+    } else {
+      r.errors.push_back("program " + a.name + " (id " + std::to_string(a.progId) + ") stays attached to " +
+                         cgroupPath + ": " + errText(errno));
     }
   }
 }
