@@ -5,6 +5,7 @@
 #include <rapidjson/reader.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
@@ -371,6 +372,45 @@ bool parseManifestFile(const std::string& file, ManifestVisitor& visitor,
 
 // ------------------------------------------------------------------ ManifestSource
 
+ManifestSource::Definition* ManifestSource::ObjectState::find(const std::string* file) {
+  if (owner.file == file) {
+    return &owner;
+  }
+  for (Definition& d : others) {
+    if (d.file == file) {
+      return &d;
+    }
+  }
+  return nullptr;
+}
+
+void ManifestSource::ObjectState::add(const Definition& d) {
+  if (!owner.file) {
+    owner = d;
+    return;
+  }
+  if (*d.file < *owner.file) {
+    others.insert(others.begin(), owner);
+    owner = d;
+    return;
+  }
+  auto pos = std::find_if(others.begin(), others.end(), [&](const Definition& o) { return *o.file > *d.file; });
+  others.insert(pos, d);
+}
+
+void ManifestSource::ObjectState::remove(const std::string* file) {
+  if (owner.file == file) {
+    if (others.empty()) {
+      owner = Definition{nullptr, false, 0};
+    } else {
+      owner = others.front();
+      others.erase(others.begin());
+    }
+    return;
+  }
+  std::erase_if(others, [&](const Definition& d) { return d.file == file; });
+}
+
 // Records what one file defines and delivers the changes it makes. With `only` set, it
 // delivers just those objects (a file parsed again because it now owns them).
 class ManifestSource::Loader : public ManifestVisitor {
@@ -401,7 +441,7 @@ class ManifestSource::Loader : public ManifestVisitor {
         return false;
       }
       auto it = src_.objects_.find(key);
-      if (it == src_.objects_.end() || it->second.defs.empty() || it->second.defs[0].file != file_) {
+      if (it == src_.objects_.end() || it->second.owner.file != file_) {
         return false;
       }
       it->second.delivered = fp;
@@ -411,18 +451,15 @@ class ManifestSource::Loader : public ManifestVisitor {
     auto [it, inserted] = src_.objects_.try_emplace(key);
     ObjectState& obj = it->second;
     keys_.push_back(&it->first);
-    auto def = std::find_if(obj.defs.begin(), obj.defs.end(),
-                            [&](const Definition& d) { return d.file == file_; });
-    if (def == obj.defs.end()) {
-      auto pos = std::find_if(obj.defs.begin(), obj.defs.end(),
-                              [&](const Definition& d) { return *d.file > *file_; });
-      def = obj.defs.insert(pos, Definition{file_, valid, fp});
+    Definition* def = obj.find(file_);
+    if (!def) {
+      obj.add(Definition{file_, valid, fp});
     } else if (valid) {
       *def = Definition{file_, true, fp};
     } else {
       def->valid = false;  // keeps the last good fingerprint: nothing changes downstream
     }
-    if (obj.defs[0].file != file_) {
+    if (obj.owner.file != file_) {
       if (valid) {
         problems_.push_back({*file_, 0, 0, key, "metadata.name",
                              "duplicate: defined in another file too; this copy is ignored"});
@@ -483,7 +520,7 @@ void ManifestSource::resolve(const std::string& key,
     return;
   }
   ObjectState& obj = it->second;
-  if (obj.defs.empty()) {
+  if (obj.undefined()) {
     bool active = obj.active;
     objects_.erase(it);
     if (active) {
@@ -491,7 +528,7 @@ void ManifestSource::resolve(const std::string& key,
     }
     return;
   }
-  const Definition& owner = obj.defs[0];
+  const Definition& owner = obj.owner;
   if (owner.valid && (!obj.active || obj.delivered != owner.fingerprint)) {
     reparse[owner.file].push_back(key);  // its content is in that file only
   }
@@ -517,11 +554,11 @@ void ManifestSource::parseFile(const std::string* file, std::vector<ManifestProb
       dropped.push_back(*k);
     }
   }
+  keys.shrink_to_fit();
   fs.keys = std::move(keys);
   std::map<const std::string*, std::vector<std::string>> reparse;
   for (const std::string& k : dropped) {
-    ObjectState& obj = objects_.at(k);
-    std::erase_if(obj.defs, [&](const Definition& d) { return d.file == file; });
+    objects_.at(k).remove(file);
     resolve(k, reparse);
   }
   for (auto& [other, keysOf] : reparse) {
@@ -552,8 +589,7 @@ bool ManifestSource::reload(const std::vector<std::string>& files) {
       keys.push_back(*k);
     }
     for (const std::string& k : keys) {
-      ObjectState& obj = objects_.at(k);
-      std::erase_if(obj.defs, [&](const Definition& d) { return d.file == &node->first; });
+      objects_.at(k).remove(&node->first);
     }
     files_.erase(node);
     for (const std::string& k : keys) {
@@ -607,6 +643,9 @@ void ManifestSource::poll() {
   if (!synced_) {
     lastError_.clear();
     reload(files);
+    // Parsing leaves the heap full of freed buffers (documents, items, decoded objects):
+    // give those pages back before the first sync builds the syncer's tables.
+    malloc_trim(0);
     synced_ = true;
     handler_.onSynced();
     return;

@@ -84,9 +84,17 @@ class ManifestSource {
     size_t fingerprint;
   };
   struct ObjectState {
-    std::vector<Definition> defs;  // in file order
-    size_t delivered = 0;          // fingerprint of the version the handler has
-    bool active = false;           // the handler has it (delivered, not deleted since)
+    // The owning file's copy, then the others in file order. Most objects live in one
+    // file: the owner is kept inline, with no allocation.
+    Definition owner{nullptr, false, 0};  // owner.file == nullptr: no file defines it
+    std::vector<Definition> others;
+    size_t delivered = 0;  // fingerprint of the version the handler has
+    bool active = false;   // the handler has it (delivered, not deleted since)
+
+    bool undefined() const { return owner.file == nullptr; }
+    Definition* find(const std::string* file);
+    void add(const Definition& d);  // keeps file order
+    void remove(const std::string* file);
   };
   struct FileState {
     std::string stamp;                      // inode, size and mtime when parsed

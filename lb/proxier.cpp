@@ -3,13 +3,18 @@
 namespace switchyard::lb {
 
 void Proxier::noteChange() {
+  if (!initialSyncDone_) {
+    // The first sync looks at every service: no need to remember which changed (at
+    // 100,000 services the set would cost several MB at the daemon's peak).
+    tracker_.clearDirty();
+  }
   if (!oldestPending_) {
     oldestPending_ = std::chrono::steady_clock::now();
   }
 }
 
 void Proxier::onServiceUpsert(const k8s::Service& svc) {
-  tracker_.upsertService(svc);
+  tracker_.upsertService(svc, pendingWarnings_);
   noteChange();
 }
 
@@ -22,7 +27,7 @@ void Proxier::onEndpointSliceUpsert(const k8s::EndpointSlice& slice) {
   if (slice.lastChangeTriggerTime) {
     pendingTriggers_.push_back(*slice.lastChangeTriggerTime);
   }
-  tracker_.upsertSlice(slice);
+  tracker_.upsertSlice(slice, pendingWarnings_);
   noteChange();
 }
 
@@ -46,14 +51,26 @@ SyncReport Proxier::sync(bool forceFull) {
   rep.oldestChange = oldestPending_;
   oldestPending_.reset();
   rep.triggerTimes.swap(pendingTriggers_);
+  rep.warnings.swap(pendingWarnings_);
 
-  std::set<std::string> keys = tracker_.takeDirty();
+  // The services to sync: the dirty ones, or for a full sync every one the tracker knows
+  // and every owner the syncer knows (those whose Service is gone lose their frontends).
+  std::set<std::string> dirty = tracker_.takeDirty();
+  std::vector<const std::string*> keys;
+  std::vector<std::string> goneOwners;
   if (full) {
-    for (const std::string& k : tracker_.allKeys()) {
-      keys.insert(k);
+    tracker_.forEachKey([&](const std::string& k) { keys.push_back(&k); });
+    syncer_.forEachOwner([&](const std::string& o) {
+      if (!tracker_.knows(o)) {
+        goneOwners.push_back(o);
+      }
+    });
+    for (const std::string& o : goneOwners) {
+      keys.push_back(&o);
     }
-    for (const std::string& k : syncer_.owners()) {
-      keys.insert(k);  // owners whose Service is gone get their frontends removed
+  } else {
+    for (const std::string& k : dirty) {
+      keys.push_back(&k);
     }
   }
   // The first sync after adoption writes only differences; repairs rewrite everything.
@@ -68,8 +85,8 @@ SyncReport Proxier::sync(bool forceFull) {
     rep.result.add(syncer_.syncOwners(group, force));
     group.clear();
   };
-  for (const std::string& key : keys) {
-    group.push_back({key, tracker_.desired(key, rep.warnings)});
+  for (const std::string* key : keys) {
+    group.push_back({*key, tracker_.desired(*key)});
     rep.servicesSynced++;
     if (group.size() == kGroup) {
       flush();

@@ -18,7 +18,9 @@ struct SyncReport {
   bool full = false;  // every service was synced (first sync, repair, periodic reconcile)
   size_t servicesSynced = 0;
   SyncResult result;
-  std::vector<std::string> warnings;  // translation problems, naming object and field
+  // Problems in the objects received since the last sync (each reported once, when the
+  // object arrives or changes), naming object and field.
+  std::vector<std::string> warnings;
   // When the oldest change this sync applied was received (for programming latency).
   std::optional<std::chrono::steady_clock::time_point> oldestChange;
   // The last-change-trigger-time of every EndpointSlice change this sync applied, for
@@ -65,6 +67,7 @@ class Proxier : public k8s::ServiceEventHandler {
   bool needFullSync_ = false;
   std::optional<std::chrono::steady_clock::time_point> oldestPending_;
   std::vector<std::chrono::system_clock::time_point> pendingTriggers_;
+  std::vector<std::string> pendingWarnings_;
 };
 
 }  // namespace switchyard::lb

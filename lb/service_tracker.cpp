@@ -4,58 +4,74 @@
 
 namespace switchyard::lb {
 
-void ServiceTracker::upsertService(const k8s::Service& svc) {
+void ServiceTracker::upsertService(const k8s::Service& svc, std::vector<std::string>& warnings) {
   std::string key = svc.metadata.key();
-  ServiceInfo info = toServiceInfo(svc);
+  std::vector<std::string> found;
+  ServiceInfo info = toServiceInfo(svc, found);
   auto [it, inserted] = services_.try_emplace(key);
-  if (!inserted && it->second == info) {
+  std::optional<ServiceInfo>& cur = it->second.info;
+  if (cur && *cur == info) {
     return;
   }
-  it->second = std::move(info);
+  warnings.insert(warnings.end(), found.begin(), found.end());
+  serviceCount_ += !cur;
+  cur = std::move(info);
   dirty_.insert(std::move(key));
 }
 
 void ServiceTracker::deleteService(const std::string& key) {
-  if (services_.erase(key)) {
-    dirty_.insert(key);
-  }
-}
-
-void ServiceTracker::unlinkSlice(const std::string& service, const std::string& sliceKey) {
-  auto bs = byService_.find(service);
-  if (bs == byService_.end()) {
+  auto it = services_.find(key);
+  if (it == services_.end() || !it->second.info) {
     return;
   }
-  std::erase(bs->second, sliceKey);
-  if (bs->second.empty()) {
-    byService_.erase(bs);
+  it->second.info.reset();
+  --serviceCount_;
+  dirty_.insert(key);
+  release(it);
+}
+
+void ServiceTracker::release(ServiceMap::iterator it) {
+  if (!it->second.info && it->second.slices.empty()) {
+    services_.erase(it);
   }
 }
 
-void ServiceTracker::upsertSlice(const k8s::EndpointSlice& slice) {
+void ServiceTracker::unlink(const SliceEntry& slice) {
+  if (!slice.service) {
+    return;
+  }
+  auto it = services_.find(*slice.service);
+  std::erase(it->second.slices, &slice);
+  dirty_.insert(*slice.service);
+  release(it);
+}
+
+void ServiceTracker::upsertSlice(const k8s::EndpointSlice& slice, std::vector<std::string>& warnings) {
   std::string key = slice.metadata.key();
-  SliceInfo info = toSliceInfo(slice);
-  auto [it, inserted] = slices_.try_emplace(key);
-  if (!inserted) {
-    if (it->second == info) {
-      return;
-    }
-    if (it->second.service != info.service) {
-      if (!it->second.service.empty()) {
-        unlinkSlice(it->second.service, key);
-        dirty_.insert(it->second.service);
-      }
-      if (!info.service.empty()) {
-        byService_[info.service].push_back(key);
-      }
-    }
-  } else if (!info.service.empty()) {
-    byService_[info.service].push_back(key);
+  std::string owner = owningService(slice);
+  std::vector<std::string> found;
+  SliceInfo info = toSliceInfo(slice, found);
+  auto [it, inserted] = slices_.try_emplace(std::move(key));
+  SliceEntry& e = it->second;
+  bool sameOwner = (e.service ? *e.service : std::string()) == owner;
+  if (!inserted && sameOwner && e.info == info) {
+    return;
   }
-  if (!info.service.empty()) {
-    dirty_.insert(info.service);
+  warnings.insert(warnings.end(), found.begin(), found.end());
+  e.info = std::move(info);
+  e.key = &it->first;
+  if (!inserted && !sameOwner) {
+    unlink(e);
+    e.service = nullptr;
   }
-  it->second = std::move(info);
+  if (!owner.empty()) {
+    if (inserted || !sameOwner) {
+      auto svc = services_.try_emplace(owner).first;
+      svc->second.slices.push_back(&e);
+      e.service = &svc->first;
+    }
+    dirty_.insert(owner);
+  }
 }
 
 void ServiceTracker::deleteSlice(const std::string& sliceKey) {
@@ -63,10 +79,7 @@ void ServiceTracker::deleteSlice(const std::string& sliceKey) {
   if (it == slices_.end()) {
     return;
   }
-  if (!it->second.service.empty()) {
-    unlinkSlice(it->second.service, sliceKey);
-    dirty_.insert(it->second.service);
-  }
+  unlink(it->second);
   slices_.erase(it);
 }
 
@@ -76,43 +89,31 @@ std::set<std::string> ServiceTracker::takeDirty() {
   return out;
 }
 
-std::set<std::string> ServiceTracker::allKeys() const {
-  std::set<std::string> out;
+void ServiceTracker::forEachKey(const std::function<void(const std::string&)>& f) const {
   for (const auto& [k, v] : services_) {
-    out.insert(k);
+    f(k);
   }
-  for (const auto& [k, v] : byService_) {
-    out.insert(k);
-  }
-  return out;
 }
 
-std::vector<Frontend> ServiceTracker::desired(const std::string& key,
-                                              std::vector<std::string>& warnings) const {
+std::vector<Frontend> ServiceTracker::desired(const std::string& key) const {
   auto svc = services_.find(key);
-  if (svc == services_.end()) {
+  if (svc == services_.end() || !svc->second.info) {
     return {};
   }
+  // A stable order (slice names), so warnings and backend merging do not depend on the
+  // order events came in.
+  std::vector<const SliceEntry*> entries = svc->second.slices;
+  std::sort(entries.begin(), entries.end(),
+            [](const SliceEntry* a, const SliceEntry* b) { return *a->key < *b->key; });
   std::vector<const SliceInfo*> slices;
-  auto bs = byService_.find(key);
-  if (bs != byService_.end()) {
-    // A stable order (slice names), so warnings and backend merging do not depend on
-    // hash order.
-    std::vector<const std::string*> names;
-    for (const std::string& sk : bs->second) {
-      names.push_back(&sk);
-    }
-    std::sort(names.begin(), names.end(), [](const std::string* a, const std::string* b) { return *a < *b; });
-    for (const std::string* sk : names) {
-      const SliceInfo& s = slices_.at(*sk);
-      // Slices of headless services carry this label; kube-proxy's informer filters them.
-      if (s.headless) {
-        continue;
-      }
-      slices.push_back(&s);
+  slices.reserve(entries.size());
+  for (const SliceEntry* e : entries) {
+    // Slices of headless services carry this label; kube-proxy's informer filters them.
+    if (!e->info.headless) {
+      slices.push_back(&e->info);
     }
   }
-  return translateClusterIP(svc->second, slices, warnings);
+  return translateClusterIP(*svc->second.info, slices);
 }
 
 }  // namespace switchyard::lb

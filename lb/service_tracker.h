@@ -4,6 +4,8 @@
 // (a resync, a relist, an edit of another field) marks nothing dirty.
 #pragma once
 
+#include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -17,30 +19,51 @@ namespace switchyard::lb {
 
 class ServiceTracker {
  public:
-  void upsertService(const k8s::Service& svc);
+  // Conversion problems (a bad address, SCTP) are appended to warnings when the object is
+  // new or changed, so each is reported once.
+  void upsertService(const k8s::Service& svc, std::vector<std::string>& warnings);
   void deleteService(const std::string& key);
-  void upsertSlice(const k8s::EndpointSlice& slice);
+  void upsertSlice(const k8s::EndpointSlice& slice, std::vector<std::string>& warnings);
   void deleteSlice(const std::string& sliceKey);
 
   // Services touched since the last takeDirty(), and clears the set.
   std::set<std::string> takeDirty();
+  // Forgets what is dirty (before a full sync, which looks at everything anyway).
+  void clearDirty() { dirty_.clear(); }
   bool hasDirty() const { return !dirty_.empty(); }
   // Every service key known now (for full syncs), including those only slices name.
-  std::set<std::string> allKeys() const;
+  void forEachKey(const std::function<void(const std::string&)>& f) const;
+  bool knows(const std::string& key) const { return services_.count(key) > 0; }
 
   // The frontends service `key` should have now (empty when it is gone or skipped).
-  std::vector<Frontend> desired(const std::string& key, std::vector<std::string>& warnings) const;
+  std::vector<Frontend> desired(const std::string& key) const;
 
-  size_t serviceCount() const { return services_.size(); }
+  size_t serviceCount() const { return serviceCount_; }
   size_t sliceCount() const { return slices_.size(); }
 
  private:
-  void unlinkSlice(const std::string& service, const std::string& sliceKey);
+  struct SliceEntry;
+  // A Service, its slices, or both: one entry per namespace/name either names.
+  struct ServiceEntry {
+    std::optional<ServiceInfo> info;       // nullopt: only slices name it (so far)
+    std::vector<const SliceEntry*> slices;
+  };
+  struct SliceEntry {
+    SliceInfo info;
+    const std::string* key = nullptr;      // its key in slices_
+    const std::string* service = nullptr;  // its owner's key in services_; nullptr: none
+  };
+  using ServiceMap = std::unordered_map<std::string, ServiceEntry>;
 
-  std::unordered_map<std::string, ServiceInfo> services_;  // ns/name -> Service
-  std::unordered_map<std::string, SliceInfo> slices_;      // ns/sliceName -> slice
-  std::unordered_map<std::string, std::vector<std::string>> byService_;  // ns/svc -> slice keys
+  void unlink(const SliceEntry& slice);
+  // Drops the entry when neither a Service nor a slice needs it any more.
+  void release(ServiceMap::iterator it);
+
+  // Pointers into both maps stay valid: unordered_map nodes do not move.
+  ServiceMap services_;
+  std::unordered_map<std::string, SliceEntry> slices_;
   std::set<std::string> dirty_;
+  size_t serviceCount_ = 0;  // entries with a Service
 };
 
 }  // namespace switchyard::lb

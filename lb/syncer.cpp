@@ -91,7 +91,7 @@ void Syncer::adopt(const DataplaneState& state) {
     if (backends_.size() <= id) {
       backends_.resize(id + 1);
     }
-    backends_[id] = {b.key, 0, 0, b.terminating, true};
+    backends_[id] = {b.key, 0, b.terminating, true, false};
     backendIndex_.insert(b.key, id);
   }
   std::vector<MapOp> strays;
@@ -138,7 +138,7 @@ uint32_t Syncer::acquireBackend(const Backend& b, bool force, Batch& batch) {
     if (backends_.size() <= id) {
       backends_.resize(id + 1);
     }
-    backends_[id] = {b.key, 0, 0, b.terminating, true};
+    backends_[id] = {b.key, 0, b.terminating, true, false};
     backendIndex_.insert(b.key, id);
     force = true;
   }
@@ -147,9 +147,10 @@ uint32_t Syncer::acquireBackend(const Backend& b, bool force, Batch& batch) {
   if (!failedBackends_.empty() && failedBackends_.count(id)) {
     force = true;
   }
-  if ((force || e.terminating != b.terminating) && e.writtenIn != generation_) {
+  if ((force || e.terminating != b.terminating) && !e.written) {
     e.terminating = b.terminating;
-    e.writtenIn = generation_;
+    e.written = true;
+    written_.push_back(id);
     batch.backendOps.push_back(MapOp::putBackend(id, b));
   }
   e.refs++;
@@ -456,7 +457,11 @@ void Syncer::execute(Batch& b, SyncResult& r) {
 
 SyncResult Syncer::syncOwners(std::span<const OwnerFrontends> owners, bool force) {
   SyncResult r;
-  ++generation_;
+  // Each backend is written at most once per call, however many frontends name it.
+  for (uint32_t id : written_) {
+    backends_[id].written = false;
+  }
+  written_.clear();
   Batch b;
   for (const OwnerFrontends& o : owners) {
     // A frontend already planned in this batch (it moves between owners): apply what is

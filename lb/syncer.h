@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -78,6 +79,11 @@ class Syncer {
   size_t backendCount() const { return backendIndex_.size(); }
   // Owners with at least one frontend, for a full resync after errors.
   std::vector<std::string> owners() const;
+  void forEachOwner(const std::function<void(const std::string&)>& f) const {
+    for (const auto& [owner, keys] : owners_) {
+      f(owner);
+    }
+  }
 
  private:
   struct ProgrammedState {
@@ -89,12 +95,12 @@ class Syncer {
     // referenced until a write of this frontend succeeds.
     std::vector<uint32_t> heldIds;
   };
-  struct BackendEntry {
+  struct BackendEntry {  // 28 bytes: a million of them at 100,000 services
     BackendKey key;
     uint32_t refs = 0;
-    uint32_t writtenIn = 0;  // the sync generation that last wrote it
     bool terminating = false;
     bool live = false;
+    bool written = false;  // written in the current syncOwners call (see written_)
   };
   struct KeyOfBackend {
     const std::deque<BackendEntry>* table;
@@ -140,7 +146,7 @@ class Syncer {
   std::vector<uint32_t> orphanRevNats_;  // adopted rev NAT entries no frontend names
   // Backends whose last write failed: no slot may name them until a write succeeds.
   std::unordered_set<uint32_t> failedBackends_;
-  uint32_t generation_ = 0;              // of syncOwners calls, for writtenIn
+  std::vector<uint32_t> written_;        // backends with `written` set, cleared per call
 };
 
 }  // namespace switchyard::lb

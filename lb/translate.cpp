@@ -64,17 +64,17 @@ bool endpointServingTerminating(const k8s::Endpoint& ep) {
   return serving && ep.conditions.terminating.value_or(false);
 }
 
-ServiceInfo toServiceInfo(const k8s::Service& svc) {
+ServiceInfo toServiceInfo(const k8s::Service& svc, std::vector<std::string>& warnings) {
   ServiceInfo out;
-  out.skip = skipReason(svc);
-  if (!out.skip.empty()) {
+  out.skipped = !skipReason(svc).empty();
+  if (out.skipped) {
     return out;  // nothing else matters for a skipped service
   }
   const std::string ref = "Service " + svc.metadata.key();
   for (size_t i = 0; i < svc.clusterIPs.size(); ++i) {
     auto vip = IpAddr::parse(svc.clusterIPs[i]);
     if (!vip) {
-      out.warnings.push_back(ref + ": spec.clusterIPs[" + std::to_string(i) + "]: \"" +
+      warnings.push_back(ref + ": spec.clusterIPs[" + std::to_string(i) + "]: \"" +
                              svc.clusterIPs[i] + "\" is not an IP address");
       continue;
     }
@@ -83,7 +83,7 @@ ServiceInfo toServiceInfo(const k8s::Service& svc) {
   for (size_t p = 0; p < svc.ports.size(); ++p) {
     const k8s::ServicePort& port = svc.ports[p];
     if (port.protocol == k8s::Protocol::SCTP) {
-      out.warnings.push_back(ref + ": spec.ports[" + std::to_string(p) +
+      warnings.push_back(ref + ": spec.ports[" + std::to_string(p) +
                              "].protocol: SCTP is not supported by switchyard; port skipped");
       continue;
     }
@@ -92,12 +92,13 @@ ServiceInfo toServiceInfo(const k8s::Service& svc) {
   return out;
 }
 
-SliceInfo toSliceInfo(const k8s::EndpointSlice& slice) {
-  SliceInfo out;
+std::string owningService(const k8s::EndpointSlice& slice) {
   std::string name = slice.serviceName();
-  if (!name.empty()) {
-    out.service = slice.metadata.namespace_ + "/" + name;
-  }
+  return name.empty() ? std::string() : slice.metadata.namespace_ + "/" + name;
+}
+
+SliceInfo toSliceInfo(const k8s::EndpointSlice& slice, std::vector<std::string>& warnings) {
+  SliceInfo out;
   out.headless = slice.metadata.labels.count(kHeadlessLabel) > 0;
   if (slice.addressType == "IPv4") {
     out.family = AddressFamily::IPv4;
@@ -122,7 +123,7 @@ SliceInfo toSliceInfo(const k8s::EndpointSlice& slice) {
     // kube-proxy uses the first address only (the others are reserved; KEP-752).
     auto addr = IpAddr::parse(ep.addresses[0]);
     if (!addr || addr->isV4() != wantV4) {
-      out.warnings.push_back("EndpointSlice " + slice.metadata.key() + ": endpoints[" +
+      warnings.push_back("EndpointSlice " + slice.metadata.key() + ": endpoints[" +
                              std::to_string(i) + "].addresses[0]: \"" + ep.addresses[0] +
                              "\" is not an " + (wantV4 ? "IPv4" : "IPv6") + " address");
       continue;
@@ -138,15 +139,10 @@ SliceInfo toSliceInfo(const k8s::EndpointSlice& slice) {
 }
 
 std::vector<Frontend> translateClusterIP(const ServiceInfo& svc,
-                                         std::span<const SliceInfo* const> slices,
-                                         std::vector<std::string>& warnings) {
+                                         std::span<const SliceInfo* const> slices) {
   std::vector<Frontend> out;
-  if (!svc.skip.empty()) {
+  if (svc.skipped) {
     return out;
-  }
-  warnings.insert(warnings.end(), svc.warnings.begin(), svc.warnings.end());
-  for (const SliceInfo* s : slices) {
-    warnings.insert(warnings.end(), s->warnings.begin(), s->warnings.end());
   }
   for (const IpAddr& vip : svc.clusterIPs) {
     for (const ServicePortInfo& port : svc.ports) {
@@ -164,17 +160,20 @@ std::vector<Frontend> translateClusterIP(const ServiceInfo& svc,
 std::vector<Frontend> translateClusterIP(const k8s::Service& svc,
                                          const std::vector<const k8s::EndpointSlice*>& slices,
                                          std::vector<std::string>& warnings) {
-  ServiceInfo info = toServiceInfo(svc);
+  ServiceInfo info = toServiceInfo(svc, warnings);
+  if (info.skipped) {
+    return {};
+  }
   std::vector<SliceInfo> infos;
   infos.reserve(slices.size());
   for (const k8s::EndpointSlice* s : slices) {
-    infos.push_back(toSliceInfo(*s));
+    infos.push_back(toSliceInfo(*s, warnings));
   }
   std::vector<const SliceInfo*> ptrs;
   for (const SliceInfo& s : infos) {
     ptrs.push_back(&s);
   }
-  return translateClusterIP(info, ptrs, warnings);
+  return translateClusterIP(info, ptrs);
 }
 
 }  // namespace switchyard::lb

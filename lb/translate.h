@@ -39,10 +39,9 @@ struct ServicePortInfo {
 
 // A Service as the semantics see it.
 struct ServiceInfo {
-  std::string skip;                    // skipReason(); "" = proxied
+  bool skipped = false;                // skipReason() is not empty: nothing to proxy
   std::vector<IpAddr> clusterIPs;      // the valid ones, in spec order
   std::vector<ServicePortInfo> ports;  // TCP and UDP ports, in spec order
-  std::vector<std::string> warnings;   // problems found converting, naming object and field
   bool operator==(const ServiceInfo&) const = default;
 };
 
@@ -65,29 +64,30 @@ struct EndpointInfo {
   bool operator==(const EndpointInfo&) const = default;
 };
 
-// An EndpointSlice as the semantics see it.
+// An EndpointSlice as the semantics see it (its owning Service: owningService()).
 struct SliceInfo {
-  std::string service;  // owning Service's namespace/name; "" without the service-name label
   AddressFamily family = AddressFamily::Other;
   bool headless = false;  // carries the headless label (kube-proxy's informer filters these)
   std::vector<SlicePortInfo> ports;
   std::vector<EndpointInfo> endpoints;  // only for IPv4 and IPv6 slices
-  std::vector<std::string> warnings;
   bool operator==(const SliceInfo&) const = default;
 };
 
-ServiceInfo toServiceInfo(const k8s::Service& svc);
-SliceInfo toSliceInfo(const k8s::EndpointSlice& slice);
+// Problems that do not stop the rest (a bad address, SCTP) are appended to warnings, naming
+// object and field.
+ServiceInfo toServiceInfo(const k8s::Service& svc, std::vector<std::string>& warnings);
+SliceInfo toSliceInfo(const k8s::EndpointSlice& slice, std::vector<std::string>& warnings);
+// The namespace/name of the Service a slice belongs to (its kubernetes.io/service-name
+// label); "" without the label.
+std::string owningService(const k8s::EndpointSlice& slice);
 
 // ClusterIP frontends of a Service: one per (clusterIP, port). Backends come from the
 // slices' ports with the same name and protocol as the Service port (this is how named
-// targetPorts resolve: the slice carries the resolved number). Problems that do not stop
-// the rest (a bad address, SCTP) are appended to warnings, naming object and field.
+// targetPorts resolve: the slice carries the resolved number).
 std::vector<Frontend> translateClusterIP(const ServiceInfo& svc,
-                                         std::span<const SliceInfo* const> slices,
-                                         std::vector<std::string>& warnings);
+                                         std::span<const SliceInfo* const> slices);
 
-// The same from API objects (converts, then translates).
+// The same from API objects (converts, with the conversion's warnings, then translates).
 std::vector<Frontend> translateClusterIP(const k8s::Service& svc,
                                          const std::vector<const k8s::EndpointSlice*>& slices,
                                          std::vector<std::string>& warnings);

@@ -3,8 +3,8 @@
 // A relist is diffed against what the store holds, so callbacks see only real changes:
 // an object deleted while the watch was down gets its delete, an unchanged one nothing.
 //
-// A store remembers each object's identity (resourceVersion, uid), which is all the diff
-// needs; it keeps whole objects only when asked (KeepObjects::Yes, for the node's own Node
+// A store remembers each object's identity (hashes of its resourceVersion and uid), which
+// is all the diff needs; it keeps whole objects only when asked (KeepObjects::Yes, for the node's own Node
 // object). Services and EndpointSlices go to their consumer, which keeps what it uses: at
 // 100,000 services, a second copy of every object would be most of the daemon's memory.
 #pragma once
@@ -52,7 +52,7 @@ struct DecodeProblem {
 };
 
 // Deletes carry the object as last seen when the store keeps objects, and otherwise an
-// object holding only its identity (metadata namespace, name, uid, resourceVersion).
+// object holding only its metadata namespace and name.
 template <typename T>
 struct StoreCallbacks {
   std::function<void(const T&)> onAdd;
@@ -129,10 +129,16 @@ class Store : public ObjectSink {
   }
 
  private:
+  // 16 bytes instead of two strings (the uid alone is 36 characters): two versions that
+  // hash alike would have to collide in 64 bits for a change to go unseen.
   struct Identity {
-    std::string resourceVersion;
-    std::string uid;
+    size_t resourceVersion = 0;
+    size_t uid = 0;
+    bool operator==(const Identity&) const = default;
   };
+  static Identity identityOf(const ObjectMeta& m) {
+    return {std::hash<std::string>{}(m.resourceVersion), std::hash<std::string>{}(m.uid)};
+  }
   struct Entry {
     Identity id;
     uint64_t seenInList = 0;  // the list generation that last listed it
@@ -146,12 +152,11 @@ class Store : public ObjectSink {
     e.seenInList = generation;
     // The API server bumps resourceVersion on every write, and a recreated object gets a
     // new uid: equal both means the same object.
-    bool same = !inserted && e.id.resourceVersion == value.metadata.resourceVersion &&
-                e.id.uid == value.metadata.uid && !value.metadata.resourceVersion.empty();
-    if (same) {
+    Identity id = identityOf(value.metadata);
+    if (!inserted && e.id == id && !value.metadata.resourceVersion.empty()) {
       return;
     }
-    e.id = {value.metadata.resourceVersion, value.metadata.uid};
+    e.id = id;
     if constexpr (kKeep == KeepObjects::Yes) {
       e.object = value;
     }
@@ -176,8 +181,6 @@ class Store : public ObjectSink {
       auto slash = key.find('/');
       last.metadata.namespace_ = key.substr(0, slash);
       last.metadata.name = key.substr(slash + 1);
-      last.metadata.resourceVersion = it->second.id.resourceVersion;
-      last.metadata.uid = it->second.id.uid;
     }
     items_.erase(it);
     if (callbacks_.onDelete) {
