@@ -86,6 +86,8 @@ for r in results:
     reached = r.get("backends_reached", {})
     if r["mode"] == "direct":
         check(list(reached) == ["be0"], tag + ": direct reaches only be0 (got %s)" % reached)
+        check((r.get("spread_short_conn_rps") or 0) > 0,
+              tag + ": the client-spread reference over the %d pods delivered traffic" % k)
     else:
         check(len(reached) == k and all(v > 0 for v in reached.values()),
               tag + ": all %d backends reached (got %s)" % (k, reached))
@@ -115,7 +117,8 @@ if built:
             check(r.get(key) is not None, tag + ": %s recorded" % key)
         if source != "files-json":
             check(r.get("changes", 0) > 0 and r.get("programming_ms_p50") is not None
-                  and r.get("sync_ms_p50") is not None, tag + ": one-endpoint changes timed")
+                  and r.get("sync_ms_p50") is not None and r.get("event_ms_p50") is not None,
+                  tag + ": one-endpoint changes timed")
             check(r.get("e2e_changes", 0) > 0 and r.get("e2e_ms_p50") is not None,
                   tag + ": changes seen through `switchyard status`")
             check(r.get("irregular_changes", 0) == 0,

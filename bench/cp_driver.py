@@ -21,6 +21,9 @@ rule set uses):
 For each change, after the daemon's debug log shows the partial sync:
   programming_ms  the change's observation in kubeproxy_network_programming_duration_seconds
                   (delta of _sum / delta of _count around the change; count must grow by 1)
+  event_ms        the same for switchyard_event_to_programmed_seconds: from the daemon
+                  receiving the change (watch event, or the poll that found the file) to
+                  the end of the sync that wrote it (the issue's "watch event to map write")
   sync_ms         the same for kubeproxy_sync_partial_proxy_rules_duration_seconds (the
                   sync alone: diff and map writes)
   seen_ms         wall time from just before the write until this script saw the log line
@@ -52,11 +55,12 @@ import gen_manifests  # noqa: E402
 
 PROG = "kubeproxy_network_programming_duration_seconds"
 PARTIAL = "kubeproxy_sync_partial_proxy_rules_duration_seconds"
+EVENT = "switchyard_event_to_programmed_seconds"
 STAMP = "2000-01-01T00:00:00.000000Z"  # placeholder replaced by the write's time
 
 
 def metrics(conn):
-    """{name: value} of the _sum and _count lines of the two histograms."""
+    """{name: value} of the _sum and _count lines of the histograms."""
     for attempt in (0, 1):
         try:
             conn.request("GET", "/metrics")
@@ -68,7 +72,7 @@ def metrics(conn):
                 raise
     out = {}
     for line in body.splitlines():
-        if line.startswith(PROG + "_") or line.startswith(PARTIAL + "_"):
+        if line.startswith((PROG + "_", PARTIAL + "_", EVENT + "_")):
             name, _, value = line.partition(" ")
             if name.endswith("_sum") or name.endswith("_count"):
                 out[name] = float(value)
@@ -186,6 +190,7 @@ def main():
                 after = metrics(mconn)
             rec["programming_ms"], rec["programming_observations"] = delta(before, after, PROG)
             rec["sync_ms"], rec["partial_syncs"] = delta(before, after, PARTIAL)
+            rec["event_ms"], _ = delta(before, after, EVENT)
             out.write(json.dumps(rec) + "\n")
             out.flush()
             time.sleep(a.gap)

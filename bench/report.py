@@ -95,6 +95,7 @@ def parse_sample(d):
         "iperf": parse_iperf(_read(os.path.join(d, "iperf.json"))),
         "backends": parse_backends(_read(os.path.join(d, "backends.txt"))),
         "control": parse_wrk(_read(os.path.join(d, "control.txt"))),
+        "spread": parse_wrk(_read(os.path.join(d, "spread.txt"))),
     }
 
 
@@ -111,6 +112,8 @@ def sample_line(d):
     parts = []
     parts.append("short %s rps p99 %s ms" % (fmt(s["short"]["rps"]) if s["short"] else "FAIL",
                                             fmt(s["short"]["p99_ms"], 2) if s["short"] else "-"))
+    if s["spread"] or os.path.exists(os.path.join(d, "spread.txt")):
+        parts.append("spread %s rps" % (fmt(s["spread"]["rps"]) if s["spread"] else "FAIL"))
     parts.append("keepalive %s rps" % (fmt(s["keepalive"]["rps"]) if s["keepalive"] else "FAIL"))
     if s["sockperf"] or os.path.exists(os.path.join(d, "sockperf.txt")):
         parts.append("sockperf p50 %s us" % (fmt(s["sockperf"]["p50_us"]) if s["sockperf"] else "FAIL"))
@@ -134,7 +137,8 @@ def aggregate(raw, n, mode, m_endpoints):
     rounds = sorted(d for d in os.listdir(base) if d.startswith("r")) if os.path.isdir(base) else []
     series = {k: [] for k in ("short_conn_rps", "short_p50_ms", "short_p99_ms", "keepalive_rps",
                               "sockperf_p50_us", "sockperf_p99_us", "iperf_gbps",
-                              "control_short_conn_rps")}
+                              "control_short_conn_rps", "spread_short_conn_rps",
+                              "spread_short_p99_ms")}
     failed = {"short_conn": 0, "keepalive": 0, "sockperf": 0, "iperf": 0}
     backends = {}
     short_errors = 0
@@ -171,12 +175,16 @@ def aggregate(raw, n, mode, m_endpoints):
             failed["iperf"] += 1
         if s["control"]:
             series["control_short_conn_rps"].append(s["control"]["rps"])
+        if s["spread"]:
+            series["spread_short_conn_rps"].append(s["spread"]["rps"])
+            if s["spread"]["p99_ms"] is not None:
+                series["spread_short_p99_ms"].append(s["spread"]["p99_ms"])
         for b, c in s["backends"].items():
             backends[b] = backends.get(b, 0) + c
     rec = {"mode": mode, "services": n, "endpoints": m_endpoints}
     for k, vals in series.items():
-        if k == "control_short_conn_rps" and not vals:
-            continue  # not measured in this run (--quick)
+        if k in ("control_short_conn_rps", "spread_short_conn_rps", "spread_short_p99_ms") and not vals:
+            continue  # not measured for this mode, or in this run (--quick)
         rec[k] = round(statistics.median(vals), 3) if vals else None
     rec["backends_reached"] = dict(sorted(backends.items()))
     rec["rounds"] = len(rounds)
@@ -224,6 +232,7 @@ def change_stats(changes):
     out = {"changes": len(plain)}
     out.update(_stats([c.get("programming_ms") for c in plain], "programming_ms"))
     out.update(_stats([c.get("sync_ms") for c in plain], "sync_ms"))
+    out.update(_stats([c.get("event_ms") for c in plain], "event_ms"))
     out.update(_stats([c.get("seen_ms") for c in plain], "seen_ms"))
     # A change whose histogram did not grow by exactly one observation, or that landed in
     # a full sync, is counted here (its figures are still in the lists above).
@@ -303,6 +312,8 @@ def control_plane(raw, n, which):
         out["change_ms_p99"] = cs.get("programming_ms_p99")
         out["change_sync_ms_p50"] = cs.get("sync_ms_p50")
         out["change_sync_ms_p99"] = cs.get("sync_ms_p99")
+        out["change_event_ms_p50"] = cs.get("event_ms_p50")
+        out["change_event_ms_p99"] = cs.get("event_ms_p99")
         daemon = _json(os.path.join(d, "switchyard_daemon.json"))
         final = _json(os.path.join(d, "switchyard_final.json"))
         if daemon:
@@ -361,6 +372,11 @@ def main():
                 if r.get(k) is not None and direct.get(k):
                     ratios[k] = round(r[k] / direct[k], 3)
             r["ratio_to_direct"] = ratios
+            # The same short connections against the limit for K pods: the client spreading
+            # over them itself (direct mode's spread sample).
+            if r.get("short_conn_rps") is not None and direct.get("spread_short_conn_rps"):
+                r["ratio_to_direct_spread"] = {
+                    "short_conn_rps": round(r["short_conn_rps"] / direct["spread_short_conn_rps"], 3)}
             # Short-connection rate relative to every other mode that ran at this N.
             r["short_conn_ratio_to"] = {
                 o["mode"]: round(r["short_conn_rps"] / o["short_conn_rps"], 3)
@@ -404,6 +420,16 @@ def print_table(records, meta):
                 fmt(r["sockperf_p50_us"]), fmt(r["sockperf_p99_us"]), fmt(r["iperf_gbps"], 1),
                 fmt(rt.get("iperf_gbps"), 2),
                 " ".join("%s:%d" % kv for kv in r["backends_reached"].items()) or "none"))
+        direct = next((r for r in records if r["services"] == n and r["mode"] == "direct"
+                       and r.get("spread_short_conn_rps")), None)
+        if direct:
+            sp = direct["spread"].get("spread_short_conn_rps")
+            print("  direct, spread by the client over the %s pods (the limit for this service): short conn/s %s [%s..%s], p99 %s ms; "
+                  "each mode x spread: %s" % (
+                      meta.get("backends", "K"), fmt(direct["spread_short_conn_rps"]), fmt(sp[0]), fmt(sp[1]),
+                      fmt(direct.get("spread_short_p99_ms"), 2),
+                      ", ".join("%s %s" % (r["mode"], fmt(r["ratio_to_direct_spread"]["short_conn_rps"], 2))
+                                for r in records if r["services"] == n and r.get("ratio_to_direct_spread"))))
         ctl = [r for r in records if r["services"] == n and r.get("control_short_conn_rps")]
         if ctl:
             print("  one-endpoint control service, short conn/s: " + ", ".join(
@@ -417,7 +443,8 @@ def print_table(records, meta):
             name = "switchyard" if r["mode"].startswith("switchyard") else r["mode"]
             extra = ""
             if r.get("change_sync_ms_p50") is not None:
-                extra = "; daemon sync p50 %s ms, p99 %s ms" % (
+                extra = "; watch event to map write p50 %s ms, p99 %s ms; daemon sync p50 %s ms, p99 %s ms" % (
+                    fmt(r.get("change_event_ms_p50"), 2), fmt(r.get("change_event_ms_p99"), 2),
                     fmt(r["change_sync_ms_p50"], 2), fmt(r["change_sync_ms_p99"], 2))
             print("  control plane %-10s cold load %s s; one endpoint change p50 %s ms, p99 %s ms (%d changes)%s"
                   % (name, fmt(r.get("cold_load_s"), 2), fmt(r.get("change_ms_p50"), 1),
@@ -430,12 +457,13 @@ def print_control_plane(cp):
     print("\nswitchyard control plane: cold = daemon start to the full sync's map writes (loaded ="
           " BPF objects loaded, listed = source synced); CPU s and peak RSS at the end of the"
           " daemon's run; change = p50/p99 of kubeproxy_network_programming_duration_seconds per"
-          " change (API write or file poll -> map write), sync = the partial sync alone,"
+          " change (API write or file poll -> map write), event = the daemon's receipt of the change"
+          " (watch event or poll) -> map write, sync = the partial sync alone,"
           " e2e = write -> `switchyard status` lists it (status = one status call);"
           " +dp = the dataplane daemon (its CPU includes the traffic rounds)")
-    print("%7s %-10s %7s %7s %7s %7s %6s %8s %7s %16s %14s %12s %9s" % (
+    print("%7s %-10s %7s %7s %7s %7s %6s %8s %7s %16s %15s %14s %12s %9s" % (
         "N", "source", "cold s", "loaded", "listed", "sync s", "CPU s", "RSS MiB", "maps MiB",
-        "change p50/p99", "sync p50/p99", "e2e p50", "status"))
+        "change p50/p99", "event p50/p99", "sync p50/p99", "e2e p50", "status"))
     for r in cp:
         if r.get("skipped"):
             print("%7d %-10s skipped: %s" % (r["services"], r["source"], r["skipped"]))
@@ -444,10 +472,12 @@ def print_control_plane(cp):
               if r.get("changes") else "-")
         sy = ("%s/%s ms" % (fmt(r.get("sync_ms_p50"), 2), fmt(r.get("sync_ms_p99"), 2))
               if r.get("changes") else "-")
-        print("%7d %-10s %7s %7s %7s %7s %6s %8s %7s %16s %14s %12s %9s" % (
+        ev = ("%s/%s ms" % (fmt(r.get("event_ms_p50"), 2), fmt(r.get("event_ms_p99"), 2))
+              if r.get("changes") else "-")
+        print("%7d %-10s %7s %7s %7s %7s %6s %8s %7s %16s %15s %14s %12s %9s" % (
             r["services"], r["source"] + ("+dp" if r.get("dataplane_daemon") else ""), fmt(r.get("cold_s"), 2), fmt(r.get("loaded_s"), 2),
             fmt(r.get("source_synced_s"), 2), fmt(r.get("full_sync_s"), 2), fmt(r.get("cpu_s"), 1),
-            fmt(r.get("rss_peak_mib"), 0), fmt(r.get("bpf_map_memlock_mib"), 1), ch, sy,
+            fmt(r.get("rss_peak_mib"), 0), fmt(r.get("bpf_map_memlock_mib"), 1), ch, ev, sy,
             ("%s ms" % fmt(r.get("e2e_ms_p50"), 0)) if r.get("e2e_changes") else "-",
             ("%s ms" % fmt(r.get("status_ms_p50"), 0)) if r.get("e2e_changes") else "-"))
         if r.get("error"):

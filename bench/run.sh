@@ -340,6 +340,14 @@ measure() {  # measure MODE N ROUND
     -H 'Connection: close' "http://$HTTP_T:$HTTP_PORT/" >"$out/short.txt" 2>&1 ||
     echo "exit status $?" >>"$out/short.txt"
   step short
+  if [[ $mode == direct ]]; then
+    # The limit for a service of K pods: the client itself spreads over the K pods (one
+    # wrk thread per pod, the same connections in all), with no translation.
+    SY_BACKENDS="${BE_IPS[*]}" SY_PORT=$HTTP_PORT client timeout "$bound" wrk -t"$K" -c"$WRK_CONNS" \
+      -d"${DUR}s" --latency -s "$HERE/spread.lua" -H 'Connection: close' "http://${BE_IPS[0]}:$HTTP_PORT/" \
+      >"$out/spread.txt" 2>&1 || echo "exit status $?" >>"$out/spread.txt"
+    step spread
+  fi
   counters after
   client timeout "$bound" wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${DUR}s" --latency \
     "http://$HTTP_T:$HTTP_PORT/" >"$out/keepalive.txt" 2>&1 ||
@@ -680,9 +688,13 @@ sy_stop() {
   kill "$SY_PID" 2>/dev/null || true
   wait "$SY_PID" 2>/dev/null || true
   SY_PID=""
-  # Programs and pins outlive the daemon by design: remove them explicitly.
-  "$SWITCHYARD_BIN" cleanup --pin-path "$SY_PIN" >/dev/null 2>&1 || true
-  rm -rf "$SY_PIN" 2>/dev/null || true
+  # Programs and pins outlive the daemon by design: remove them explicitly, in the
+  # namespace the daemon ran in (cleanup refuses to touch devices of another namespace).
+  if ! nsenter --net="/run/netns/$NODE" "$SWITCHYARD_BIN" cleanup --pin-path "$SY_PIN" \
+       >"$WORK/cleanup.out" 2>&1; then
+    log "warning: switchyard cleanup failed: $(tail -2 "$WORK/cleanup.out")"
+    rm -rf "$SY_PIN" 2>/dev/null || true  # no pins left behind; hooks go with vcl and the cgroup
+  fi
 }
 switchyard_stop() {  # switchyard_stop [N]: the dataplane daemon and its API server
   local n=${1:-}

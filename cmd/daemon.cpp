@@ -370,6 +370,9 @@ class Daemon {
     } else if (rep.oldestChange) {
       outcome.changeLatencies.push_back(std::chrono::duration<double>(lastSync_ - *rep.oldestChange).count());
     }
+    if (rep.oldestChange && !rep.full) {
+      outcome.eventLatency = std::chrono::duration<double>(lastSync_ - *rep.oldestChange).count();
+    }
     metrics_.clearPendingChanges();
     syncRecorder_.synced(outcome, wallNow);
     metrics_.setProgrammed(proxier_->frontendCount(), proxier_->backendCount());

@@ -81,6 +81,17 @@ ProxyMetrics::ProxyMetrics() : registry_(std::make_shared<prometheus::Registry>(
                               .Help("In Cluster Network Programming Latency in seconds")
                               .Register(r)
                               .Add({}, programmingDurationBuckets());
+  // switchyard's own: how long a change waited in the daemon, from the event (a watch
+  // event, or the file poll that found it) to the end of the sync that wrote it. kube-proxy
+  // has no such histogram; its programming latency starts where the change was made.
+  eventProgrammingDuration_ = &BuildHistogram()
+                                   .Name("switchyard_event_to_programmed_seconds")
+                                   .Help("Seconds from receiving a change (watch event or file poll) "
+                                         "to the end of the partial sync that wrote it into the maps")
+                                   .Register(r)
+                                   .Add({}, prometheus::Histogram::BucketBoundaries{
+                                                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
   lastSync_ = &BuildGauge()
                    .Name("kubeproxy_sync_proxy_rules_last_timestamp_seconds")
                    .Help("The last time proxy rules were successfully synced")
@@ -180,6 +191,7 @@ void ProxyMetrics::countTcAttachRefused(const std::string& device) {
 }
 
 void ProxyMetrics::observeProgramming(double seconds) { programmingDuration_->Observe(seconds); }
+void ProxyMetrics::observeEventToProgrammed(double seconds) { eventProgrammingDuration_->Observe(seconds); }
 
 void ProxyMetrics::setProgrammed(size_t services, size_t backends) {
   servicesProgrammed_->Set(static_cast<double>(services));

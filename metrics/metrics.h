@@ -35,6 +35,7 @@ class ProxyMetrics {
   void countTcAttachRefused(const std::string& device);
   // From a change's arrival to the dataplane having it.
   void observeProgramming(double seconds);
+  void observeEventToProgrammed(double seconds);
   void setProgrammed(size_t services, size_t backends);
   void setQueued();  // a change arrived and waits for a sync
   void countMapError(const std::string& map, const std::string& op);
@@ -56,6 +57,7 @@ class ProxyMetrics {
   prometheus::Histogram* fullSyncDuration_;
   prometheus::Histogram* partialSyncDuration_;
   prometheus::Histogram* programmingDuration_;
+  prometheus::Histogram* eventProgrammingDuration_;
   prometheus::Gauge* lastSync_;
   prometheus::Gauge* lastQueued_;
   prometheus::Gauge* servicesProgrammed_;

@@ -19,6 +19,9 @@ void SyncRecorder::synced(const SyncOutcome& o, HealthState::Clock::time_point n
   for (double s : o.changeLatencies) {
     metrics_.observeProgramming(s);
   }
+  if (o.eventLatency >= 0) {
+    metrics_.observeEventToProgrammed(o.eventLatency);
+  }
   health_.updated(now);
 }
 

@@ -18,6 +18,9 @@ struct SyncOutcome {
   size_t errors = 0;    // failed map operations
   // Per change this sync applied: seconds from the change to now (its programming latency).
   std::vector<double> changeLatencies;
+  // Seconds from receiving the oldest change this sync applied to the sync's end; < 0 when
+  // it applied none (switchyard_event_to_programmed_seconds).
+  double eventLatency = -1;
 };
 
 class SyncRecorder {

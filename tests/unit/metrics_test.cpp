@@ -144,6 +144,20 @@ TEST_F(SyncRecorderTest, AFailedSyncIsNotTheLastSuccessfulOneAndProgramsNothing)
   EXPECT_DOUBLE_EQ(gauge(metrics_, "kubeproxy_sync_proxy_rules_last_timestamp_seconds"), 1'700'000'020.0);
 }
 
+TEST_F(SyncRecorderTest, EventToProgrammedIsObservedForSuccessfulSyncsThatAppliedAChange) {
+  SyncOutcome o = fullSync(0);
+  o.full = false;
+  o.eventLatency = 0.0007;
+  recorder_.synced(o, at(0));
+  EXPECT_EQ(histogramCount(metrics_, "switchyard_event_to_programmed_seconds"), 1u);
+  o.errors = 1;  // the change did not reach the maps
+  recorder_.synced(o, at(1));
+  o.errors = 0;
+  o.eventLatency = -1;  // nothing was applied
+  recorder_.synced(o, at(2));
+  EXPECT_EQ(histogramCount(metrics_, "switchyard_event_to_programmed_seconds"), 1u);
+}
+
 TEST_F(SyncRecorderTest, HealthTurnsStaleWhenSyncsKeepFailingWithoutAnyChangeQueued) {
   recorder_.synced(fullSync(0), at(0));
   EXPECT_TRUE(health_.healthy(at(1)));
