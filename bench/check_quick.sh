@@ -86,8 +86,11 @@ for r in results:
     reached = r.get("backends_reached", {})
     if r["mode"] == "direct":
         check(list(reached) == ["be0"], tag + ": direct reaches only be0 (got %s)" % reached)
-        check((r.get("spread_short_conn_rps") or 0) > 0,
-              tag + ": the client-spread reference over the %d pods delivered traffic" % k)
+        check((r.get("random_pod_short_conn_rps") or 0) > 0,
+              tag + ": the random-pod reference over the %d pods delivered traffic" % k)
+        opens = r.get("random_pod_connections", {})
+        check(len(opens) == k and all(v > 0 for v in opens.values()),
+              tag + ": the random-pod reference reached all %d pods (got %s)" % (k, opens))
     else:
         check(len(reached) == k and all(v > 0 for v in reached.values()),
               tag + ": all %d backends reached (got %s)" % (k, reached))

@@ -3,6 +3,7 @@
 
   report.py RAW_DIR [--meta META.json] [--modes "..."] [--json OUT]
   report.py --sample DIR      one line summarising one mode/round (progress output)
+  report.py --markdown RESULTS.json   the tables of docs/benchmarks.md from a run's JSON
 
 RAW_DIR layout (written by run.sh):
   n<N>/<mode>/r<round>/{short.txt,keepalive.txt,sockperf.txt,iperf.json,backends.txt,timing}
@@ -87,6 +88,19 @@ def parse_backends(text):
     return counts
 
 
+def parse_opens(before, after):
+    """bench/run.sh's passive_opens() before and after a run -> {pod: connections accepted}."""
+    def load(text):
+        out = {}
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                out[parts[0]] = int(parts[1])
+        return out
+    b, a = load(before), load(after)
+    return {k: a[k] - b.get(k, 0) for k in sorted(a)}
+
+
 def parse_sample(d):
     return {
         "short": parse_wrk(_read(os.path.join(d, "short.txt"))),
@@ -95,7 +109,9 @@ def parse_sample(d):
         "iperf": parse_iperf(_read(os.path.join(d, "iperf.json"))),
         "backends": parse_backends(_read(os.path.join(d, "backends.txt"))),
         "control": parse_wrk(_read(os.path.join(d, "control.txt"))),
-        "spread": parse_wrk(_read(os.path.join(d, "spread.txt"))),
+        "random_pod": parse_wrk(_read(os.path.join(d, "random_pod.txt"))),
+        "random_pod_opens": parse_opens(_read(os.path.join(d, "random_pod.opens-before")),
+                                        _read(os.path.join(d, "random_pod.opens-after"))),
     }
 
 
@@ -112,8 +128,8 @@ def sample_line(d):
     parts = []
     parts.append("short %s rps p99 %s ms" % (fmt(s["short"]["rps"]) if s["short"] else "FAIL",
                                             fmt(s["short"]["p99_ms"], 2) if s["short"] else "-"))
-    if s["spread"] or os.path.exists(os.path.join(d, "spread.txt")):
-        parts.append("spread %s rps" % (fmt(s["spread"]["rps"]) if s["spread"] else "FAIL"))
+    if s["random_pod"] or os.path.exists(os.path.join(d, "random_pod.txt")):
+        parts.append("random pod %s rps" % (fmt(s["random_pod"]["rps"]) if s["random_pod"] else "FAIL"))
     parts.append("keepalive %s rps" % (fmt(s["keepalive"]["rps"]) if s["keepalive"] else "FAIL"))
     if s["sockperf"] or os.path.exists(os.path.join(d, "sockperf.txt")):
         parts.append("sockperf p50 %s us" % (fmt(s["sockperf"]["p50_us"]) if s["sockperf"] else "FAIL"))
@@ -137,10 +153,11 @@ def aggregate(raw, n, mode, m_endpoints):
     rounds = sorted(d for d in os.listdir(base) if d.startswith("r")) if os.path.isdir(base) else []
     series = {k: [] for k in ("short_conn_rps", "short_p50_ms", "short_p99_ms", "keepalive_rps",
                               "sockperf_p50_us", "sockperf_p99_us", "iperf_gbps",
-                              "control_short_conn_rps", "spread_short_conn_rps",
-                              "spread_short_p99_ms")}
+                              "control_short_conn_rps", "random_pod_short_conn_rps",
+                              "random_pod_short_p99_ms")}
     failed = {"short_conn": 0, "keepalive": 0, "sockperf": 0, "iperf": 0}
     backends = {}
+    random_pod_opens = {}
     short_errors = 0
     loads, daemon_cpu = [], 0.0
     for r in rounds:
@@ -175,18 +192,23 @@ def aggregate(raw, n, mode, m_endpoints):
             failed["iperf"] += 1
         if s["control"]:
             series["control_short_conn_rps"].append(s["control"]["rps"])
-        if s["spread"]:
-            series["spread_short_conn_rps"].append(s["spread"]["rps"])
-            if s["spread"]["p99_ms"] is not None:
-                series["spread_short_p99_ms"].append(s["spread"]["p99_ms"])
+        if s["random_pod"]:
+            series["random_pod_short_conn_rps"].append(s["random_pod"]["rps"])
+            if s["random_pod"]["p99_ms"] is not None:
+                series["random_pod_short_p99_ms"].append(s["random_pod"]["p99_ms"])
         for b, c in s["backends"].items():
             backends[b] = backends.get(b, 0) + c
+        for b, c in s["random_pod_opens"].items():
+            random_pod_opens[b] = random_pod_opens.get(b, 0) + c
     rec = {"mode": mode, "services": n, "endpoints": m_endpoints}
     for k, vals in series.items():
-        if k in ("control_short_conn_rps", "spread_short_conn_rps", "spread_short_p99_ms") and not vals:
+        if k in ("control_short_conn_rps", "random_pod_short_conn_rps", "random_pod_short_p99_ms") and not vals:
             continue  # not measured for this mode, or in this run (--quick)
         rec[k] = round(statistics.median(vals), 3) if vals else None
     rec["backends_reached"] = dict(sorted(backends.items()))
+    if random_pod_opens:
+        # Connections each pod accepted during the random-pod reference (its spread).
+        rec["random_pod_connections"] = random_pod_opens
     rec["rounds"] = len(rounds)
     rec["spread"] = {k: [round(min(v), 3), round(max(v), 3)] for k, v in series.items() if v}
     rec["failed_samples"] = failed
@@ -339,9 +361,13 @@ def main():
     ap.add_argument("--meta")
     ap.add_argument("--modes", default=" ".join(MODES))
     ap.add_argument("--json")
+    ap.add_argument("--markdown")
     a = ap.parse_args()
     if a.sample:
         print(sample_line(a.sample))
+        return
+    if a.markdown:
+        print_markdown(json.load(open(a.markdown)))
         return
     if not a.raw:
         ap.error("RAW_DIR needed")
@@ -372,11 +398,11 @@ def main():
                 if r.get(k) is not None and direct.get(k):
                     ratios[k] = round(r[k] / direct[k], 3)
             r["ratio_to_direct"] = ratios
-            # The same short connections against the limit for K pods: the client spreading
-            # over them itself (direct mode's spread sample).
-            if r.get("short_conn_rps") is not None and direct.get("spread_short_conn_rps"):
-                r["ratio_to_direct_spread"] = {
-                    "short_conn_rps": round(r["short_conn_rps"] / direct["spread_short_conn_rps"], 3)}
+            # The same short connections against the limit for a service of K pods: the client
+            # itself sending each connection to a random pod (direct mode's random_pod sample).
+            if r.get("short_conn_rps") is not None and direct.get("random_pod_short_conn_rps"):
+                r["ratio_to_random_pod"] = {
+                    "short_conn_rps": round(r["short_conn_rps"] / direct["random_pod_short_conn_rps"], 3)}
             # Short-connection rate relative to every other mode that ran at this N.
             r["short_conn_ratio_to"] = {
                 o["mode"]: round(r["short_conn_rps"] / o["short_conn_rps"], 3)
@@ -421,15 +447,15 @@ def print_table(records, meta):
                 fmt(rt.get("iperf_gbps"), 2),
                 " ".join("%s:%d" % kv for kv in r["backends_reached"].items()) or "none"))
         direct = next((r for r in records if r["services"] == n and r["mode"] == "direct"
-                       and r.get("spread_short_conn_rps")), None)
+                       and r.get("random_pod_short_conn_rps")), None)
         if direct:
-            sp = direct["spread"].get("spread_short_conn_rps")
-            print("  direct, spread by the client over the %s pods (the limit for this service): short conn/s %s [%s..%s], p99 %s ms; "
-                  "each mode x spread: %s" % (
-                      meta.get("backends", "K"), fmt(direct["spread_short_conn_rps"]), fmt(sp[0]), fmt(sp[1]),
-                      fmt(direct.get("spread_short_p99_ms"), 2),
-                      ", ".join("%s %s" % (r["mode"], fmt(r["ratio_to_direct_spread"]["short_conn_rps"], 2))
-                                for r in records if r["services"] == n and r.get("ratio_to_direct_spread"))))
+            sp = direct["spread"].get("random_pod_short_conn_rps")
+            print("  direct to a random one of the %s pods per connection (no translation; the limit for this service): "
+                  "short conn/s %s [%s..%s], p99 %s ms; each mode x random pod: %s" % (
+                      meta.get("backends", "K"), fmt(direct["random_pod_short_conn_rps"]), fmt(sp[0]), fmt(sp[1]),
+                      fmt(direct.get("random_pod_short_p99_ms"), 2),
+                      ", ".join("%s %s" % (r["mode"], fmt(r["ratio_to_random_pod"]["short_conn_rps"], 2))
+                                for r in records if r["services"] == n and r.get("ratio_to_random_pod"))))
         ctl = [r for r in records if r["services"] == n and r.get("control_short_conn_rps")]
         if ctl:
             print("  one-endpoint control service, short conn/s: " + ", ".join(
@@ -482,6 +508,60 @@ def print_control_plane(cp):
             ("%s ms" % fmt(r.get("status_ms_p50"), 0)) if r.get("e2e_changes") else "-"))
         if r.get("error"):
             print("        error: %s" % r["error"])
+
+
+def print_markdown(doc):
+    """docs/benchmarks.md's result tables, from the JSON of one run."""
+    meta, results, cp = doc.get("meta", {}), doc.get("results", []), doc.get("control_plane", [])
+    print("Machine: %s, %s vCPUs, kernel %s; %s; command: `%s`; %s rounds x %s s per tool, K = %s pods, M = %s.\n"
+          % (meta.get("cpu_model"), meta.get("cpus"), meta.get("kernel"), meta.get("date"),
+             meta.get("command"), meta.get("rounds"), meta.get("duration_s"), meta.get("backends"),
+             meta.get("endpoints")))
+    print("| N | mode | short conn/s [min..max] | × direct | × direct to a random pod | p50 / p99 ms | one-endpoint service conn/s (× direct) "
+          "| keep-alive req/s (× direct) | sockperf p50 / p99 µs | iperf3 Gb/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        if r.get("skipped"):
+            print("| %d | %s | skipped: %s | | | | | | | |" % (r["services"], r["mode"], r["skipped"]))
+            continue
+        sp = r["spread"].get("short_conn_rps", [None, None])
+        rt = r.get("ratio_to_direct", {})
+        rs = r.get("ratio_to_random_pod", {})
+        ctl = "%s (%s)" % (fmt(r.get("control_short_conn_rps")), fmt(rt.get("control_short_conn_rps"), 2)) \
+            if r.get("control_short_conn_rps") else "-"
+        print("| %d | %s | %s [%s..%s] | %s | %s | %s / %s | %s | %s (%s) | %s / %s | %s |" % (
+            r["services"], r["mode"], fmt(r.get("short_conn_rps")), fmt(sp[0]), fmt(sp[1]),
+            fmt(rt.get("short_conn_rps"), 2), fmt(rs.get("short_conn_rps"), 2),
+            fmt(r.get("short_p50_ms"), 2), fmt(r.get("short_p99_ms"), 2), ctl,
+            fmt(r.get("keepalive_rps")), fmt(rt.get("keepalive_rps"), 2),
+            fmt(r.get("sockperf_p50_us")), fmt(r.get("sockperf_p99_us")), fmt(r.get("iperf_gbps"), 1)))
+    for r in results:
+        if r["mode"] == "direct" and r.get("random_pod_short_conn_rps"):
+            sp = r["spread"].get("random_pod_short_conn_rps")
+            print("\nN = %d, direct to a random one of the %s pods per connection: %s conn/s [%s..%s], p99 %s ms."
+                  % (r["services"], meta.get("backends"), fmt(r["random_pod_short_conn_rps"]), fmt(sp[0]),
+                     fmt(sp[1]), fmt(r.get("random_pod_short_p99_ms"), 2)))
+    print("\n| N | rule set | cold load s | one endpoint change p50 / p99 ms (changes) |")
+    print("|---|---|---|---|")
+    for r in results:
+        if r["mode"] in ("iptables", "nftables") and not r.get("skipped"):
+            print("| %d | %s | %s | %s / %s (%s) |" % (r["services"], r["mode"], fmt(r.get("cold_load_s"), 2),
+                                                      fmt(r.get("change_ms_p50"), 1), fmt(r.get("change_ms_p99"), 1),
+                                                      r.get("changes", 0)))
+    print("\n| N | switchyard source | cold s (loaded / listed / full sync) | CPU s | peak RSS MiB | BPF maps MiB "
+          "| change p50 / p99 ms | event → map p50 / p99 ms | sync p50 / p99 ms | status e2e p50 ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in cp:
+        if r.get("skipped"):
+            print("| %d | %s | skipped: %s | | | | | | | |" % (r["services"], r["source"], r["skipped"]))
+            continue
+        pair = lambda k: ("%s / %s" % (fmt(r.get(k + "_p50"), 2), fmt(r.get(k + "_p99"), 2))) if r.get("changes") else "-"
+        print("| %d | %s | %s (%s / %s / %s) | %s | %s | %s | %s | %s | %s | %s |" % (
+            r["services"], r["source"] + (" (dataplane daemon)" if r.get("dataplane_daemon") else ""),
+            fmt(r.get("cold_s"), 2), fmt(r.get("loaded_s"), 2), fmt(r.get("source_synced_s"), 2),
+            fmt(r.get("full_sync_s"), 2), fmt(r.get("cpu_s"), 1), fmt(r.get("rss_peak_mib"), 0),
+            fmt(r.get("bpf_map_memlock_mib"), 1), pair("programming_ms"), pair("event_ms"), pair("sync_ms"),
+            fmt(r.get("e2e_ms_p50"), 0) if r.get("e2e_changes") else "-"))
 
 
 if __name__ == "__main__":

@@ -341,12 +341,21 @@ measure() {  # measure MODE N ROUND
     echo "exit status $?" >>"$out/short.txt"
   step short
   if [[ $mode == direct ]]; then
-    # The limit for a service of K pods: the client itself spreads over the K pods (one
-    # wrk thread per pod, the same connections in all), with no translation.
-    SY_BACKENDS="${BE_IPS[*]}" SY_PORT=$HTTP_PORT client timeout "$bound" wrk -t"$K" -c"$WRK_CONNS" \
-      -d"${DUR}s" --latency -s "$HERE/spread.lua" -H 'Connection: close' "http://${BE_IPS[0]}:$HTTP_PORT/" \
-      >"$out/spread.txt" 2>&1 || echo "exit status $?" >>"$out/spread.txt"
-    step spread
+    # The limit for a service of K pods that balances at random: the client itself sends
+    # each new connection to a random pod (bench/random_pod.lua), with no translation.
+    passive_opens() {  # passive TCP opens of each backend pod so far ("beI COUNT" lines)
+      local i
+      for ((i = 0; i < K; i++)); do
+        echo "be$i $(nsx "$TAG-be$i" nstat -az TcpPassiveOpens 2>/dev/null | awk '$1 == "TcpPassiveOpens" { print $2 }')"
+      done
+    }
+    passive_opens >"$out/random_pod.opens-before"
+    SY_BACKENDS="${BE_IPS[*]}" SY_PORT=$HTTP_PORT client timeout "$bound" wrk -t"$WRK_THREADS" \
+      -c"$WRK_CONNS" -d"${DUR}s" --latency -s "$HERE/random_pod.lua" -H 'Connection: close' \
+      "http://${BE_IPS[0]}:$HTTP_PORT/" >"$out/random_pod.txt" 2>&1 ||
+      echo "exit status $?" >>"$out/random_pod.txt"
+    passive_opens >"$out/random_pod.opens-after"
+    step random_pod
   fi
   counters after
   client timeout "$bound" wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${DUR}s" --latency \
