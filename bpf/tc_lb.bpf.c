@@ -158,13 +158,20 @@ static __always_inline void ct_key(struct sy_ct_key *k, const union sy_addr *sad
 	k->dir = dir;
 }
 
+/* Both directions of a flow touch its entries, often on different CPUs at once: another
+ * CPU may stamp an entry after this packet read the clock. A stamp later than `now` is
+ * fresh, not 584 years old (an unsigned now - seen would wrap, and the egress would delete
+ * the reply entry of a live flow: its next replies would reach the client untranslated). */
 static __always_inline int ct_alive(const struct sy_ct_entry *e, __u8 proto, __u64 now)
 {
+	__u64 seen = e->last_seen_ns;
 	__u64 life = SY_CT_LIFETIME_NONTCP;
 
+	if (seen >= now)
+		return 1;
 	if (proto == IPPROTO_TCP)
 		life = (e->flags & SY_CT_F_CLOSING) ? SY_CT_LIFETIME_TCP_CLOSING : SY_CT_LIFETIME_TCP;
-	return now - e->last_seen_ns < life * NSEC_PER_SEC;
+	return now - seen < life * NSEC_PER_SEC;
 }
 
 static __always_inline void ct_touch(struct sy_ct_entry *e, const struct pkt *p, __u64 now)

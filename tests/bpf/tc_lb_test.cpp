@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <ctime>
 #include <filesystem>
 #include <memory>
 #include <set>
@@ -230,6 +231,54 @@ TEST_F(TcProgramTest, AFlowStaysOnItsBackendThroughConntrack) {
     EXPECT_EQ(run(Program::TcIngress, ack).out.dst(), first) << "packet " << i << " of the flow changed backend";
   }
   EXPECT_EQ(counter(SY_REASON_TC_DNAT_CT), ctHits + 20);
+}
+
+// Both directions of a flow run at once on different CPUs: the ingress of one may stamp
+// an entry after the egress of the other read the clock. Such a stamp, later than the
+// packet's own clock reading, is fresh: the reply is still translated, its entry kept, and
+// the flow stays on its backend (not re-chosen, which with several backends would move it).
+TEST_F(TcProgramTest, AnEntryStampedByAnotherCpuAfterThisPacketReadTheClockIsAlive) {
+  Packet syn = makePacket(IPPROTO_TCP, "198.18.1.2", 40020, "198.19.0.11", 80, 0x02);
+  std::string backend = run(Program::TcIngress, syn).out.dst();
+  ASSERT_FALSE(backend.empty());
+  auto colon = backend.rfind(':');
+  std::string backendAddr = backend.substr(0, colon);
+  uint16_t backendPort = static_cast<uint16_t>(std::stoi(backend.substr(colon + 1)));
+
+  // Move the flow's two entries one second into the future, as a concurrent CPU's later
+  // clock reading would.
+  timespec ts{};
+  ASSERT_EQ(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
+  uint64_t future = static_cast<uint64_t>(ts.tv_sec + 1) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+  int ct = dp_->maps().ct;
+  int entries = 0;
+  sy_ct_key key{}, next{};
+  void* prev = nullptr;
+  while (bpf_map_get_next_key(ct, prev, &next) == 0) {
+    sy_ct_entry e{};
+    ASSERT_EQ(bpf_map_lookup_elem(ct, &next, &e), 0);
+    e.last_seen_ns = future;
+    ASSERT_EQ(bpf_map_update_elem(ct, &next, &e, BPF_EXIST), 0);
+    ++entries;
+    key = next;
+    prev = &key;
+  }
+  ASSERT_EQ(entries, 2) << "a translated flow has a forward and a reply entry";
+
+  Packet reply = makePacket(IPPROTO_TCP, backendAddr.c_str(), backendPort, "198.18.1.2", 40020, 0x12, "reply");
+  Result rev = run(Program::TcEgress, reply);
+  EXPECT_EQ(rev.out.src(), "198.19.0.11:80") << "the reply of a live flow reached the client untranslated";
+  Result again = run(Program::TcEgress, reply);
+  EXPECT_EQ(again.out.src(), "198.19.0.11:80") << "the first reply deleted the flow's reply entry";
+
+  uint64_t ctHits = counter(SY_REASON_TC_DNAT_CT);
+  uint64_t fresh = counter(SY_REASON_TC_DNAT_NEW);
+  for (int i = 0; i < 20; ++i) {
+    Packet ack = makePacket(IPPROTO_TCP, "198.18.1.2", 40020, "198.19.0.11", 80, 0x10);
+    EXPECT_EQ(run(Program::TcIngress, ack).out.dst(), backend) << "packet " << i << " of the flow changed backend";
+  }
+  EXPECT_EQ(counter(SY_REASON_TC_DNAT_CT), ctHits + 20) << "packets of a live flow missed its entry";
+  EXPECT_EQ(counter(SY_REASON_TC_DNAT_NEW), fresh) << "a live flow was balanced again";
 }
 
 TEST_F(TcProgramTest, NewFlowsSpreadOverEveryBackend) {
