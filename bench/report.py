@@ -510,6 +510,13 @@ def print_control_plane(cp):
             print("        error: %s" % r["error"])
 
 
+def md_table(headers):
+    """Prints a markdown table's header; returns the row printer for a skipped record."""
+    print("| " + " | ".join(headers) + " |")
+    print("|" + "---|" * len(headers))
+    return lambda n, name, why: "| %d | %s | skipped: %s |%s" % (n, name, why, " |" * (len(headers) - 3))
+
+
 def print_markdown(doc):
     """docs/benchmarks.md's result tables, from the JSON of one run."""
     meta, results, cp = doc.get("meta", {}), doc.get("results", []), doc.get("control_plane", [])
@@ -517,12 +524,12 @@ def print_markdown(doc):
           % (meta.get("cpu_model"), meta.get("cpus"), meta.get("kernel"), meta.get("date"),
              meta.get("command"), meta.get("rounds"), meta.get("duration_s"), meta.get("backends"),
              meta.get("endpoints")))
-    print("| N | mode | short conn/s [min..max] | × direct | × direct to a random pod | p50 / p99 ms | one-endpoint service conn/s (× direct) "
-          "| keep-alive req/s (× direct) | sockperf p50 / p99 µs | iperf3 Gb/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    skipped = md_table(["N", "mode", "short conn/s [min..max]", "× direct", "× direct to a random pod",
+                        "p50 / p99 ms", "one-endpoint service conn/s (× direct)",
+                        "keep-alive req/s (× direct)", "sockperf p50 / p99 µs", "iperf3 Gb/s"])
     for r in results:
         if r.get("skipped"):
-            print("| %d | %s | skipped: %s | | | | | | | |" % (r["services"], r["mode"], r["skipped"]))
+            print(skipped(r["services"], r["mode"], r["skipped"]))
             continue
         sp = r["spread"].get("short_conn_rps", [None, None])
         rt = r.get("ratio_to_direct", {})
@@ -548,12 +555,13 @@ def print_markdown(doc):
             print("| %d | %s | %s | %s / %s (%s) |" % (r["services"], r["mode"], fmt(r.get("cold_load_s"), 2),
                                                       fmt(r.get("change_ms_p50"), 1), fmt(r.get("change_ms_p99"), 1),
                                                       r.get("changes", 0)))
-    print("\n| N | switchyard source | cold s (loaded / listed / full sync) | CPU s | peak RSS MiB | BPF maps MiB "
-          "| change p50 / p99 ms | event → map p50 / p99 ms | sync p50 / p99 ms | status e2e p50 ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print()
+    skipped = md_table(["N", "switchyard source", "cold s (loaded / listed / full sync)", "CPU s", "peak RSS MiB",
+                        "BPF maps MiB", "change p50 / p99 ms", "event → map p50 / p99 ms", "sync p50 / p99 ms",
+                        "status e2e p50 ms"])
     for r in cp:
         if r.get("skipped"):
-            print("| %d | %s | skipped: %s | | | | | | | |" % (r["services"], r["source"], r["skipped"]))
+            print(skipped(r["services"], r["source"], r["skipped"]))
             continue
         pair = lambda k: ("%s / %s" % (fmt(r.get(k + "_p50"), 2), fmt(r.get(k + "_p99"), 2))) if r.get("changes") else "-"
         print("| %d | %s | %s (%s / %s / %s) | %s | %s | %s | %s | %s | %s | %s |" % (

@@ -358,6 +358,8 @@ class Daemon {
     outcome.seconds = std::chrono::duration<double>(lastSync_ - start).count();
     outcome.errors = rep.result.errors;
     auto wallNow = std::chrono::system_clock::now();
+    double sinceEvent =
+        rep.oldestChange ? std::chrono::duration<double>(lastSync_ - *rep.oldestChange).count() : -1;
     // kube-proxy measures from the EndpointSlice's last-change-trigger-time, set where the
     // change happened. Manifest files carry whatever time they were written with, so there
     // the clock starts when the change reached us.
@@ -368,10 +370,10 @@ class Daemon {
         }
       }
     } else if (rep.oldestChange) {
-      outcome.changeLatencies.push_back(std::chrono::duration<double>(lastSync_ - *rep.oldestChange).count());
+      outcome.changeLatencies.push_back(sinceEvent);
     }
-    if (rep.oldestChange && !rep.full) {
-      outcome.eventLatency = std::chrono::duration<double>(lastSync_ - *rep.oldestChange).count();
+    if (!rep.full) {
+      outcome.eventLatency = sinceEvent;  // -1 (none) when this sync applied no change
     }
     metrics_.clearPendingChanges();
     syncRecorder_.synced(outcome, wallNow);
