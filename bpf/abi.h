@@ -15,16 +15,20 @@
 
 #include <linux/types.h>
 
-#define SY_ABI_VERSION 1
+#define SY_ABI_VERSION 2
 
 /* Map names double as pin names under the pin path (libbpf LIBBPF_PIN_BY_NAME). BPF object
  * names are at most 15 characters. */
-#define SY_MAP_SERVICES services_v1
-#define SY_MAP_BACKENDS backends_v1
+#define SY_MAP_SERVICES services_v2
+#define SY_MAP_BACKENDS backends_v2
 #define SY_MAP_REVNAT revnat_v1
-#define SY_MAP_CT ct_v1
+#define SY_MAP_CT ct_v2
 #define SY_MAP_SOCK_REVNAT sock_rnat_v1
-#define SY_MAP_COUNTERS counters_v1
+#define SY_MAP_AFFINITY affinity_v1
+#define SY_MAP_SRC_RANGES srcrange_v1
+#define SY_MAP_NODE_ADDRS nodeaddr_v1
+#define SY_MAP_LOCAL_NETS localnet_v1
+#define SY_MAP_COUNTERS counters_v2
 #define SY_MAP_META meta_v1
 #define SY_MAP_TC_ATTACH tc_attach_v1
 
@@ -48,26 +52,42 @@
 #ifndef SY_SOCK_REVNAT_MAX
 #define SY_SOCK_REVNAT_MAX 131072
 #endif
+#ifndef SY_AFFINITY_MAX
+#define SY_AFFINITY_MAX 65536
+#endif
+#ifndef SY_SRC_RANGES_MAX
+#define SY_SRC_RANGES_MAX 16384
+#endif
+#define SY_NODE_ADDRS_MAX 1024
+#define SY_LOCAL_NETS_MAX 64
 #define SY_TC_ATTACH_MAX 1024
 
 /* Largest backend count of one frontend: bounds the slot loop in the control plane. */
 #define SY_MAX_BACKENDS_PER_SERVICE 65535
 
-/* One address of either family. IPv4 lives in w[3] with w[2] = htonl(0x0000ffff). */
+/* One address of either family. IPv4 lives in w[3] with w[2] = htonl(0x0000ffff). The
+ * wildcard of a family (NodePort frontends, reached on every node address) is ::ffff:0.0.0.0
+ * for IPv4 and :: for IPv6. */
 union sy_addr {
 	__u8 b[16];
 	__be32 w[4]; /* network order */
 };
 
-/* services: (frontend, slot) -> slot value.
- * Slot 0 is the service itself: backend count, flags, reverse NAT ID. Slots 1..count hold
- * backend IDs. Writers fill the slots first and switch slot 0's count last, and shrink by
- * lowering the count before deleting slots, so no packet sees a half-made service. */
+/* services: (frontend, scope, slot) -> slot value.
+ * Slot 0 is the service itself: backend count, flags, kind, reverse NAT ID. Slots 1..count
+ * hold backend IDs. Writers fill the slots first and switch slot 0's count last, and shrink
+ * by lowering the count before deleting slots, so no packet sees a half-made service.
+ *
+ * Scope: every frontend has an external-scope entry (scope 0), the one every lookup finds
+ * first. A frontend whose traffic policies make in-cluster clients see other backends than
+ * external ones (externalTrafficPolicy or internalTrafficPolicy Local) also has an
+ * internal-scope entry, flagged SY_SVC_F_TWO_SCOPES on its external one: in-cluster traffic
+ * (the socket hooks, pods on tc devices, sources in the cluster's networks) looks it up. */
 struct sy_svc_key {
-	union sy_addr addr; /* frontend address (ClusterIP), network order */
+	union sy_addr addr; /* frontend address, network order; a family wildcard for NodePort */
 	__be16 port;        /* frontend port, network order */
-	__u8 proto;         /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 scope;         /* SY_SCOPE_*; 0 = the only scope until traffic policies land */
+	__u8 proto;         /* IPPROTO_TCP, IPPROTO_UDP or IPPROTO_SCTP */
+	__u8 scope;         /* SY_SCOPE_* */
 	__u16 slot;         /* host order; 0 = the service entry, 1..count = backend slots */
 	__u8 pad[2];        /* zero */
 };
@@ -75,40 +95,61 @@ struct sy_svc_key {
 #define SY_SCOPE_EXTERNAL 0
 #define SY_SCOPE_INTERNAL 1
 
+/* Frontend kinds (slot 0 `kind`): how a client reaches the service. */
+#define SY_SVC_KIND_CLUSTER_IP 1
+#define SY_SVC_KIND_NODE_PORT 2    /* key address is the family wildcard */
+#define SY_SVC_KIND_EXTERNAL_IP 3
+#define SY_SVC_KIND_LOAD_BALANCER 4
+
 /* Slot 0 flags. */
-#define SY_SVC_F_CLUSTER_IP (1u << 0) /* a ClusterIP frontend */
+#define SY_SVC_F_TWO_SCOPES (1u << 0)    /* an internal-scope entry exists (external scope only) */
+#define SY_SVC_F_DROP_EMPTY (1u << 1)    /* count 0: drop (a Local policy without local
+                                          * endpoints), not reject */
+#define SY_SVC_F_SOURCE_RANGES (1u << 2) /* check srcrange (loadBalancerSourceRanges) */
 
 struct sy_svc_value {
-	__u32 backend_id; /* slots 1..n: backend ID (never 0); slot 0: 0 */
-	__u32 rev_nat_id; /* slot 0: reverse NAT ID of this frontend (never 0) */
-	__u16 count;      /* slot 0: number of backend slots, 0 = no backends (reject) */
-	__u16 flags;      /* slot 0: SY_SVC_F_* */
-	__u8 pad[4];      /* zero */
+	__u32 backend_id;       /* slots 1..n: backend ID (never 0); slot 0: 0 */
+	__u32 rev_nat_id;       /* slot 0: ID of this frontend (never 0): revnat, affinity and
+	                         * srcrange keys */
+	__u32 affinity_timeout; /* slot 0: sessionAffinity ClientIP timeout in seconds; 0 = none */
+	__u16 count;            /* slot 0: number of backend slots; 0 = no backends */
+	__u16 flags;            /* slot 0: SY_SVC_F_* */
+	__u8 kind;              /* slot 0: SY_SVC_KIND_* */
+	__u8 pad[7];            /* zero */
 };
 
 /* backends: backend ID (__u32, never 0) -> backend. */
 #define SY_BACKEND_ACTIVE 0
 #define SY_BACKEND_TERMINATING 1
 
+#define SY_BACKEND_F_LOCAL (1u << 0) /* the endpoint runs on this node (its nodeName) */
+
 struct sy_backend {
 	union sy_addr addr; /* backend (pod) address, network order */
 	__be16 port;        /* backend port, network order */
-	__u8 proto;         /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 proto;         /* IPPROTO_TCP, IPPROTO_UDP or IPPROTO_SCTP */
 	__u8 state;         /* SY_BACKEND_* */
-	__u8 pad[4];        /* zero */
+	__u8 flags;         /* SY_BACKEND_F_* */
+	__u8 pad[3];        /* zero */
 };
 
-/* revnat: reverse NAT ID (__u32 key, value of sy_svc_value.rev_nat_id) -> frontend. */
+/* revnat: reverse NAT ID (__u32 key, value of sy_svc_value.rev_nat_id) -> frontend. The tc
+ * programs keep the frontend in their conntrack entries and the socket hooks in sock_rnat;
+ * this map names what an ID stands for (status, conntrack dumps, adoption). */
 struct sy_revnat {
 	union sy_addr addr; /* frontend address, network order */
 	__be16 port;        /* frontend port, network order */
 	__u8 pad[2];        /* zero */
 };
 
-/* ct: the conntrack table of the tc path (LRU). A DNATed flow has two entries: the
- * forward one keyed by the client's original tuple (client -> frontend) holding the
- * backend, and the reply one keyed by the backend's tuple (backend -> client) holding the
- * reverse NAT ID. */
+/* ct: the conntrack table of the tc programs (LRU), keyed by a packet's tuple as it is on
+ * the wire. A translated flow has two entries that live and die together:
+ *  - forward, keyed by the client's tuple (client -> frontend): where to send it (the
+ *    backend, and the source to use when the flow is SNATed);
+ *  - reply, keyed by the backend's tuple (backend -> client, or -> the SNAT address): what
+ *    to restore (the frontend as source, and the client as destination when SNATed).
+ * Both directions stamp both entries (at most once per SY_CT_REFRESH_NS), and a forward
+ * packet that finds the reply entry gone (LRU eviction) writes it again. */
 #define SY_CT_FORWARD 0
 #define SY_CT_REPLY 1
 
@@ -117,26 +158,42 @@ struct sy_ct_key {
 	union sy_addr daddr; /* network order */
 	__be16 sport;        /* network order */
 	__be16 dport;        /* network order */
-	__u8 proto;          /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 dir;            /* SY_CT_FORWARD or SY_CT_REPLY */
-	__u8 pad[2];         /* zero */
+	__u8 proto;          /* IPPROTO_TCP, IPPROTO_UDP or IPPROTO_SCTP */
+	__u8 pad[3];         /* zero */
 };
 
 /* ct entry flags */
-#define SY_CT_F_CLOSING (1u << 0) /* FIN or RST seen: short lifetime */
+#define SY_CT_F_CLOSING (1u << 0)  /* FIN or RST seen: short lifetime */
+#define SY_CT_F_SNAT (1u << 1)     /* the flow is SNATed (nat2 holds the other side) */
+#define SY_CT_F_REDIRECT (1u << 2) /* the translated packet's source is this node's: route it
+                                    * with a FIB lookup and redirect, not through the stack
+                                    * (which drops packets arriving with a local source) */
+#define SY_CT_F_EXTERNAL (1u << 3) /* the flow came from outside the cluster */
 
 struct sy_ct_entry {
-	__u64 last_seen_ns; /* bpf_ktime_get_ns() of the last packet, CLOCK_MONOTONIC */
-	__u32 backend_id;   /* forward: chosen backend; reply: the same backend */
-	__u32 rev_nat_id;   /* frontend to restore on replies */
-	__u8 flags;         /* SY_CT_F_* */
-	__u8 pad[7];        /* zero */
+	__u64 last_seen_ns;     /* bpf_ktime_get_ns() of the last stamp, CLOCK_MONOTONIC */
+	union sy_addr nat_addr; /* forward: the backend (new destination); reply: the frontend
+	                         * (new source) */
+	union sy_addr nat2_addr; /* SNAT only. forward: the node address (new source); reply:
+	                          * the client (new destination) */
+	__be16 nat_port;         /* forward: backend port; reply: frontend port */
+	__be16 nat2_port;        /* SNAT only. forward: the source port used; reply: the client's */
+	__u32 backend_id;        /* the chosen backend (forward: checked against backends) */
+	__u32 rev_nat_id;        /* the frontend's ID */
+	__u8 dir;                /* SY_CT_FORWARD or SY_CT_REPLY */
+	__u8 flags;              /* SY_CT_F_* */
+	__u8 pad[2];             /* zero */
 };
 
-/* Conntrack lifetimes in seconds (Cilium's service defaults). */
+/* Conntrack lifetimes in seconds (Cilium's service defaults), and how often an entry's
+ * stamp is refreshed (and its flow re-validated) by the packets of a live flow. */
 #define SY_CT_LIFETIME_TCP 21600
 #define SY_CT_LIFETIME_TCP_CLOSING 10
 #define SY_CT_LIFETIME_NONTCP 60
+#define SY_CT_REFRESH_NS 1000000000ULL
+/* The longest any conntrack entry may name a backend: a released backend ID is not handed
+ * out again before this (lb/id_index.h). */
+#define SY_CT_LIFETIME_MAX SY_CT_LIFETIME_TCP
 
 /* sock_rnat: what the socket hooks translated, so recvmsg and getpeername can show the
  * frontend again: (socket cookie, backend address, backend port) -> frontend. LRU. */
@@ -154,21 +211,86 @@ struct sy_sock_revnat_value {
 	__u32 rev_nat_id;   /* host order */
 };
 
-/* counters: per-CPU array indexed by reason. The reasons name the Prometheus label values
- * (metrics/datapath_counters.cpp keeps the table of names, checked against SY_REASON_MAX). */
-enum sy_reason {
-	SY_REASON_SOCK_XLATE = 0,       /* socket hook sent a connect/send to a backend */
-	SY_REASON_SOCK_NO_BACKEND = 1,  /* socket hook refused: service without backends */
-	SY_REASON_SOCK_REVNAT = 2,      /* recvmsg/getpeername restored the frontend */
-	SY_REASON_TC_DNAT_NEW = 3,      /* tc: new flow DNATed to a backend */
-	SY_REASON_TC_DNAT_CT = 4,       /* tc: packet of a tracked flow DNATed */
-	SY_REASON_TC_REVNAT = 5,        /* tc: reply translated back to the frontend */
-	SY_REASON_TC_NO_BACKEND = 6,    /* tc: dropped, service without backends */
-	SY_REASON_TC_BACKEND_GONE = 7,  /* tc: dropped, slot points to a missing backend */
-	SY_REASON_TC_CSUM_ERROR = 8,    /* tc: dropped, a checksum or store helper failed */
-	SY_REASON_TC_FRAGMENT = 9,      /* tc: passed untouched, IP fragment to a frontend */
-	SY_REASON_MAX = 10,
+/* affinity: sessionAffinity ClientIP (LRU). The client is its address on the tc path and
+ * its network namespace cookie on the socket path (where the source address is not known
+ * yet at connect time; one pod is one network namespace). */
+struct sy_affinity_key {
+	union sy_addr client; /* tc: client address; socket hooks: zero */
+	__u64 netns_cookie;   /* socket hooks: bpf_get_netns_cookie(); tc: zero */
+	__u32 rev_nat_id;     /* the frontend */
+	__u32 pad;            /* zero */
 };
+
+struct sy_affinity_value {
+	__u64 last_used_ns; /* bpf_ktime_get_ns() of the last new flow that used it */
+	__u32 backend_id;   /* the backend the client sticks to */
+	__u16 slot;         /* its slot when chosen: it counts only while the slot still holds it */
+	__u8 pad[2];        /* zero */
+};
+
+/* srcrange: loadBalancerSourceRanges (LPM trie): (frontend ID, client prefix) -> 1. The
+ * prefix length counts the 32 bits of rev_nat_id plus the address bits (IPv4 prefixes as
+ * IPv4-mapped: /24 is 96 + 24). */
+struct sy_src_range_key {
+	__u32 prefixlen;      /* 32 + 128-bit address prefix length */
+	__u32 rev_nat_id;     /* network order, so that it is a prefix of the key */
+	union sy_addr addr;   /* network order */
+};
+
+/* nodeaddr: this node's addresses (from netlink) -> flags. NodePort frontends are found on
+ * the addresses flagged SY_NODE_ADDR_F_NODEPORT (nodePortAddresses). */
+#define SY_NODE_ADDR_F_NODEPORT (1u << 0)
+
+struct sy_node_addr_value {
+	__u32 flags;   /* SY_NODE_ADDR_F_* */
+	__u32 pad;     /* zero */
+};
+
+/* localnet: the cluster's own networks (LPM trie over addresses): clusterCIDR prefixes.
+ * Traffic from them (and from this node) is in-cluster for the traffic policies. */
+#define SY_LOCAL_NET_F_CLUSTER (1u << 0)
+
+struct sy_local_net_key {
+	__u32 prefixlen;    /* 0..128 (IPv4 prefixes as IPv4-mapped) */
+	union sy_addr addr; /* network order */
+};
+
+struct sy_local_net_value {
+	__u32 flags;   /* SY_LOCAL_NET_F_* */
+	__u32 pad;     /* zero */
+};
+
+/* counters: per-CPU array indexed by reason. The reasons name the Prometheus label values
+ * (metrics/datapath_counters.cpp keeps the table of names, checked against SY_REASON_MAX).
+ * The map has SY_REASON_SLOTS entries, more than there are reasons, so a new reason does
+ * not change the pinned map. */
+enum sy_reason {
+	SY_REASON_SOCK_XLATE = 0,        /* socket hook sent a connect/send to a backend */
+	SY_REASON_SOCK_NO_BACKEND = 1,   /* socket hook refused: service without backends */
+	SY_REASON_SOCK_REVNAT = 2,       /* recvmsg/getpeername restored the frontend */
+	SY_REASON_TC_DNAT_NEW = 3,       /* tc: new flow DNATed to a backend */
+	SY_REASON_TC_DNAT_CT = 4,        /* tc: packet of a tracked flow DNATed */
+	SY_REASON_TC_REVNAT = 5,         /* tc: reply translated back to the frontend */
+	SY_REASON_TC_NO_BACKEND = 6,     /* tc: service without backends: rejected (TCP reset,
+	                                  * ICMP port unreachable) */
+	SY_REASON_TC_BACKEND_GONE = 7,   /* tc: dropped, slot points to a missing backend */
+	SY_REASON_TC_CSUM_ERROR = 8,     /* tc: dropped, a checksum or store helper failed */
+	SY_REASON_TC_FRAGMENT = 9,       /* tc: passed untouched, IP fragment to a frontend */
+	SY_REASON_SOCK_DROP_NO_LOCAL = 10, /* socket hook refused: a Local policy, no local endpoint */
+	SY_REASON_TC_DROP_NO_LOCAL = 11, /* tc: dropped, a Local policy without local endpoints */
+	SY_REASON_TC_CT_RACE = 12,       /* tc: another CPU created the flow first; its entry used */
+	SY_REASON_TC_CT_CREATE_FAILED = 13, /* tc: a conntrack entry could not be created */
+	SY_REASON_TC_CT_REPLY_RESTORED = 14, /* tc: a forward packet wrote its lost reply entry */
+	SY_REASON_TC_CT_STALE_BACKEND = 15, /* tc: a flow's backend changed or went: chosen again */
+	SY_REASON_TC_SRC_RANGE_DENIED = 16, /* tc: dropped, source not in loadBalancerSourceRanges */
+	SY_REASON_TC_SNAT_NO_PORT = 17,  /* tc: dropped, no free SNAT source port */
+	SY_REASON_TC_FIB_FAILED = 18,    /* tc: dropped, no route for a packet sent from this node */
+	SY_REASON_TC_REJECT_FAILED = 19, /* tc: dropped, a reset or ICMP answer could not be built */
+	SY_REASON_TC_PASS_HEADERS = 20,  /* tc: passed untouched, source-routed or a header chain
+	                                  * too long to walk */
+	SY_REASON_MAX = 21,
+};
+#define SY_REASON_SLOTS 64
 
 struct sy_counter {
 	__u64 packets; /* packets (or socket operations) counted */

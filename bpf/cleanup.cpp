@@ -470,8 +470,8 @@ std::string tcFilterDelCommand(const std::string& device, bool ingress) {
 
 std::set<uint32_t> mapIdsOf(const MapFds& fds) {
   std::set<uint32_t> ids;
-  for (int fd : {fds.services, fds.backends, fds.revNat, fds.ct, fds.sockRevNat, fds.counters, fds.meta,
-                 fds.tcAttach}) {
+  for (const MapPin& m : kMapPins) {
+    int fd = fds.*m.fd;
     if (uint32_t id = fd >= 0 ? objectId(fd) : 0; id) {
       ids.insert(id);
     }
@@ -481,9 +481,8 @@ std::set<uint32_t> mapIdsOf(const MapFds& fds) {
 
 std::set<uint32_t> pinnedMapIds(const std::string& pinPath) {
   std::set<uint32_t> ids;
-  for (const char* name : {kPinServices, kPinBackends, kPinRevNat, kPinCt, kPinSockRevNat, kPinCounters,
-                           kPinMeta, kPinTcAttach}) {
-    UniqueFd fd(bpf_obj_get((pinPath + "/" + name).c_str()));
+  for (const MapPin& m : kMapPins) {
+    UniqueFd fd(bpf_obj_get((pinPath + "/" + m.name).c_str()));
     if (uint32_t id = fd.valid() ? objectId(fd.get()) : 0; id) {
       ids.insert(id);
     }
@@ -600,8 +599,12 @@ CleanupReport cleanupPinPath(const std::string& pinPath, const CleanupScope& sco
   if (scope.fromConfig && !scope.cgroupPath.empty()) {
     sweepCgroup(scope.cgroupPath, ours, r);
   }
-  for (const char* name : {kPinServices, kPinBackends, kPinRevNat, kPinCt, kPinSockRevNat,
-                           kPinCounters, kPinMeta, kPinTcAttach}) {
+  std::vector<const char*> pins;
+  for (const MapPin& m : kMapPins) {
+    pins.push_back(m.name);
+  }
+  pins.insert(pins.end(), std::begin(kLegacyPins), std::end(kLegacyPins));
+  for (const char* name : pins) {
     std::string pin = pinPath + "/" + name;
     if (::unlink(pin.c_str()) == 0) {
       r.pinsRemoved++;

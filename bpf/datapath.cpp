@@ -4,6 +4,9 @@
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <net/if_arp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -52,6 +55,21 @@ void sizeMaps(Skel* s, const MapSizes& m) {
   if (m.revNat) bpf_map__set_max_entries(s->maps.SY_MAP_REVNAT, m.revNat);
   if (m.conntrack) bpf_map__set_max_entries(s->maps.SY_MAP_CT, m.conntrack);
   if (m.sockRevNat) bpf_map__set_max_entries(s->maps.SY_MAP_SOCK_REVNAT, m.sockRevNat);
+  if (m.affinity) bpf_map__set_max_entries(s->maps.SY_MAP_AFFINITY, m.affinity);
+  if (m.sourceRanges) bpf_map__set_max_entries(s->maps.SY_MAP_SRC_RANGES, m.sourceRanges);
+}
+
+// Whether a device carries no link-layer header (tun, wireguard, ipip: ARPHRD_NONE and
+// friends), so its programs find IP at offset 0. Asked with SIOCGIFHWADDR, which answers
+// in the caller's network namespace.
+bool isL3Device(const std::string& device) {
+  UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  struct ifreq ifr {};
+  std::strncpy(ifr.ifr_name, device.c_str(), IFNAMSIZ - 1);
+  if (!sock.valid() || ::ioctl(sock.get(), SIOCGIFHWADDR, &ifr) < 0) {
+    return false;
+  }
+  return ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER;
 }
 
 // cgroup v2 directories: the inode number is the cgroup ID the kernel reports in link info.
@@ -103,6 +121,8 @@ std::unique_ptr<Datapath> Datapath::load(const DatapathOptions& options, std::st
     return nullptr;
   }
   sizeMaps(dp->tc_, options.sizes);
+  dp->tc_->rodata->sy_snat_port_min = options.snatPortMin;
+  dp->tc_->rodata->sy_snat_port_max = options.snatPortMax;
   if (int err = tc_lb__load(dp->tc_); err) {
     error = "load tc programs: " + errnoText(err);
     return nullptr;
@@ -114,6 +134,10 @@ std::unique_ptr<Datapath> Datapath::load(const DatapathOptions& options, std::st
   dp->fds_.revNat = bpf_map__fd(m->SY_MAP_REVNAT);
   dp->fds_.ct = bpf_map__fd(m->SY_MAP_CT);
   dp->fds_.sockRevNat = bpf_map__fd(m->SY_MAP_SOCK_REVNAT);
+  dp->fds_.affinity = bpf_map__fd(m->SY_MAP_AFFINITY);
+  dp->fds_.srcRanges = bpf_map__fd(m->SY_MAP_SRC_RANGES);
+  dp->fds_.nodeAddrs = bpf_map__fd(m->SY_MAP_NODE_ADDRS);
+  dp->fds_.localNets = bpf_map__fd(m->SY_MAP_LOCAL_NETS);
   dp->fds_.counters = bpf_map__fd(m->SY_MAP_COUNTERS);
   dp->fds_.meta = bpf_map__fd(m->SY_MAP_META);
   dp->fds_.tcAttach = bpf_map__fd(m->SY_MAP_TC_ATTACH);
@@ -192,12 +216,22 @@ bool Datapath::attachSocketLB(const std::string& cgroupPath, std::string& error)
 
 int Datapath::programFd(Program p) const {
   switch (p) {
-    case Program::TcIngress: return bpf_program__fd(tc_->progs.sy_tc_ingress);
-    case Program::TcEgress: return bpf_program__fd(tc_->progs.sy_tc_egress);
+    case Program::TcFromPod: return bpf_program__fd(tc_->progs.sy_tc_from_pod);
+    case Program::TcToPod: return bpf_program__fd(tc_->progs.sy_tc_to_pod);
+    case Program::TcFromNet: return bpf_program__fd(tc_->progs.sy_tc_from_net);
+    case Program::TcToNet: return bpf_program__fd(tc_->progs.sy_tc_to_net);
+    case Program::TcFromPodL3: return bpf_program__fd(tc_->progs.sy_tc_from_pod3);
+    case Program::TcToPodL3: return bpf_program__fd(tc_->progs.sy_tc_to_pod3);
+    case Program::TcFromNetL3: return bpf_program__fd(tc_->progs.sy_tc_from_net3);
+    case Program::TcToNetL3: return bpf_program__fd(tc_->progs.sy_tc_to_net3);
     case Program::SockConnect4: return bpf_program__fd(sock_->progs.sy_sock_connect4);
     case Program::SockSendmsg4: return bpf_program__fd(sock_->progs.sy_sock_sendmsg4);
     case Program::SockRecvmsg4: return bpf_program__fd(sock_->progs.sy_sock_recvmsg4);
     case Program::SockGetpeername4: return bpf_program__fd(sock_->progs.sy_sock_getpeername4);
+    case Program::SockConnect6: return bpf_program__fd(sock_->progs.sy_sock_connect6);
+    case Program::SockSendmsg6: return bpf_program__fd(sock_->progs.sy_sock_sendmsg6);
+    case Program::SockRecvmsg6: return bpf_program__fd(sock_->progs.sy_sock_recvmsg6);
+    case Program::SockGetpeername6: return bpf_program__fd(sock_->progs.sy_sock_getpeername6);
   }
   return -1;
 }
@@ -211,7 +245,7 @@ void Datapath::detachSocketLB() {
   }
 }
 
-Datapath::TcAttachResult Datapath::attachTc(const std::string& device) {
+Datapath::TcAttachResult Datapath::attachTc(const std::string& device, TcRole role) {
   TcAttachResult res;
   using Status = TcAttachResult::Status;
   unsigned ifindex = if_nametoindex(device.c_str());
@@ -221,13 +255,19 @@ Datapath::TcAttachResult Datapath::attachTc(const std::string& device) {
     return res;
   }
   res.ifindex = ifindex;
+  bool l3 = isL3Device(device);
+  auto* pr = &tc_->progs;
+  struct bpf_program* in = role == TcRole::Pod ? (l3 ? pr->sy_tc_from_pod3 : pr->sy_tc_from_pod)
+                                               : (l3 ? pr->sy_tc_from_net3 : pr->sy_tc_from_net);
+  struct bpf_program* out = role == TcRole::Pod ? (l3 ? pr->sy_tc_to_pod3 : pr->sy_tc_to_pod)
+                                                : (l3 ? pr->sy_tc_to_net3 : pr->sy_tc_to_net);
   struct Dir {
     enum bpf_tc_attach_point point;
     uint32_t direction;
     struct bpf_program* prog;
   } dirs[] = {
-      {BPF_TC_INGRESS, SY_TC_INGRESS, tc_->progs.sy_tc_ingress},
-      {BPF_TC_EGRESS, SY_TC_EGRESS, tc_->progs.sy_tc_egress},
+      {BPF_TC_INGRESS, SY_TC_INGRESS, in},
+      {BPF_TC_EGRESS, SY_TC_EGRESS, out},
   };
   // Both directions are checked before either is touched: all switchyard daemons use one
   // handle and priority, so BPF_TC_F_REPLACE would silently take over another daemon's
@@ -288,7 +328,9 @@ Datapath::TcAttachResult Datapath::attachTc(const std::string& device) {
                       << errnoText(errno);
     }
   }
-  SY_LOG(Info) << "tc programs attached to " << device << " (ifindex " << ifindex << ")";
+  SY_LOG(Info) << "tc programs attached to " << (role == TcRole::Pod ? "pod-facing" : "host-facing")
+               << " device " << device << " (ifindex " << ifindex << (l3 ? ", no link-layer header" : "")
+               << ")";
   res.status = Status::Attached;
   return res;
 }

@@ -24,7 +24,16 @@ namespace switchyard::bpf {
 struct DatapathOptions {
   std::string pinPath;
   MapSizes sizes;
+  // Source ports for SNAT (NodePort to another node's backend, and the port change that
+  // keeps two flows from sharing a reply tuple), host order. Outside the ephemeral range,
+  // so they never collide with the node's own connections.
+  uint16_t snatPortMin = 20000;
+  uint16_t snatPortMax = 29999;
 };
+
+// What a tc device faces: pods (their veth host ends, a CNI bridge) or the network (the
+// node's uplink or fabric, where NodePort and LB traffic from outside arrives).
+enum class TcRole { Pod, Host };
 
 // Pin names of the socket hooks' links under PIN/links/.
 inline constexpr std::array<const char*, 8> kSocketHooks = {
@@ -56,13 +65,17 @@ class Datapath {
     unsigned ifindex = 0;
     std::string error;
   };
-  TcAttachResult attachTc(const std::string& device);
+  TcAttachResult attachTc(const std::string& device, TcRole role = TcRole::Pod);
 
   const MapFds& maps() const { return fds_; }
   // IDs of our maps: what makes a program ours (cleanup.h).
   const std::set<uint32_t>& mapIds() const { return mapIds_; }
 
-  enum class Program { TcIngress, TcEgress, SockConnect4, SockSendmsg4, SockRecvmsg4, SockGetpeername4 };
+  enum class Program {
+    TcFromPod, TcToPod, TcFromNet, TcToNet, TcFromPodL3, TcToPodL3, TcFromNetL3, TcToNetL3,
+    SockConnect4, SockSendmsg4, SockRecvmsg4, SockGetpeername4,
+    SockConnect6, SockSendmsg6, SockRecvmsg6, SockGetpeername6,
+  };
   // For BPF_PROG_TEST_RUN in tests and for introspection.
   int programFd(Program p) const;
   const std::string& pinPath() const { return pinPath_; }

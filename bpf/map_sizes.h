@@ -12,6 +12,8 @@ struct MapSizes {
   uint32_t revNat = 0;
   uint32_t conntrack = 0;
   uint32_t sockRevNat = 0;
+  uint32_t affinity = 0;
+  uint32_t sourceRanges = 0;
 };
 
 }  // namespace switchyard::bpf

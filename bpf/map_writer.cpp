@@ -5,7 +5,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "logging/log.h"
@@ -28,6 +30,8 @@ std::string describe(const lb::MapOp& op) {
     case K::DeleteRevNat: return "rev NAT " + std::to_string(op.id);
     case K::PutSlot:
     case K::DeleteSlot: return op.frontend.str() + " slot " + std::to_string(op.slot);
+    case K::PutSourceRange:
+    case K::DeleteSourceRange: return "rev NAT " + std::to_string(op.id) + " source range " + op.range.str();
   }
   return "?";
 }
@@ -52,8 +56,17 @@ struct sy_svc_key toSvcKey(const lb::FrontendKey& fe, uint16_t slot) {
   k.addr = toSyAddr(fe.addr);
   k.port = htons(fe.port);
   k.proto = fe.proto;
-  k.scope = SY_SCOPE_EXTERNAL;
+  k.scope = static_cast<__u8>(fe.scope);
   k.slot = slot;
+  return k;
+}
+
+struct sy_src_range_key toSrcRangeKey(uint32_t revNatId, const lb::Cidr& c) {
+  struct sy_src_range_key k;
+  std::memset(&k, 0, sizeof(k));
+  k.prefixlen = 32 + c.prefixLen;
+  k.rev_nat_id = htonl(revNatId);
+  k.addr = toSyAddr(c.addr);
   return k;
 }
 
@@ -81,7 +94,7 @@ template <typename K, typename V>
 void MapWriter::update(const Target& t, std::span<lb::MapOp> run, const K* keys, const V* values) {
   size_t done = 0;
   while (done < run.size()) {
-    if (batchUnsupported_ || run.size() - done == 1) {
+    if (!batching_ || noBatch_.count(t.fd) || run.size() - done == 1) {
       ++syscalls_;
       run[done].result = bpf_map_update_elem(t.fd, &keys[done], &values[done], BPF_ANY) < 0
                              ? fail(t, run[done], errno) : 0;
@@ -102,7 +115,7 @@ void MapWriter::update(const Target& t, std::span<lb::MapOp> run, const K* keys,
       // that works, stop batching.
       ++syscalls_;
       if (bpf_map_update_elem(t.fd, &keys[done], &values[done], BPF_ANY) == 0) {
-        batchUnsupported_ = true;
+        noBatch_.insert(t.fd);
         SY_LOG(Warning) << "map " << t.map << ": the kernel refused a batch update ("
                         << std::strerror(err) << "); writing one entry per call";
         run[done++].result = 0;
@@ -121,7 +134,7 @@ template <typename K>
 void MapWriter::remove(const Target& t, std::span<lb::MapOp> run, const K* keys) {
   size_t done = 0;
   while (done < run.size()) {
-    if (batchUnsupported_ || run.size() - done == 1) {
+    if (!batching_ || noBatch_.count(t.fd) || run.size() - done == 1) {
       ++syscalls_;
       bool ok = bpf_map_delete_elem(t.fd, &keys[done]) == 0 || errno == ENOENT;
       run[done].result = ok ? 0 : fail(t, run[done], errno);
@@ -139,7 +152,7 @@ void MapWriter::remove(const Target& t, std::span<lb::MapOp> run, const K* keys)
     if (count == 0 && batchRefused(err)) {
       ++syscalls_;
       if (bpf_map_delete_elem(t.fd, &keys[done]) == 0 || errno == ENOENT) {
-        batchUnsupported_ = true;
+        noBatch_.insert(t.fd);
         SY_LOG(Warning) << "map " << t.map << ": the kernel refused a batch delete ("
                         << std::strerror(err) << "); deleting one entry per call";
         run[done++].result = 0;
@@ -169,6 +182,7 @@ void MapWriter::applyRun(std::span<lb::MapOp> run) {
         vals[i].port = htons(b.key.port);
         vals[i].proto = b.key.proto;
         vals[i].state = b.terminating ? SY_BACKEND_TERMINATING : SY_BACKEND_ACTIVE;
+        vals[i].flags = b.local ? SY_BACKEND_F_LOCAL : 0;
       }
       update(Target{fds_.backends, kPinBackends, "update"}, run, keys.data(), vals.data());
       break;
@@ -206,7 +220,11 @@ void MapWriter::applyRun(std::span<lb::MapOp> run) {
         vals[i].backend_id = v.backendId;
         vals[i].rev_nat_id = v.revNatId;
         vals[i].count = v.count;
-        vals[i].flags = v.flags;
+        if (run[i].slot == 0) {
+          vals[i].flags = v.head.flags;
+          vals[i].kind = static_cast<__u8>(v.head.kind);
+          vals[i].affinity_timeout = v.head.affinityTimeout;
+        }
       }
       update(Target{fds_.services, kPinServices, "update"}, run, keys.data(), vals.data());
       break;
@@ -217,6 +235,23 @@ void MapWriter::applyRun(std::span<lb::MapOp> run) {
         keys[i] = toSvcKey(run[i].frontend, run[i].slot);
       }
       remove(Target{fds_.services, kPinServices, "delete"}, run, keys.data());
+      break;
+    }
+    case K::PutSourceRange: {
+      std::vector<struct sy_src_range_key> keys(n);
+      std::vector<__u8> vals(n, 1);
+      for (size_t i = 0; i < n; ++i) {
+        keys[i] = toSrcRangeKey(run[i].id, run[i].range);
+      }
+      update(Target{fds_.srcRanges, kPinSrcRanges, "update"}, run, keys.data(), vals.data());
+      break;
+    }
+    case K::DeleteSourceRange: {
+      std::vector<struct sy_src_range_key> keys(n);
+      for (size_t i = 0; i < n; ++i) {
+        keys[i] = toSrcRangeKey(run[i].id, run[i].range);
+      }
+      remove(Target{fds_.srcRanges, kPinSrcRanges, "delete"}, run, keys.data());
       break;
     }
   }
@@ -289,26 +324,68 @@ void forEachEntry(int fd, F&& f) {
 
 }  // namespace
 
+void MapWriter::readIdsInUse(lb::DataplaneState& st) {
+  std::set<uint32_t> backends, revNats;
+  if (fds_.ct >= 0) {
+    forEachEntry<struct sy_ct_key, struct sy_ct_entry>(
+        fds_.ct, [&](const struct sy_ct_key&, const struct sy_ct_entry& e) {
+          backends.insert(e.backend_id);
+          revNats.insert(e.rev_nat_id);
+        });
+  }
+  if (fds_.affinity >= 0) {
+    forEachEntry<struct sy_affinity_key, struct sy_affinity_value>(
+        fds_.affinity, [&](const struct sy_affinity_key& k, const struct sy_affinity_value& v) {
+          backends.insert(v.backend_id);
+          revNats.insert(k.rev_nat_id);
+        });
+  }
+  backends.erase(0);
+  revNats.erase(0);
+  st.backendIdsInUse.assign(backends.begin(), backends.end());
+  st.revNatIdsInUse.assign(revNats.begin(), revNats.end());
+}
+
 lb::DataplaneState MapWriter::read() {
   lb::DataplaneState st;
   forEachEntry<__u32, struct sy_backend>(fds_.backends, [&](const __u32& id, const struct sy_backend& v) {
     st.backends[id] = lb::Backend{{fromSyAddr(v.addr), ntohs(v.port), v.proto},
-                                  v.state == SY_BACKEND_TERMINATING};
+                                  v.state == SY_BACKEND_TERMINATING, (v.flags & SY_BACKEND_F_LOCAL) != 0};
   });
   forEachEntry<__u32, struct sy_revnat>(fds_.revNat, [&](const __u32& id, const struct sy_revnat& v) {
-    st.revNats[id] = lb::FrontendKey{fromSyAddr(v.addr), ntohs(v.port), 0};
+    st.revNats[id] = lb::FrontendKey{fromSyAddr(v.addr), ntohs(v.port), 0, lb::Scope::External};
   });
+  if (fds_.srcRanges >= 0) {
+    // An LPM trie has no batch lookup: key by key.
+    struct sy_src_range_key key {}, next {};
+    struct sy_src_range_key* prev = nullptr;
+    for (size_t guard = 0; guard < (1u << 22) && bpf_map_get_next_key(fds_.srcRanges, prev, &next) == 0;
+         ++guard) {
+      lb::Cidr c;
+      c.addr = fromSyAddr(next.addr);
+      c.prefixLen = static_cast<uint8_t>(next.prefixlen - 32);
+      st.sourceRanges[ntohl(next.rev_nat_id)].push_back(c);
+      key = next;
+      prev = &key;
+    }
+    for (auto& [id, ranges] : st.sourceRanges) {
+      std::sort(ranges.begin(), ranges.end());
+    }
+  }
+  readIdsInUse(st);
   // Slot 0 entries make frontends; other slots fill them in.
   std::map<lb::FrontendKey, lb::ProgrammedFrontend> frontends;
   std::map<lb::FrontendKey, std::map<uint16_t, uint32_t>> slots;
   forEachEntry<struct sy_svc_key, struct sy_svc_value>(
       fds_.services, [&](const struct sy_svc_key& k, const struct sy_svc_value& v) {
-        lb::FrontendKey fe{fromSyAddr(k.addr), ntohs(k.port), k.proto};
+        lb::FrontendKey fe{fromSyAddr(k.addr), ntohs(k.port), k.proto, static_cast<lb::Scope>(k.scope)};
         if (k.slot == 0) {
           lb::ProgrammedFrontend& pf = frontends[fe];
           pf.key = fe;
           pf.revNatId = v.rev_nat_id;
-          pf.flags = v.flags;
+          pf.head.flags = v.flags;
+          pf.head.kind = static_cast<lb::FrontendKind>(v.kind);
+          pf.head.affinityTimeout = v.affinity_timeout;
           pf.backendIds.assign(v.count, 0);
         } else {
           slots[fe][k.slot] = v.backend_id;

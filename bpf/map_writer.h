@@ -7,6 +7,7 @@
 #pragma once
 
 #include <functional>
+#include <set>
 #include <span>
 #include <string>
 
@@ -20,6 +21,7 @@ namespace switchyard::bpf {
 union sy_addr toSyAddr(const lb::IpAddr& a);
 lb::IpAddr fromSyAddr(const union sy_addr& a);
 struct sy_svc_key toSvcKey(const lb::FrontendKey& fe, uint16_t slot);
+struct sy_src_range_key toSrcRangeKey(uint32_t revNatId, const lb::Cidr& c);
 
 class MapWriter : public lb::DataplaneWriter {
  public:
@@ -27,14 +29,16 @@ class MapWriter : public lb::DataplaneWriter {
   using ErrorSink = std::function<void(const char* map, const char* op)>;
 
   MapWriter(const MapFds& fds, ErrorSink onError = nullptr)
-      : fds_(fds), onError_(std::move(onError)) {}
+      : fds_(fds), onError_(std::move(onError)) {
+    noBatch_.insert(fds.srcRanges);  // LPM tries have no batch operations
+  }
 
   void apply(std::span<lb::MapOp> ops) override;
   lb::DataplaneState read() override;
 
   // Batch system calls on (the default) or off (one call per entry: the benchmarks'
   // baseline, and what a kernel without batch support gets anyway).
-  void setBatching(bool on) { batchUnsupported_ = !on; }
+  void setBatching(bool on) { batching_ = on; }
   // System calls made by apply() so far (for tests and benchmarks).
   size_t syscalls() const { return syscalls_; }
 
@@ -46,10 +50,13 @@ class MapWriter : public lb::DataplaneWriter {
   template <typename K>
   void remove(const Target& t, std::span<lb::MapOp> run, const K* keys);
   int fail(const Target& t, const lb::MapOp& op, int err);
+  // The backend and rev NAT IDs that conntrack and affinity entries name.
+  void readIdsInUse(lb::DataplaneState& st);
 
   MapFds fds_;
   ErrorSink onError_;
-  bool batchUnsupported_ = false;  // the kernel refused batch operations: one call each
+  bool batching_ = true;
+  std::set<int> noBatch_;  // maps whose batch operations the kernel refused: one call each
   size_t syscalls_ = 0;
   size_t failuresLogged_ = 0;      // in the current apply(); later ones are summed up
   size_t failuresUnlogged_ = 0;

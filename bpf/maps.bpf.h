@@ -53,10 +53,44 @@ struct {
 } SY_MAP_SOCK_REVNAT SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct sy_affinity_key);
+	__type(value, struct sy_affinity_value);
+	__uint(max_entries, SY_AFFINITY_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SY_MAP_AFFINITY SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct sy_src_range_key);
+	__type(value, __u8);
+	__uint(max_entries, SY_SRC_RANGES_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SY_MAP_SRC_RANGES SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, union sy_addr);
+	__type(value, struct sy_node_addr_value);
+	__uint(max_entries, SY_NODE_ADDRS_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SY_MAP_NODE_ADDRS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct sy_local_net_key);
+	__type(value, struct sy_local_net_value);
+	__uint(max_entries, SY_LOCAL_NETS_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SY_MAP_LOCAL_NETS SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
 	__type(value, struct sy_counter);
-	__uint(max_entries, SY_REASON_MAX);
+	__uint(max_entries, SY_REASON_SLOTS);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } SY_MAP_COUNTERS SEC(".maps");
 

@@ -16,6 +16,10 @@ inline constexpr const char* kPinBackends = SY_STRINGIFY(SY_MAP_BACKENDS);
 inline constexpr const char* kPinRevNat = SY_STRINGIFY(SY_MAP_REVNAT);
 inline constexpr const char* kPinCt = SY_STRINGIFY(SY_MAP_CT);
 inline constexpr const char* kPinSockRevNat = SY_STRINGIFY(SY_MAP_SOCK_REVNAT);
+inline constexpr const char* kPinAffinity = SY_STRINGIFY(SY_MAP_AFFINITY);
+inline constexpr const char* kPinSrcRanges = SY_STRINGIFY(SY_MAP_SRC_RANGES);
+inline constexpr const char* kPinNodeAddrs = SY_STRINGIFY(SY_MAP_NODE_ADDRS);
+inline constexpr const char* kPinLocalNets = SY_STRINGIFY(SY_MAP_LOCAL_NETS);
 inline constexpr const char* kPinCounters = SY_STRINGIFY(SY_MAP_COUNTERS);
 inline constexpr const char* kPinMeta = SY_STRINGIFY(SY_MAP_META);
 inline constexpr const char* kPinTcAttach = SY_STRINGIFY(SY_MAP_TC_ATTACH);
@@ -35,10 +39,31 @@ struct MapFds {
   int revNat = -1;
   int ct = -1;
   int sockRevNat = -1;
+  int affinity = -1;
+  int srcRanges = -1;
+  int nodeAddrs = -1;
+  int localNets = -1;
   int counters = -1;
   int meta = -1;
   int tcAttach = -1;
 };
+
+// Every pinned map: its pin name and the MapFds member that holds its fd. The one list
+// that open, cleanup and map-ID checks walk.
+struct MapPin {
+  const char* name;
+  int MapFds::*fd;
+};
+inline constexpr MapPin kMapPins[] = {
+    {kPinServices, &MapFds::services},   {kPinBackends, &MapFds::backends},
+    {kPinRevNat, &MapFds::revNat},       {kPinCt, &MapFds::ct},
+    {kPinSockRevNat, &MapFds::sockRevNat}, {kPinAffinity, &MapFds::affinity},
+    {kPinSrcRanges, &MapFds::srcRanges}, {kPinNodeAddrs, &MapFds::nodeAddrs},
+    {kPinLocalNets, &MapFds::localNets}, {kPinCounters, &MapFds::counters},
+    {kPinMeta, &MapFds::meta},           {kPinTcAttach, &MapFds::tcAttach},
+};
+// Pins of earlier layouts (ABI version 1) that cleanup also removes.
+inline constexpr const char* kLegacyPins[] = {"services_v1", "backends_v1", "ct_v1", "counters_v1"};
 
 // Maps opened from pins under a pin path.
 class PinnedMaps {
@@ -49,7 +74,7 @@ class PinnedMaps {
   const MapFds& fds() const { return fds_; }
 
  private:
-  UniqueFd services_, backends_, revNat_, ct_, sockRevNat_, counters_, meta_, tcAttach_;
+  UniqueFd owned_[sizeof(kMapPins) / sizeof(kMapPins[0])];
   MapFds fds_;
 };
 

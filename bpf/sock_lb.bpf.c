@@ -21,9 +21,11 @@ static __always_inline __be16 sock_dst_port(const struct bpf_sock_addr *ctx)
 	return (__be16)port;
 }
 
+/* Remembers the frontend the application asked for (for NodePort, the node address it
+ * used, not the wildcard the service is keyed by). */
 static __always_inline void sock_remember_revnat(struct bpf_sock_addr *ctx,
 						 const struct sy_backend *be,
-						 const struct sy_svc_key *svc_key,
+						 const union sy_addr *frontend, __be16 port,
 						 const struct sy_svc_value *svc)
 {
 	struct sy_sock_revnat_key rkey = {};
@@ -32,8 +34,8 @@ static __always_inline void sock_remember_revnat(struct bpf_sock_addr *ctx,
 	rkey.cookie = bpf_get_socket_cookie(ctx);
 	rkey.addr = be->addr;
 	rkey.port = be->port;
-	rval.addr = svc_key->addr;
-	rval.port = svc_key->port;
+	rval.addr = *frontend;
+	rval.port = port;
 	rval.rev_nat_id = svc->rev_nat_id;
 	bpf_map_update_elem(&SY_MAP_SOCK_REVNAT, &rkey, &rval, BPF_ANY);
 }
@@ -68,30 +70,42 @@ static __always_inline void sock_write_addr(struct bpf_sock_addr *ctx, int v6,
 	ctx->user_port = (__u32)port;
 }
 
-/* Forward translation: frontend -> backend. Returns SYS_PROCEED or SYS_REJECT. */
+/* Forward translation: frontend -> backend. Returns SYS_PROCEED or SYS_REJECT. A socket's
+ * client is always inside the cluster (a process on this node or one of its pods), so the
+ * frontend's internal scope applies. */
 static __always_inline int sock_xlate_fwd(struct bpf_sock_addr *ctx, int v6)
 {
 	struct sy_svc_key key;
+	struct sy_affinity_key akey = {};
 	const struct sy_svc_value *svc;
 	const struct sy_backend *be;
 	union sy_addr dst;
 	__u32 backend_id = 0;
 	__u8 proto = (__u8)ctx->protocol;
 
-	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_SCTP)
 		return SYS_PROCEED;
 	sock_read_addr(ctx, v6, &dst);
-	svc = sy_lookup_service(&key, &dst, sock_dst_port(ctx), proto);
+	svc = sy_lookup_service(&key, &dst, sock_dst_port(ctx), proto, 1);
 	if (!svc)
 		return SYS_PROCEED; /* not a service: untouched */
 	if (svc->count == 0) {
+		if (svc->flags & SY_SVC_F_DROP_EMPTY) {
+			/* kube-proxy drops these packets (a Local policy without local endpoints);
+			 * a socket can only be told: "no route to host". */
+			sy_count(SY_REASON_SOCK_DROP_NO_LOCAL, 0);
+			bpf_set_retval(-EHOSTUNREACH);
+			return SYS_REJECT;
+		}
 		/* kube-proxy rejects traffic to services without endpoints: the caller sees
 		 * ECONNREFUSED, as it would from the ICMP port-unreachable kube-proxy sends. */
 		sy_count(SY_REASON_SOCK_NO_BACKEND, 0);
 		bpf_set_retval(-ECONNREFUSED);
 		return SYS_REJECT;
 	}
-	be = sy_select_backend(&key, svc, &backend_id);
+	/* One pod is one network namespace: its sockets share one affinity entry. */
+	akey.netns_cookie = bpf_get_netns_cookie(ctx);
+	be = sy_pick_backend(&key, svc, &akey, bpf_ktime_get_ns(), &backend_id);
 	if (!be) {
 		sy_count(SY_REASON_SOCK_NO_BACKEND, 0);
 		bpf_set_retval(-ECONNREFUSED);
@@ -100,7 +114,7 @@ static __always_inline int sock_xlate_fwd(struct bpf_sock_addr *ctx, int v6)
 	/* An IPv4 hook can only reach an IPv4 backend (translation never mixes families). */
 	if (!v6 && !sy_addr_is_v4(&be->addr))
 		return SYS_PROCEED;
-	sock_remember_revnat(ctx, be, &key, svc);
+	sock_remember_revnat(ctx, be, &dst, sock_dst_port(ctx), svc);
 	sock_write_addr(ctx, v6, &be->addr, be->port);
 	sy_count(SY_REASON_SOCK_XLATE, 0);
 	return SYS_PROCEED;

@@ -49,3 +49,25 @@ function(sy_bpf_skeleton name src)
   add_dependencies(${name}_skel ${name}_skel_gen)
   target_include_directories(${name}_skel INTERFACE ${out_dir})
 endfunction()
+
+# sy_bpf_object(NAME SOURCE DEFINES...): only the BPF object NAME.bpf.o (no skeleton), built
+# from SOURCE with extra -D defines: test variants of a program that the tests load with
+# libbpf directly. The target NAME_obj; the path is ${CMAKE_BINARY_DIR}/bpf_gen/NAME.bpf.o.
+function(sy_bpf_object name src)
+  set(out_dir ${CMAKE_BINARY_DIR}/bpf_gen)
+  file(MAKE_DIRECTORY ${out_dir})
+  set(obj ${out_dir}/${name}.bpf.o)
+  set(defines)
+  foreach(d ${ARGN})
+    list(APPEND defines -D${d})
+  endforeach()
+  add_custom_command(
+    OUTPUT ${obj}
+    COMMAND ${SY_CLANG} -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_${SY_BPF_ARCH}
+            ${defines} ${SY_BPF_SYS_INCLUDE} -I${CMAKE_SOURCE_DIR} -c ${src} -o ${obj}
+    DEPENDS ${src} ${CMAKE_SOURCE_DIR}/bpf/abi.h ${CMAKE_SOURCE_DIR}/bpf/maps.bpf.h
+            ${CMAKE_SOURCE_DIR}/bpf/lb.bpf.h
+    COMMENT "BPF ${name}: clang -target bpf ${defines}"
+    VERBATIM)
+  add_custom_target(${name}_obj DEPENDS ${obj})
+endfunction()

@@ -115,7 +115,9 @@ int printStatus(const std::string& pinPath, bool json, const std::vector<std::st
       w.Key("revNatId");
       w.Uint(f.revNatId);
       w.Key("type");
-      w.String(f.flags & lb::kFrontendClusterIP ? "ClusterIP" : "Other");
+      w.String(lb::kindName(f.head.kind));
+      w.Key("scope");
+      w.String(lb::scopeName(f.key.scope));
       w.Key("backends");
       w.StartArray();
       for (size_t i = 0; i < f.backendIds.size(); ++i) {

@@ -349,6 +349,8 @@ bool parseConfig(const std::string& text, const std::string& name, Config& c,
               {"revNat", u32(c.bpf.mapSizes.revNat)},
               {"conntrack", u32(c.bpf.mapSizes.conntrack)},
               {"sockRevNat", u32(c.bpf.mapSizes.sockRevNat)},
+              {"affinity", u32(c.bpf.mapSizes.affinity)},
+              {"sourceRanges", u32(c.bpf.mapSizes.sourceRanges)},
             });
           }},
        });

@@ -15,23 +15,27 @@ namespace switchyard::lb {
 
 // The value of one services-map slot (see abi.h: slot 0 = service, 1..n = backends).
 struct SlotValue {
-  uint32_t backendId = 0;
-  uint32_t revNatId = 0;
-  uint16_t count = 0;
-  uint16_t flags = 0;
+  uint32_t backendId = 0;  // slots 1..n
+  uint32_t revNatId = 0;   // slot 0
+  uint16_t count = 0;      // slot 0
+  FrontendHead head;       // slot 0
   auto operator<=>(const SlotValue&) const = default;
 };
 
 // One map operation and, once applied, its result.
 struct MapOp {
-  enum class Kind : uint8_t { PutBackend, DeleteBackend, PutRevNat, DeleteRevNat, PutSlot, DeleteSlot };
+  enum class Kind : uint8_t {
+    PutBackend, DeleteBackend, PutRevNat, DeleteRevNat, PutSlot, DeleteSlot,
+    PutSourceRange, DeleteSourceRange
+  };
 
   Kind kind = Kind::PutSlot;
   uint16_t slot = 0;      // PutSlot, DeleteSlot
-  uint32_t id = 0;        // backend ID (PutBackend, DeleteBackend) or rev NAT ID (*RevNat)
+  uint32_t id = 0;        // backend ID (*Backend), rev NAT ID (*RevNat, *SourceRange)
   FrontendKey frontend;   // PutRevNat, PutSlot, DeleteSlot
   Backend backend;        // PutBackend
   SlotValue value;        // PutSlot
+  Cidr range;             // *SourceRange
   int result = 0;         // set by apply(): 0 or a negative errno
 
   static MapOp putBackend(uint32_t id, const Backend& b) {
@@ -75,13 +79,27 @@ struct MapOp {
     op.slot = slot;
     return op;
   }
+  static MapOp putSourceRange(uint32_t revNatId, const Cidr& c) {
+    MapOp op;
+    op.kind = Kind::PutSourceRange;
+    op.id = revNatId;
+    op.range = c;
+    return op;
+  }
+  static MapOp deleteSourceRange(uint32_t revNatId, const Cidr& c) {
+    MapOp op;
+    op.kind = Kind::DeleteSourceRange;
+    op.id = revNatId;
+    op.range = c;
+    return op;
+  }
 };
 
 // What the maps hold, read back at start-up so a new daemon adopts it.
 struct ProgrammedFrontend {
-  FrontendKey key;
+  FrontendKey key;  // scope included
   uint32_t revNatId = 0;
-  uint16_t flags = 0;
+  FrontendHead head;
   std::vector<uint32_t> backendIds;  // slots 1..count, in slot order
   // Slots above count that are still in the map (a crash between lowering the count and
   // deleting them): the syncer deletes them.
@@ -91,7 +109,12 @@ struct ProgrammedFrontend {
 struct DataplaneState {
   std::vector<ProgrammedFrontend> frontends;
   std::map<uint32_t, Backend> backends;     // backend ID -> backend
-  std::map<uint32_t, FrontendKey> revNats;  // rev NAT ID -> frontend
+  std::map<uint32_t, FrontendKey> revNats;  // rev NAT ID -> frontend (scope unknown: External)
+  std::map<uint32_t, std::vector<Cidr>> sourceRanges;  // rev NAT ID -> its ranges
+  // IDs that live conntrack (and affinity) entries still name: not to be handed out again
+  // before the longest conntrack lifetime has passed (id_index.h).
+  std::vector<uint32_t> backendIdsInUse;
+  std::vector<uint32_t> revNatIdsInUse;
 };
 
 class DataplaneWriter {

@@ -1,30 +1,45 @@
 // Small containers for the syncer's tables at 100,000 services x 10 endpoints (a million
 // backends), where a node-based std::map or std::unordered_map costs 50-80 bytes an entry:
-//  - IdAllocator hands out dense IDs (backend, rev NAT) and delays their reuse;
+//  - IdAllocator hands out dense IDs (backend, rev NAT) and delays their reuse by time;
 //  - IdIndex maps a key to an ID in 4 bytes an entry; the key itself lives in the caller's
 //    table, indexed by ID (keyOf).
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <vector>
 
 namespace switchyard::lb {
 
-// IDs from 1 up (0 is "none" in the maps). A released ID goes to the back of a queue and is
-// handed out again only once `quarantine` IDs have been released after it: conntrack and
-// socket entries may still name an ID for a while after its backend or frontend went away,
-// and an immediate reuse would send them somewhere else. Below the quarantine, new IDs
-// extend the range, so IDs stay dense (at most live + quarantine).
+// IDs from 1 up (0 is "none" in the maps). A released ID waits `quarantine` before it is
+// handed out again: conntrack, affinity and socket entries may still name it for that long
+// (the longest conntrack lifetime, bpf/abi.h), and an early reuse would send them somewhere
+// else. At most `cap` IDs wait; past that the oldest goes early (still safe: the datapath
+// checks what an ID names before it follows one from conntrack or affinity). Released IDs
+// never reused stay dense: new IDs extend the range only when none is free.
 class IdAllocator {
  public:
-  explicit IdAllocator(size_t quarantine) : quarantine_(quarantine) {}
+  using Clock = std::chrono::steady_clock;
+  using Now = std::function<Clock::time_point()>;
+
+  IdAllocator(std::chrono::seconds quarantine, size_t cap, Now now = nullptr)
+      : quarantine_(quarantine), cap_(cap), now_(now ? std::move(now) : Now(&Clock::now)) {}
 
   uint32_t allocate() {
-    if (freed_.size() > quarantine_) {
-      uint32_t id = freed_.front();
-      freed_.pop_front();
+    uint32_t id = 0;
+    if (!ready_.empty()) {
+      id = ready_.front();
+      ready_.pop_front();
+    } else if (!waiting_.empty() &&
+               (now_() - waiting_.front().since >= quarantine_ || waiting_.size() > cap_)) {
+      id = waiting_.front().id;
+      waiting_.pop_front();
+    }
+    if (id != 0) {
       used_[id] = true;
       return id;
     }
@@ -35,8 +50,8 @@ class IdAllocator {
     return static_cast<uint32_t>(used_.size() - 1);
   }
 
-  // Marks an adopted ID as in use. IDs below it that nobody claims become free (they join
-  // the queue in order, so they too wait their turn).
+  // Marks an adopted ID as in use. IDs below it that nobody claims become free (at once:
+  // a conntrack entry naming one is reported with holdReleased()).
   void claim(uint32_t id) {
     if (id == 0) {
       return;
@@ -47,31 +62,54 @@ class IdAllocator {
     while (used_.size() < id) {
       uint32_t gap = static_cast<uint32_t>(used_.size());
       used_.push_back(false);
-      freed_.push_back(gap);
+      ready_.push_back(gap);
     }
     if (used_.size() == id) {
       used_.push_back(true);
     } else if (!used_[id]) {
       used_[id] = true;
-      std::erase(freed_, id);  // adoption only: a linear pass per claimed gap is fine
+      std::erase(ready_, id);  // adoption only: a linear pass per claimed gap is fine
+      eraseWaiting(id);
     }
+  }
+
+  // An adopted ID that no entry holds any more but that conntrack still names: it waits
+  // a full quarantine from now (what the daemon knows of its release after a restart).
+  void holdReleased(uint32_t id) {
+    if (id == 0 || inUse(id)) {
+      return;
+    }
+    claim(id);
+    release(id);
   }
 
   void release(uint32_t id) {
     if (id != 0 && id < used_.size() && used_[id]) {
       used_[id] = false;
-      freed_.push_back(id);
+      waiting_.push_back({id, now_()});
     }
   }
 
   bool inUse(uint32_t id) const { return id < used_.size() && used_[id]; }
   // One past the largest ID ever handed out or claimed.
   uint32_t end() const { return static_cast<uint32_t>(used_.size()); }
+  size_t waiting() const { return waiting_.size(); }
 
  private:
+  struct Waiting {
+    uint32_t id;
+    Clock::time_point since;
+  };
+  void eraseWaiting(uint32_t id) {
+    std::erase_if(waiting_, [id](const Waiting& w) { return w.id == id; });
+  }
+
   std::vector<bool> used_;
-  std::deque<uint32_t> freed_;
-  size_t quarantine_;
+  std::deque<uint32_t> ready_;     // free now
+  std::deque<Waiting> waiting_;    // released, in release order
+  std::chrono::seconds quarantine_;
+  size_t cap_;
+  Now now_;
 };
 
 // Open addressing (linear probing, power-of-two capacity, load at most 0.7) over IDs. The

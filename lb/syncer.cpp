@@ -6,11 +6,12 @@
 namespace switchyard::lb {
 namespace {
 
-// Released IDs wait for this many later releases before they are handed out again
-// (IdAllocator): backend IDs live on in conntrack entries, rev NAT IDs in conntrack and
-// socket entries.
-constexpr size_t kBackendIdQuarantine = 8192;
-constexpr size_t kRevNatIdQuarantine = 1024;
+// Released IDs wait this long before they are handed out again (IdAllocator): backend IDs
+// live on in conntrack and affinity entries for up to the longest conntrack lifetime, rev
+// NAT IDs in affinity entries for up to the longest affinity timeout Kubernetes allows
+// (sessionAffinityConfig.clientIP.timeoutSeconds <= 86400). At most this many wait at once.
+constexpr size_t kBackendIdsWaitingMax = 262144;
+constexpr size_t kRevNatIdsWaitingMax = 65536;
 
 // A batch is applied once it holds this many slot operations: large enough that the
 // writer's batch system calls amortize, small enough that the plan stays a few hundred KB.
@@ -78,9 +79,10 @@ void SyncResult::add(const SyncResult& o) {
   problems.insert(problems.end(), o.problems.begin(), o.problems.end());
 }
 
-Syncer::Syncer(DataplaneWriter& writer)
+Syncer::Syncer(DataplaneWriter& writer, IdAllocator::Now now)
     : writer_(writer), backendIndex_(KeyOfBackend{&backends_}),
-      backendIds_(kBackendIdQuarantine), revNatIds_(kRevNatIdQuarantine) {}
+      backendIds_(kBackendIdQuarantine, kBackendIdsWaitingMax, now),
+      revNatIds_(kRevNatIdQuarantine, kRevNatIdsWaitingMax, now) {}
 
 void Syncer::adopt(const DataplaneState& state) {
   for (const auto& [id, b] : state.backends) {
@@ -91,15 +93,18 @@ void Syncer::adopt(const DataplaneState& state) {
     if (backends_.size() <= id) {
       backends_.resize(id + 1);
     }
-    backends_[id] = {b.key, 0, b.terminating, true, false};
+    backends_[id] = {b.key, 0, b.terminating, b.local, true, false};
     backendIndex_.insert(b.key, id);
   }
   std::vector<MapOp> strays;
   for (const ProgrammedFrontend& f : state.frontends) {
     ProgrammedState st;
     st.revNatId = f.revNatId;
-    st.flags = f.flags;
+    st.head = f.head;
     st.backendIds = f.backendIds;
+    if (auto r = state.sourceRanges.find(f.revNatId); r != state.sourceRanges.end()) {
+      st.ranges = r->second;
+    }
     for (uint32_t id : f.backendIds) {
       if (id < backends_.size() && backends_[id].live) {
         backends_[id].refs++;
@@ -117,12 +122,30 @@ void Syncer::adopt(const DataplaneState& state) {
   }
   if (!strays.empty()) {
     writer_.apply(strays);
+    strays.clear();
   }
   for (const auto& [id, key] : state.revNats) {
     if (!revNatIds_.inUse(id)) {
       revNatIds_.claim(id);
       orphanRevNats_.push_back(id);
     }
+  }
+  for (const auto& [id, ranges] : state.sourceRanges) {
+    if (!revNatIds_.inUse(id)) {
+      for (const Cidr& c : ranges) {
+        strays.push_back(MapOp::deleteSourceRange(id, c));
+      }
+    }
+  }
+  if (!strays.empty()) {
+    writer_.apply(strays);
+  }
+  // IDs that no entry holds but conntrack (or affinity) still names wait a full quarantine.
+  for (uint32_t id : state.backendIdsInUse) {
+    backendIds_.holdReleased(id);
+  }
+  for (uint32_t id : state.revNatIdsInUse) {
+    revNatIds_.holdReleased(id);
   }
   for (uint32_t id = 1; id < backends_.size(); ++id) {
     if (backends_[id].live && backends_[id].refs == 0) {
@@ -138,7 +161,7 @@ uint32_t Syncer::acquireBackend(const Backend& b, bool force, Batch& batch) {
     if (backends_.size() <= id) {
       backends_.resize(id + 1);
     }
-    backends_[id] = {b.key, 0, b.terminating, true, false};
+    backends_[id] = {b.key, 0, b.terminating, b.local, true, false};
     backendIndex_.insert(b.key, id);
     force = true;
   }
@@ -147,8 +170,9 @@ uint32_t Syncer::acquireBackend(const Backend& b, bool force, Batch& batch) {
   if (!failedBackends_.empty() && failedBackends_.count(id)) {
     force = true;
   }
-  if ((force || e.terminating != b.terminating) && !e.written) {
+  if ((force || e.terminating != b.terminating || e.local != b.local) && !e.written) {
     e.terminating = b.terminating;
+    e.local = b.local;
     e.written = true;
     written_.push_back(id);
     batch.backendOps.push_back(MapOp::putBackend(id, b));
@@ -283,7 +307,8 @@ void Syncer::plan(const OwnerFrontends& o, bool force, Batch& b, SyncResult& r) 
 
     WritePlan w;
     w.key = fe.key;
-    w.flags = fe.flags;
+    w.head = fe.head;
+    w.ranges = fe.sourceRanges;
     std::vector<uint32_t> ids;
     ids.reserve(fe.backends.size());
     for (const Backend& be : fe.backends) {
@@ -299,7 +324,19 @@ void Syncer::plan(const OwnerFrontends& o, bool force, Batch& b, SyncResult& r) 
     }
     w.slots = assignSlots(w.oldIds, ids);
     bool rewriteAll = force || inserted || !st.heldIds.empty();
-    if (!rewriteAll && !w.revNatNew && w.slots == w.oldIds && st.flags == fe.flags) {
+    // Source ranges go in before the head that enables them, and out after it.
+    for (const Cidr& c : w.ranges) {
+      if (rewriteAll || w.revNatNew || !std::binary_search(st.ranges.begin(), st.ranges.end(), c)) {
+        b.rangeAdds.push_back(MapOp::putSourceRange(st.revNatId, c));
+      }
+    }
+    for (const Cidr& c : st.ranges) {
+      if (!std::binary_search(w.ranges.begin(), w.ranges.end(), c)) {
+        w.rangeDeletes.push_back(c);
+      }
+    }
+    if (!rewriteAll && !w.revNatNew && w.slots == w.oldIds && st.head == fe.head &&
+        st.ranges == w.ranges) {
       // Nothing to write: the references taken above replace the old ones.
       for (uint32_t id : w.oldIds) {
         releaseBackend(id);
@@ -309,7 +346,7 @@ void Syncer::plan(const OwnerFrontends& o, bool force, Batch& b, SyncResult& r) 
     w.firstSlotOp = b.slotOps.size();
     for (size_t i = 0; i < w.slots.size(); ++i) {
       if (rewriteAll || i >= w.oldIds.size() || w.oldIds[i] != w.slots[i]) {
-        b.slotOps.push_back(MapOp::putSlot(fe.key, static_cast<uint16_t>(i + 1), {w.slots[i], 0, 0, 0}));
+        b.slotOps.push_back(MapOp::putSlot(fe.key, static_cast<uint16_t>(i + 1), {w.slots[i], 0, 0, {}}));
       }
     }
     w.endSlotOp = b.slotOps.size();
@@ -335,6 +372,7 @@ void Syncer::execute(Batch& b, SyncResult& r) {
     }
   }
   applyCounted(b.revNatOps, r);
+  applyCounted(b.rangeAdds, r);
   std::unordered_set<uint32_t> failedRevNats;
   for (const MapOp& op : b.backendOps) {
     if (op.result < 0) {
@@ -348,6 +386,11 @@ void Syncer::execute(Batch& b, SyncResult& r) {
       failedRevNats.insert(op.id);
     }
   }
+  for (const MapOp& op : b.rangeAdds) {
+    if (op.result < 0) {
+      failedRevNats.insert(op.id);  // its head must not enable ranges that did not land
+    }
+  }
   // Phase 2: slots, except those of frontends that would name a backend or rev NAT entry
   // that failed to land (their old head stays; a repair sync retries).
   std::vector<MapOp> slotOps;
@@ -356,7 +399,8 @@ void Syncer::execute(Batch& b, SyncResult& r) {
   for (size_t i = 0; i < b.writes.size(); ++i) {
     WritePlan& w = b.writes[i];
     const ProgrammedState& st = frontends_.at(w.key);
-    if (!failedRevNats.empty() && failedRevNats.count(st.revNatId) && w.revNatNew) {
+    if (!failedRevNats.empty() && failedRevNats.count(st.revNatId) &&
+        (w.revNatNew || !w.ranges.empty())) {
       w.failed = true;
     }
     if (!failedBackends_.empty()) {
@@ -375,20 +419,27 @@ void Syncer::execute(Batch& b, SyncResult& r) {
     ranges[i] = {begin, slotOps.size()};
   }
   applyCounted(slotOps, r);
-  // Phase 3: heads, for frontends whose slots all landed.
+  // Phase 3: heads, for frontends whose slots all landed. Internal-scope heads go before
+  // external ones: an external head that announces an internal entry (kFrontendTwoScopes)
+  // never lands before that entry.
   std::vector<MapOp> heads;
   std::vector<size_t> headOf;
-  for (size_t i = 0; i < b.writes.size(); ++i) {
-    WritePlan& w = b.writes[i];
-    for (size_t k = ranges[i].first; k < ranges[i].second && !w.failed; ++k) {
-      w.failed = slotOps[k].result < 0;
+  for (Scope scope : {Scope::Internal, Scope::External}) {
+    for (size_t i = 0; i < b.writes.size(); ++i) {
+      WritePlan& w = b.writes[i];
+      if (w.key.scope != scope) {
+        continue;
+      }
+      for (size_t k = ranges[i].first; k < ranges[i].second && !w.failed; ++k) {
+        w.failed = slotOps[k].result < 0;
+      }
+      if (w.failed) {
+        continue;
+      }
+      const ProgrammedState& st = frontends_.at(w.key);
+      heads.push_back(MapOp::putSlot(w.key, 0, {0, st.revNatId, static_cast<uint16_t>(w.slots.size()), w.head}));
+      headOf.push_back(i);
     }
-    if (w.failed) {
-      continue;
-    }
-    const ProgrammedState& st = frontends_.at(w.key);
-    heads.push_back(MapOp::putSlot(w.key, 0, {0, st.revNatId, static_cast<uint16_t>(w.slots.size()), w.flags}));
-    headOf.push_back(i);
   }
   applyCounted(heads, r);
   // Phase 4: deletions. Slots a shrunk head no longer covers; removed frontends, head
@@ -414,7 +465,24 @@ void Syncer::execute(Batch& b, SyncResult& r) {
       revNatDeletes.push_back(MapOp::deleteRevNat(st.revNatId));
     }
   }
+  // Source ranges that written heads no longer use, and those of removed frontends.
+  std::vector<MapOp> rangeDeletes;
+  for (size_t h = 0; h < heads.size(); ++h) {
+    const WritePlan& w = b.writes[headOf[h]];
+    if (!w.failed) {
+      for (const Cidr& c : w.rangeDeletes) {
+        rangeDeletes.push_back(MapOp::deleteSourceRange(frontends_.at(w.key).revNatId, c));
+      }
+    }
+  }
+  for (const FrontendKey& k : b.deletes) {
+    const ProgrammedState& st = frontends_.at(k);
+    for (const Cidr& c : st.ranges) {
+      rangeDeletes.push_back(MapOp::deleteSourceRange(st.revNatId, c));
+    }
+  }
   applyCounted(slotDeletes, r);
+  applyCounted(rangeDeletes, r);
   applyCounted(revNatDeletes, r);
 
   // Bookkeeping: what the maps now hold, and which backends nothing names any more.
@@ -435,7 +503,8 @@ void Syncer::execute(Batch& b, SyncResult& r) {
     }
     st.heldIds.clear();
     st.backendIds = std::move(w.slots);
-    st.flags = w.flags;
+    st.head = w.head;
+    st.ranges = std::move(w.ranges);
     r.frontendsWritten++;
   }
   for (const FrontendKey& k : b.deletes) {

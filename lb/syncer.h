@@ -14,6 +14,7 @@
 // a cold sync of 100,000 services costs a few hundred system calls, not a million.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -43,6 +44,13 @@ struct SyncResult {
 // A frontend's slots are numbered by a __u16 (abi.h).
 inline constexpr size_t kMaxBackendsPerFrontend = 65535;
 
+// How long a released ID waits before it is handed out again (IdAllocator): backend IDs live
+// on in conntrack and affinity entries for up to the longest conntrack lifetime (abi.h
+// SY_CT_LIFETIME_MAX, checked in bpf/abi_check.cpp), rev NAT IDs in affinity entries for up
+// to the longest affinity timeout Kubernetes allows (timeoutSeconds <= 86400).
+inline constexpr std::chrono::seconds kBackendIdQuarantine{21600};
+inline constexpr std::chrono::seconds kRevNatIdQuarantine{86400};
+
 // What one owner (a Service's namespace/name) should have.
 struct OwnerFrontends {
   std::string owner;
@@ -51,7 +59,8 @@ struct OwnerFrontends {
 
 class Syncer {
  public:
-  explicit Syncer(DataplaneWriter& writer);
+  // now: the clock of ID quarantines (tests inject one).
+  explicit Syncer(DataplaneWriter& writer, IdAllocator::Now now = nullptr);
   Syncer(const Syncer&) = delete;
   Syncer& operator=(const Syncer&) = delete;
 
@@ -89,8 +98,9 @@ class Syncer {
   struct ProgrammedState {
     const std::string* owner = nullptr;  // key of owners_; nullptr = adopted, not yet claimed
     uint32_t revNatId = 0;
-    uint16_t flags = 0;
+    FrontendHead head;
     std::vector<uint32_t> backendIds;  // what slots 1..n hold
+    std::vector<Cidr> ranges;          // what srcrange holds for its rev NAT ID
     // Backends the maps may still name after a failed write (the old head was kept):
     // referenced until a write of this frontend succeeds.
     std::vector<uint32_t> heldIds;
@@ -99,6 +109,7 @@ class Syncer {
     BackendKey key;
     uint32_t refs = 0;
     bool terminating = false;
+    bool local = false;
     bool live = false;
     bool written = false;  // written in the current syncOwners call (see written_)
   };
@@ -111,7 +122,9 @@ class Syncer {
     FrontendKey key;
     std::vector<uint32_t> slots;   // slot contents wanted
     std::vector<uint32_t> oldIds;  // slot contents before
-    uint16_t flags = 0;
+    FrontendHead head;
+    std::vector<Cidr> ranges;      // source ranges wanted
+    std::vector<Cidr> rangeDeletes;  // source ranges the head no longer uses
     bool revNatNew = false;        // its rev NAT entry is written in this batch
     size_t firstSlotOp = 0, endSlotOp = 0;
     bool failed = false;
@@ -119,6 +132,7 @@ class Syncer {
   // Operations planned for a group of owners, applied in phases by execute().
   struct Batch {
     std::vector<MapOp> backendOps, revNatOps, slotOps;
+    std::vector<MapOp> rangeAdds;  // before the heads
     std::vector<WritePlan> writes;
     std::vector<FrontendKey> deletes;
     std::unordered_set<FrontendKey, AddrPortHash> touched;

@@ -148,7 +148,7 @@ std::vector<Frontend> translateClusterIP(const ServiceInfo& svc,
     for (const ServicePortInfo& port : svc.ports) {
       Frontend fe;
       fe.key = {vip, port.port, port.proto};
-      fe.flags = kFrontendClusterIP;
+      fe.head.kind = FrontendKind::ClusterIP;
       fe.portName = port.name;
       fe.backends = backendsFor(port, vip.isV4(), slices);
       out.push_back(std::move(fe));

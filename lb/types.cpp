@@ -46,8 +46,76 @@ const char* protoName(uint8_t proto) {
   switch (proto) {
     case kProtoTCP: return "TCP";
     case kProtoUDP: return "UDP";
+    case kProtoSCTP: return "SCTP";
     default: return "?";
   }
+}
+
+const char* scopeName(Scope s) { return s == Scope::Internal ? "internal" : "external"; }
+
+const char* kindName(FrontendKind k) {
+  switch (k) {
+    case FrontendKind::ClusterIP: return "ClusterIP";
+    case FrontendKind::NodePort: return "NodePort";
+    case FrontendKind::ExternalIP: return "ExternalIP";
+    case FrontendKind::LoadBalancer: return "LoadBalancer";
+  }
+  return "?";
+}
+
+IpAddr wildcardOf(const IpAddr& a) {
+  IpAddr w;
+  if (a.isV4()) {
+    w.bytes[10] = 0xff;
+    w.bytes[11] = 0xff;
+  }
+  return w;
+}
+
+bool isWildcard(const IpAddr& a) { return a == wildcardOf(a); }
+
+std::optional<Cidr> Cidr::parse(std::string_view text) {
+  auto slash = text.find('/');
+  if (slash == std::string_view::npos) {
+    return std::nullopt;
+  }
+  auto addr = IpAddr::parse(text.substr(0, slash));
+  std::string_view len = text.substr(slash + 1);
+  if (!addr || len.empty() || len.size() > 3) {
+    return std::nullopt;
+  }
+  unsigned n = 0;
+  for (char c : len) {
+    if (c < '0' || c > '9') {
+      return std::nullopt;
+    }
+    n = n * 10 + static_cast<unsigned>(c - '0');
+  }
+  unsigned max = addr->isV4() ? 32 : 128;
+  if (n > max) {
+    return std::nullopt;
+  }
+  Cidr c;
+  c.prefixLen = static_cast<uint8_t>(addr->isV4() ? 96 + n : n);
+  c.addr = *addr;
+  for (unsigned bit = c.prefixLen; bit < 128; ++bit) {
+    c.addr.bytes[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
+  }
+  return c;
+}
+
+bool Cidr::contains(const IpAddr& a) const {
+  for (unsigned bit = 0; bit < prefixLen; ++bit) {
+    uint8_t mask = static_cast<uint8_t>(0x80u >> (bit % 8));
+    if ((a.bytes[bit / 8] & mask) != (addr.bytes[bit / 8] & mask)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string Cidr::str() const {
+  return addr.str() + "/" + std::to_string(addr.isV4() ? prefixLen - 96 : prefixLen);
 }
 
 namespace {
@@ -57,7 +125,11 @@ std::string hostPort(const IpAddr& a, uint16_t port) {
 }
 }  // namespace
 
-std::string FrontendKey::str() const { return hostPort(addr, port) + "/" + protoName(proto); }
+std::string FrontendKey::str() const {
+  std::string where = isWildcard(addr) ? (addr.isV4() ? "*" : "[*]") + (":" + std::to_string(port))
+                                       : hostPort(addr, port);
+  return where + "/" + protoName(proto) + (scope == Scope::Internal ? " (internal)" : "");
+}
 std::string BackendKey::str() const { return hostPort(addr, port) + "/" + protoName(proto); }
 
 }  // namespace switchyard::lb

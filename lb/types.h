@@ -23,17 +23,47 @@ struct IpAddr {
   auto operator<=>(const IpAddr&) const = default;
 };
 
+// The family's wildcard (::ffff:0.0.0.0 or ::): NodePort frontends are keyed by it and
+// found on every NodePort address of the node (bpf/abi.h).
+IpAddr wildcardOf(const IpAddr& a);
+bool isWildcard(const IpAddr& a);
+
+// An address prefix; IPv4 prefixes as IPv4-mapped (a /24 is prefixLen 120).
+struct Cidr {
+  IpAddr addr;  // host bits zero
+  uint8_t prefixLen = 128;
+
+  static std::optional<Cidr> parse(std::string_view text);  // "198.18.0.0/16", "2001:db8::/32"
+  bool contains(const IpAddr& a) const;
+  std::string str() const;
+  auto operator<=>(const Cidr&) const = default;
+};
+
 inline constexpr uint8_t kProtoTCP = 6;
 inline constexpr uint8_t kProtoUDP = 17;
+inline constexpr uint8_t kProtoSCTP = 132;
 const char* protoName(uint8_t proto);
 
-// Where a service is reached: (address, port, protocol). Port in host order.
+// Which clients a frontend entry serves (abi.h SY_SCOPE_*): every frontend has an external
+// entry; one whose traffic policies give in-cluster clients other backends also has an
+// internal one.
+enum class Scope : uint8_t { External = 0, Internal = 1 };
+const char* scopeName(Scope s);
+
+// How a client reaches the service (abi.h SY_SVC_KIND_*).
+enum class FrontendKind : uint8_t { ClusterIP = 1, NodePort = 2, ExternalIP = 3, LoadBalancer = 4 };
+const char* kindName(FrontendKind k);
+
+// Where a service is reached: (address, port, protocol, scope). Port in host order.
 struct FrontendKey {
   IpAddr addr;
   uint16_t port = 0;
   uint8_t proto = kProtoTCP;
+  Scope scope = Scope::External;
 
-  std::string str() const;  // "198.19.0.10:80/TCP", "[2001:db8::1]:80/TCP"
+  // "198.19.0.10:80/TCP", "[2001:db8::1]:80/TCP", "*:30080/TCP" (NodePort), with
+  // " (internal)" for the internal scope.
+  std::string str() const;
   auto operator<=>(const FrontendKey&) const = default;
 };
 
@@ -50,11 +80,14 @@ struct BackendKey {
 struct Backend {
   BackendKey key;
   bool terminating = false;
+  bool local = false;  // the endpoint runs on this node
   auto operator<=>(const Backend&) const = default;
 };
 
 // Slot-0 flags, mirrored from abi.h's SY_SVC_F_* (bpf/abi_check.cpp checks they agree).
-inline constexpr uint16_t kFrontendClusterIP = 1u << 0;
+inline constexpr uint16_t kFrontendTwoScopes = 1u << 0;     // has an internal-scope entry
+inline constexpr uint16_t kFrontendDropEmpty = 1u << 1;     // no backends: drop, not reject
+inline constexpr uint16_t kFrontendSourceRanges = 1u << 2;  // loadBalancerSourceRanges apply
 
 // Hashes for the control plane's indexes (FNV-1a over the fixed-size fields).
 inline size_t hashBytes(const uint8_t* p, size_t n, size_t h = 1469598103934665603ull) {
@@ -68,14 +101,28 @@ struct AddrPortHash {
   size_t operator()(const K& k) const {
     size_t h = hashBytes(k.addr.bytes.data(), k.addr.bytes.size());
     uint8_t tail[3] = {static_cast<uint8_t>(k.port >> 8), static_cast<uint8_t>(k.port), k.proto};
-    return hashBytes(tail, sizeof(tail), h);
+    h = hashBytes(tail, sizeof(tail), h);
+    if constexpr (requires { k.scope; }) {
+      uint8_t scope = static_cast<uint8_t>(k.scope);
+      h = hashBytes(&scope, 1, h);
+    }
+    return h;
   }
+};
+
+// What slot 0 of a frontend says besides its backends.
+struct FrontendHead {
+  FrontendKind kind = FrontendKind::ClusterIP;
+  uint16_t flags = 0;            // kFrontend*
+  uint32_t affinityTimeout = 0;  // sessionAffinity ClientIP timeout in seconds; 0 = none
+  auto operator<=>(const FrontendHead&) const = default;
 };
 
 struct Frontend {
   FrontendKey key;
+  FrontendHead head;
   std::vector<Backend> backends;  // sorted, unique
-  uint16_t flags = 0;
+  std::vector<Cidr> sourceRanges; // loadBalancerSourceRanges (kFrontendSourceRanges), sorted
   std::string portName;           // the Service port's name, for status and logs
 };
 

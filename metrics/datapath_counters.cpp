@@ -19,6 +19,17 @@ const std::vector<std::string>& reasonNames() {
       "tc_backend_gone",   // SY_REASON_TC_BACKEND_GONE
       "tc_csum_error",     // SY_REASON_TC_CSUM_ERROR
       "tc_fragment",       // SY_REASON_TC_FRAGMENT
+      "sock_drop_no_local_endpoints",  // SY_REASON_SOCK_DROP_NO_LOCAL
+      "tc_drop_no_local_endpoints",    // SY_REASON_TC_DROP_NO_LOCAL
+      "tc_ct_race",                    // SY_REASON_TC_CT_RACE
+      "tc_ct_create_failed",           // SY_REASON_TC_CT_CREATE_FAILED
+      "tc_ct_reply_restored",          // SY_REASON_TC_CT_REPLY_RESTORED
+      "tc_ct_stale_backend",           // SY_REASON_TC_CT_STALE_BACKEND
+      "tc_source_range_denied",        // SY_REASON_TC_SRC_RANGE_DENIED
+      "tc_snat_no_port",               // SY_REASON_TC_SNAT_NO_PORT
+      "tc_fib_failed",                 // SY_REASON_TC_FIB_FAILED
+      "tc_reject_failed",              // SY_REASON_TC_REJECT_FAILED
+      "tc_pass_headers",               // SY_REASON_TC_PASS_HEADERS
   };
   return names;
 }
@@ -44,7 +55,7 @@ bool DatapathCounters::read(int fd, Totals& out) {
 }
 
 std::vector<prometheus::MetricFamily> DatapathCounters::Collect() const {
-  static_assert(SY_REASON_MAX == 10, "add the new reason's name to reasonNames()");
+  static_assert(SY_REASON_MAX == 21, "add the new reason's name to reasonNames()");
   Totals t;
   if (!read(fd_, t)) {
     return {};

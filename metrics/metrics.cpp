@@ -47,10 +47,10 @@ double nowSeconds() {
 }  // namespace
 
 std::vector<std::pair<std::string, std::string>> mapOperations() {
-  // What bpf::MapWriter reports: updates and deletes of the three maps the control plane
-  // writes (reads of the dataplane state are not counted as operations).
+  // What bpf::MapWriter reports: updates and deletes of the maps the control plane writes
+  // (reads of the dataplane state are not counted as operations).
   std::vector<std::pair<std::string, std::string>> out;
-  for (const char* map : {bpf::kPinServices, bpf::kPinBackends, bpf::kPinRevNat}) {
+  for (const char* map : {bpf::kPinServices, bpf::kPinBackends, bpf::kPinRevNat, bpf::kPinSrcRanges}) {
     for (const char* op : {"update", "delete"}) {
       out.emplace_back(map, op);
     }

@@ -86,10 +86,10 @@ TEST_F(MapWriterTest, RunsOfOneKindAreOneSystemCallAndOrderIsKept) {
   lb::FrontendKey fe{*lb::IpAddr::parse("198.19.0.10"), 80, lb::kProtoTCP};
   std::vector<lb::MapOp> ops;
   for (uint16_t s = 1; s <= 50; ++s) {
-    ops.push_back(lb::MapOp::putSlot(fe, s, {7, 0, 0, 0}));
+    ops.push_back(lb::MapOp::putSlot(fe, s, {7, 0, 0, {}}));
   }
   ops.push_back(lb::MapOp::putRevNat(3, fe));
-  ops.push_back(lb::MapOp::putSlot(fe, 0, {0, 3, 50, 1}));
+  ops.push_back(lb::MapOp::putSlot(fe, 0, {0, 3, 50, {}}));
   batched.apply(ops);
   for (const lb::MapOp& op : ops) {
     ASSERT_EQ(op.result, 0);

@@ -38,7 +38,7 @@ sy_cluster_up socklb
 (($(mounts_at "$PIN") == 1)) || sy_fail "expected exactly one mount at $PIN, found $(mounts_at "$PIN")"
 grep -q "mounted bpffs at the pin path $PIN" "$DAEMON_LOG" || sy_fail "expected the daemon to say it mounted bpffs at $PIN"
 sy_expect_probe "TCP through the ClusterIP with the maps pinned at $PIN" \
-  "$(sy_all_pods_expr 15)" --proto tcp --target "$WEB_VIP:$WEB_PORT" --count 15
+  "$(sy_all_pods_expr 30)" --proto tcp --target "$WEB_VIP:$WEB_PORT" --count 30
 
 sy_daemon_stop
 sy_daemon_start "$CONFIG" "$WORK/daemon2.log"
@@ -50,7 +50,7 @@ sy_daemon_stop
 
 out=$(sy_in_ns "$NODE_NS" "$SY_BIN" cleanup --pin-path "$PIN" 2>&1) || sy_fail "expected cleanup to exit 0: $out"
 sy_log "cleanup said: $out"
-grep -qE "^cleanup $PIN: removed 2 tc filters, 1 clsact qdiscs, 8 cgroup links, 8 pinned maps" <<<"$out" ||
+grep -qE "^cleanup $PIN: removed 2 tc filters, 1 clsact qdiscs, 8 cgroup links, 12 pinned maps" <<<"$out" ||
   sy_fail "expected cleanup to remove everything under $PIN, got: $out"
 grep -q "^cleanup $PIN: unmounted the bpffs mounted there" <<<"$out" || sy_fail "expected cleanup to unmount the bpffs at $PIN, got: $out"
 (($(mounts_at "$PIN") == 0)) || sy_fail "expected no mount left at $PIN"

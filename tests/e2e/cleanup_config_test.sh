@@ -48,7 +48,7 @@ expect_filters "after the records were deleted (the filters do not depend on the
 cleanup_config
 grep -qE "^cleanup $PIN: removed 2 tc filters, 0 clsact qdiscs, 8 cgroup links, [1-9][0-9]* pinned maps" <<<"$CLEANUP_OUT" ||
   sy_fail "expected cleanup --config to remove the 2 unrecorded filters, the 8 links and the pins, got: $CLEANUP_OUT"
-grep -q "removed switchyard's filter on veth-c ingress (program sy_tc_ingress, id [0-9]*) that no tc_attach record named" <<<"$CLEANUP_OUT" ||
+grep -q "removed switchyard's filter on veth-c ingress (program sy_tc_from_pod, id [0-9]*) that no tc_attach record named" <<<"$CLEANUP_OUT" ||
   sy_fail "expected cleanup to say which unrecorded filter it removed, got: $CLEANUP_OUT"
 expect_no_filters "after cleanup --config"
 [[ ! -e $PIN ]] || sy_fail "expected $PIN gone after cleanup --config"

@@ -60,7 +60,7 @@ status=$(sy_status_json) || sy_fail "switchyard status -o json failed"
 gone_id=$(sy_json "$status" "[s for s in d['services'] if s['address'] == '$WEB_VIP'][0]['backends'][0]['id']")
 key=$(printf '%02x %02x %02x %02x' $((gone_id & 255)) $(((gone_id >> 8) & 255)) $(((gone_id >> 16) & 255)) $(((gone_id >> 24) & 255)))
 # shellcheck disable=SC2086 # four separate hex bytes
-bpftool map delete pinned "$PIN/backends_v1" key hex $key || sy_fail "could not delete backend $gone_id"
+bpftool map delete pinned "$PIN/backends_v2" key hex $key || sy_fail "could not delete backend $gone_id"
 status=$(sy_status_json) || sy_fail "switchyard status -o json failed with a missing backend"
 sy_json_check "$status" "[b for s in d['services'] for b in s['backends'] if b['id'] == $gone_id] == \
 [{'address': None, 'port': None, 'state': 'missing', 'id': $gone_id, 'slot': 1}]" ||

@@ -27,7 +27,7 @@ sy_cluster_up tc # socket LB off: the ClusterIP works only through the tc progra
 old=$(ifindex_of)
 status_tc_is "$old" || sy_fail "expected status to show veth-c (ifindex $old) attached at first: $(sy_status_json)"
 sy_expect_probe "TCP through tc on veth-c before the device is recreated" \
-  "$(sy_all_pods_expr 15)" --proto tcp --target "$WEB_VIP:$WEB_PORT" --count 15
+  "$(sy_all_pods_expr 30)" --proto tcp --target "$WEB_VIP:$WEB_PORT" --count 30
 
 ip -n "$NODE_NS" link del veth-c || sy_fail "could not delete veth-c"
 sy_plug_veth "$CLIENT_NS" veth-c "$CLIENT_IP"
@@ -47,7 +47,7 @@ status_tc_is "$new" ||
   sy_fail "expected status to show veth-c's hooks recorded at the new ifindex $new only (old $old dropped): $(sy_status_json)"
 dnat_before=$(sy_counter tc_dnat_new)
 sy_expect_probe "TCP through tc on the recreated veth-c to reach every pod" \
-  "$(sy_all_pods_expr 15)" --proto tcp --target "$WEB_VIP:$WEB_PORT" --count 15
+  "$(sy_all_pods_expr 30)" --proto tcp --target "$WEB_VIP:$WEB_PORT" --count 30
 dnat_after=$(sy_counter tc_dnat_new)
 ((dnat_after - dnat_before >= 15)) ||
   sy_fail "expected the 15 connections to be DNATed by tc on the new veth-c, tc_dnat_new grew by $((dnat_after - dnat_before))"

@@ -38,10 +38,10 @@ EXTRA_VIP=198.19.0.30
 sy_write_service "$MANIFEST_DIR" extra "$EXTRA_VIP" 80 9090 TCP
 sy_write_slice "$MANIFEST_DIR" extra-xyz extra 9090 TCP "${POD_IPS[0]}"
 sy_wait_for "the map-full error in the log" 10 \
-  grep -q "map services_v1: update $EXTRA_VIP:80/TCP slot 1: Argument list too long (the map is full: raise bpf.mapSizes)" "$DAEMON_LOG" ||
+  grep -q "map services_v2: update $EXTRA_VIP:80/TCP slot 1: Argument list too long (the map is full: raise bpf.mapSizes)" "$DAEMON_LOG" ||
   sy_fail "expected the log to name map, key and errno of the failed write; log: $(tail -5 "$DAEMON_LOG")"
-errors=$(metric 'switchyard_bpf_map_operation_errors_total{map="services_v1",op="update"}')
-((errors > 0)) || sy_fail "expected switchyard_bpf_map_operation_errors_total{map=services_v1,op=update} > 0, got $errors"
+errors=$(metric 'switchyard_bpf_map_operation_errors_total{map="services_v2",op="update"}')
+((errors > 0)) || sy_fail "expected switchyard_bpf_map_operation_errors_total{map=services_v2,op=update} > 0, got $errors"
 
 sy_status_check "$(sy_svc_absent "$EXTRA_VIP")" ||
   sy_fail "expected no half-made service for $EXTRA_VIP in the maps: $(sy_status_json)"

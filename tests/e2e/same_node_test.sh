@@ -43,7 +43,7 @@ sy_log "second daemon on the same pin path: $(grep 'is in use' <<<"$out")"
 sy__gone "$A_PID" && sy_fail "expected the first daemon to keep running"
 [[ $(filter_progs) == "$progs" ]] || sy_fail "expected the first daemon's filters untouched ($progs), got $(filter_progs)"
 sy_expect_probe "the ClusterIP to keep working after a second daemon was turned away" \
-  "$(sy_all_pods_expr 15)" --proto tcp --target "$WEB_VIP:$WEB_PORT" --count 15
+  "$(sy_all_pods_expr 30)" --proto tcp --target "$WEB_VIP:$WEB_PORT" --count 30
 
 # --- a second daemon (its own pin path) naming the same device ------------------------------
 PIN_B=/sys/fs/bpf/$PREFIX-b
@@ -73,7 +73,7 @@ sy_on_exit cleanup_b
 nsenter --net="/run/netns/$NODE_NS" "$SY_BIN" run --config "$CONFIG_B" >"$WORK/daemon-b.log" 2>&1 &
 B_PID=$!
 sy_track_pid "$B_PID"
-sy_wait_for "daemon B to refuse veth-c" 10 grep -q "device veth-c ingress: a filter at switchyard's tc handle and priority is program sy_tc_ingress" "$WORK/daemon-b.log" ||
+sy_wait_for "daemon B to refuse veth-c" 10 grep -q "device veth-c ingress: a filter at switchyard's tc handle and priority is program sy_tc_from_pod" "$WORK/daemon-b.log" ||
   sy_fail "expected daemon B to log that veth-c holds another daemon's filter; log: $(cat "$WORK/daemon-b.log")"
 grep -qF "not this daemon's; not replacing it (does another switchyard daemon name veth-c in bpf.devices? if none does, e.g. after pins were removed by hand, remove it with \`tc filter del dev veth-c ingress pref 1 handle 0x5359 bpf\`)" "$WORK/daemon-b.log" ||
   sy_fail "expected daemon B's message to say why; log: $(cat "$WORK/daemon-b.log")"
@@ -84,7 +84,7 @@ sy__gone "$B_PID" && sy_fail "expected daemon B to keep running (other devices c
 [[ $(filter_progs) == "$progs" ]] ||
   sy_fail "expected daemon A's filters on veth-c untouched by daemon B (program IDs $progs), got $(filter_progs)"
 sy_expect_probe "the ClusterIP to keep working through daemon A's filter while daemon B runs" \
-  "$(sy_all_pods_expr 15)" --proto tcp --target "$WEB_VIP:$WEB_PORT" --count 15
+  "$(sy_all_pods_expr 30)" --proto tcp --target "$WEB_VIP:$WEB_PORT" --count 30
 kill -TERM "$B_PID"
 sy_wait_for "daemon B to exit" 10 sy__gone "$B_PID" || sy_fail "daemon B did not exit on SIGTERM"
 out=$(sy_in_ns "$NODE_NS" "$SY_BIN" cleanup --pin-path "$PIN_B" 2>&1) || sy_fail "expected cleanup of B to succeed: $out"

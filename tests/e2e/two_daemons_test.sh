@@ -136,7 +136,7 @@ grep -q "^cleanup $PIN: removed 0 tc filters, 0 clsact qdiscs, 0 cgroup links, 0
   sy_fail "expected cleanup in the wrong namespace to remove nothing, got: $out"
 [[ $(sy_in_ns "$B_NODE_NS" tc filter show dev veth-c ingress; sy_in_ns "$B_NODE_NS" tc filter show dev veth-c egress) == "$b_tc_both" ]] ||
   sy_fail "expected B's tc filters untouched by A's cleanup in B's namespace"
-[[ -e $PIN/services_v1 && -e $PIN/tc_attach_v1 && -e $PIN/links/connect4 ]] ||
+[[ -e $PIN/services_v2 && -e $PIN/tc_attach_v1 && -e $PIN/links/connect4 ]] ||
   sy_fail "expected A's pins and links kept for a cleanup in the right namespace, $PIN holds: $(ls -R "$PIN" 2>&1)"
 expect_b_probe "client B to keep reaching bpod1..bpod3 after A's cleanup ran in B's namespace" \
   "d['ok'] == 30 and d['peer_mismatch'] == 0 and sorted(d['backends']) == ['bpod1', 'bpod2', 'bpod3']" \
@@ -147,7 +147,7 @@ sy_log "cleanup A: $out"
 [[ -z $(bpftool cgroup show "$CG") ]] || sy_fail "expected no program left on A's cgroup $CG: $(bpftool cgroup show "$CG")"
 
 # B is untouched: its pins, its cgroup hooks, its tc filters, its daemon, its traffic.
-[[ -e $B_PIN/services_v1 ]] || sy_fail "expected B's pins to survive A's cleanup, $B_PIN holds: $(ls "$B_PIN" 2>&1)"
+[[ -e $B_PIN/services_v2 ]] || sy_fail "expected B's pins to survive A's cleanup, $B_PIN holds: $(ls "$B_PIN" 2>&1)"
 [[ $(bpftool cgroup show "$B_CG") == "$b_cg_before" ]] ||
   sy_fail "expected B's cgroup hooks unchanged by A's cleanup; before: $b_cg_before; after: $(bpftool cgroup show "$B_CG")"
 [[ $(sy_in_ns "$B_NODE_NS" tc filter show dev veth-c ingress) == "$b_tc_before" ]] ||

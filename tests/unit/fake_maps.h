@@ -5,7 +5,9 @@
 // which the syncer writes.
 #pragma once
 
+#include <algorithm>
 #include <map>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -28,6 +30,19 @@ class FakeMaps : public DataplaneWriter {
         case MapOp::Kind::DeleteRevNat: op.result = deleteRevNat(op.id); break;
         case MapOp::Kind::PutSlot: op.result = putSlot(op.frontend, op.slot, op.value); break;
         case MapOp::Kind::DeleteSlot: op.result = deleteSlot(op.frontend, op.slot); break;
+        case MapOp::Kind::PutSourceRange:
+          if (!(op.result = maybeFail("putSourceRange"))) {
+            ranges[op.id].insert(op.range);
+            op.result = check("putSourceRange");
+          }
+          break;
+        case MapOp::Kind::DeleteSourceRange:
+          if (!(op.result = maybeFail("deleteSourceRange"))) {
+            ranges[op.id].erase(op.range);
+            if (ranges[op.id].empty()) ranges.erase(op.id);
+            op.result = check("deleteSourceRange");
+          }
+          break;
       }
       log.push_back(op);
     }
@@ -68,12 +83,15 @@ class FakeMaps : public DataplaneWriter {
     DataplaneState st;
     st.backends = backends;
     st.revNats = revNats;
+    for (const auto& [id, set] : ranges) {
+      st.sourceRanges[id].assign(set.begin(), set.end());
+    }
     for (const auto& [k, v] : slots) {
       if (k.second == 0) {
         ProgrammedFrontend pf;
         pf.key = k.first;
         pf.revNatId = v.revNatId;
-        pf.flags = v.flags;
+        pf.head = v.head;
         for (uint16_t s = 1; s <= v.count; ++s) {
           auto it = slots.find({k.first, s});
           pf.backendIds.push_back(it == slots.end() ? 0 : it->second.backendId);
@@ -102,6 +120,7 @@ class FakeMaps : public DataplaneWriter {
   std::map<uint32_t, Backend> backends;
   std::map<uint32_t, FrontendKey> revNats;
   std::map<std::pair<FrontendKey, uint16_t>, SlotValue> slots;
+  std::map<uint32_t, std::set<Cidr>> ranges;  // rev NAT ID -> source ranges
   std::vector<std::string> violations;  // invariant breaks seen after an operation
   size_t slotWrites = 0;
   size_t applyCalls = 0;
@@ -118,6 +137,16 @@ class FakeMaps : public DataplaneWriter {
       const std::string fe = k.first.str();
       if (v.revNatId == 0 || !revNats.count(v.revNatId)) {
         violations.push_back(op + ": " + fe + " names rev NAT " + std::to_string(v.revNatId) + " which does not exist");
+      }
+      if ((v.head.flags & kFrontendSourceRanges) && !ranges.count(v.revNatId)) {
+        violations.push_back(op + ": " + fe + " checks source ranges but has none");
+      }
+      if (v.head.flags & kFrontendTwoScopes) {
+        FrontendKey internal = k.first;
+        internal.scope = Scope::Internal;
+        if (!slots.count({internal, 0})) {
+          violations.push_back(op + ": " + fe + " announces an internal scope that does not exist");
+        }
       }
       for (uint16_t s = 1; s <= v.count; ++s) {
         auto it = slots.find({k.first, s});

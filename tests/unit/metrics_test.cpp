@@ -98,14 +98,14 @@ TEST(Metrics, MapOperationErrorSeriesExistAtZeroFromTheStart) {
     seen.insert({map, op});
   }
   std::set<std::pair<std::string, std::string>> want;
-  for (const char* map : {"services_v1", "backends_v1", "revnat_v1"}) {
+  for (const char* map : {"services_v2", "backends_v2", "revnat_v1", "srcrange_v1"}) {
     for (const char* op : {"update", "delete"}) {
       want.insert({map, op});
     }
   }
   EXPECT_EQ(seen, want);
   // Counting one error moves its series only.
-  m.countMapError("services_v1", "update");
+  m.countMapError("services_v2", "update");
   all = m.registry()->Collect();
   f = family(all, "switchyard_bpf_map_operation_errors_total");
   ASSERT_NE(f, nullptr);

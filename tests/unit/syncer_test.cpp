@@ -23,7 +23,6 @@ Frontend frontend(const std::string& ip, uint16_t port, const std::vector<std::s
                   uint16_t backendPort = 8080) {
   Frontend f;
   f.key = fe(ip, port);
-  f.flags = kFrontendClusterIP;
   for (const auto& b : backendIps) {
     f.backends.push_back({{*IpAddr::parse(b), backendPort, kProtoTCP}, false});
   }
@@ -256,37 +255,92 @@ TEST(Syncer, SlotsAboveTheCountAreDeletedOnAdoption) {
     first.syncOwner("default/web", {frontend("198.19.0.10", 80, pods(0, 1))});
   }
   // A daemon that died between lowering a count and deleting the slots above it.
-  maps.slots[{fe("198.19.0.10", 80), 3}] = SlotValue{maps.slots[{fe("198.19.0.10", 80), 1}].backendId, 0, 0, 0};
+  maps.slots[{fe("198.19.0.10", 80), 3}] = SlotValue{maps.slots[{fe("198.19.0.10", 80), 1}].backendId, 0, 0, {}};
   Syncer second(maps);
   second.adopt(maps.read());
   EXPECT_EQ(maps.slots.count({fe("198.19.0.10", 80), 3}), 0u);
   EXPECT_EQ(maps.slots.size(), 3u) << "head and two slots stay";
 }
 
-TEST(IdAllocator, AReleasedIdWaitsForTheQuarantineBeforeReuse) {
-  IdAllocator ids(2);
+// A clock the tests move by hand.
+struct FakeClock {
+  IdAllocator::Clock::time_point t{std::chrono::hours(1000)};
+  IdAllocator::Now now() {
+    return [this] { return t; };
+  }
+};
+
+TEST(IdAllocator, AReleasedIdWaitsForTheQuarantineTimeBeforeReuse) {
+  FakeClock clock;
+  IdAllocator ids(std::chrono::hours(6), 1000, clock.now());
   EXPECT_EQ(ids.allocate(), 1u);
   EXPECT_EQ(ids.allocate(), 2u);
-  EXPECT_EQ(ids.allocate(), 3u);
   ids.release(1);
-  ids.release(2);
-  EXPECT_EQ(ids.allocate(), 4u) << "two released, quarantine two: none is old enough";
-  ids.release(3);
-  EXPECT_EQ(ids.allocate(), 1u) << "three released: the oldest comes back first";
+  // However many IDs come and go meanwhile, 1 stays out for the whole quarantine: a
+  // conntrack entry of a 6-hour TCP flow may still name it.
+  for (int i = 0; i < 100; ++i) {
+    uint32_t id = ids.allocate();
+    EXPECT_NE(id, 1u) << "reused before its quarantine ended";
+    ids.release(id);
+  }
+  clock.t += std::chrono::hours(6) - std::chrono::seconds(1);
+  EXPECT_NE(ids.allocate(), 1u) << "a second before the quarantine ends";
+  clock.t += std::chrono::seconds(1);
+  EXPECT_EQ(ids.allocate(), 1u) << "quarantine over: the oldest released ID comes back first";
   EXPECT_TRUE(ids.inUse(1));
-  EXPECT_FALSE(ids.inUse(2));
 }
 
-TEST(IdAllocator, AdoptedIdsAreKeptAndTheGapsQueued) {
-  IdAllocator ids(0);
+TEST(IdAllocator, PastTheCapTheOldestWaitingIdGoesEarly) {
+  FakeClock clock;
+  IdAllocator ids(std::chrono::hours(6), 2, clock.now());
+  for (int i = 0; i < 3; ++i) {
+    ids.allocate();
+  }
+  ids.release(1);
+  ids.release(2);
+  EXPECT_EQ(ids.allocate(), 4u) << "two waiting, cap two: none goes early";
+  ids.release(3);
+  EXPECT_EQ(ids.allocate(), 1u) << "three waiting, cap two: the oldest goes early";
+}
+
+TEST(IdAllocator, AdoptedIdsAreKeptTheGapsFreeAndIdsConntrackNamesHeld) {
+  FakeClock clock;
+  IdAllocator ids(std::chrono::hours(6), 1000, clock.now());
   ids.claim(3);
-  ids.claim(5);
+  ids.claim(6);
+  ids.holdReleased(2);  // no backend entry, but a conntrack entry names it
+  ids.holdReleased(6);  // in use: nothing to hold
   EXPECT_TRUE(ids.inUse(3));
-  EXPECT_TRUE(ids.inUse(5));
-  EXPECT_FALSE(ids.inUse(4));
+  EXPECT_TRUE(ids.inUse(6));
+  EXPECT_FALSE(ids.inUse(2));
   std::set<uint32_t> got{ids.allocate(), ids.allocate(), ids.allocate()};
-  EXPECT_EQ(got, (std::set<uint32_t>{1, 2, 4}));
-  EXPECT_EQ(ids.allocate(), 6u);
+  EXPECT_EQ(got, (std::set<uint32_t>{1, 4, 5})) << "the gaps nothing names are free at once";
+  EXPECT_EQ(ids.allocate(), 7u) << "2 is held for a quarantine from adoption";
+  clock.t += std::chrono::hours(6);
+  EXPECT_EQ(ids.allocate(), 2u);
+}
+
+TEST(Syncer, ABackendIdConntrackStillNamesIsNotReusedAfterARestart) {
+  FakeClock clock;
+  FakeMaps maps;
+  {
+    Syncer first(maps, clock.now());
+    first.syncOwner("default/web", {frontend("198.19.0.10", 80, pods(0, 1))});
+    first.syncOwner("default/web", {frontend("198.19.0.10", 80, pods(1, 1))});
+  }
+  ASSERT_EQ(maps.backends.size(), 1u);
+  uint32_t gone = 0;
+  for (uint32_t id = 1; id <= 2; ++id) {
+    if (!maps.backends.count(id)) gone = id;
+  }
+  ASSERT_NE(gone, 0u);
+  DataplaneState st = maps.read();
+  st.backendIdsInUse = {gone};  // what the restarted daemon reads from conntrack
+  Syncer second(maps, clock.now());
+  second.adopt(st);
+  second.syncOwner("default/web", {frontend("198.19.0.10", 80, pods(1, 3))});
+  EXPECT_EQ(maps.backends.count(gone), 0u) << "backend ID " << gone << " reused while conntrack names it";
+  EXPECT_THAT(maps.violations, IsEmpty());
 }
 
 TEST(IdIndex, FindsInsertsAndErasesThroughGrowthAndTombstones) {

@@ -77,7 +77,7 @@ TEST(Translate, OneFrontendPerPortWithTheSlicePortsResolvedNumber) {
   EXPECT_THAT(backendStrings(fes[0]), ElementsAre("198.18.16.2:8080/TCP", "198.18.16.3:8080/TCP"));
   EXPECT_EQ(fes[1].key.str(), "198.19.0.10:53/UDP");
   EXPECT_THAT(backendStrings(fes[1]), ElementsAre("198.18.16.2:5353/UDP", "198.18.16.3:5353/UDP"));
-  EXPECT_EQ(fes[0].flags, kFrontendClusterIP);
+  EXPECT_EQ(fes[0].head.kind, FrontendKind::ClusterIP);
   EXPECT_THAT(warnings, IsEmpty());
 }
 
