@@ -20,6 +20,7 @@
 #include "bpf/cleanup.h"
 #include "bpf/datapath.h"
 #include "bpf/map_writer.h"
+#include "bpf/node_maps.h"
 #include "k8sclient/apiserver/apiserver_source.h"
 #include "k8sclient/manifest_source.h"
 #include "lb/proxier.h"
@@ -43,8 +44,9 @@ constexpr auto kFullResyncPeriod = 1h;
 class EventTap : public k8s::ServiceEventHandler {
  public:
   EventTap(lb::Proxier& proxier, metrics::ProxyMetrics& m, metrics::HealthState& health,
-           std::function<void()> changed)
-      : proxier_(proxier), metrics_(m), health_(health), changed_(std::move(changed)) {}
+           std::string nodeName, std::function<void()> changed)
+      : proxier_(proxier), metrics_(m), health_(health), nodeName_(std::move(nodeName)),
+        changed_(std::move(changed)) {}
 
   void onServiceUpsert(const k8s::Service& s) override {
     metrics_.countServiceChange();
@@ -66,6 +68,28 @@ class EventTap : public k8s::ServiceEventHandler {
     count("EndpointSlice", "delete");
     proxier_.onEndpointSliceDelete(s);
   }
+  // This node's Node only (a files source delivers every Node it finds): its zone label for
+  // topology, and whether load balancers should still send here (/healthz), as
+  // kube-proxy: not once it is being deleted, or carries the cluster autoscaler's taint.
+  void onNodeUpsert(const k8s::Node& n) override {
+    if (n.metadata.name != nodeName_) {
+      return;
+    }
+    count("Node", "upsert");
+    bool eligible = !n.metadata.deleting;
+    for (const k8s::Node::Taint& t : n.taints) {
+      eligible = eligible && t.key != "ToBeDeletedByClusterAutoscaler";
+    }
+    health_.setNodeEligible(eligible);
+    proxier_.onNodeUpsert(n);
+  }
+  void onNodeDelete(const k8s::Node& n) override {
+    if (n.metadata.name != nodeName_) {
+      return;
+    }
+    count("Node", "delete");
+    health_.setNodeEligible(false);  // the Node is gone: no load balancer should send here
+  }
   void onSynced() override {
     SY_LOG(Info) << "source synced: " << proxier_.tracker().serviceCount() << " services, "
                  << proxier_.tracker().sliceCount() << " endpoint slices";
@@ -84,6 +108,7 @@ class EventTap : public k8s::ServiceEventHandler {
   lb::Proxier& proxier_;
   metrics::ProxyMetrics& metrics_;
   metrics::HealthState& health_;
+  std::string nodeName_;
   std::function<void()> changed_;
 };
 
@@ -116,13 +141,13 @@ class Daemon {
     }
     writer_ = std::make_unique<bpf::MapWriter>(
         datapath_->maps(), [this](const char* map, const char* op) { metrics_.countMapError(map, op); });
-    proxier_ = std::make_unique<lb::Proxier>(*writer_);
+    proxier_ = std::make_unique<lb::Proxier>(*writer_, nodeName());
     lb::DataplaneState adopted = writer_->read();
     proxier_->adopt(adopted);
     SY_LOG(Info) << "adopted pinned maps: " << adopted.frontends.size() << " frontends, "
                  << adopted.backends.size() << " backends";
 
-    if (!attach(error)) {
+    if (!setLocalNets(error) || !attach(error)) {
       SY_LOG(Error) << error;
       return 1;
     }
@@ -131,7 +156,7 @@ class Daemon {
       return 1;
     }
 
-    tap_ = std::make_unique<EventTap>(*proxier_, metrics_, health_, [this] { scheduleSync(); });
+    tap_ = std::make_unique<EventTap>(*proxier_, metrics_, health_, nodeName(), [this] { scheduleSync(); });
     if (cfg_.source.kind == "files") {
       files_ = std::make_unique<k8s::ManifestSource>(
           io_, cfg_.source.path, *tap_,
@@ -187,6 +212,26 @@ class Daemon {
     return true;
   }
 
+  // clusterCIDR: traffic from these networks is in-cluster (kube-proxy's detectLocal).
+  bool setLocalNets(std::string& error) {
+    std::vector<lb::Cidr> nets;
+    std::string rest = cfg_.clusterCIDR;
+    while (!rest.empty()) {
+      auto comma = rest.find(',');
+      std::string part = rest.substr(0, comma);
+      rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+      if (auto c = lb::Cidr::parse(part)) {
+        nets.push_back(*c);
+      }
+    }
+    bpf::NodeMaps maps(datapath_->maps());
+    if (!maps.setLocalNets(nets, error)) {
+      error = "clusterCIDR: " + error;
+      return false;
+    }
+    return true;
+  }
+
   void logCleanup(const bpf::CleanupReport& r) {
     for (const std::string& n : r.notes) {
       SY_LOG(Info) << n;
@@ -201,7 +246,14 @@ class Daemon {
   // deleted and recreated under the same name (a new ifindex) gets them again, its old
   // record dropped.
   void refreshDevices() {
+    std::vector<std::pair<std::string, bpf::TcRole>> wanted;
     for (const std::string& dev : cfg_.bpf.devices) {
+      wanted.emplace_back(dev, bpf::TcRole::Pod);
+    }
+    for (const std::string& dev : cfg_.bpf.hostDevices) {
+      wanted.emplace_back(dev, bpf::TcRole::Host);
+    }
+    for (const auto& [dev, role] : wanted) {
       unsigned now = if_nametoindex(dev.c_str());
       auto it = attachedDevices_.find(dev);
       if (it != attachedDevices_.end()) {
@@ -220,7 +272,7 @@ class Daemon {
         continue;  // said so already; checked again next tick
       }
       using Status = bpf::Datapath::TcAttachResult::Status;
-      bpf::Datapath::TcAttachResult res = datapath_->attachTc(dev);
+      bpf::Datapath::TcAttachResult res = datapath_->attachTc(dev, role);
       switch (res.status) {
         case Status::Attached:
           attachedDevices_[dev] = res.ifindex;
@@ -281,11 +333,6 @@ class Daemon {
           }
         },
         *metrics_.registry(), options);
-    // kube-proxy's /healthz says 503 on a node the cluster autoscaler is removing, so
-    // that load balancers drain it first.
-    apiserver_->setNodeObserver([this](const k8s::Node*) {
-      health_.setNodeEligible(!apiserver_->nodeToBeDeleted());
-    });
     apiserver_->start();
     return true;
   }

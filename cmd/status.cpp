@@ -16,6 +16,7 @@
 #include "bpf/abi.h"
 #include "bpf/cleanup.h"
 #include "bpf/map_writer.h"
+#include "bpf/node_maps.h"
 #include "bpf/pinned_maps.h"
 #include "metrics/datapath_counters.h"
 
@@ -118,6 +119,23 @@ int printStatus(const std::string& pinPath, bool json, const std::vector<std::st
       w.String(lb::kindName(f.head.kind));
       w.Key("scope");
       w.String(lb::scopeName(f.key.scope));
+      if (f.head.affinityTimeout) {
+        w.Key("affinityTimeoutSeconds");
+        w.Uint(f.head.affinityTimeout);
+      }
+      if (f.head.flags & lb::kFrontendDropEmpty) {
+        w.Key("noEndpoints");
+        w.String("drop");  // a Local policy without local endpoints; otherwise rejected
+      }
+      if (auto r = st.sourceRanges.find(f.revNatId); r != st.sourceRanges.end() &&
+                                                     (f.head.flags & lb::kFrontendSourceRanges)) {
+        w.Key("sourceRanges");
+        w.StartArray();
+        for (const lb::Cidr& c : r->second) {
+          w.String(c.str().c_str());
+        }
+        w.EndArray();
+      }
       w.Key("backends");
       w.StartArray();
       for (size_t i = 0; i < f.backendIds.size(); ++i) {
@@ -140,6 +158,8 @@ int printStatus(const std::string& pinPath, bool json, const std::vector<std::st
         }
         w.Key("state");
         w.String(b == st.backends.end() ? "missing" : (b->second.terminating ? "terminating" : "active"));
+        w.Key("local");
+        w.Bool(b != st.backends.end() && b->second.local);
         w.Key("id");
         w.Uint(id);
         w.Key("slot");
@@ -152,6 +172,24 @@ int printStatus(const std::string& pinPath, bool json, const std::vector<std::st
     w.EndArray();
     w.Key("backendCount");
     w.Uint(static_cast<unsigned>(st.backends.size()));
+    bpf::NodeMaps nodeMaps(maps.fds());
+    w.Key("nodeAddresses");
+    w.StartArray();
+    for (const auto& [addr, flags] : nodeMaps.nodeAddresses()) {
+      w.StartObject();
+      w.Key("address");
+      w.String(addr.str().c_str());
+      w.Key("nodePort");
+      w.Bool(flags & SY_NODE_ADDR_F_NODEPORT);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Key("clusterNetworks");
+    w.StartArray();
+    for (const lb::Cidr& c : nodeMaps.localNets()) {
+      w.String(c.str().c_str());
+    }
+    w.EndArray();
     w.Key("tc");
     w.StartArray();
     for (const TcHook& h : hooks) {
@@ -187,18 +225,24 @@ int printStatus(const std::string& pinPath, bool json, const std::vector<std::st
     return 0;
   }
 
-  std::printf("%-28s %-30s %s\n", "SERVICE ADDRESS", "BACKEND ADDRESS", "(ID) (SLOT) STATE");
+  std::printf("%-36s %-13s %-30s %s\n", "SERVICE ADDRESS", "TYPE", "BACKEND ADDRESS", "(ID) (SLOT) STATE");
   for (const lb::ProgrammedFrontend& f : st.frontends) {
     std::string fe = f.key.str();
+    std::string kind = lb::kindName(f.head.kind);
     if (f.backendIds.empty()) {
-      std::printf("%-28s %-30s (revnat %u)\n", fe.c_str(), "<no backends: rejected>", f.revNatId);
+      std::printf("%-36s %-13s %-30s (revnat %u)\n", fe.c_str(), kind.c_str(),
+                  f.head.flags & lb::kFrontendDropEmpty ? "<no local endpoints: dropped>" : "<no backends: rejected>",
+                  f.revNatId);
     }
     for (size_t i = 0; i < f.backendIds.size(); ++i) {
       auto b = st.backends.find(f.backendIds[i]);
       std::string be = b == st.backends.end() ? "<missing>" : b->second.key.str();
-      const char* state = b == st.backends.end() ? "missing" : (b->second.terminating ? "terminating" : "active");
-      std::printf("%-28s %-30s (%u) (%zu) %s\n", i == 0 ? fe.c_str() : "", be.c_str(),
-                  f.backendIds[i], i + 1, state);
+      std::string state = b == st.backends.end() ? "missing" : (b->second.terminating ? "terminating" : "active");
+      if (b != st.backends.end() && b->second.local) {
+        state += ", local";
+      }
+      std::printf("%-36s %-13s %-30s (%u) (%zu) %s\n", i == 0 ? fe.c_str() : "", i == 0 ? kind.c_str() : "",
+                  be.c_str(), f.backendIds[i], i + 1, state.c_str());
     }
   }
   if (!hooks.empty()) {

@@ -1,5 +1,7 @@
 #include "config/config.h"
 
+#include <algorithm>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -101,9 +103,13 @@ class Parser {
 
   void cidr(const YAML::Node& n, const std::string& field, std::string& out) {
     std::string s;
-    if (!str(n, field, s)) {
-      return;
+    if (str(n, field, s) && cidrText(n, field, s)) {
+      out = s;
     }
+  }
+
+  // Checks CIDR text (comma-separated for dual-stack); reports at n.
+  bool cidrText(const YAML::Node& n, const std::string& field, const std::string& s) {
     for (const std::string& part : split(s, ',')) {
       auto slash = part.find('/');
       std::string addr = part.substr(0, slash);
@@ -114,10 +120,20 @@ class Parser {
       long bits = slash == std::string::npos ? -1 : std::strtol(part.c_str() + slash + 1, &end, 10);
       if ((!v4 && !v6) || bits < 0 || (end && *end) || bits > (v4 ? 32 : 128)) {
         fail(n, field, "must be a CIDR like 198.18.0.0/16 (comma-separated for dual-stack), got \"" + s + "\"");
-        return;
+        return false;
       }
     }
-    out = s;
+    return true;
+  }
+
+  // Device names or shell patterns ("veth*") of 1 to 15 characters.
+  void deviceList(const YAML::Node& n, const std::string& field, std::vector<std::string>& out) {
+    strList(n, field, out);
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (out[i].empty() || out[i].size() > 15 || out[i].find('/') != std::string::npos) {
+        fail(n, field + "[" + std::to_string(i) + "]", "must be a device name or pattern of 1 to 15 characters");
+      }
+    }
   }
 
   void strList(const YAML::Node& n, const std::string& field, std::vector<std::string>& out) {
@@ -296,6 +312,17 @@ bool parseConfig(const std::string& text, const std::string& name, Config& c,
     {"healthzBindAddress", [&](const YAML::Node& n, const std::string& f) { p.hostPort(n, f, c.healthzBindAddress); }},
     {"metricsBindAddress", [&](const YAML::Node& n, const std::string& f) { p.hostPort(n, f, c.metricsBindAddress); }},
     {"clusterCIDR", [&](const YAML::Node& n, const std::string& f) { p.cidr(n, f, c.clusterCIDR); }},
+    {"nodePortAddresses", [&](const YAML::Node& n, const std::string& f) {
+       p.strList(n, f, c.nodePortAddresses);
+       for (size_t i = 0; i < c.nodePortAddresses.size(); ++i) {
+         std::string item = f + "[" + std::to_string(i) + "]";
+         if (c.nodePortAddresses[i].find(',') != std::string::npos) {
+           p.fail(n, item, "must be one CIDR, got \"" + c.nodePortAddresses[i] + "\"");
+         } else {
+           p.cidrText(n, item, c.nodePortAddresses[i]);
+         }
+       }
+     }},
     {"syncPeriod", [&](const YAML::Node& n, const std::string& f) { p.duration(n, f, c.syncPeriod); }},
     {"minSyncPeriod", [&](const YAML::Node& n, const std::string& f) { p.duration(n, f, c.minSyncPeriod); }},
     {"logging", [&](const YAML::Node& n, const std::string& f) {
@@ -334,14 +361,8 @@ bool parseConfig(const std::string& text, const std::string& name, Config& c,
             }
           }},
          {"socketLB", [&](const YAML::Node& v, const std::string& vf) { p.boolean(v, vf, c.bpf.socketLB); }},
-         {"devices", [&](const YAML::Node& v, const std::string& vf) {
-            p.strList(v, vf, c.bpf.devices);
-            for (size_t i = 0; i < c.bpf.devices.size(); ++i) {
-              if (c.bpf.devices[i].empty() || c.bpf.devices[i].size() > 15) {
-                p.fail(v, vf + "[" + std::to_string(i) + "]", "must be a device name of 1 to 15 characters");
-              }
-            }
-          }},
+         {"devices", [&](const YAML::Node& v, const std::string& vf) { p.deviceList(v, vf, c.bpf.devices); }},
+         {"hostDevices", [&](const YAML::Node& v, const std::string& vf) { p.deviceList(v, vf, c.bpf.hostDevices); }},
          {"mapSizes", [&](const YAML::Node& v, const std::string& vf) {
             p.object(v, vf, {
               {"services", u32(c.bpf.mapSizes.services)},
@@ -356,6 +377,14 @@ bool parseConfig(const std::string& text, const std::string& name, Config& c,
        });
      }},
   });
+  for (size_t i = 0; i < c.bpf.hostDevices.size(); ++i) {
+    if (std::find(c.bpf.devices.begin(), c.bpf.devices.end(), c.bpf.hostDevices[i]) != c.bpf.devices.end()) {
+      std::string f = "bpf.hostDevices[" + std::to_string(i) + "]";
+      auto line = c.fieldLines.find("bpf.hostDevices");
+      errors.push_back(name + ":" + std::to_string(line == c.fieldLines.end() ? 1 : line->second) + ": " + f +
+                       ": " + c.bpf.hostDevices[i] + " is in bpf.devices too: a device faces pods or the network");
+    }
+  }
   if (root.IsMap() && !sawApiVersion) {
     errors.push_back(name + ":1: apiVersion: is required (" + kApiVersion + ")");
   }

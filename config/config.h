@@ -19,7 +19,10 @@ struct Config {
   std::string hostnameOverride;
   std::string healthzBindAddress = "0.0.0.0:10256";
   std::string metricsBindAddress = "127.0.0.1:10249";
-  std::string clusterCIDR;
+  std::string clusterCIDR;  // comma-separated for dual-stack: traffic from it is in-cluster
+  // kube-proxy's nodePortAddresses: NodePorts are served on the node's addresses inside
+  // these CIDRs; empty = every address of the node but loopback and IPv6 link-local.
+  std::vector<std::string> nodePortAddresses;
   std::chrono::milliseconds syncPeriod{30000};     // periodic full reconcile
   std::chrono::milliseconds minSyncPeriod{100};    // at most one sync per this interval
   int verbosity = 0;                               // logging.verbosity; >= 4 logs debug
@@ -40,7 +43,8 @@ struct Config {
     std::string pinPath = "/sys/fs/bpf/switchyard";
     std::string cgroupPath;  // "" = the cgroup v2 root, auto-detected
     bool socketLB = true;
-    std::vector<std::string> devices;
+    std::vector<std::string> devices;      // pod-facing devices: names or patterns ("veth*")
+    std::vector<std::string> hostDevices;  // host-facing devices (NodePort, LB, external IPs)
     bpf::MapSizes mapSizes;
   } bpf;
 

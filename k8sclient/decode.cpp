@@ -301,10 +301,16 @@ bool decodeService(const rapidjson::Value& obj, Service& out, std::vector<FieldE
     if (const Value* lb = d.object(*status, "loadBalancer", "status.loadBalancer")) {
       if (const Value* ing = d.list(*lb, "ingress", "status.loadBalancer.ingress")) {
         for (rapidjson::SizeType i = 0; i < ing->Size(); ++i) {
-          std::string ip;
-          d.str((*ing)[i], "ip", idx("status.loadBalancer.ingress", i) + ".ip", ip);
-          if (!ip.empty()) {
-            out.loadBalancerIngressIPs.push_back(ip);
+          std::string path = idx("status.loadBalancer.ingress", i);
+          Service::Ingress in;
+          d.str((*ing)[i], "ip", path + ".ip", in.ip);
+          d.str((*ing)[i], "ipMode", path + ".ipMode", in.ipMode);
+          if (!in.ipMode.empty() && in.ipMode != "VIP" && in.ipMode != "Proxy") {
+            d.fail(path + ".ipMode", "must be VIP or Proxy, got \"" + in.ipMode + "\"");
+            continue;
+          }
+          if (!in.ip.empty()) {
+            out.loadBalancerIngress.push_back(std::move(in));
           }
         }
       }

@@ -15,6 +15,9 @@ class ServiceEventHandler {
   virtual void onEndpointSliceDelete(const EndpointSlice& last) = 0;
   // The first complete picture has been delivered: the dataplane may be programmed.
   virtual void onSynced() = 0;
+  // This node's Node object (sources that know the node name deliver it; optional).
+  virtual void onNodeUpsert(const Node&) {}
+  virtual void onNodeDelete(const Node&) {}
 };
 
 }  // namespace switchyard::k8s

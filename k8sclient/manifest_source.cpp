@@ -312,6 +312,9 @@ class FileParser {
     } else if (kind == "EndpointSlice") {
       decode<EndpointSlice>(obj, "EndpointSlice", docIndex, raw, ydoc, prefix, decodeEndpointSlice,
                             [this](const EndpointSlice& s, size_t fp) { visitor_.endpointSlice(s, fp); });
+    } else if (kind == "Node") {
+      decode<Node>(obj, "Node", docIndex, raw, ydoc, prefix, decodeNode,
+                   [this](const Node& n, size_t fp) { visitor_.node(n, fp); });
     }
     // Other kinds (Deployments, Pods, ...) may share the files; they are not ours.
   }
@@ -429,6 +432,11 @@ class ManifestSource::Loader : public ManifestVisitor {
       src_.handler_.onEndpointSliceUpsert(s);
     }
   }
+  void node(const Node& n, size_t fp) override {
+    if (define(manifestObjectKey("Node", n.metadata.key()), true, fp)) {
+      src_.handler_.onNodeUpsert(n);
+    }
+  }
   void invalid(const std::string& key) override { define(key, false, 0); }
 
   const std::vector<const std::string*>& keys() const { return keys_; }
@@ -506,6 +514,10 @@ void ManifestSource::deliverDelete(const std::string& key) {
     Service s;
     s.metadata = std::move(meta);
     handler_.onServiceDelete(s);
+  } else if (key.starts_with("Node ")) {
+    Node n;
+    n.metadata = std::move(meta);
+    handler_.onNodeDelete(n);
   } else {
     EndpointSlice s;
     s.metadata = std::move(meta);

@@ -1,4 +1,4 @@
-// source: files — Services and EndpointSlices from manifest files, multi-document YAML
+// source: files — Services, EndpointSlices and Nodes from manifest files, multi-document YAML
 // exactly as `kubectl get -o yaml` prints them (single objects or kind: List), from one
 // file or a directory of *.yaml / *.yml (and *.json: `kubectl get -o json`). Re-read when a file changes; each change is
 // delivered as the add/update/delete events an API server watch would give.
@@ -39,11 +39,13 @@ class ManifestVisitor {
   // change detection without keeping a copy of every object.
   virtual void service(const Service& s, size_t fingerprint) = 0;
   virtual void endpointSlice(const EndpointSlice& s, size_t fingerprint) = 0;
+  virtual void node(const Node& n, size_t fingerprint) { (void)n, (void)fingerprint; }
   // An object whose document is invalid (already reported): "Service ns/name".
   virtual void invalid(const std::string& objectKey) { (void)objectKey; }
 };
 
-// "Service ns/name", "EndpointSlice ns/name": one key space for both kinds.
+// "Service ns/name", "EndpointSlice ns/name", "Node ns/name": one key space for all kinds
+// (a Node has no namespace; manifests give it "default" like any object without one).
 std::string manifestObjectKey(const char* kind, const std::string& nsName);
 
 // The manifest files a path names: the file itself, or the *.yaml/*.yml/*.json files of a

@@ -52,7 +52,12 @@ struct Service {
   std::string internalTrafficPolicy;     // Cluster | Local ("" = Cluster)
   std::string trafficDistribution;
   int32_t healthCheckNodePort = 0;
-  std::vector<std::string> loadBalancerIngressIPs;  // status.loadBalancer.ingress[].ip
+  // status.loadBalancer.ingress[] entries with an ip (hostname-only entries are dropped).
+  struct Ingress {
+    std::string ip;
+    std::string ipMode;  // "" (= VIP), VIP or Proxy: a Proxy LB sends to the node, not the IP
+  };
+  std::vector<Ingress> loadBalancerIngress;
   std::vector<std::string> loadBalancerSourceRanges;
 };
 

@@ -31,6 +31,33 @@ void Proxier::onEndpointSliceUpsert(const k8s::EndpointSlice& slice) {
   noteChange();
 }
 
+void Proxier::onNodeUpsert(const k8s::Node& node) {
+  auto zone = node.metadata.labels.find(kZoneLabel);
+  if (tracker_.setNodeZone(zone == node.metadata.labels.end() ? "" : zone->second)) {
+    needFullSync_ = true;  // hints.forZones of every service are read against the new zone
+    noteChange();
+  }
+}
+
+bool Proxier::noteHealth(const std::string& key, const ServiceFrontends& f) {
+  bool changed = false;
+  auto setOrErase = [&](auto& map, auto value, bool keep) {
+    auto it = map.find(key);
+    if (!keep) {
+      if (it != map.end()) {
+        map.erase(it);
+        changed = true;
+      }
+    } else if (it == map.end() || it->second != value) {
+      map[key] = value;
+      changed = true;
+    }
+  };
+  setOrErase(healthPorts_, f.healthCheckNodePort, f.healthCheckNodePort != 0);
+  setOrErase(localEndpoints_, f.localReadyEndpoints, f.localReadyEndpoints != 0 || f.healthCheckNodePort != 0);
+  return changed;
+}
+
 void Proxier::onEndpointSliceDelete(const k8s::EndpointSlice& last) {
   tracker_.deleteSlice(last.metadata.key());
   noteChange();
@@ -86,7 +113,9 @@ SyncReport Proxier::sync(bool forceFull) {
     group.clear();
   };
   for (const std::string* key : keys) {
-    group.push_back({*key, tracker_.desired(*key)});
+    ServiceFrontends f = tracker_.desired(*key);
+    rep.healthChanged |= noteHealth(*key, f);
+    group.push_back({*key, std::move(f.frontends)});
     rep.servicesSynced++;
     if (group.size() == kGroup) {
       flush();

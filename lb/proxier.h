@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,11 +27,16 @@ struct SyncReport {
   // The last-change-trigger-time of every EndpointSlice change this sync applied, for
   // kube-proxy's network programming latency.
   std::vector<std::chrono::system_clock::time_point> triggerTimes;
+  // The health check inputs (healthCheckPorts(), localEndpoints()) changed in this sync.
+  bool healthChanged = false;
 };
 
 class Proxier : public k8s::ServiceEventHandler {
  public:
-  explicit Proxier(DataplaneWriter& writer) : syncer_(writer) {}
+  // node: this node's name (endpoint locality, node hints); its zone comes with the Node.
+  explicit Proxier(DataplaneWriter& writer, std::string nodeName = "",
+                   IdAllocator::Now now = nullptr)
+      : tracker_(NodeContext{std::move(nodeName), ""}), syncer_(writer, std::move(now)) {}
 
   // Before the first event: take over what the pinned maps hold.
   void adopt(const DataplaneState& state) { syncer_.adopt(state); }
@@ -40,6 +46,9 @@ class Proxier : public k8s::ServiceEventHandler {
   void onEndpointSliceUpsert(const k8s::EndpointSlice& slice) override;
   void onEndpointSliceDelete(const k8s::EndpointSlice& last) override;
   void onSynced() override { sourceSynced_ = true; }
+  // This node's Node object: its zone label selects topology hints (a change resyncs every
+  // service). A deleted Node keeps the last zone: the endpoints did not move.
+  void onNodeUpsert(const k8s::Node& node) override;
 
   bool sourceSynced() const { return sourceSynced_; }
   bool initialSyncDone() const { return initialSyncDone_; }
@@ -57,8 +66,16 @@ class Proxier : public k8s::ServiceEventHandler {
   size_t backendCount() const { return syncer_.backendCount(); }
   const ServiceTracker& tracker() const { return tracker_; }
 
+  // What kube-proxy's service health server is fed (healthcheck.SyncServices and
+  // SyncEndpoints): namespace/name -> healthCheckNodePort, of the LoadBalancer services
+  // with externalTrafficPolicy Local; namespace/name -> distinct local ready endpoints.
+  const std::map<std::string, uint16_t>& healthCheckPorts() const { return healthPorts_; }
+  const std::map<std::string, int>& localEndpoints() const { return localEndpoints_; }
+
  private:
   void noteChange();
+  // Records a synced service's health check inputs; true if they changed.
+  bool noteHealth(const std::string& key, const ServiceFrontends& f);
 
   ServiceTracker tracker_;
   Syncer syncer_;
@@ -68,6 +85,8 @@ class Proxier : public k8s::ServiceEventHandler {
   std::optional<std::chrono::steady_clock::time_point> oldestPending_;
   std::vector<std::chrono::system_clock::time_point> pendingTriggers_;
   std::vector<std::string> pendingWarnings_;
+  std::map<std::string, uint16_t> healthPorts_;
+  std::map<std::string, int> localEndpoints_;
 };
 
 }  // namespace switchyard::lb

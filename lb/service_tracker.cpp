@@ -50,7 +50,7 @@ void ServiceTracker::upsertSlice(const k8s::EndpointSlice& slice, std::vector<st
   std::string key = slice.metadata.key();
   std::string owner = owningService(slice);
   std::vector<std::string> found;
-  SliceInfo info = toSliceInfo(slice, found);
+  SliceInfo info = toSliceInfo(slice, node_.name, zones_, found);
   auto [it, inserted] = slices_.try_emplace(std::move(key));
   SliceEntry& e = it->second;
   bool sameOwner = (e.service ? *e.service : std::string()) == owner;
@@ -95,7 +95,15 @@ void ServiceTracker::forEachKey(const std::function<void(const std::string&)>& f
   }
 }
 
-std::vector<Frontend> ServiceTracker::desired(const std::string& key) const {
+bool ServiceTracker::setNodeZone(const std::string& zone) {
+  if (zone == node_.zone) {
+    return false;
+  }
+  node_.zone = zone;
+  return true;
+}
+
+ServiceFrontends ServiceTracker::desired(const std::string& key) const {
   auto svc = services_.find(key);
   if (svc == services_.end() || !svc->second.info) {
     return {};
@@ -113,7 +121,7 @@ std::vector<Frontend> ServiceTracker::desired(const std::string& key) const {
       slices.push_back(&e->info);
     }
   }
-  return translateClusterIP(*svc->second.info, slices);
+  return translateService(*svc->second.info, slices, node_, zones_);
 }
 
 }  // namespace switchyard::lb

@@ -19,6 +19,10 @@ namespace switchyard::lb {
 
 class ServiceTracker {
  public:
+  // node: endpoints with its name are local; hints.forNodes may name it; its zone label
+  // selects hints.forZones (setNodeZone).
+  explicit ServiceTracker(NodeContext node = {}) : node_(std::move(node)) {}
+
   // Conversion problems (a bad address, SCTP) are appended to warnings when the object is
   // new or changed, so each is reported once.
   void upsertService(const k8s::Service& svc, std::vector<std::string>& warnings);
@@ -35,8 +39,13 @@ class ServiceTracker {
   void forEachKey(const std::function<void(const std::string&)>& f) const;
   bool knows(const std::string& key) const { return services_.count(key) > 0; }
 
-  // The frontends service `key` should have now (empty when it is gone or skipped).
-  std::vector<Frontend> desired(const std::string& key) const;
+  // The frontends service `key` should have now (none when it is gone or skipped).
+  ServiceFrontends desired(const std::string& key) const;
+
+  // The Node's zone label changed: every service's topology may change. Returns true when
+  // it did change (the caller then syncs everything).
+  bool setNodeZone(const std::string& zone);
+  const NodeContext& node() const { return node_; }
 
   size_t serviceCount() const { return serviceCount_; }
   size_t sliceCount() const { return slices_.size(); }
@@ -59,6 +68,8 @@ class ServiceTracker {
   // Drops the entry when neither a Service nor a slice needs it any more.
   void release(ServiceMap::iterator it);
 
+  NodeContext node_;
+  ZoneSets zones_;  // hints.forZones of every endpoint, interned
   // Pointers into both maps stay valid: unordered_map nodes do not move.
   ServiceMap services_;
   std::unordered_map<std::string, SliceEntry> slices_;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "k8sclient/objects.h"
+#include "lb/topology.h"
 #include "lb/types.h"
 
 namespace switchyard::lb {
@@ -19,29 +20,41 @@ namespace switchyard::lb {
 inline constexpr const char* kServiceProxyNameLabel = "service.kubernetes.io/service-proxy-name";
 inline constexpr const char* kHeadlessLabel = "service.kubernetes.io/headless";
 inline constexpr const char* kServiceNameLabel = "kubernetes.io/service-name";
+inline constexpr const char* kZoneLabel = "topology.kubernetes.io/zone";
 
 // Why switchyard does not proxy this Service ("" when it does): the service-proxy-name
 // label (another proxy owns it), headless (clusterIP None), or type ExternalName.
 std::string skipReason(const k8s::Service& svc);
 
-// The usable endpoints of one family, kube-proxy style: ready ones; if none is ready,
-// the serving-and-terminating ones (KEP-1669). Condition nils: ready=nil means ready,
-// serving=nil means "as ready", terminating=nil means not terminating.
+// Endpoint conditions with kube-proxy's nil rules: ready=nil means ready, serving=nil
+// means "as ready", terminating=nil means not terminating.
 bool endpointReady(const k8s::Endpoint& ep);
 bool endpointServingTerminating(const k8s::Endpoint& ep);
 
 struct ServicePortInfo {
   std::string name;
-  uint8_t proto = kProtoTCP;  // kProtoTCP or kProtoUDP (SCTP ports are dropped, with a warning)
+  uint8_t proto = kProtoTCP;  // kProtoTCP, kProtoUDP or kProtoSCTP
   uint16_t port = 0;
+  uint16_t nodePort = 0;      // 0 = none
   bool operator==(const ServicePortInfo&) const = default;
 };
 
-// A Service as the semantics see it.
+enum class ServiceType : uint8_t { ClusterIP, NodePort, LoadBalancer };
+
+// A Service as the semantics see it (kube-proxy's BaseServicePortInfo, for all ports).
 struct ServiceInfo {
   bool skipped = false;                // skipReason() is not empty: nothing to proxy
+  ServiceType type = ServiceType::ClusterIP;
   std::vector<IpAddr> clusterIPs;      // the valid ones, in spec order
-  std::vector<ServicePortInfo> ports;  // TCP and UDP ports, in spec order
+  std::vector<IpAddr> externalIPs;
+  std::vector<IpAddr> loadBalancerIPs; // status ingress IPs in VIP mode (Proxy mode skipped)
+  std::vector<Cidr> sourceRanges;      // loadBalancerSourceRanges, sorted
+  std::vector<ServicePortInfo> ports;  // in spec order
+  bool externalPolicyLocal = false;    // externalTrafficPolicy Local on an externally
+                                       // accessible service (apiservice.ExternalPolicyLocal)
+  bool internalPolicyLocal = false;    // internalTrafficPolicy Local
+  uint32_t affinityTimeout = 0;        // sessionAffinity ClientIP: timeoutSeconds; 0 = None
+  uint16_t healthCheckNodePort = 0;    // LoadBalancer with externalTrafficPolicy Local
   bool operator==(const ServiceInfo&) const = default;
 };
 
@@ -54,13 +67,10 @@ struct SlicePortInfo {
   bool operator==(const SlicePortInfo&) const = default;
 };
 
-inline constexpr uint8_t kEndpointReady = 1u << 0;
-inline constexpr uint8_t kEndpointServing = 1u << 1;
-inline constexpr uint8_t kEndpointTerminating = 1u << 2;
-
 struct EndpointInfo {
-  IpAddr addr;        // addresses[0], as kube-proxy uses it
-  uint8_t flags = 0;  // kEndpoint*, nils resolved
+  IpAddr addr;            // addresses[0], as kube-proxy uses it
+  uint8_t flags = 0;      // kEndpoint* (topology.h), nils resolved, locality known
+  uint32_t zoneHints = 0; // hints.forZones, a ZoneSets ID
   bool operator==(const EndpointInfo&) const = default;
 };
 
@@ -73,23 +83,44 @@ struct SliceInfo {
   bool operator==(const SliceInfo&) const = default;
 };
 
-// Problems that do not stop the rest (a bad address, SCTP) are appended to warnings, naming
-// object and field.
+// Who this node is, for locality and topology.
+struct NodeContext {
+  std::string name;  // endpoints with this nodeName are local; hints.forNodes name it
+  std::string zone;  // the Node's topology.kubernetes.io/zone label ("" = none)
+};
+
+// Problems that do not stop the rest (a bad address, an unknown policy) are appended to
+// warnings, naming object and field.
 ServiceInfo toServiceInfo(const k8s::Service& svc, std::vector<std::string>& warnings);
-SliceInfo toSliceInfo(const k8s::EndpointSlice& slice, std::vector<std::string>& warnings);
+SliceInfo toSliceInfo(const k8s::EndpointSlice& slice, const std::string& nodeName, ZoneSets& zones,
+                      std::vector<std::string>& warnings);
 // The namespace/name of the Service a slice belongs to (its kubernetes.io/service-name
 // label); "" without the label.
 std::string owningService(const k8s::EndpointSlice& slice);
 
-// ClusterIP frontends of a Service: one per (clusterIP, port). Backends come from the
-// slices' ports with the same name and protocol as the Service port (this is how named
-// targetPorts resolve: the slice carries the resolved number).
-std::vector<Frontend> translateClusterIP(const ServiceInfo& svc,
-                                         std::span<const SliceInfo* const> slices);
+// Everything a Service makes: its frontends, and what its health check server needs.
+struct ServiceFrontends {
+  std::vector<Frontend> frontends;
+  uint16_t healthCheckNodePort = 0;  // 0 = none
+  int localReadyEndpoints = 0;       // distinct local ready endpoint addresses, all ports
+};
+
+// The frontends of a Service, per family it has (spec.clusterIPs) and port:
+//  - ClusterIP (one entry): internalTrafficPolicy's endpoints;
+//  - NodePort (the family's wildcard address, found on every NodePort address), each LB IP
+//    (with loadBalancerSourceRanges) and each external IP: externalTrafficPolicy's endpoints,
+//    and with Local, an internal-scope entry with the Cluster endpoints for in-cluster
+//    clients (kube-proxy's short-circuit of pod and node traffic to external addresses).
+// Endpoints per CategorizeEndpoints (topology.h); a policy left without endpoints while the
+// service has some elsewhere drops (kDropEmpty), a service without any rejects. Backends
+// come from the slices' ports with the same name and protocol as the Service port (how
+// named targetPorts resolve: the slice carries the number).
+ServiceFrontends translateService(const ServiceInfo& svc, std::span<const SliceInfo* const> slices,
+                                  const NodeContext& node, const ZoneSets& zones);
 
 // The same from API objects (converts, with the conversion's warnings, then translates).
-std::vector<Frontend> translateClusterIP(const k8s::Service& svc,
-                                         const std::vector<const k8s::EndpointSlice*>& slices,
-                                         std::vector<std::string>& warnings);
+ServiceFrontends translateService(const k8s::Service& svc,
+                                  const std::vector<const k8s::EndpointSlice*>& slices,
+                                  const NodeContext& node, std::vector<std::string>& warnings);
 
 }  // namespace switchyard::lb

@@ -135,7 +135,7 @@ void BM_TranslateService(benchmark::State& state) {
   auto sl = slice(1, static_cast<int>(state.range(0)));
   for (auto _ : state) {
     std::vector<std::string> warnings;
-    benchmark::DoNotOptimize(lb::translateClusterIP(svc, {&sl}, warnings));
+    benchmark::DoNotOptimize(lb::translateService(svc, {&sl}, {}, warnings).frontends);
   }
 }
 BENCHMARK(BM_TranslateService)->Arg(10)->Arg(100)->Arg(1000);
@@ -161,7 +161,7 @@ void BM_OneEndpointChange(benchmark::State& state) {
   for (int s = 0; s < services; ++s) {
     auto svc = service(s);
     auto sl = slice(s, 10);
-    syncer.syncOwner(svc.metadata.key(), lb::translateClusterIP(svc, {&sl}, warnings));
+    syncer.syncOwner(svc.metadata.key(), lb::translateService(svc, {&sl}, {}, warnings).frontends);
   }
   auto svc = service(services / 2);
   auto a = slice(services / 2, 10, 0), b = slice(services / 2, 10, 1);
@@ -169,7 +169,7 @@ void BM_OneEndpointChange(benchmark::State& state) {
   size_t opsBefore = w.ops;
   for (auto _ : state) {
     flip = !flip;
-    syncer.syncOwner(svc.metadata.key(), lb::translateClusterIP(svc, {flip ? &b : &a}, warnings));
+    syncer.syncOwner(svc.metadata.key(), lb::translateService(svc, {flip ? &b : &a}, {}, warnings).frontends);
   }
   // Map operations one change costs: constant, whatever N is.
   state.counters["map_ops_per_change"] =
@@ -192,7 +192,7 @@ void BM_ColdMapWrites(benchmark::State& state) {
   for (int s = 0; s < services; ++s) {
     auto svc = service(s);
     auto sl = slice(s, 10, s % 200);
-    desired.push_back({svc.metadata.key(), lb::translateClusterIP(svc, {&sl}, warnings)});
+    desired.push_back({svc.metadata.key(), lb::translateService(svc, {&sl}, {}, warnings).frontends});
   }
   std::string pin = "/sys/fs/bpf/sy-microbench-" + std::to_string(getpid());
   size_t syscalls = 0;

@@ -22,9 +22,9 @@ ApiServerSource::ApiServerSource(boost::asio::io_context& io, ConnectionConfig c
                   [this](const EndpointSlice& s) { handler_.onEndpointSliceDelete(s); }},
               [this](const DecodeProblem& p) { decodeProblem(p); }),
       nodes_("Node", &decodeNode,
-             StoreCallbacks<Node>{[this](const Node&) { nodeChanged(); },
-                                  [this](const Node&) { nodeChanged(); },
-                                  [this](const Node&) { nodeChanged(); }},
+             StoreCallbacks<Node>{[this](const Node& n) { handler_.onNodeUpsert(n); nodeChanged(); },
+                                  [this](const Node& n) { handler_.onNodeUpsert(n); nodeChanged(); },
+                                  [this](const Node& n) { handler_.onNodeDelete(n); nodeChanged(); }},
              [this](const DecodeProblem& p) { decodeProblem(p); }) {
   auto onRequestProblem = [this](const RequestProblem& p) { requestProblem(p); };
   serviceReflector_ = std::make_unique<Reflector>(

@@ -63,7 +63,7 @@ key=$(printf '%02x %02x %02x %02x' $((gone_id & 255)) $(((gone_id >> 8) & 255)) 
 bpftool map delete pinned "$PIN/backends_v2" key hex $key || sy_fail "could not delete backend $gone_id"
 status=$(sy_status_json) || sy_fail "switchyard status -o json failed with a missing backend"
 sy_json_check "$status" "[b for s in d['services'] for b in s['backends'] if b['id'] == $gone_id] == \
-[{'address': None, 'port': None, 'state': 'missing', 'id': $gone_id, 'slot': 1}]" ||
+[{'address': None, 'port': None, 'state': 'missing', 'local': False, 'id': $gone_id, 'slot': 1}]" ||
   sy_fail "expected backend $gone_id shown as {address: null, port: null, state: missing}, got: $status"
 sy_json_check "$status" "all(set(b) >= {'address', 'port', 'state'} for s in d['services'] for b in s['backends'])" ||
   sy_fail "expected every backend with address, port and state: $status"

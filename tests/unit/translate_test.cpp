@@ -51,6 +51,12 @@ k8s::EndpointPort eport(const std::string& name, int32_t p, k8s::Protocol proto 
   return {name, proto, p};
 }
 
+// The ClusterIP-era helper: every frontend of a Service on a node with no name and zone.
+std::vector<Frontend> translateClusterIP(const k8s::Service& svc, const std::vector<const k8s::EndpointSlice*>& slices,
+                                         std::vector<std::string>& warnings) {
+  return translateService(svc, slices, {}, warnings).frontends;
+}
+
 std::vector<std::string> backendStrings(const Frontend& f) {
   std::vector<std::string> out;
   for (const Backend& b : f.backends) {
@@ -172,18 +178,32 @@ TEST(Translate, SkippedServices) {
 
 TEST(Translate, BadInputIsAWarningNamingObjectAndField) {
   auto svc = service("web", "198.19.0.999", {port("http", 80)});
-  auto sctp = service("sig", "198.19.0.11", {port("sig", 3868, k8s::Protocol::SCTP)});
   auto ok = service("ok", "198.19.0.12", {port("http", 80)});
+  ok.externalIPs = {"198.19.200.1", "nope"};
+  ok.loadBalancerSourceRanges = {"198.18.0.0/33"};
+  ok.sessionAffinity = "Sticky";
   auto s = slice("ok", {ep("not-an-ip"), ep("198.18.16.2")}, {eport("http", 8080)});
   std::vector<std::string> warnings;
   EXPECT_THAT(translateClusterIP(svc, {}, warnings), IsEmpty());
-  EXPECT_THAT(translateClusterIP(sctp, {}, warnings), IsEmpty());
   auto fes = translateClusterIP(ok, {&s}, warnings);
   EXPECT_THAT(backendStrings(fes.at(0)), ElementsAre("198.18.16.2:8080/TCP"));
   EXPECT_THAT(warnings,
               ElementsAre("Service default/web: spec.clusterIPs[0]: \"198.19.0.999\" is not an IP address",
-                          HasSubstr("Service default/sig: spec.ports[0].protocol: SCTP"),
+                          "Service default/ok: spec.externalIPs[1]: \"nope\" is not an IP address",
+                          "Service default/ok: spec.loadBalancerSourceRanges[0]: \"198.18.0.0/33\" is not a CIDR",
+                          "Service default/ok: spec.sessionAffinity: \"Sticky\" is not None or ClientIP; None used",
                           "EndpointSlice default/ok-x: endpoints[0].addresses[0]: \"not-an-ip\" is not an IPv4 address"));
+}
+
+TEST(Translate, SctpPortsAreProxiedLikeTcpAndUdp) {
+  auto svc = service("sig", "198.19.0.11", {port("sig", 3868, k8s::Protocol::SCTP)});
+  auto s = slice("sig", {ep("198.18.16.2")}, {eport("sig", 3868, k8s::Protocol::SCTP)});
+  std::vector<std::string> warnings;
+  auto fes = translateClusterIP(svc, {&s}, warnings);
+  ASSERT_EQ(fes.size(), 1u);
+  EXPECT_EQ(fes[0].key.str(), "198.19.0.11:3868/SCTP");
+  EXPECT_THAT(backendStrings(fes[0]), ElementsAre("198.18.16.2:3868/SCTP"));
+  EXPECT_THAT(warnings, IsEmpty());
 }
 
 }  // namespace
