@@ -1,10 +1,11 @@
-// The bounds on what the client buffers: ReflectorOptions::maxEventBytes (a watch event,
+// The bounds on what the client buffers: clientConnection.maxEventBytes (a watch event,
 // 16 MiB by default as in client-go) and the LIST response bound derived from it. Past
 // either, the client stops reading, counts a decode error and tries again; it never
 // buffers without limit.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "config/config.h"
 #include "tests/k8sclient/harness.h"
 
 namespace switchyard::k8s::apiserver::testing {
@@ -13,6 +14,43 @@ namespace {
 using ::testing::ElementsAre;
 
 constexpr const char* kServiceList = "GET /api/v1/services?limit=";
+
+TEST(MaxEventBytesConfig, DefaultsTo16MiBAndIsCheckedWithItsLine) {
+  struct Case {
+    const char* name;
+    std::string value;  // "" = the field is not set
+    uint64_t want;
+    std::string error;  // "" = valid
+  } cases[] = {
+      {"unset: client-go's bound", "", 16777216, ""},
+      {"the smallest", "2097152", 2097152, ""},
+      {"the largest", "1073741824", 1073741824, ""},
+      {"below etcd's object limit", "1048576", 0,
+       "cfg.yaml:4: clientConnection.maxEventBytes: must be between 2097152 and 1073741824, got 1048576"},
+      {"too large", "1073741825", 0,
+       "cfg.yaml:4: clientConnection.maxEventBytes: must be between 2097152 and 1073741824, got 1073741825"},
+      {"a quantity is not bytes", "16Mi", 0,
+       "cfg.yaml:4: clientConnection.maxEventBytes: must be a number, got \"16Mi\""},
+      {"not an integer", "4194304.5", 0,
+       "cfg.yaml:4: clientConnection.maxEventBytes: must be an integer, got 4194304.5"},
+      {"not a scalar", "[1]", 0, "cfg.yaml:4: clientConnection.maxEventBytes: must be a number"},
+  };
+  for (const auto& c : cases) {
+    std::string yaml = "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\n"
+                       "clientConnection:\n";
+    yaml += c.value.empty() ? "  qps: 5\n" : "  maxEventBytes: " + c.value + "\n";
+    config::Config cfg;
+    std::vector<std::string> errors;
+    bool ok = config::parseConfig(yaml, "cfg.yaml", cfg, errors);
+    if (c.error.empty()) {
+      EXPECT_TRUE(ok) << c.name << ": " << ::testing::PrintToString(errors);
+      EXPECT_EQ(cfg.clientConnection.maxEventBytes, c.want) << c.name;
+    } else {
+      EXPECT_FALSE(ok) << c.name;
+      EXPECT_THAT(errors, ElementsAre(c.error)) << c.name;
+    }
+  }
+}
 
 TEST(ReflectorOptions, ListBoundIs256MiBOr16LargestEvents) {
   EXPECT_EQ(ReflectorOptions{}.maxEventBytes, 16u << 20);
