@@ -324,6 +324,7 @@ class Daemon {
     options.nodeName = nodeName();
     options.qps = cfg_.clientConnection.qps;
     options.burst = cfg_.clientConnection.burst;
+    options.reflector.maxEventBytes = cfg_.clientConnection.maxEventBytes;
     // The source logs every problem itself (object and field, or the failed request).
     apiserver_ = std::make_unique<k8s::apiserver::ApiServerSource>(
         io_, std::move(connection), *tap_,

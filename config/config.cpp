@@ -344,6 +344,11 @@ bool parseConfig(const std::string& text, const std::string& name, Config& c,
          {"kubeconfig", [&](const YAML::Node& v, const std::string& vf) { p.str(v, vf, c.clientConnection.kubeconfig); }},
          {"qps", [&](const YAML::Node& v, const std::string& vf) { p.number(v, vf, c.clientConnection.qps, 0, 1e6); }},
          {"burst", [&](const YAML::Node& v, const std::string& vf) { p.number(v, vf, c.clientConnection.burst, 0, 1e6); }},
+         // From 2 MiB, above etcd's default object limit (1.5 MiB) and an event's wrapper,
+         // so no object the API server stores is refused; up to 1 GiB.
+         {"maxEventBytes", [&](const YAML::Node& v, const std::string& vf) {
+            p.number(v, vf, c.clientConnection.maxEventBytes, 2 << 20, 1 << 30);
+          }},
          {"contentType", [&](const YAML::Node& v, const std::string& vf) { std::string s; p.str(v, vf, s); }},
          {"acceptContentTypes", [&](const YAML::Node& v, const std::string& vf) { std::string s; p.str(v, vf, s); }},
        });

@@ -37,6 +37,9 @@ struct Config {
     std::string kubeconfig;  // "" = in-cluster
     double qps = 50;
     int burst = 100;
+    // The largest watch event accepted, in bytes (client-go's 16 MiB); LIST responses are
+    // bounded at max(256 MiB, 16 times this).
+    uint64_t maxEventBytes = 16u << 20;
   } clientConnection;
 
   struct Bpf {

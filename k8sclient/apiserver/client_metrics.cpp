@@ -25,7 +25,10 @@ ClientMetrics::ClientMetrics(prometheus::Registry& registry)
                   .Register(registry)),
       decodeErrors_(prometheus::BuildCounter()
                         .Name("switchyard_k8s_decode_errors_total")
-                        .Help("Objects or events from the API server skipped as malformed, by kind")
+                        .Help("What the API server sent that could not be decoded, by kind: objects "
+                              "and events skipped as malformed, watch streams ended by an event "
+                              "cut off, bytes that are not JSON or an event over "
+                              "maxEventBytes, and lists over their bound")
                         .Register(registry)),
       lastSync_(prometheus::BuildGauge()
                     .Name("switchyard_k8s_last_sync_timestamp_seconds")

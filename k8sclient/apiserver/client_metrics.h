@@ -23,6 +23,8 @@ class ClientMetrics {
   void countRelist(const std::string& kind);
   // A watch event by type (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR).
   void countEvent(const std::string& kind, const std::string& type);
+  // Something the server sent could not be decoded: a malformed object or event (skipped),
+  // a watch stream the framer refused (the watch restarts), a list over its bound.
   void countDecodeError(const std::string& kind);
   // The store of this kind matches the server as of now (a list completed, or an event).
   void setLastSync(const std::string& kind, double unixSeconds);

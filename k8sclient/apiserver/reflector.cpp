@@ -13,6 +13,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// A failed request's body is read for its Status message only.
+constexpr size_t kMaxFailureBody = 64u << 10;
+constexpr size_t kMinListBytes = 256u << 20;
+
 double secondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
@@ -44,13 +48,19 @@ const char* statusText(int status) {
 
 }  // namespace
 
+size_t maxListBytesFor(size_t maxEventBytes) {
+  return std::max(kMinListBytes, maxEventBytes * 16);
+}
+
 Reflector::Reflector(ApiClient& client, ResourceSpec spec, ObjectSink& sink,
                      ReflectorOptions options, std::function<void()> onListed,
                      std::function<void(const RequestProblem&)> problems)
     : client_(client), spec_(std::move(spec)), sink_(sink), options_(std::move(options)),
+      maxListBytes_(options_.maxListBytes ? options_.maxListBytes
+                                          : maxListBytesFor(options_.maxEventBytes)),
       onListed_(std::move(onListed)), problems_(std::move(problems)), timer_(client.io()),
       backoff_(options_.backoff, options_.random01),
-      relistBackoff_(options_.backoff, options_.random01) {
+      relistBackoff_(options_.backoff, options_.random01), framer_(options_.maxEventBytes) {
   random_ = options_.random01;
   if (!random_) {
     random_ = [gen = std::mt19937_64(std::random_device{}())]() mutable {
@@ -134,6 +144,11 @@ void Reflector::relistLater(const std::string& why) {
 void Reflector::watchProgressed() {
   backoff_.reset();
   relistBackoff_.reset();
+  undecodableWatches_ = 0;
+}
+
+void Reflector::keepFailureBody(std::string_view data) {
+  body_.append(data.substr(0, kMaxFailureBody - std::min(kMaxFailureBody, body_.size())));
 }
 
 std::string Reflector::target(bool watch, std::chrono::seconds timeout) const {
@@ -207,7 +222,16 @@ void Reflector::requestPage() {
     req.timeout = options_.listTimeout;
     conn_->get(req, ApiConnection::Handlers{
                         [this](int status) { status_ = status; },
-                        [this](std::string_view data) { body_.append(data); },
+                        [this](std::string_view data) {
+                          if (status_ != 200) {
+                            keepFailureBody(data);
+                          } else if (body_.size() + data.size() > maxListBytes_) {
+                            endListNow("the response is larger than " +
+                                       std::to_string(maxListBytes_) + " bytes");
+                          } else {
+                            body_.append(data);
+                          }
+                        },
                         [this](const HttpError& e) { onPageDone(e, secondsSince(requestStart_)); },
                     });
   });
@@ -249,10 +273,7 @@ void Reflector::onPageDone(const HttpError& error, double seconds) {
     }
   }
   if (!items) {
-    sink_.listAbort();
-    client_.metrics().countDecodeError(spec_.kind);
-    retryLater("LIST " + spec_.kind + ": the response is not a " + spec_.kind + "List",
-               &Reflector::startList);
+    listUndecodable("the response is not a " + spec_.kind + "List");
     return;
   }
   if (items->IsArray()) {
@@ -297,6 +318,24 @@ void Reflector::onPageDone(const HttpError& error, double seconds) {
   startWatch();
 }
 
+void Reflector::listUndecodable(const std::string& why) {
+  sink_.listAbort();
+  client_.metrics().countDecodeError(spec_.kind);
+  retryLater("LIST " + spec_.kind + ": " + why, &Reflector::startList);
+}
+
+// The body is not read to its end: the connection goes, and with it the bytes in flight.
+void Reflector::endListNow(const std::string& why) {
+  conn_->close();
+  std::string().swap(body_);
+  boost::asio::post(client_.io(), [alive = std::weak_ptr<bool>(alive_), this, why] {
+    if (alive.lock()) {
+      client_.metrics().observeRequest("LIST", "<error>", secondsSince(requestStart_));
+      listUndecodable(why);
+    }
+  });
+}
+
 // ---- WATCH ----
 
 // Every attempt of a watch starts here; restarts are counted where they are decided
@@ -318,6 +357,7 @@ void Reflector::startWatch() {
     watchEvents_ = 0;
     relistRequested_ = false;
     watchEnded_ = false;
+    watchUndecodable_ = false;
     watchError_.clear();
     ++watches_;
     requestStart_ = Clock::now();
@@ -335,13 +375,11 @@ void Reflector::startWatch() {
                         },
                         [this](std::string_view data) {
                           if (status_ != 200) {
-                            body_.append(data);
+                            keepFailureBody(data);
                             return;
                           }
                           if (!framer_.feed(data, [this](std::string_view f) { onWatchFrame(f); })) {
-                            client_.metrics().countDecodeError(spec_.kind);
-                            endWatchNow("watch " + spec_.kind + ": the stream is not JSON: " +
-                                        framer_.error());
+                            watchUndecodable();
                           }
                         },
                         [this](const HttpError& e) { onWatchDone(e, secondsSince(requestStart_)); },
@@ -362,6 +400,20 @@ void Reflector::endWatchNow(const std::string& why) {
       onWatchDone(HttpError{}, secondsSince(requestStart_));
     }
   });
+}
+
+void Reflector::watchUndecodable() {
+  if (watchEnded_) {
+    return;  // an ERROR event in the same read ended it first
+  }
+  client_.metrics().countDecodeError(spec_.kind);
+  watchUndecodable_ = true;
+  // client-go's StreamWatcher words it so.
+  std::string why = "unable to decode an event from the watch stream: " + framer_.error();
+  if (framer_.failure() == JsonFramer::Failure::TooLarge) {
+    why += " (clientConnection.maxEventBytes)";
+  }
+  endWatchNow(why);
 }
 
 void Reflector::onWatchFrame(std::string_view frame) {
@@ -451,6 +503,26 @@ void Reflector::onWatchDone(const HttpError& error, double seconds) {
   // The watch streamed and has ended: from here on it is one restart, however many
   // attempts the next WATCH takes.
   client_.metrics().countWatchRestart(spec_.kind);
+  if (watchUndecodable_) {
+    // Every event before the offending byte was decoded whole, so the resourceVersion of
+    // the last one is sound: watching again from it makes the server send what was cut
+    // off. Skipping to the next event boundary would lose that change, and relisting (what
+    // client-go's reflector does unless given MaxInternalErrorRetryDuration) costs a full
+    // LIST for a fault on the way; a version that expired meanwhile still gets its 410.
+    // At once the first time; streams that keep breaking before an event is decoded (a
+    // proxy mangling every watch) wait on the request backoff instead of spinning.
+    ++undecodableWatches_;
+    std::string why = "watch " + spec_.kind + ": " + watchError_;
+    if (undecodableWatches_ == 1) {
+      report(why + "; watching again from resourceVersion " + resourceVersion_);
+      post(&Reflector::startWatch);
+    } else {
+      retryLater(why + " (" + std::to_string(undecodableWatches_) +
+                     " watches in a row; resuming from resourceVersion " + resourceVersion_ + ")",
+                 &Reflector::startWatch);
+    }
+    return;
+  }
   if (!watchError_.empty() || error) {
     std::string why = !watchError_.empty() ? watchError_ : error.message;
     if (watchEvents_ > 0) {

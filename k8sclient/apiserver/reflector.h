@@ -7,13 +7,20 @@
 //     server timeout (timeoutSeconds) or dropped connection -> WATCH again from the last
 //       resourceVersion, no relist
 //     HTTP 410, or any ERROR event (410 Expired, 500, ...) -> LIST again (a relist)
+//     a stream that cannot be decoded (an event cut off mid-object, bytes that are not
+//       JSON, an event over maxEventBytes) -> a decode error, logged with the offset of the
+//       offending byte; the watch is dropped and WATCH again from the last event decoded,
+//       so the server sends the lost one again: at once, then, while streams keep breaking
+//       with no event decoded in between, after the request backoff
+//   a LIST response over maxListBytes -> a decode error, the LIST retried after the backoff
 //   request errors (refused, TLS, 401/403, 5xx) -> retry after exponential backoff with
 //     jitter; 429 (or 5xx) with Retry-After -> retry after what the server asked, bounded
 //
 // Two backoffs, both BackoffPolicy (exponential, jittered):
 //   request backoff: a LIST or WATCH that failed, a watch that broke or that the server
 //     ended within shortWatch without delivering anything ("very short watch", as
-//     client-go). Reset by a completed list and by a watch that made progress.
+//     client-go), a second undecodable stream in a row. Reset by a completed list and by a
+//     watch that made progress.
 //   relist backoff: every relist waits on it, so a server answering 410 or ERROR again and
 //     again gets fewer and fewer LISTs instead of a tight LIST->WATCH->410 loop. Reset only
 //     by a watch that made progress (an event, or a normal end after shortWatch or more).
@@ -40,8 +47,22 @@ struct ResourceSpec {
   std::string fieldSelector;  // "" = none
 };
 
+// The bound of a LIST response when ReflectorOptions::maxListBytes is 0: 256 MiB, or 16
+// events of the largest size when maxEventBytes is raised past 16 MiB. A bound against a
+// body that never ends rather than a memory budget: pages of 500 objects are a few MiB,
+// and it leaves room for the one unpaginated list that follows an expired continue token
+// (every Service or EndpointSlice of a large cluster).
+size_t maxListBytesFor(size_t maxEventBytes);
+
 struct ReflectorOptions {
   size_t pageSize = 500;  // LIST limit, as client-go's pager
+  // The largest watch event (clientConnection.maxEventBytes): a larger one is a decode
+  // error that ends the watch, never unbounded buffering. client-go's streaming decoder
+  // has the same default.
+  size_t maxEventBytes = JsonFramer::kDefaultMaxFrame;
+  // The largest LIST response body; 0 = maxListBytesFor(maxEventBytes). A larger one is a
+  // decode error, retried after the request backoff.
+  size_t maxListBytes = 0;
   // Each watch asks the server to end it after a random time in [min, 2*min), as client-go
   // does, so that many clients do not all reconnect at once.
   std::chrono::seconds minWatchTimeout{300};
@@ -90,6 +111,13 @@ class Reflector {
   void onWatchFrame(std::string_view frame);
   void onWatchDone(const HttpError& error, double seconds);
   void endWatchNow(const std::string& why);
+  // The framer refused the stream: counted, and the watch ends at once.
+  void watchUndecodable();
+  // Drops a list whose body grew past maxListBytes and fails it as undecodable.
+  void endListNow(const std::string& why);
+  void listUndecodable(const std::string& why);
+  // A failed request's body, kept for describeFailure() up to a bound.
+  void keepFailureBody(std::string_view data);
   // A relist is decided: counted once, then LIST after the relist backoff.
   void relistLater(const std::string& why);
   // Another attempt of a failed request after the request backoff, or after the
@@ -107,6 +135,7 @@ class Reflector {
   ResourceSpec spec_;
   ObjectSink& sink_;
   ReflectorOptions options_;
+  size_t maxListBytes_;
   std::function<void()> onListed_;
   std::function<void(const RequestProblem&)> problems_;
   std::unique_ptr<ApiConnection> conn_;
@@ -127,6 +156,10 @@ class Reflector {
   bool fullList_ = false;  // this list goes unpaginated (its continue token expired)
   bool relistRequested_ = false;
   bool watchEnded_ = false;
+  bool watchUndecodable_ = false;  // this watch ended on bytes the framer refused
+  // Watches in a row that ended undecodable with no event decoded since: the first is
+  // resumed at once, the next ones after the request backoff. Reset by progress.
+  size_t undecodableWatches_ = 0;
   std::string watchError_;
   std::chrono::steady_clock::time_point requestStart_;
   size_t lists_ = 0;

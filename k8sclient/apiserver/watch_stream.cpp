@@ -4,63 +4,6 @@
 
 namespace switchyard::k8s::apiserver {
 
-void JsonFramer::reset() {
-  buf_.clear();
-  depth_ = 0;
-  inString_ = false;
-  escape_ = false;
-  error_.clear();
-}
-
-bool JsonFramer::feed(std::string_view data,
-                      const std::function<void(std::string_view)>& onFrame) {
-  if (!error_.empty()) {
-    return false;
-  }
-  for (char c : data) {
-    if (depth_ == 0) {
-      // Between values: whitespace separates events; anything else must open one.
-      if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
-        continue;
-      }
-      if (c != '{' && c != '[') {
-        error_ = std::string("unexpected character '") + c + "' between watch events";
-        return false;
-      }
-      buf_.clear();
-      buf_.push_back(c);
-      depth_ = 1;
-      continue;
-    }
-    buf_.push_back(c);
-    if (buf_.size() > maxFrame_) {
-      error_ = "watch event larger than " + std::to_string(maxFrame_) + " bytes";
-      return false;
-    }
-    if (inString_) {
-      if (escape_) {
-        escape_ = false;
-      } else if (c == '\\') {
-        escape_ = true;
-      } else if (c == '"') {
-        inString_ = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      inString_ = true;
-    } else if (c == '{' || c == '[') {
-      ++depth_;
-    } else if (c == '}' || c == ']') {
-      if (--depth_ == 0) {
-        onFrame(buf_);
-        buf_.clear();
-      }
-    }
-  }
-  return true;
-}
-
 const char* watchEventTypeName(WatchEventType t) {
   switch (t) {
     case WatchEventType::Added: return "ADDED";

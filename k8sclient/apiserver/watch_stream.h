@@ -1,39 +1,16 @@
-// The body of a watch response: a stream of JSON objects, one per event
-// ({"type":"ADDED","object":{...}}), newline-separated by the API server. TCP and HTTP
-// chunking cut it anywhere, so the framer reassembles whole values across reads and
-// splits several out of one read. Pure code (no I/O): the fuzz target drives it directly.
+// The events of a watch response ({"type":"ADDED","object":{...}}), once JsonFramer
+// (json_framer.h) has cut them out of the stream, and the other small JSON readers of the
+// client. Pure code (no I/O): the fuzz target drives it directly.
 #pragma once
 
 #include <rapidjson/document.h>
 
-#include <functional>
 #include <string>
 #include <string_view>
 
+#include "k8sclient/apiserver/json_framer.h"
+
 namespace switchyard::k8s::apiserver {
-
-class JsonFramer {
- public:
-  // A frame bigger than maxFrame is an error: a bounded buffer against a broken stream.
-  explicit JsonFramer(size_t maxFrame = 64u << 20) : maxFrame_(maxFrame) {}
-
-  // Appends data and calls onFrame with each top-level object or array completed by it,
-  // in order. Returns false (and sets error()) when the stream cannot be JSON values: a
-  // stray character between values or an oversized frame. The stream is then unusable.
-  bool feed(std::string_view data, const std::function<void(std::string_view)>& onFrame);
-
-  size_t buffered() const { return buf_.size(); }
-  const std::string& error() const { return error_; }
-  void reset();
-
- private:
-  size_t maxFrame_;
-  std::string buf_;   // bytes of the value being assembled (from its first byte)
-  int depth_ = 0;     // nesting depth; 0 = between values
-  bool inString_ = false;
-  bool escape_ = false;
-  std::string error_;
-};
 
 enum class WatchEventType { Added, Modified, Deleted, Bookmark, Error };
 

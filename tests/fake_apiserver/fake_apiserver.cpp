@@ -37,6 +37,11 @@ std::string chunk(const std::string& data) {
 
 const std::string kLastChunk = "0\r\n\r\n";
 
+// An endless event: this head, then kEndlessFiller again and again, in chunks of it.
+const std::string kEndlessHead =
+    R"({"type":"ADDED","object":{"kind":"Service","apiVersion":"v1","metadata":{"name":")";
+const std::string kEndlessFiller(64 * 1024, 'x');
+
 const std::string kWatchHead =
     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-cache, "
     "private\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -121,6 +126,11 @@ class SessionBase : public std::enable_shared_from_this<SessionBase> {
  public:
   virtual ~SessionBase() = default;
   virtual void send(std::string bytes) = 0;
+  // After what is queued, writes `filler` again and again, each write as the last one
+  // completes (so no more than one is queued), until the connection closes. wrote() is
+  // called with the bytes of each completed write, ended() once, when it closes.
+  virtual void sendEndless(std::string filler, std::function<void(size_t)> wrote,
+                           std::function<void()> ended) = 0;
   virtual void abort() = 0;
   virtual void watchEnded() = 0;
 };
@@ -154,6 +164,8 @@ struct FakeApiServer::Impl {
   bool hold = false;
   WatchChunker chunker;
   size_t eventIndex = 0;
+  std::map<std::string, size_t> truncateNext;  // kind -> bytes of its next event kept
+  EndlessEventStats endless;
   std::string token;
   std::vector<InjectedFailure> failures;
   std::mutex logMutex;
@@ -179,10 +191,17 @@ struct FakeApiServer::Impl {
 
   // ---- watches ----
 
-  void deliver(Watcher& w, const std::string& line) {
+  void deliver(Watcher& w, const std::string& whole) {
     auto s = w.session.lock();
     if (!s || w.ended) {
       return;
+    }
+    std::string line = whole;
+    if (auto t = truncateNext.find(w.resource->kind); t != truncateNext.end()) {
+      // Never the whole line: at least its newline is lost.
+      size_t keep = t->second == 0 ? line.size() / 2 : std::min(t->second, line.size() - 1);
+      line.resize(keep);
+      truncateNext.erase(t);
     }
     if (hold) {
       w.held += line;
@@ -283,6 +302,9 @@ struct FakeApiServer::Impl {
     if (f.kind == InjectedFailure::Kind::WatchError) {
       session->send(chunk(watchEventJson("ERROR", status)));
     }
+    if (f.kind == InjectedFailure::Kind::RawWatch && !f.body.empty()) {
+      session->send(chunk(f.body));
+    }
     session->send(kLastChunk);
     Reply sent{200, "", ""};
     sent.sent = true;
@@ -365,13 +387,27 @@ struct FakeApiServer::Impl {
       }
     }
     if (seg.size() >= 2 && seg[0] == "fake" && req.method() == http::verb::post) {
-      return control(seg[1], req.body());
+      return control(seg[1], req.body(), t);
     }
     return resource(session, req, t);
   }
 
-  Reply control(const std::string& what, const std::string& body) {
-    if (what == "expire") {
+  Reply control(const std::string& what, const std::string& body, const Target& t) {
+    auto q = [&](const char* k) {
+      auto it = t.query.find(k);
+      return it == t.query.end() ? std::string() : it->second;
+    };
+    if (what == "truncate") {
+      const std::string keep = q("keep");
+      if (keep.find_first_not_of("0123456789") != std::string::npos || keep.size() > 9) {
+        return {400, statusJson(400, "BadRequest", "keep: must be a number of bytes")};
+      }
+      truncateNext[q("kind")] = keep.empty() ? 0 : std::stoul(keep);
+    } else if (what == "raw") {
+      return {200, R"({"watches":)" + std::to_string(rawBytes(q("kind"), body)) + "}"};
+    } else if (what == "endless") {
+      return {200, R"({"watches":)" + std::to_string(startEndless(q("kind"))) + "}"};
+    } else if (what == "expire") {
       expire();
     } else if (what == "drop") {
       drop();
@@ -559,6 +595,35 @@ struct FakeApiServer::Impl {
     }
   }
 
+  size_t rawBytes(const std::string& kind, const std::string& bytes) {
+    size_t n = 0;
+    for (auto& w : watchers) {
+      auto s = w->session.lock();
+      if (s && !w->ended && (kind.empty() || w->resource->kind == kind)) {
+        s->send(chunk(bytes));
+        ++n;
+      }
+    }
+    return n;
+  }
+
+  size_t startEndless(const std::string& kind) {
+    size_t n = 0;
+    for (auto& w : std::vector<std::shared_ptr<Watcher>>(watchers)) {
+      auto s = w->session.lock();
+      if (!s || w->ended || (!kind.empty() && w->resource->kind != kind)) {
+        continue;
+      }
+      forget(w);  // no other event, no timeout: the endless event is all it gets
+      ++endless.streams;
+      ++n;
+      s->send(chunk(kEndlessHead));
+      s->sendEndless(chunk(kEndlessFiller), [this](size_t bytes) { endless.bytes += bytes; },
+                     [this] { ++endless.ended; });
+    }
+    return n;
+  }
+
   void drop() {
     for (auto& w : std::vector<std::shared_ptr<Watcher>>(watchers)) {
       auto s = w->session.lock();
@@ -616,6 +681,20 @@ class Session : public SessionBase {
     }
   }
 
+  void sendEndless(std::string filler, std::function<void(size_t)> wrote,
+                   std::function<void()> ended) override {
+    if (closed_) {
+      ended();
+      return;
+    }
+    endlessFiller_ = std::move(filler);
+    endlessWrote_ = std::move(wrote);
+    endlessEnded_ = std::move(ended);
+    if (!writing_) {
+      writeNext();
+    }
+  }
+
   void abort() override { close(); }
 
   void watchEnded() override { watching_ = false; }
@@ -633,6 +712,11 @@ class Session : public SessionBase {
     }
     closed_ = true;
     server_.stopWatchOf(shared_from_this());
+    if (endlessEnded_) {
+      auto ended = std::move(endlessEnded_);
+      endlessEnded_ = nullptr;
+      ended();
+    }
     beast::error_code ignored;
     lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
     lowest().close();
@@ -676,6 +760,9 @@ class Session : public SessionBase {
   }
 
   void writeNext() {
+    if (outbox_.empty() && !endlessFiller_.empty() && !closed_) {
+      outbox_.push_back(endlessFiller_);
+    }
     if (outbox_.empty()) {
       writing_ = false;
       if (closeAfterWrite_) {
@@ -689,6 +776,9 @@ class Session : public SessionBase {
                        if (ec) {
                          self->close();
                          return;
+                       }
+                       if (self->endlessWrote_) {
+                         self->endlessWrote_(self->outbox_.front().size());
                        }
                        self->outbox_.pop_front();
                        self->writeNext();
@@ -705,6 +795,9 @@ class Session : public SessionBase {
   bool closed_ = false;
   bool watching_ = false;
   bool clientCertOk_ = false;
+  std::string endlessFiller_;  // non-empty: written again whenever the outbox is empty
+  std::function<void(size_t)> endlessWrote_;
+  std::function<void()> endlessEnded_;
 };
 
 }  // namespace
@@ -869,6 +962,22 @@ void FakeApiServer::setToken(const std::string& token) {
 void FakeApiServer::sendWatchError(int code, const std::string& reason,
                                    const std::string& message) {
   impl_->runSync([&] { impl_->watchError(code, reason, message); });
+}
+
+void FakeApiServer::truncateNextWatchEvent(const std::string& kind, size_t keep) {
+  impl_->runSync([&] { impl_->truncateNext[kind] = keep; });
+}
+
+size_t FakeApiServer::injectRawWatchBytes(const std::string& kind, const std::string& bytes) {
+  return impl_->runSync([&] { return impl_->rawBytes(kind, bytes); });
+}
+
+size_t FakeApiServer::streamEndlessWatchEvent(const std::string& kind) {
+  return impl_->runSync([&] { return impl_->startEndless(kind); });
+}
+
+EndlessEventStats FakeApiServer::endlessEventStats() {
+  return impl_->runSync([&] { return impl_->endless; });
 }
 
 void FakeApiServer::injectFailure(InjectedFailure failure) {

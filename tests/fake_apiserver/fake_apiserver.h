@@ -8,10 +8,13 @@
 //   auth        Authorization: Bearer <token>, or a client certificate from clientCaPem;
 //               401 otherwise
 // and a control API for tests: change objects while watches run, expire or drop watches,
-// send bookmarks or ERROR events, cut events into chunks at chosen places, answer chosen
-// requests with a failure, and a request log with the time of each request. The same control exists over
-// HTTP under /fake/ for scripts (POST /fake/expire, /fake/drop, /fake/bookmark,
-// /fake/compact, /fake/apply with a JSON object or List as the body).
+// send bookmarks or ERROR events, cut events into chunks at chosen places, cut an event off
+// mid-object, write raw bytes or an endless event into open watches, answer chosen
+// requests with a failure, and a request log with the time of each request. The same
+// control exists over HTTP under /fake/ for scripts (POST /fake/expire, /fake/drop,
+// /fake/bookmark, /fake/compact, /fake/apply with a JSON object or List as the body,
+// /fake/truncate?kind=K[&keep=N], /fake/raw?kind=K with the bytes as the body,
+// /fake/endless?kind=K).
 #pragma once
 
 #include <chrono>
@@ -45,6 +48,7 @@ struct InjectedFailure {
     HttpStatus,  // an HTTP response with this code and a Status body
     WatchError,  // a 200 watch stream with one ERROR event carrying this code, then its end
     EmptyWatch,  // a 200 watch stream that ends at once, without a single event
+    RawWatch,    // a 200 watch stream carrying `body` as it is, then its end
   };
   std::string prefix;  // e.g. "GET /api/v1/services?allowWatchBookmarks"
   Kind kind = Kind::HttpStatus;
@@ -52,6 +56,14 @@ struct InjectedFailure {
   std::string reason = "InternalError";
   int times = 1;              // -1: every matching request until clearInjectedFailures()
   int retryAfterSeconds = 0;  // HttpStatus: send Retry-After when > 0
+  std::string body;           // RawWatch: the bytes of the stream
+};
+
+// The endless events written so far (streamEndlessWatchEvent).
+struct EndlessEventStats {
+  size_t streams = 0;  // started
+  size_t ended = 0;    // ended: the client closed the connection, or the server stopped
+  uint64_t bytes = 0;  // written to the sockets, chunk framing included
 };
 
 // One line of the request log and when the server read the request.
@@ -104,6 +116,18 @@ class FakeApiServer {
   // Sends every open watch an ERROR event with this Status, then ends it, as the API
   // server does when a watch fails on its side (code 500, or 410 without compaction).
   void sendWatchError(int code, const std::string& reason, const std::string& message);
+  // The next watch event of this kind ("Service"), on whichever watch it goes to first, is
+  // cut off after `keep` bytes (0: half of it), as by a faulty proxy: the rest, its newline
+  // included, is never sent, and the events after it follow as usual.
+  void truncateNextWatchEvent(const std::string& kind, size_t keep = 0);
+  // Writes bytes, as one chunk, into every open watch of this kind ("" = every watch).
+  // Returns how many watches got them.
+  size_t injectRawWatchBytes(const std::string& kind, const std::string& bytes);
+  // Starts in every open watch of this kind an event that never ends: an object whose
+  // string value goes on and on, written as fast as the client reads, until the client
+  // closes the connection. The watch gets nothing else. Returns how many watches.
+  size_t streamEndlessWatchEvent(const std::string& kind);
+  EndlessEventStats endlessEventStats();
   // Failures are checked in the order injected; the first that matches answers.
   void injectFailure(InjectedFailure failure);
   void clearInjectedFailures();

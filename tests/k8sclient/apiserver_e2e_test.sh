@@ -2,7 +2,8 @@
 # tests/k8sclient/apiserver_e2e_test.sh: the daemon with source: apiserver, against
 # sy-fake-apiserver over HTTPS, programs the same ClusterIP dataplane as the manifest
 # source from the same objects, and follows changes made with kubectl while its watches
-# run, through a dropped connection and an expired (410) watch. Real traffic through the
+# run, through a dropped connection, an expired (410) watch and a watch event cut off
+# mid-object (resumed at once from the last event decoded). Real traffic through the
 # maps, in the namespaces of tests/e2e/lib.sh. Needs root (exits 77 without it), kubectl,
 # and SY_BUILD_DIR (switchyard, sy-testpeer, sy-fake-apiserver).
 set -euo pipefail
@@ -54,6 +55,7 @@ fake_control() {
     -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:6443/fake/$1" >/dev/null ||
     sy_fail "POST /fake/$1 failed"
 }
+both() { echo "($1) and ($2)"; }
 k apply -f "$MANIFEST_DIR" >/dev/null || sy_fail "kubectl apply of the manifests failed"
 
 # 3. The daemon, told where the API server is by --kubeconfig (the config names no source).
@@ -117,4 +119,30 @@ for kind in Service EndpointSlice; do
   python3 -c "import sys; sys.exit(0 if float('$last_sync') > 0 else 1)" ||
     sy_fail "expected switchyard_k8s_last_sync_timestamp_seconds{kind=\"$kind\"} to be set, got $last_sync"
 done
+
+# 7. The next EndpointSlice event is cut off after 100 bytes, as by a faulty proxy, and
+#    another change follows: the daemon counts a decode error, logs the kind and the
+#    offset, and watches again from the last event it decoded, so both changes (the cut
+#    one sent again) reach the maps within 1 s of the second; no relist.
+decode_errors=$(metric 'switchyard_k8s_decode_errors_total{kind="EndpointSlice"}')
+relists=$(metric 'switchyard_k8s_relists_total{kind="EndpointSlice"}')
+fake_control "truncate?kind=EndpointSlice&keep=100"
+sy_write_slice "$MANIFEST_DIR" dns-def34 dns 5353 UDP "${POD_IPS[@]}"
+k apply -f "$MANIFEST_DIR/slice-dns-def34.yaml" >/dev/null
+sy_write_slice "$MANIFEST_DIR" web-abc12 web 8080 TCP "${POD_IPS[0]}" "${POD_IPS[1]}"
+k apply -f "$MANIFEST_DIR/slice-web-abc12.yaml" >/dev/null
+sy_wait_for "dns at 3 backends (the cut event) and web at 2 (the change after it)" 1 \
+  sy_status_check "$(both "$(sy_svc_has "$DNS_VIP" "$DNS_PORT" UDP 3)" "$(sy_svc_has "$WEB_VIP" "$WEB_PORT" TCP 2)")" ||
+  sy_fail "expected both changes in the maps within 1 s of the second; status: $(sy_status_json)"
+after=$(metric 'switchyard_k8s_decode_errors_total{kind="EndpointSlice"}')
+((after == decode_errors + 1)) ||
+  sy_fail "expected one EndpointSlice decode error for the cut event, got $decode_errors -> $after"
+after=$(metric 'switchyard_k8s_relists_total{kind="EndpointSlice"}')
+((after == relists)) || sy_fail "expected the watch resumed without a relist, got $relists -> $after relists"
+grep -E 'watch EndpointSlice: unable to decode an event from the watch stream: at offset [0-9]+' \
+  "$DAEMON_LOG" >/dev/null ||
+  sy_fail "expected a warning naming EndpointSlice and the offset in $DAEMON_LOG: $(tail -5 "$DAEMON_LOG")"
+sy_log "ok: a cut watch event resumed at once: $(grep -o 'watch EndpointSlice: unable to decode.*' "$DAEMON_LOG" | tail -1)"
+sy_expect_probe "20 connections to reach pod1 and pod2" \
+  "d['ok'] == 20 and sorted(d['backends']) == ['pod1', 'pod2']" --proto tcp --target "$WEB_VIP:$WEB_PORT" --count 20
 sy_log "PASS"
