@@ -169,6 +169,7 @@ struct sy_ct_key {
                                     * with a FIB lookup and redirect, not through the stack
                                     * (which drops packets arriving with a local source) */
 #define SY_CT_F_EXTERNAL (1u << 3) /* the flow came from outside the cluster */
+#define SY_CT_F_REPLY_REDIRECT (1u << 4) /* forward entries: the reply entry redirects */
 
 struct sy_ct_entry {
 	__u64 last_seen_ns;     /* bpf_ktime_get_ns() of the last stamp, CLOCK_MONOTONIC */
@@ -288,7 +289,8 @@ enum sy_reason {
 	SY_REASON_TC_REJECT_FAILED = 19, /* tc: dropped, a reset or ICMP answer could not be built */
 	SY_REASON_TC_PASS_HEADERS = 20,  /* tc: passed untouched, source-routed or a header chain
 	                                  * too long to walk */
-	SY_REASON_MAX = 21,
+	SY_REASON_TC_ICMP_REVNAT = 21,   /* tc: an ICMP error about a translated flow translated */
+	SY_REASON_MAX = 22,
 };
 #define SY_REASON_SLOTS 64
 

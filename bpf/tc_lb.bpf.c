@@ -43,7 +43,12 @@
 /* ICMP numbers (linux/icmp.h and icmpv6.h pull in libc headers). */
 #define ICMP_DEST_UNREACH 3
 #define ICMP_PORT_UNREACH 3
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
 #define ICMPV6_DEST_UNREACH 1
+#define ICMPV6_PKT_TOOBIG 2
+#define ICMPV6_TIME_EXCEED 3
+#define ICMPV6_PARAMPROB 4
 #define ICMPV6_PORT_UNREACH 4
 #ifndef IPPROTO_ICMPV6
 #define IPPROTO_ICMPV6 58
@@ -756,6 +761,9 @@ static __always_inline void ct_reply_of(struct sy_ct_entry *r, const struct sy_c
 {
 	*r = *fwd;
 	r->dir = SY_CT_REPLY;
+	r->flags &= ~(SY_CT_F_REDIRECT | SY_CT_F_REPLY_REDIRECT);
+	if (fwd->flags & SY_CT_F_REPLY_REDIRECT)
+		r->flags |= SY_CT_F_REDIRECT;
 	r->nat_addr = fk->daddr;
 	r->nat_port = fk->dport;
 	if (fwd->flags & SY_CT_F_SNAT) {
@@ -941,6 +949,152 @@ __noinline int ct_forward(struct __sk_buff *skb, struct pkt *p, struct sy_ct_key
 		}
 	}
 	return ct_apply_forward(skb, p, e, SY_REASON_TC_DNAT_CT);
+}
+
+
+/* ---- ICMP errors about translated flows ---- */
+
+/* Rewrites one address of a header inside or outside an ICMP error, fixing what covers it.
+ * IPv4: the header checksum at l3csum (the quoted header's own, or the outer one); the ICMP
+ * checksum does not move, since the quoted header's checksum moves by the opposite amount.
+ * IPv6: the ICMPv6 checksum at icmpcsum, through its pseudo-header for the outer addresses
+ * (pseudo). */
+static __always_inline int icmp_store_addr(struct __sk_buff *skb, __u32 off, const union sy_addr *old,
+					   const union sy_addr *new, int v6, __u32 l3csum, __u32 icmpcsum,
+					   int pseudo)
+{
+	if (sy_addr_eq(old, new))
+		return 0;
+	if (v6) {
+		__s64 diff = bpf_csum_diff((__be32 *)old->w, 16, (__be32 *)new->w, 16, 0);
+
+		if (diff < 0 || bpf_l4_csum_replace(skb, icmpcsum, 0, diff, pseudo ? BPF_F_PSEUDO_HDR : 0) < 0)
+			return -1;
+		return bpf_skb_store_bytes(skb, off, new->b, 16, 0);
+	}
+	if (bpf_l3_csum_replace(skb, l3csum, old->w[3], new->w[3], 4) < 0)
+		return -1;
+	return bpf_skb_store_bytes(skb, off, &new->w[3], 4, 0);
+}
+
+static __always_inline int icmp_store_port(struct __sk_buff *skb, __u32 off, __be16 old, __be16 new,
+					   __u32 icmpcsum)
+{
+	if (old == new)
+		return 0;
+	if (bpf_l4_csum_replace(skb, icmpcsum, old, new, 2) < 0)
+		return -1;
+	return bpf_skb_store_bytes(skb, off, &new, 2, 0);
+}
+
+/* An ICMP error (destination or port unreachable, fragmentation needed / packet too big,
+ * time exceeded, parameter problem) quoting a packet of a translated flow: the quoted
+ * packet and the error's own addresses are translated as the flow's packets are, so the
+ * client sees an error about its connection to the frontend (and a backend one about its
+ * connection to the client). The flow's entry is found with the quoted tuple reversed:
+ *  - a reply entry: the error is about a forward packet (the backend or a router on its way
+ *    answered): the quoted destination becomes the frontend again, the error's source too
+ *    when the backend sent it, and with SNAT the client's address comes back;
+ *  - a forward entry: the error is about a reply (the client's side answered): the quoted
+ *    source becomes the backend, the error goes to the backend. */
+__noinline int icmp_error(struct __sk_buff *skb, struct pkt *p)
+{
+	struct sy_ct_key k;
+	struct sy_ct_entry *ct;
+	union sy_addr isrc = {}, idst = {}, nsrc, ndst, osrc, odst;
+	__be16 isport, idport, nsport, ndport;
+	__u32 inner, iaddr, il4, icmpcsum, l3csum, il3csum = 0;
+	__u8 hdr[8], iproto, flags;
+	int v6, reply;
+
+	if (!p)
+		return TC_ACT_OK; /* global function: the verifier checks it alone, NULL included */
+	v6 = p->v6;
+	if (bpf_skb_load_bytes(skb, p->l4_off, hdr, sizeof(hdr)) < 0)
+		return TC_ACT_OK;
+	if (v6 ? (hdr[0] < ICMPV6_DEST_UNREACH || hdr[0] > ICMPV6_PARAMPROB)
+	       : (hdr[0] != ICMP_DEST_UNREACH && hdr[0] != ICMP_TIME_EXCEEDED && hdr[0] != ICMP_PARAMETERPROB))
+		return TC_ACT_OK; /* not an error (echo, neighbour discovery, ...) */
+	icmpcsum = p->l4_off + 2;
+	inner = p->l4_off + 8;
+	if (v6) {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, inner, &ip6, sizeof(ip6)) < 0)
+			return TC_ACT_OK;
+		iproto = ip6.nexthdr;
+		__builtin_memcpy(isrc.b, &ip6.saddr, 16);
+		__builtin_memcpy(idst.b, &ip6.daddr, 16);
+		iaddr = inner + offsetof(struct ipv6hdr, saddr);
+		il4 = inner + sizeof(ip6);
+	} else {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, inner, &ip, sizeof(ip)) < 0 || ip.ihl < 5)
+			return TC_ACT_OK;
+		iproto = ip.protocol;
+		sy_addr_from_v4(&isrc, ip.saddr);
+		sy_addr_from_v4(&idst, ip.daddr);
+		iaddr = inner + offsetof(struct iphdr, saddr);
+		il3csum = inner + offsetof(struct iphdr, check);
+		il4 = inner + ip.ihl * 4;
+	}
+	if (iproto != IPPROTO_TCP && iproto != IPPROTO_UDP && iproto != IPPROTO_SCTP)
+		return TC_ACT_OK;
+	if (bpf_skb_load_bytes(skb, il4, &isport, 2) < 0 || bpf_skb_load_bytes(skb, il4 + 2, &idport, 2) < 0)
+		return TC_ACT_OK;
+	ct_key(&k, &idst, &isrc, idport, isport, iproto);
+	ct = bpf_map_lookup_elem(&SY_MAP_CT, &k);
+	if (!ct)
+		return TC_ACT_OK; /* not about a flow we translated */
+	reply = ct->dir == SY_CT_REPLY;
+	flags = ct->flags;
+	nsrc = isrc;
+	ndst = idst;
+	nsport = isport;
+	ndport = idport;
+	osrc = p->saddr;
+	odst = p->daddr;
+	if (reply) {
+		ndst = ct->nat_addr;
+		ndport = ct->nat_port;
+		if (sy_addr_eq(&p->saddr, &idst))
+			osrc = ct->nat_addr; /* the backend itself answered */
+		if (flags & SY_CT_F_SNAT) {
+			nsrc = ct->nat2_addr;
+			nsport = ct->nat2_port;
+			odst = ct->nat2_addr;
+		}
+	} else {
+		nsrc = ct->nat_addr;
+		nsport = ct->nat_port;
+		odst = ct->nat_addr;
+		if (flags & SY_CT_F_SNAT) {
+			ndst = ct->nat2_addr;
+			ndport = ct->nat2_port;
+			if (sy_addr_eq(&p->saddr, &idst))
+				osrc = ct->nat2_addr;
+		}
+	}
+	l3csum = v6 ? 0 : p->l3_off + offsetof(struct iphdr, check);
+	if (icmp_store_addr(skb, iaddr, &isrc, &nsrc, v6, il3csum, icmpcsum, 0) < 0 ||
+	    icmp_store_addr(skb, iaddr + (v6 ? 16 : 4), &idst, &ndst, v6, il3csum, icmpcsum, 0) < 0 ||
+	    icmp_store_port(skb, il4, isport, nsport, icmpcsum) < 0 ||
+	    icmp_store_port(skb, il4 + 2, idport, ndport, icmpcsum) < 0 ||
+	    icmp_store_addr(skb, p->l3_off + (v6 ? offsetof(struct ipv6hdr, saddr) : offsetof(struct iphdr, saddr)),
+			    &p->saddr, &osrc, v6, l3csum, icmpcsum, 1) < 0 ||
+	    icmp_store_addr(skb, p->l3_off + (v6 ? offsetof(struct ipv6hdr, daddr) : offsetof(struct iphdr, daddr)),
+			    &p->daddr, &odst, v6, l3csum, icmpcsum, 1) < 0) {
+		sy_count(SY_REASON_TC_CSUM_ERROR, skb->len);
+		return TC_ACT_SHOT;
+	}
+	sy_count(SY_REASON_TC_ICMP_REVNAT, skb->len);
+	if (flags & SY_CT_F_REDIRECT) {
+		p->saddr = osrc;
+		p->daddr = odst;
+		return fib_redirect(skb, p);
+	}
+	return TC_ACT_OK;
 }
 
 /* ---- new flows ---- */
@@ -1159,10 +1313,10 @@ __noinline int new_flow(struct __sk_buff *skb, const struct pkt *p,
 			sy_count(SY_REASON_TC_FIB_FAILED, skb->len);
 			return TC_ACT_SHOT;
 		}
-		fwd->flags |= SY_CT_F_REDIRECT;
+		fwd->flags |= SY_CT_F_REDIRECT | SY_CT_F_REPLY_REDIRECT;
 	} else if (bpf_map_lookup_elem(&SY_MAP_NODE_ADDRS, &p->daddr)) {
 		/* The reply's new source will be this node's address (NodePort). */
-		fwd->flags |= SY_CT_F_REDIRECT;
+		fwd->flags |= SY_CT_F_REPLY_REDIRECT;
 	}
 	mine = ct_reserve_reply(p, fwd, fk, snat, &snat_addr);
 	if (mine == -2) {
@@ -1201,7 +1355,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 role, __u32 l3_of
 	if (parse(skb, l3_off, &p) != PARSE_L4)
 		return TC_ACT_OK;
 	if (p.proto == IPPROTO_ICMP || p.proto == IPPROTO_ICMPV6)
-		return TC_ACT_OK; /* ICMP errors about translated flows: see icmp below */
+		return p.frag ? TC_ACT_OK : icmp_error(skb, &p);
 	if (p.frag) {
 		/* Fragments are not translated yet: pass them untouched, and count the first one
 		 * of a datagram to a frontend (later ones carry no port to match). */
