@@ -32,6 +32,9 @@ std::string describe(const lb::MapOp& op) {
     case K::DeleteSlot: return op.frontend.str() + " slot " + std::to_string(op.slot);
     case K::PutSourceRange:
     case K::DeleteSourceRange: return "rev NAT " + std::to_string(op.id) + " source range " + op.range.str();
+    case K::MoveAffinity:
+      return "rev NAT " + std::to_string(op.id) + " affinity slot " + std::to_string(op.slot) + " -> " +
+             std::to_string(op.value.count);
   }
   return "?";
 }
@@ -254,6 +257,9 @@ void MapWriter::applyRun(std::span<lb::MapOp> run) {
       remove(Target{fds_.srcRanges, kPinSrcRanges, "delete"}, run, keys.data());
       break;
     }
+    case K::MoveAffinity:
+      moveAffinity(run);
+      break;
   }
 }
 
@@ -323,6 +329,30 @@ void forEachEntry(int fd, F&& f) {
 }
 
 }  // namespace
+
+// One walk of the affinity map for a run of moves: each entry of a moved backend in its old
+// slot gets the new slot (BPF_EXIST: an entry that expired meanwhile stays gone).
+void MapWriter::moveAffinity(std::span<lb::MapOp> run) {
+  std::map<std::pair<uint32_t, uint16_t>, std::pair<uint32_t, uint16_t>> moves;  // (revnat, from) -> (backend, to)
+  for (lb::MapOp& op : run) {
+    moves[{op.id, op.slot}] = {op.value.backendId, op.value.count};
+    op.result = 0;
+  }
+  if (fds_.affinity < 0) {
+    return;
+  }
+  forEachEntry<struct sy_affinity_key, struct sy_affinity_value>(
+      fds_.affinity, [&](const struct sy_affinity_key& k, const struct sy_affinity_value& v) {
+        auto it = moves.find({k.rev_nat_id, v.slot});
+        if (it == moves.end() || it->second.first != v.backend_id) {
+          return;
+        }
+        struct sy_affinity_value nv = v;
+        nv.slot = it->second.second;
+        ++syscalls_;
+        bpf_map_update_elem(fds_.affinity, &k, &nv, BPF_EXIST);
+      });
+}
 
 void MapWriter::readIdsInUse(lb::DataplaneState& st) {
   std::set<uint32_t> backends, revNats;

@@ -50,6 +50,7 @@ class MapWriter : public lb::DataplaneWriter {
   template <typename K>
   void remove(const Target& t, std::span<lb::MapOp> run, const K* keys);
   int fail(const Target& t, const lb::MapOp& op, int err);
+  void moveAffinity(std::span<lb::MapOp> run);
   // The backend and rev NAT IDs that conntrack and affinity entries name.
   void readIdsInUse(lb::DataplaneState& st);
 

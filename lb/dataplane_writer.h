@@ -26,7 +26,11 @@ struct SlotValue {
 struct MapOp {
   enum class Kind : uint8_t {
     PutBackend, DeleteBackend, PutRevNat, DeleteRevNat, PutSlot, DeleteSlot,
-    PutSourceRange, DeleteSourceRange
+    PutSourceRange, DeleteSourceRange,
+    // A backend moves from slot `slot` to slot value.count of the frontend with rev NAT ID
+    // `id`: the affinity entries that name it there follow it (best effort: entries come and
+    // go with traffic; the result is always 0).
+    MoveAffinity
   };
 
   Kind kind = Kind::PutSlot;
@@ -84,6 +88,15 @@ struct MapOp {
     op.kind = Kind::PutSourceRange;
     op.id = revNatId;
     op.range = c;
+    return op;
+  }
+  static MapOp moveAffinity(uint32_t revNatId, uint32_t backendId, uint16_t from, uint16_t to) {
+    MapOp op;
+    op.kind = Kind::MoveAffinity;
+    op.id = revNatId;
+    op.slot = from;
+    op.value.backendId = backendId;
+    op.value.count = to;
     return op;
   }
   static MapOp deleteSourceRange(uint32_t revNatId, const Cidr& c) {

@@ -350,6 +350,23 @@ void Syncer::plan(const OwnerFrontends& o, bool force, Batch& b, SyncResult& r) 
       }
     }
     w.endSlotOp = b.slotOps.size();
+    // Session affinity follows a backend to its new slot (the datapath only honours an
+    // affinity entry while its slot holds its backend), so it survives churn of the others.
+    w.firstAffinityOp = b.affinityMoves.size();
+    if (fe.head.affinityTimeout && !w.oldIds.empty()) {
+      std::unordered_map<uint32_t, uint16_t> oldSlot;
+      for (size_t i = 0; i < w.oldIds.size(); ++i) {
+        oldSlot.emplace(w.oldIds[i], static_cast<uint16_t>(i + 1));
+      }
+      for (size_t i = 0; i < w.slots.size(); ++i) {
+        auto it = oldSlot.find(w.slots[i]);
+        if (it != oldSlot.end() && it->second != i + 1) {
+          b.affinityMoves.push_back(
+              MapOp::moveAffinity(st.revNatId, w.slots[i], it->second, static_cast<uint16_t>(i + 1)));
+        }
+      }
+    }
+    w.endAffinityOp = b.affinityMoves.size();
     b.writes.push_back(std::move(w));
   }
   // Frontends the owner had and no longer wants.
@@ -419,6 +436,21 @@ void Syncer::execute(Batch& b, SyncResult& r) {
     ranges[i] = {begin, slotOps.size()};
   }
   applyCounted(slotOps, r);
+  // Affinity entries move with their backends while both slots hold them (the head still
+  // covers the old one), for the frontends whose slots landed.
+  std::vector<MapOp> moves;
+  for (size_t i = 0; i < b.writes.size(); ++i) {
+    WritePlan& w = b.writes[i];
+    bool landed = !w.failed;
+    for (size_t k = ranges[i].first; k < ranges[i].second && landed; ++k) {
+      landed = slotOps[k].result == 0;
+    }
+    if (landed) {
+      moves.insert(moves.end(), b.affinityMoves.begin() + static_cast<long>(w.firstAffinityOp),
+                   b.affinityMoves.begin() + static_cast<long>(w.endAffinityOp));
+    }
+  }
+  applyCounted(moves, r);
   // Phase 3: heads, for frontends whose slots all landed. Internal-scope heads go before
   // external ones: an external head that announces an internal entry (kFrontendTwoScopes)
   // never lands before that entry.

@@ -127,12 +127,14 @@ class Syncer {
     std::vector<Cidr> rangeDeletes;  // source ranges the head no longer uses
     bool revNatNew = false;        // its rev NAT entry is written in this batch
     size_t firstSlotOp = 0, endSlotOp = 0;
+    size_t firstAffinityOp = 0, endAffinityOp = 0;
     bool failed = false;
   };
   // Operations planned for a group of owners, applied in phases by execute().
   struct Batch {
     std::vector<MapOp> backendOps, revNatOps, slotOps;
     std::vector<MapOp> rangeAdds;  // before the heads
+    std::vector<MapOp> affinityMoves;  // after the slots, before the heads
     std::vector<WritePlan> writes;
     std::vector<FrontendKey> deletes;
     std::unordered_set<FrontendKey, AddrPortHash> touched;

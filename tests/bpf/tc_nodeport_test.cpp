@@ -225,6 +225,63 @@ TEST_F(NodePortTest, SessionAffinitySticksAClientToOneBackendUntilItsTimeout_Kub
   EXPECT_EQ(after.size(), 2u) << "an expired affinity still held the client";
 }
 
+// Affinity survives churn of the other backends: when a backend is removed the syncer
+// moves the last slot into its hole, and the affinity entries of the moved backend follow it
+// (the datapath only honours an entry while its slot holds its backend).
+TEST_F(NodePortTest, SessionAffinitySurvivesChurnOfTheOtherBackends_KubeProxySessionAffinityClientIP) {
+  auto sticky = [&](std::vector<std::pair<std::string, bool>> backends) {
+    lb::Frontend f = fe("198.19.0.61", 80, lb::FrontendKind::ClusterIP, std::move(backends));
+    f.head.affinityTimeout = 600;
+    return f;
+  };
+  sync("default/churn", {sticky({{"198.18.17.2", true}, {"198.18.17.3", true}, {"198.18.17.4", true}})});
+  // Find a client whose backend sits in the last slot (the one compaction moves).
+  std::string last;
+  for (const auto& f : writer_->read().frontends) {
+    if (f.key.addr == *lb::IpAddr::parse("198.19.0.61")) {
+      for (const auto& [id, b] : writer_->read().backends) {
+        if (id == f.backendIds.back()) last = b.key.addr.str() + ":8080";
+      }
+    }
+  }
+  ASSERT_FALSE(last.empty());
+  std::string client;
+  for (int c = 10; c < 200 && client.empty(); ++c) {
+    std::string ip = "198.18.17." + std::to_string(c);
+    if (fromPod(makePacket(IPPROTO_TCP, ip.c_str(), 44000, "198.19.0.61", 80)).out.dst() == last) client = ip;
+  }
+  ASSERT_FALSE(client.empty()) << "no client landed on the last slot's backend";
+  // Remove a backend that is not the client's: the last one moves into its hole.
+  std::vector<std::pair<std::string, bool>> keep;
+  for (const char* b : {"198.18.17.2", "198.18.17.3", "198.18.17.4"}) {
+    if (std::string(b) + ":8080" == last) keep.push_back({b, true});
+  }
+  for (const char* b : {"198.18.17.2", "198.18.17.3", "198.18.17.4"}) {
+    if (std::string(b) + ":8080" != last && keep.size() < 2) keep.push_back({b, true});
+  }
+  sync("default/churn", {sticky(keep)});
+  // The client's entry now names the slot its backend moved to (deterministic; the traffic
+  // below could pass by chance after a re-balance).
+  int fd = dp_->maps().affinity;
+  sy_affinity_key key{}, next{};
+  void* prev = nullptr;
+  bool found = false;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    sy_affinity_value v{};
+    if (bpf_map_lookup_elem(fd, &next, &v) == 0 && next.client.w[3] == ip4(client.c_str())) {
+      found = true;
+      EXPECT_LE(v.slot, 2) << "the affinity entry still names the slot its backend left";
+    }
+    key = next;
+    prev = &key;
+  }
+  EXPECT_TRUE(found);
+  for (uint16_t sport = 44001; sport < 44021; ++sport) {
+    EXPECT_EQ(fromPod(makePacket(IPPROTO_TCP, client.c_str(), sport, "198.19.0.61", 80)).out.dst(), last)
+        << "the client lost its backend when another one left";
+  }
+}
+
 // The backend's port is closed: it answers the DNATed datagram with ICMP port unreachable.
 // The client must see that error about its datagram to the ClusterIP, from the ClusterIP.
 TEST_F(NodePortTest, AnIcmpErrorAboutATranslatedFlowIsTranslatedForTheClient) {

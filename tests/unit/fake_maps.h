@@ -36,6 +36,10 @@ class FakeMaps : public DataplaneWriter {
             op.result = check("putSourceRange");
           }
           break;
+        case MapOp::Kind::MoveAffinity:
+          affinityMoves.push_back(op);
+          op.result = 0;
+          break;
         case MapOp::Kind::DeleteSourceRange:
           if (!(op.result = maybeFail("deleteSourceRange"))) {
             ranges[op.id].erase(op.range);
@@ -121,6 +125,7 @@ class FakeMaps : public DataplaneWriter {
   std::map<uint32_t, FrontendKey> revNats;
   std::map<std::pair<FrontendKey, uint16_t>, SlotValue> slots;
   std::map<uint32_t, std::set<Cidr>> ranges;  // rev NAT ID -> source ranges
+  std::vector<MapOp> affinityMoves;
   std::vector<std::string> violations;  // invariant breaks seen after an operation
   size_t slotWrites = 0;
   size_t applyCalls = 0;
