@@ -8,6 +8,8 @@
 #include <ctime>
 #include <memory>
 
+#include "k8sclient/objects.h"
+
 namespace switchyard::metrics {
 
 namespace http = boost::beast::http;
@@ -37,15 +39,38 @@ std::string goTimeString(HealthState::Clock::time_point t) {
   return out + " +0000 UTC";
 }
 
-bool HealthState::healthy(Clock::time_point now) const {
-  if (!synced_) {
-    return false;  // never programmed from a partial picture: not ready
+bool nodeEligible(const k8s::Node* node) {
+  if (!node || node->metadata.deleting) {
+    return false;
   }
+  for (const k8s::Node::Taint& t : node->taints) {
+    if (t.key == kToBeDeletedTaint) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool HealthState::live(Clock::time_point now) const {
+  // As kube-proxy: healthy while starting up or fully synced, and while the oldest
+  // unapplied change is younger than the timeout.
   return !oldestPending_ || now - *oldestPending_ < timeout_;
 }
 
+bool HealthState::healthy(Clock::time_point now) const {
+  if (!synced_ && !adoptedProgrammed_) {
+    return false;  // a fresh node forwards nothing before its first complete sync
+  }
+  return live(now);
+}
+
+int HealthState::code(Clock::time_point now, bool forHealthz) const {
+  bool ok = forHealthz ? healthy(now) && nodeEligible_ : live(now);
+  return ok ? 200 : 503;
+}
+
 std::string HealthState::body(Clock::time_point now, bool forHealthz) const {
-  bool ok = healthy(now) && (!forHealthz || nodeEligible_);
+  bool ok = code(now, forHealthz) == 200;
   // As kube-proxy: a healthy server reports lastUpdated = now, for older clients.
   std::string last = goTimeString(ok ? now : (synced_ ? lastUpdated_ : Clock::time_point{}));
   std::string s = "{\"lastUpdated\": \"" + last + "\",\"currentTime\": \"" + goTimeString(now) + "\"";
@@ -83,8 +108,7 @@ class Session : public std::enable_shared_from_this<Session> {
     int code = 404;
     if (path == "/healthz" || path == "/livez") {
       bool forHealthz = path == "/healthz";
-      bool ok = state_.healthy(now) && (!forHealthz || state_.nodeEligible());
-      code = ok ? 200 : 503;
+      code = state_.code(now, forHealthz);
       response_.set(http::field::content_type, "application/json");
       response_.set("X-Content-Type-Options", "nosniff");
       response_.body() = state_.body(now, forHealthz);
