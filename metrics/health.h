@@ -12,7 +12,6 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -20,6 +19,8 @@
 #include <functional>
 #include <optional>
 #include <string>
+
+#include "metrics/http_listener.h"
 
 namespace switchyard::k8s {
 struct Node;
@@ -89,7 +90,7 @@ class HealthState {
 // Formats a time as Go's time.Time.String() does: "2006-01-02 15:04:05.999999999 +0000 UTC".
 std::string goTimeString(HealthState::Clock::time_point t);
 
-// A small HTTP/1.1 server (Boost.Beast) on the daemon's io_context.
+// /healthz and /livez on the daemon's io_context; any other path is 404, as Go's mux.
 class HealthServer {
  public:
   // onRequest(path, code) lets the caller count requests.
@@ -101,12 +102,11 @@ class HealthServer {
   uint16_t port() const;
 
  private:
-  void accept();
+  HttpReply answer(const std::string& path) const;
 
-  boost::asio::io_context& io_;
-  boost::asio::ip::tcp::acceptor acceptor_;
   const HealthState& state_;
   Observer observer_;
+  HttpListener listener_;
 };
 
 }  // namespace switchyard::metrics

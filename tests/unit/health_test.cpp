@@ -1,14 +1,16 @@
 // /healthz and /livez semantics and body, as kube-proxy (pkg/proxy/healthcheck/
 // proxy_health.go and its healthcheck_test.go), the node's eligibility, switchyard's one
-// difference before the first sync.
+// difference before the first sync, and the server over real sockets on loopback.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <regex>
 #include <utility>
 #include <vector>
 
 #include "k8sclient/objects.h"
 #include "metrics/health.h"
+#include "tests/unit/http_test_client.h"
 
 namespace switchyard::metrics {
 namespace {
@@ -171,6 +173,74 @@ TEST(Health, HealthyBeforeTheFirstSyncReportsLastUpdatedNowAsKubeProxy) {
   h.adoptedFrontends(1);
   EXPECT_EQ(h.body(at(1000), true),
             R"({"lastUpdated": "1970-01-01 00:16:40 +0000 UTC","currentTime": "1970-01-01 00:16:40 +0000 UTC", "nodeEligible": true})");
+}
+
+// The server over a real socket: kube-proxy's headers, the code the state says, the
+// observer told every answer, other paths 404 as Go's ServeMux, the query ignored.
+TEST(HealthServer, ServesHealthzAndLivezOverHttpAsKubeProxy) {
+  boost::asio::io_context io;
+  HealthState state(60s);
+  std::vector<std::pair<std::string, int>> seen;
+  HealthServer server(io, state, [&](const std::string& path, int code) { seen.emplace_back(path, code); });
+  std::string error;
+  ASSERT_TRUE(server.listen("127.0.0.1", 0, error)) << error;
+  ASSERT_NE(server.port(), 0);
+  boost::asio::ip::tcp::endpoint to(boost::asio::ip::make_address("127.0.0.1"), server.port());
+  const std::regex healthzBody(
+      R"re(\{"lastUpdated": "([^"]+)","currentTime": "([^"]+)", "nodeEligible": (true|false)\})re");
+
+  testhttp::HttpResult r = testhttp::httpRequest(io, to, "/healthz");
+  ASSERT_EQ(r.error, "");
+  EXPECT_EQ(r.status, 503) << "a fresh node before its first sync: " << r.body;
+  EXPECT_EQ(r.headers["Content-Type"], "application/json");
+  EXPECT_EQ(r.headers["X-Content-Type-Options"], "nosniff");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_match(r.body, m, healthzBody)) << r.body;
+  EXPECT_EQ(m[1].str(), "0001-01-01 00:00:00 +0000 UTC") << "never updated: Go's zero time";
+  EXPECT_EQ(m[3].str(), "true");
+
+  r = testhttp::httpRequest(io, to, "/livez");
+  EXPECT_EQ(r.status, 200) << "kube-proxy's /livez is healthy while starting up: " << r.body;
+  EXPECT_THAT(r.body, ::testing::Not(::testing::HasSubstr("nodeEligible")));
+
+  state.updated(Clock::now());
+  k8s::Node tainted = node({kToBeDeletedTaint});
+  state.syncNode(&tainted);
+  r = testhttp::httpRequest(io, to, "/healthz?verbose=1");
+  EXPECT_EQ(r.status, 503) << "the autoscaler is removing the node: " << r.body;
+  ASSERT_TRUE(std::regex_match(r.body, m, healthzBody)) << r.body;
+  EXPECT_EQ(m[3].str(), "false");
+  r = testhttp::httpRequest(io, to, "/livez");
+  EXPECT_EQ(r.status, 200);
+
+  k8s::Node untainted = node({});
+  state.syncNode(&untainted);
+  r = testhttp::httpRequest(io, to, "/healthz");
+  EXPECT_EQ(r.status, 200) << r.body;
+  ASSERT_TRUE(std::regex_match(r.body, m, healthzBody)) << r.body;
+  EXPECT_EQ(m[1].str(), m[2].str()) << "a healthy answer reports lastUpdated = currentTime";
+
+  r = testhttp::httpRequest(io, to, "/metrics");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.headers["Content-Type"], "text/plain; charset=utf-8");
+  EXPECT_EQ(r.body, "404 page not found\n");
+
+  const std::vector<std::pair<std::string, int>> want = {{"/healthz", 503}, {"/livez", 200}, {"/healthz", 503},
+                                                         {"/livez", 200},   {"/healthz", 200}, {"/metrics", 404}};
+  EXPECT_EQ(seen, want);
+}
+
+TEST(HealthServer, ListenErrorsNameTheAddress) {
+  boost::asio::io_context io;
+  HealthState state(60s);
+  HealthServer first(io, state, nullptr);
+  std::string error;
+  ASSERT_TRUE(first.listen("127.0.0.1", 0, error)) << error;
+  HealthServer second(io, state, nullptr);
+  EXPECT_FALSE(second.listen("127.0.0.1", first.port(), error));
+  EXPECT_THAT(error, ::testing::StartsWith("healthz listen on 127.0.0.1:" + std::to_string(first.port()) + ": "));
+  EXPECT_FALSE(second.listen("not-an-ip", 0, error));
+  EXPECT_THAT(error, ::testing::StartsWith("healthz address not-an-ip: "));
 }
 
 }  // namespace
