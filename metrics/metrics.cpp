@@ -139,6 +139,14 @@ ProxyMetrics::ProxyMetrics() : registry_(std::make_shared<prometheus::Registry>(
                               .Help("Parts of Services or EndpointSlices that could not be programmed")
                               .Register(r)
                               .Add({});
+  // kube-proxy reports these as FailedToStartServiceHealthcheck events; switchyard has no
+  // event recorder, so a counter (and a warning naming the Service and port).
+  serviceHealthBindErrors_ = &BuildCounter()
+                                  .Name("switchyard_service_health_bind_errors_total")
+                                  .Help("Attempts to open a Service's healthCheckNodePort listener that failed "
+                                        "(port in use, address gone); retried until it opens")
+                                  .Register(r)
+                                  .Add({});
   healthz_ = &BuildCounter()
                   .Name("kubeproxy_proxy_healthz_total")
                   .Help("Cumulative proxy healthz HTTP status")
@@ -211,6 +219,8 @@ void ProxyMetrics::countSourceError(const std::string& source, const std::string
 }
 
 void ProxyMetrics::countTranslationWarning() { translationWarnings_->Increment(); }
+
+void ProxyMetrics::countServiceHealthBindError() { serviceHealthBindErrors_->Increment(); }
 
 void ProxyMetrics::countHealthz(int code) { healthz_->Add({{"code", std::to_string(code)}}).Increment(); }
 

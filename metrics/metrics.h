@@ -43,6 +43,8 @@ class ProxyMetrics {
   void countSourceError(const std::string& source, const std::string& kind);
   void countTranslationWarning();
   void countHealthz(int code);
+  // A healthCheckNodePort listener that could not be opened (service_health.h).
+  void countServiceHealthBindError();
   void countLivez(int code);
   void countSourceEvent(const std::string& kind, const std::string& type);
   // kube-proxy's change counters: a Service or EndpointSlice change received (total) and
@@ -67,6 +69,7 @@ class ProxyMetrics {
   prometheus::Counter* syncErrors_;
   prometheus::Family<prometheus::Counter>* sourceErrors_;
   prometheus::Counter* translationWarnings_;
+  prometheus::Counter* serviceHealthBindErrors_;
   prometheus::Family<prometheus::Counter>* healthz_;
   prometheus::Family<prometheus::Counter>* livez_;
   prometheus::Family<prometheus::Counter>* sourceEvents_;

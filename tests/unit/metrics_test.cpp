@@ -112,6 +112,21 @@ TEST(Metrics, MapOperationErrorSeriesExistAtZeroFromTheStart) {
   EXPECT_EQ(f->metric.size(), want.size());
 }
 
+// kube-proxy reports a healthCheckNodePort it cannot listen on as an event; switchyard
+// counts it, from 0 so that increase() sees the first failure.
+TEST(Metrics, ServiceHealthBindErrorsCountFromZero) {
+  ProxyMetrics m;
+  auto counter = [&m] {
+    auto all = m.registry()->Collect();
+    const prometheus::MetricFamily* f = family(all, "switchyard_service_health_bind_errors_total");
+    return f && f->metric.size() == 1 ? f->metric[0].counter.value : -1;
+  };
+  EXPECT_EQ(counter(), 0);
+  m.countServiceHealthBindError();
+  m.countServiceHealthBindError();
+  EXPECT_EQ(counter(), 2);
+}
+
 class SyncRecorderTest : public ::testing::Test {
  protected:
   Clock::time_point at(int secs) { return Clock::time_point(std::chrono::seconds(1'700'000'000 + secs)); }
