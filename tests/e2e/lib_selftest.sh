@@ -7,6 +7,8 @@
 #   fail  a test that fails with a probe still running in the background
 #   term  a test killed with SIGTERM while it waits
 # Needs sy-testpeer: SY_BUILD_DIR=/path/to/build (default: <repo>/build).
+# Other selftests source this file for record_state, leftovers and run_scenario (after setting
+# SCRIPT to themselves): sourced, it defines its functions and runs nothing.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -148,6 +150,10 @@ leftovers() {
   fi
   [[ -e $CG ]] && found+=" cgroup($CG)"
   [[ -e $PIN ]] && found+=" pins($PIN)"
+  local extra_pin # per-node pin dirs of lib_multinode.sh: $PIN-n1, ...
+  for extra_pin in "$PIN"-*; do
+    [[ -e $extra_pin ]] && found+=" pins($extra_pin)"
+  done
   [[ -e $WORK ]] && found+=" workdir($WORK)"
   for pid in $PIDS; do
     if [[ -e /proc/$pid ]] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then
@@ -202,6 +208,10 @@ run_scenario() {
   fi
   echo "ok: scenario $name (exit $rc, nothing left behind)" >&2
 }
+
+if [[ ${BASH_SOURCE[0]} != "$0" ]]; then
+  return 0
+fi
 
 case ${1:-all} in
   inner-pass) scenario_pass "$2" ;;

@@ -1,8 +1,9 @@
 // sy-testpeer: the fake pods of the end-to-end tests.
 //
-//   sy-testpeer serve --name NAME [--tcp-port P] [--udp-port P] [--bind ADDR]
+//   sy-testpeer serve --name NAME [--tcp-port P] [--udp-port P] [--bind ADDR] [--report-peer]
 //   sy-testpeer probe --proto tcp|udp --target ADDR:PORT [--count N] [--interval-ms MS]
 //                     [--timeout-ms MS] [--duration-s S] [--stop-file PATH] [--connected-udp]
+//                     [--bind ADDR]
 //
 // Exit codes: serve 0 after SIGTERM/SIGINT; probe 0 iff every request succeeded at the expected
 // peer; 1 on failure; 2 on a usage error.
@@ -28,10 +29,13 @@ constexpr int usageExitCode = 2;
 constexpr const char* usageText =
     "usage:\n"
     "  sy-testpeer serve --name NAME [--tcp-port P=8080] [--udp-port P=5353] [--bind ADDR]\n"
-    "      port 0 turns that protocol off; ADDR defaults to [::] (dual stack)\n"
+    "      [--report-peer]\n"
+    "      port 0 turns that protocol off; ADDR defaults to [::] (dual stack);\n"
+    "      --report-peer answers \"NAME PEER\", PEER the client address the server saw\n"
     "  sy-testpeer probe --proto tcp|udp --target ADDR:PORT|[ADDR6]:PORT [--count N=100]\n"
     "      [--interval-ms MS=0] [--timeout-ms MS=1000] [--duration-s S] [--stop-file PATH]\n"
-    "      [--connected-udp]\n"
+    "      [--connected-udp] [--bind ADDR]\n"
+    "      --bind: the client socket's source address (same family as the target)\n"
     "      with --duration-s or --stop-file and no --count, the count is the cap (1000000)\n";
 
 int usageError(const std::string& message) {
@@ -88,7 +92,7 @@ std::optional<unsigned long> numberFlag(const ParsedFlags& flags, const std::str
 }
 
 int serveCommand(const std::vector<std::string_view>& args) {
-  ParsedFlags flags = parseFlags(args, {"--name", "--tcp-port", "--udp-port", "--bind"}, {});
+  ParsedFlags flags = parseFlags(args, {"--name", "--tcp-port", "--udp-port", "--bind"}, {"--report-peer"});
   if (!flags.error.empty()) {
     return usageError(flags.error);
   }
@@ -98,6 +102,11 @@ int serveCommand(const std::vector<std::string_view>& args) {
     return usageError("serve needs --name");
   }
   options.name = flags.values["--name"];
+  // The probe reads "NAME" or "NAME PEER" from one line: a name must be one word.
+  if (options.name.find_first_of(" \t\r\n") != std::string::npos) {
+    return usageError("--name must not contain spaces or line breaks");
+  }
+  options.reportPeer = flags.switches.count("--report-peer") != 0;
   if (auto port = numberFlag(flags, "--tcp-port", 0, 65535, error)) {
     options.tcpPort = static_cast<unsigned>(*port);
   }
@@ -126,7 +135,8 @@ int serveCommand(const std::vector<std::string_view>& args) {
 
 int probeCommand(const std::vector<std::string_view>& args) {
   ParsedFlags flags = parseFlags(
-      args, {"--proto", "--target", "--count", "--interval-ms", "--timeout-ms", "--duration-s", "--stop-file"},
+      args,
+      {"--proto", "--target", "--count", "--interval-ms", "--timeout-ms", "--duration-s", "--stop-file", "--bind"},
       {"--connected-udp"});
   if (!flags.error.empty()) {
     return usageError(flags.error);
@@ -173,6 +183,15 @@ int probeCommand(const std::vector<std::string_view>& args) {
     options.timeout = std::chrono::milliseconds(*timeout);
   }
   options.connectedUdp = flags.switches.count("--connected-udp") != 0;
+  if (flags.values.count("--bind") != 0) {
+    options.bindAddress = parseBindAddress(flags.values["--bind"], 0);
+    if (!options.bindAddress) {
+      return usageError("--bind " + flags.values["--bind"] + ": not an IPv4 or IPv6 address");
+    }
+    if (options.bindAddress->family() != options.target.family()) {
+      return usageError("--bind " + flags.values["--bind"] + ": not the address family of --target");
+    }
+  }
   if (options.connectedUdp && options.protocol != ProbeProtocol::udp) {
     return usageError("--connected-udp needs --proto udp");
   }

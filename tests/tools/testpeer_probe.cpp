@@ -24,6 +24,7 @@ constexpr int maxStaleDatagrams = 1024;
 // What one request came to. Exactly one of backend/error is set unless interrupted.
 struct Outcome {
   std::string backend;
+  std::string source; // the client address the server reported; empty when it reported none
   std::string error;
   bool peerMismatch = false;
   bool interrupted = false; // a stop signal cut the request short: it is not counted
@@ -89,6 +90,21 @@ std::string trimLineEnd(std::string_view text) {
   return std::string(text.substr(0, maxBackendNameBytes));
 }
 
+// An answer line: "NAME", or "NAME PEER" from a server with --report-peer.
+Outcome parseAnswerLine(std::string_view line) {
+  std::string text = trimLineEnd(line);
+  size_t space = text.find(' ');
+  Outcome outcome;
+  outcome.backend = text.substr(0, space);
+  if (space != std::string::npos) {
+    outcome.source = text.substr(space + 1);
+  }
+  if (outcome.backend.empty()) {
+    return failure("empty_body");
+  }
+  return outcome;
+}
+
 // The backend name from an HTTP answer: the first line of the body of a 200 response.
 Outcome parseHttpAnswer(std::string_view answer) {
   if (answer.empty()) {
@@ -102,13 +118,15 @@ Outcome parseHttpAnswer(std::string_view answer) {
     return failure("truncated_response");
   }
   std::string_view body = answer.substr(headerEnd + 4);
-  std::string name = trimLineEnd(body.substr(0, body.find('\n')));
-  if (name.empty()) {
-    return failure("empty_body");
+  return parseAnswerLine(body.substr(0, body.find('\n')));
+}
+
+// Binds a client socket to --bind (port 0) when given. Returns 0 or an errno.
+int bindClient(int fd, const ProbeOptions& options) {
+  if (!options.bindAddress) {
+    return 0;
   }
-  Outcome outcome;
-  outcome.backend = std::move(name);
-  return outcome;
+  return ::bind(fd, options.bindAddress->raw(), options.bindAddress->length) == 0 ? 0 : errno;
 }
 
 // One HTTP/1.0 request on a new connection: connect, check the peer, ask, read to EOF.
@@ -117,6 +135,9 @@ Outcome tcpRequest(const ProbeOptions& options) {
   Fd fd(::socket(options.target.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) {
     return failure(errnoName(errno));
+  }
+  if (int error = bindClient(fd.get(), options); error != 0) {
+    return failure(errnoName(error));
   }
   if (::connect(fd.get(), options.target.raw(), options.target.length) != 0) {
     if (errno != EINPROGRESS) {
@@ -201,6 +222,10 @@ UdpClient openUdpClient(const ProbeOptions& options) {
     client.setupError = errnoName(errno);
     return client;
   }
+  if (int error = bindClient(client.fd.get(), options); error != 0) {
+    client.setupError = errnoName(error);
+    return client;
+  }
   if (options.connectedUdp && ::connect(client.fd.get(), options.target.raw(), options.target.length) != 0) {
     client.setupError = errnoName(errno);
   }
@@ -240,10 +265,9 @@ Outcome udpRequest(const ProbeOptions& options, const UdpClient& client, unsigne
     ssize_t got = ::recvfrom(fd, buffer, sizeof(buffer), 0, source.raw(), &source.length);
     if (got >= 0) {
       mismatch = mismatch || !sameEndpoint(source, options.target);
-      std::string name = trimLineEnd(std::string_view(buffer, static_cast<size_t>(got)));
-      Outcome outcome = name.empty() ? failure("empty_reply") : Outcome{};
-      if (!name.empty()) {
-        outcome.backend = std::move(name);
+      Outcome outcome = parseAnswerLine(std::string_view(buffer, static_cast<size_t>(got)));
+      if (!outcome.error.empty()) {
+        outcome.error = "empty_reply";
       }
       outcome.peerMismatch = mismatch;
       return outcome;
@@ -268,6 +292,7 @@ struct Tally {
   unsigned long failed = 0;
   unsigned long peerMismatch = 0;
   std::map<std::string, unsigned long> backends; // ordered: the report is deterministic
+  std::map<std::string, unsigned long> sources;
   std::map<std::string, unsigned long> errors;
 
   void add(const Outcome& outcome) {
@@ -275,6 +300,9 @@ struct Tally {
     if (outcome.error.empty()) {
       ++ok;
       ++backends[outcome.backend];
+      if (!outcome.source.empty()) {
+        ++sources[outcome.source];
+      }
     } else {
       ++failed;
       ++errors[outcome.error];
@@ -357,9 +385,10 @@ int runProbe(const ProbeOptions& options) {
     }
     tally.add(outcome);
   }
-  std::printf("{\"sent\":%lu,\"ok\":%lu,\"failed\":%lu,\"peer_mismatch\":%lu,\"backends\":%s,\"errors\":%s}\n",
+  std::printf("{\"sent\":%lu,\"ok\":%lu,\"failed\":%lu,\"peer_mismatch\":%lu,\"backends\":%s,\"sources\":%s,"
+              "\"errors\":%s}\n",
               tally.sent, tally.ok, tally.failed, tally.peerMismatch, jsonObject(tally.backends).c_str(),
-              jsonObject(tally.errors).c_str());
+              jsonObject(tally.sources).c_str(), jsonObject(tally.errors).c_str());
   std::fflush(stdout);
   return tally.failed == 0 && tally.peerMismatch == 0 ? 0 : 1;
 }

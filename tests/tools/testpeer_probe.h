@@ -3,7 +3,9 @@
 // `sy-testpeer probe`: a client pod for end-to-end tests. It sends a bounded number of requests to
 // one address and reports, as one JSON line, which backends answered, what failed, and whether the
 // peer address the socket reported ever differed from the address it was asked to talk to (the
-// thing the socket-LB getpeername/recvmsg hooks must hide).
+// thing the socket-LB getpeername/recvmsg hooks must hide). Servers run with --report-peer answer
+// "NAME PEER"; the probe then also counts the client addresses the servers saw ("sources"), the
+// thing source-IP preservation is about.
 
 #include <chrono>
 #include <optional>
@@ -27,12 +29,15 @@ struct ProbeOptions {
   std::optional<std::chrono::seconds> duration;      // stop after this long
   std::optional<std::string> stopFile;               // stop once this path exists
   bool connectedUdp = false;                         // connect() the UDP socket instead of sendto()
+  std::optional<SocketAddress> bindAddress;          // bind the client socket here (port 0) first
 };
 
 // Runs the probe and prints one JSON line:
-// {"sent":N,"ok":N,"failed":N,"peer_mismatch":N,"backends":{...},"errors":{...}}
-// sent == ok + failed. peer_mismatch counts requests (ok or not) during which getpeername() or the
-// reply's source address differed from the target. Returns 0 iff failed == 0 and
+// {"sent":N,"ok":N,"failed":N,"peer_mismatch":N,"backends":{...},"sources":{...},"errors":{...}}
+// sent == ok + failed. backends counts answers by server name, sources by the client address the
+// server reported (answers without one, from servers without --report-peer, are not in sources).
+// peer_mismatch counts requests (ok or not) during which getpeername() or the reply's source
+// address differed from the target. Returns 0 iff failed == 0 and
 // peer_mismatch == 0, else 1.
 int runProbe(const ProbeOptions& options);
 

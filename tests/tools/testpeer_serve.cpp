@@ -1,5 +1,6 @@
 #include "tests/tools/testpeer_serve.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -29,6 +30,7 @@ constexpr int udpBurst = 64;
 
 struct Connection {
   Fd fd;
+  std::string peer; // the client's address, for --report-peer answers
   std::string request;
   std::string response; // non-empty once the request is complete
   size_t written = 0;
@@ -118,28 +120,58 @@ std::string httpResponse(const std::string& name) {
          body;
 }
 
+// The client address as an answer reports it: a.b.c.d for IPv4, also when the dual-stack socket
+// saw it as ::ffff:a.b.c.d, else the IPv6 address. No port: the tests compare addresses, and the
+// client's port is ephemeral.
+std::string peerAddressText(const sockaddr_storage& peer) {
+  char text[INET6_ADDRSTRLEN] = {};
+  if (peer.ss_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&peer);
+    inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
+  } else if (peer.ss_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&peer);
+    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+      inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], text, sizeof(text));
+    } else {
+      inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text));
+    }
+  }
+  return text[0] != '\0' ? std::string(text) : std::string("unknown");
+}
+
+// What the server says: its name, or "NAME PEER" with --report-peer.
+std::string answerFor(const ServeOptions& options, const std::string& peer) {
+  return options.reportPeer ? options.name + " " + peer : options.name;
+}
+
 bool requestComplete(const std::string& request) {
   return request.find("\r\n\r\n") != std::string::npos || request.find("\n\n") != std::string::npos ||
          request.size() >= maxRequestBytes;
 }
 
-void acceptConnections(int listenFd, std::vector<std::unique_ptr<Connection>>& connections) {
+void acceptConnections(int listenFd, bool reportPeer, std::vector<std::unique_ptr<Connection>>& connections) {
   while (connections.size() < maxConnections) {
-    int fd = ::accept4(listenFd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    sockaddr_storage peer{};
+    socklen_t peerLength = sizeof(peer);
+    int fd = ::accept4(listenFd, reinterpret_cast<sockaddr*>(&peer), &peerLength, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       // EAGAIN: drained. ECONNABORTED and friends: that client is gone, nothing to do.
       return;
     }
     auto connection = std::make_unique<Connection>();
     connection->fd.reset(fd);
+    if (reportPeer) {
+      connection->peer = peerAddressText(peer);
+    }
     connection->deadline = Clock::now() + connectionIdleLimit;
     connections.push_back(std::move(connection));
   }
 }
 
 // Advances one connection as far as it can go without blocking. Returns false once it is done
-// (answered or broken) and should be closed.
-bool serviceConnection(Connection& connection, const std::string& response, Counters& counters) {
+// (answered or broken) and should be closed. response is the answer when the peer is not reported.
+bool serviceConnection(Connection& connection, const ServeOptions& options, const std::string& response,
+                       Counters& counters) {
   while (connection.response.empty()) {
     char buffer[4096];
     ssize_t got = ::recv(connection.fd.get(), buffer, sizeof(buffer), 0);
@@ -151,7 +183,7 @@ bool serviceConnection(Connection& connection, const std::string& response, Coun
     }
     connection.request.append(buffer, static_cast<size_t>(got));
     if (got == 0 || requestComplete(connection.request)) {
-      connection.response = response;
+      connection.response = options.reportPeer ? httpResponse(answerFor(options, connection.peer)) : response;
     }
   }
   while (connection.written < connection.response.size()) {
@@ -169,8 +201,8 @@ bool serviceConnection(Connection& connection, const std::string& response, Coun
   return false;
 }
 
-// Answers every queued datagram with the name, from the address it was sent to.
-void answerDatagrams(int udpFd, const std::string& name, Counters& counters) {
+// Answers every queued datagram with the name (and the peer), from the address it was sent to.
+void answerDatagrams(int udpFd, const ServeOptions& options, Counters& counters) {
   std::vector<char> payload(maxDatagramBytes);
   for (int i = 0; i < udpBurst; ++i) {
     sockaddr_storage peer{};
@@ -214,7 +246,8 @@ void answerDatagrams(int udpFd, const std::string& name, Counters& counters) {
       }
     }
 
-    iovec outPayload{const_cast<char*>(name.data()), name.size()};
+    const std::string answer = answerFor(options, options.reportPeer ? peerAddressText(peer) : std::string());
+    iovec outPayload{const_cast<char*>(answer.data()), answer.size()};
     msghdr reply{};
     reply.msg_name = &peer;
     reply.msg_namelen = message.msg_namelen;
@@ -258,7 +291,7 @@ int runServe(const ServeOptions& options, int stopFd) {
   std::printf("ready\n");
   std::fflush(stdout);
 
-  const std::string response = httpResponse(options.name);
+  const std::string response = httpResponse(options.name); // without --report-peer, for every connection
   std::vector<std::unique_ptr<Connection>> connections;
   Counters counters;
   std::vector<pollfd> polled;
@@ -294,7 +327,7 @@ int runServe(const ServeOptions& options, int stopFd) {
       Connection& connection = *connections[i];
       bool keep = true;
       if (polled[3 + i].revents != 0) {
-        keep = serviceConnection(connection, response, counters);
+        keep = serviceConnection(connection, options, response, counters);
       } else if (now >= connection.deadline) {
         keep = false;
       }
@@ -305,10 +338,10 @@ int runServe(const ServeOptions& options, int stopFd) {
     connections = std::move(stillOpen);
 
     if (polled[1].revents != 0) {
-      acceptConnections(tcpListener.get(), connections);
+      acceptConnections(tcpListener.get(), options.reportPeer, connections);
     }
     if (polled[2].revents != 0) {
-      answerDatagrams(udpSocket.get(), options.name, counters);
+      answerDatagrams(udpSocket.get(), options, counters);
     }
   }
   std::fprintf(stderr, "sy-testpeer serve %s: stopped after %lu TCP and %lu UDP answers\n", options.name.c_str(),

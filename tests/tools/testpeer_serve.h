@@ -1,7 +1,9 @@
 #pragma once
 
 // `sy-testpeer serve`: a backend pod for end-to-end tests. TCP answers one minimal HTTP request per
-// connection with the backend's name; UDP answers every datagram with the name.
+// connection with the backend's name; UDP answers every datagram with the name. With reportPeer,
+// the answer is "NAME PEER" instead: PEER is the client address the server saw (IPv4 as a.b.c.d
+// even on the dual-stack socket, no port), so tests can check source-IP preservation.
 
 #include <optional>
 #include <string>
@@ -15,6 +17,7 @@ struct ServeOptions {
   unsigned tcpPort = 8080;            // 0: no TCP listener
   unsigned udpPort = 5353;            // 0: no UDP socket
   std::optional<std::string> bindAddress; // unset: [::] dual-stack, or 0.0.0.0 without IPv6
+  bool reportPeer = false;            // answer "NAME PEER" rather than "NAME"
 };
 
 // Serves until SIGTERM/SIGINT. Prints "ready" on stdout once every socket listens.
