@@ -27,6 +27,7 @@
 #include "logging/log.h"
 #include "metrics/datapath_counters.h"
 #include "metrics/health.h"
+#include "metrics/service_health.h"
 #include "metrics/metrics.h"
 #include "metrics/sync_recorder.h"
 
@@ -76,11 +77,7 @@ class EventTap : public k8s::ServiceEventHandler {
       return;
     }
     count("Node", "upsert");
-    bool eligible = !n.metadata.deleting;
-    for (const k8s::Node::Taint& t : n.taints) {
-      eligible = eligible && t.key != "ToBeDeletedByClusterAutoscaler";
-    }
-    health_.setNodeEligible(eligible);
+    health_.syncNode(&n);
     proxier_.onNodeUpsert(n);
   }
   void onNodeDelete(const k8s::Node& n) override {
@@ -88,7 +85,8 @@ class EventTap : public k8s::ServiceEventHandler {
       return;
     }
     count("Node", "delete");
-    health_.setNodeEligible(false);  // the Node is gone: no load balancer should send here
+    SY_LOG(Warning) << "Node " << nodeName_ << " deleted: /healthz answers 503";
+    health_.syncNode(nullptr);  // the Node is gone: no load balancer should send here
   }
   void onSynced() override {
     SY_LOG(Info) << "source synced: " << proxier_.tracker().serviceCount() << " services, "
@@ -144,6 +142,9 @@ class Daemon {
     proxier_ = std::make_unique<lb::Proxier>(*writer_, nodeName());
     lb::DataplaneState adopted = writer_->read();
     proxier_->adopt(adopted);
+    // A restart over pinned maps that already serve traffic is healthy before its first
+    // sync; a fresh node is not (metrics/health.h).
+    health_.adoptedFrontends(adopted.frontends.size());
     SY_LOG(Info) << "adopted pinned maps: " << adopted.frontends.size() << " frontends, "
                  << adopted.backends.size() << " backends";
 
@@ -367,6 +368,12 @@ class Daemon {
     if (!healthServer_->listen(host, port, error)) {
       return false;
     }
+    // healthCheckNodePort listeners of LoadBalancer services with externalTrafficPolicy
+    // Local, as kube-proxy's service health server.
+    serviceHealth_ = std::make_unique<metrics::ServiceHealthServer>(
+        io_, [this] { return health_.healthy(std::chrono::system_clock::now()); },
+        [this] { metrics_.countServiceHealthBindError(); },
+        metrics::ServiceHealthServer::Options{tickPeriod()});
     SY_LOG(Info) << "healthz on http://" << cfg_.healthzBindAddress << "/healthz";
     return true;
   }
@@ -424,6 +431,10 @@ class Daemon {
       outcome.eventLatency = sinceEvent;  // -1 (none) when this sync applied no change
     }
     metrics_.clearPendingChanges();
+    if (rep.healthChanged) {
+      serviceHealth_->syncServices(proxier_->healthCheckPorts());
+      serviceHealth_->syncEndpoints(proxier_->localEndpoints());
+    }
     syncRecorder_.synced(outcome, wallNow);
     metrics_.setProgrammed(proxier_->frontendCount(), proxier_->backendCount());
     for (const std::string& w : rep.warnings) {
@@ -487,6 +498,7 @@ class Daemon {
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::shared_ptr<metrics::DatapathCounters> counters_;
   std::unique_ptr<metrics::HealthServer> healthServer_;
+  std::unique_ptr<metrics::ServiceHealthServer> serviceHealth_;
   metrics::SyncRecorder syncRecorder_{metrics_, health_};
   bpf::PinPathLock pinLock_;  // held for the daemon's lifetime
   std::map<std::string, unsigned> attachedDevices_;  // device -> the ifindex attached
