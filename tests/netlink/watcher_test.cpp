@@ -124,6 +124,10 @@ std::string describe(const NodeNetwork& n) {
   return s;
 }
 
+// The kernel adds a link-local address once it sees the carrier, which its linkwatch
+// reports up to a second late, or later when it has just reported another change.
+constexpr std::chrono::milliseconds kLinkLocalWait = 6s;
+
 // A veth pair, both ends down: sy-veth0 and its peer sy-peer0.
 const std::string kVeth0 = "ip link add sy-veth0 type veth peer name sy-peer0";
 
@@ -266,12 +270,15 @@ TEST_F(NodeNetworkWatcherTest, ReportsIpv6AddressesAddedAndRemoved) {
   EXPECT_EQ(a->scope, AddressScope::Universe);
   EXPECT_FALSE(a->tentative) << "nodad: no duplicate address detection";
   // The kernel's own link-local address of an Ethernet link with carrier.
-  ASSERT_TRUE(waitFor([](const NodeNetwork& n) {
-    const Link* l = n.findLink("sy-veth0");
-    return std::any_of(n.addresses.begin(), n.addresses.end(), [&](const Address& x) {
-      return x.ifindex == l->ifindex && x.scope == AddressScope::Link && x.family == AF_INET6;
-    });
-  })) << describe(watcher_->current());
+  ASSERT_TRUE(waitFor(
+      [](const NodeNetwork& n) {
+        const Link* l = n.findLink("sy-veth0");
+        return std::any_of(n.addresses.begin(), n.addresses.end(), [&](const Address& x) {
+          return x.ifindex == l->ifindex && x.scope == AddressScope::Link && x.family == AF_INET6;
+        });
+      },
+      kLinkLocalWait))
+      << describe(watcher_->current());
 
   ASSERT_EQ(sh("ip addr del 2001:db8:1::1/64 dev sy-veth0"), "");
   ASSERT_TRUE(waitFor([](const NodeNetwork& n) { return !findAddress(n, "2001:db8:1::1/64"); }))
@@ -351,13 +358,16 @@ TEST_F(NodeNetworkWatcherTest, NodePortAddressesFollowTheNodesAddresses) {
                " && ip link set sy-veth0 up && ip link set sy-peer0 up && ip addr add 198.18.4.1/24 dev sy-veth0 && "
                "ip addr add 2001:db8:4::1/64 dev sy-veth0 nodad"),
             "");
-  ASSERT_TRUE(waitFor([](const NodeNetwork& n) {
-    // ... and the link-locals of both veth ends, which serve no NodePorts.
-    auto linkLocals = std::count_if(n.addresses.begin(), n.addresses.end(),
-                                    [](const Address& a) { return a.scope == AddressScope::Link; });
-    return findAddress(n, "2001:db8:4::1/64") && findAddress(n, "127.0.0.1/8") && findAddress(n, "::1/128") &&
-           linkLocals == 2;
-  })) << describe(watcher_->current());
+  ASSERT_TRUE(waitFor(
+      [](const NodeNetwork& n) {
+        // ... and the link-locals of both veth ends, which serve no NodePorts.
+        auto linkLocals = std::count_if(n.addresses.begin(), n.addresses.end(),
+                                        [](const Address& a) { return a.scope == AddressScope::Link; });
+        return findAddress(n, "2001:db8:4::1/64") && findAddress(n, "127.0.0.1/8") && findAddress(n, "::1/128") &&
+               linkLocals == 2;
+      },
+      kLinkLocalWait))
+      << describe(watcher_->current());
   EXPECT_THAT(nodePortAddresses({}, watcher_->current()), ElementsAre("198.18.4.1", "2001:db8:4::1"));
   EXPECT_THAT(nodePortAddresses({"198.18.0.0/15", "2001:db8:99::/48"}, watcher_->current()), ElementsAre("198.18.4.1"));
 
