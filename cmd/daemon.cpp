@@ -14,6 +14,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include "bpf/bpffs.h"
@@ -28,6 +29,9 @@
 #include "metrics/datapath_counters.h"
 #include "metrics/health.h"
 #include "metrics/service_health.h"
+#include "netlink/device_match.h"
+#include "netlink/nodeport_addresses.h"
+#include "netlink/watcher.h"
 #include "metrics/metrics.h"
 #include "metrics/sync_recorder.h"
 
@@ -148,7 +152,7 @@ class Daemon {
     SY_LOG(Info) << "adopted pinned maps: " << adopted.frontends.size() << " frontends, "
                  << adopted.backends.size() << " backends";
 
-    if (!setLocalNets(error) || !attach(error)) {
+    if (!setLocalNets(error) || !startNetlink(error) || !attach(error)) {
       SY_LOG(Error) << error;
       return 1;
     }
@@ -233,6 +237,68 @@ class Daemon {
     return true;
   }
 
+  // This node's links and addresses, followed through libnl: NodePort addresses
+  // (nodePortAddresses) into nodeaddr_v1 and the health check listeners, pod devices by
+  // pattern into tc attachments.
+  bool startNetlink(std::string& error) {
+    std::vector<std::string> errors;
+    auto npa = netlink::NodePortAddresses::parse(cfg_.nodePortAddresses, errors);
+    if (!npa) {
+      error = errors.empty() ? "nodePortAddresses: invalid" : errors.front();
+      return false;
+    }
+    nodePortAddresses_ = *npa;
+    net_ = netlink::NodeNetworkWatcher::start(io_, {}, error);
+    if (!net_) {
+      error = "netlink: " + error;
+      return false;
+    }
+    applyNodeNetwork(net_->current());
+    net_->onChange([this](const netlink::NodeNetwork& n) {
+      applyNodeNetwork(n);
+      refreshDevices();
+    });
+    return true;
+  }
+
+  void applyNodeNetwork(const netlink::NodeNetwork& n) {
+    std::map<lb::IpAddr, uint32_t> addrs;
+    auto toIp = [](const netlink::IpBytes& b) {
+      lb::IpAddr a;
+      a.bytes = b;
+      return a;
+    };
+    for (const netlink::Address& a : n.addresses) {
+      addrs.emplace(toIp(a.ip), 0);
+    }
+    std::vector<std::string> selected;
+    for (const netlink::IpBytes& ip : nodePortAddresses_.select(n.addresses)) {
+      addrs[toIp(ip)] |= SY_NODE_ADDR_F_NODEPORT;
+      selected.push_back(toIp(ip).str());
+    }
+    std::string error;
+    bpf::NodeMaps maps(datapath_->maps());
+    if (!maps.setNodeAddresses(addrs, error)) {
+      SY_LOG(Error) << error;
+      metrics_.countMapError(bpf::kPinNodeAddrs, "update");
+    }
+    if (selected != nodePortIPs_) {
+      SY_LOG(Info) << "NodePort addresses: " << (selected.empty() ? std::string("none") : join(selected));
+      nodePortIPs_ = selected;
+      if (serviceHealth_ && !serviceHealth_->setAddresses(selected, error)) {
+        SY_LOG(Warning) << "health check listeners: " << error;
+      }
+    }
+  }
+
+  static std::string join(const std::vector<std::string>& v) {
+    std::string out;
+    for (const std::string& s : v) {
+      out += (out.empty() ? "" : ", ") + s;
+    }
+    return out;
+  }
+
   void logCleanup(const bpf::CleanupReport& r) {
     for (const std::string& n : r.notes) {
       SY_LOG(Info) << n;
@@ -246,13 +312,43 @@ class Daemon {
   // that are missing now are retried on every tick (pods come and go), and a device
   // deleted and recreated under the same name (a new ifindex) gets them again, its old
   // record dropped.
-  void refreshDevices() {
+  // Device names in the configuration are taken as they are (a missing one is reported and
+  // retried); patterns ("veth*") match the links netlink knows now, so pods' devices get the
+  // programs as they appear.
+  std::vector<std::pair<std::string, bpf::TcRole>> wantedDevices() const {
     std::vector<std::pair<std::string, bpf::TcRole>> wanted;
-    for (const std::string& dev : cfg_.bpf.devices) {
-      wanted.emplace_back(dev, bpf::TcRole::Pod);
-    }
-    for (const std::string& dev : cfg_.bpf.hostDevices) {
-      wanted.emplace_back(dev, bpf::TcRole::Host);
+    auto add = [&](const std::vector<std::string>& patterns, bpf::TcRole role) {
+      for (const std::string& p : patterns) {
+        if (p.find_first_of("*?[") == std::string::npos) {
+          wanted.emplace_back(p, role);
+        } else if (net_) {
+          for (const netlink::Link& l : netlink::matchDevices({p}, net_->current().links)) {
+            if (!l.loopback) {
+              wanted.emplace_back(l.name, role);
+            }
+          }
+        }
+      }
+    };
+    add(cfg_.bpf.devices, bpf::TcRole::Pod);
+    add(cfg_.bpf.hostDevices, bpf::TcRole::Host);
+    return wanted;
+  }
+
+  void refreshDevices() {
+    std::vector<std::pair<std::string, bpf::TcRole>> wanted = wantedDevices();
+    // A device a pattern matched that is gone: its filters went with it; forget the records.
+    for (auto it = attachedDevices_.begin(); it != attachedDevices_.end();) {
+      bool still = std::any_of(wanted.begin(), wanted.end(), [&](const auto& w) { return w.first == it->first; });
+      if (!still && if_nametoindex(it->first.c_str()) == 0) {
+        SY_LOG(Info) << "device " << it->first << " (ifindex " << it->second << ") is gone: dropping its records";
+        bpf::CleanupReport r;
+        bpf::forgetTcIfindex(datapath_->maps().tcAttach, datapath_->mapIds(), it->second, r);
+        logCleanup(r);
+        it = attachedDevices_.erase(it);
+      } else {
+        ++it;
+      }
     }
     for (const auto& [dev, role] : wanted) {
       unsigned now = if_nametoindex(dev.c_str());
@@ -374,6 +470,9 @@ class Daemon {
         io_, [this] { return health_.healthy(std::chrono::system_clock::now()); },
         [this] { metrics_.countServiceHealthBindError(); },
         metrics::ServiceHealthServer::Options{tickPeriod()});
+    if (!serviceHealth_->setAddresses(nodePortIPs_, error)) {
+      SY_LOG(Warning) << "health check listeners: " << error;
+    }
     SY_LOG(Info) << "healthz on http://" << cfg_.healthzBindAddress << "/healthz";
     return true;
   }
@@ -499,6 +598,9 @@ class Daemon {
   std::shared_ptr<metrics::DatapathCounters> counters_;
   std::unique_ptr<metrics::HealthServer> healthServer_;
   std::unique_ptr<metrics::ServiceHealthServer> serviceHealth_;
+  std::optional<netlink::NodeNetworkWatcher> net_;
+  netlink::NodePortAddresses nodePortAddresses_;
+  std::vector<std::string> nodePortIPs_;  // what nodePortAddresses selects now
   metrics::SyncRecorder syncRecorder_{metrics_, health_};
   bpf::PinPathLock pinLock_;  // held for the daemon's lifetime
   std::map<std::string, unsigned> attachedDevices_;  // device -> the ifindex attached
