@@ -1308,6 +1308,11 @@ __noinline int new_flow(struct __sk_buff *skb, const struct pkt *p,
 	 * node, so the source becomes this node's address (kube-proxy's masquerade; to a
 	 * local backend the client's address is kept). The new source is local: redirect. */
 	snat = role == ROLE_FROM_NET && !(be->flags & SY_BACKEND_F_LOCAL);
+	/* Hairpin: a pod reaching itself through a service would get a packet from its own
+	 * address, which its stack drops. As kube-proxy masquerades it, the source becomes this
+	 * node's address towards the pod. */
+	if (sy_addr_eq(&be->addr, &p->saddr))
+		snat = 1;
 	if (snat) {
 		if (fib_source(skb, p, &fwd->nat_addr, &snat_addr) < 0) {
 			sy_count(SY_REASON_TC_FIB_FAILED, skb->len);

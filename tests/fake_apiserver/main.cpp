@@ -8,6 +8,7 @@
 // (ca.crt, server.crt, client.crt and their keys). --kubeconfig-out writes a kubeconfig
 // for kubectl or `switchyard run --kubeconfig`. Fixtures are JSON files (an object or a
 // List) or directories of *.json. Runs until SIGINT or SIGTERM.
+#include <algorithm>
 #include <signal.h>
 
 #include <cstring>
@@ -134,7 +135,14 @@ int main(int argc, char** argv) {
     }
     if (!readTestPki(pkiDir, pki)) {
       fs::create_directories(pkiDir);
-      pki = generateTestPki();
+      // The certificate names the address it listens on too (a test fabric address that
+      // other network namespaces dial), besides loopback.
+      std::vector<std::string> ips = {"127.0.0.1", "::1"};
+      if (std::find(ips.begin(), ips.end(), opts.bindAddress) == ips.end() && opts.bindAddress != "0.0.0.0" &&
+          opts.bindAddress != "::") {
+        ips.push_back(opts.bindAddress);
+      }
+      pki = generateTestPki(ips);
       std::string error;
       if (!writeTestPki(pki, pkiDir, error)) {
         std::cerr << error << "\n";

@@ -28,6 +28,10 @@ struct Recorder : ServiceEventHandler {
   void onEndpointSliceUpsert(const EndpointSlice& s) override { events.push_back("+eps " + s.metadata.key()); }
   void onEndpointSliceDelete(const EndpointSlice& s) override { events.push_back("-eps " + s.metadata.key()); }
   void onSynced() override { synced = true; }
+  void onNodeUpsert(const Node& n) override {
+    events.push_back("+node " + n.metadata.name + (n.metadata.deleting ? " deleting" : ""));
+  }
+  void onNodeDelete(const Node& n) override { events.push_back("-node " + n.metadata.name); }
 };
 
 // Collects what one file holds.
@@ -141,6 +145,30 @@ TEST(Manifests, AnInvalidEditKeepsTheLastGoodVersion) {
   dir.write("svc.yaml", changed);
   src.poll();
   EXPECT_THAT(rec.events, ElementsAre("+svc default/web"));
+}
+
+// A Node manifest (its zone label, taints, deletionTimestamp) is delivered like the other
+// kinds: what the daemon reads of its own Node when there is no API server.
+TEST(Manifests, NodesAreDeliveredWithTheirChangesAndDeletion) {
+  TempDir dir;
+  const std::string node = "apiVersion: v1\nkind: Node\nmetadata:\n  name: node-2\n  labels:\n"
+                           "    topology.kubernetes.io/zone: zone-b\n";
+  dir.write("node.yaml", node);
+  boost::asio::io_context io;
+  Recorder rec;
+  std::vector<ManifestProblem> problems;
+  ManifestSource src(io, dir.path(), rec, [&](const ManifestProblem& p) { problems.push_back(p); });
+  src.start();
+  EXPECT_THAT(rec.events, ElementsAre("+node node-2"));
+  rec.events.clear();
+  dir.write("node.yaml", node + "  deletionTimestamp: \"2024-01-01T01:00:00Z\"\n");
+  src.poll();
+  EXPECT_THAT(rec.events, ElementsAre("+node node-2 deleting"));
+  rec.events.clear();
+  std::filesystem::remove(dir.path() + "/node.yaml");
+  src.poll();
+  EXPECT_THAT(rec.events, ElementsAre("-node node-2"));
+  EXPECT_TRUE(problems.empty()) << problems.front().str();
 }
 
 TEST(Manifests, AnObjectInTwoFilesBelongsToTheFirstAndPassesToTheOther) {

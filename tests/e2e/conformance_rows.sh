@@ -1,0 +1,371 @@
+# shellcheck shell=bash
+# tests/e2e/conformance_rows.sh: the rows of the Service conformance table. Each row_NAME
+# writes its own Service and EndpointSlices (names and addresses no other row uses), waits
+# until both nodes programmed them, sends real traffic from the external client, pods and
+# nodes, checks who answered and which client address the backend saw, and removes its
+# objects again, so rows run one per cluster (conformance_test.sh ROW) or all in one
+# (conformance_apiserver_test.sh). Names say which kube-proxy behaviour a row mirrors.
+#
+# The cluster (conformance_lib.sh): node-1 198.18.0.11 (socket LB; pods n1p1 198.18.17.2,
+# n1p2 .17.3), node-2 198.18.0.12 (tc only; n2p1 198.18.18.2, n2p2 .18.3), ext 198.18.0.100
+# (and .101) routing LB IPs and external IPs via node-1. Backends answer "NAME PEER": the
+# probe's "backends" counts names, "sources" the client addresses the backends saw.
+
+EXT4=$SY_MN_EXT_IP4
+N1=198.18.0.11
+N2=198.18.0.12
+
+# All COUNT requests answered, with no peer mismatch, by exactly the backends listed.
+answered_by() {
+  local count=$1
+  shift
+  local names=""
+  for b in "$@"; do names+="'$b', "; done
+  echo "d['sent'] == $count and d['ok'] == $count and d['peer_mismatch'] == 0 and sorted(d['backends']) == sorted([$names])"
+}
+
+# ---- frontends ------------------------------------------------------------------------------
+
+# kube-proxy NodePort (masquerade for Cluster policy): from outside, a NodePort on node-1
+# reaches pods on both nodes; the local pod sees the client's own address (switchyard keeps
+# it where kube-proxy would masquerade), the remote one node-1's address (SNAT, so that its
+# reply comes back through node-1). TCP and UDP.
+row_nodeport_external_client_reaches_local_and_remote_pods_kube_proxy_nodeport() {
+  cf_service np1 clusterIP=198.19.1.1 type=NodePort port=http,80,8080,TCP,30101 port=dns,53,5353,UDP,30102
+  cf_slice np1 np1 IPv4 http:8080/TCP,dns:5353/UDP n1p1 n2p1
+  cf_programmed "$(cf_has 0.0.0.0 30101 TCP 2 NodePort) and $(cf_has 0.0.0.0 30102 UDP 2 NodePort)"
+  cf_expect "TCP from ext to node-1's NodePort to reach both pods" \
+    "$(answered_by 40 n1p1 n2p1) and d['sources'] == {'$EXT4': d['backends']['n1p1'], '$N1': d['backends']['n2p1']}" \
+    ext --proto tcp --target "$N1:30101" --count 40
+  cf_expect_spread "UDP from ext to node-1's NodePort to reach both pods" "n1p1 n2p1" \
+    "d['sources'] == {('$EXT4' if b == 'n1p1' else '$N1'): 2}" ext --proto udp --target "$N1:30102"
+  cf_remove np1
+  cf_programmed "$(cf_absent 0.0.0.0 30101 TCP)"
+}
+
+# kube-proxy NodePort from inside the cluster: a pod on node-1 (socket LB) to its own node's
+# and the other node's NodePort, a pod on node-2 (tc) to its node's, node-1 itself (socket LB):
+# every one reaches both pods with the node address as peer.
+row_nodeport_from_pods_and_nodes_kube_proxy_nodeport() {
+  cf_service np2 clusterIP=198.19.1.2 type=NodePort port=http,80,8080,TCP,30111
+  cf_slice np2 np2 IPv4 http:8080/TCP n1p1 n2p1
+  cf_programmed "$(cf_has 0.0.0.0 30111 TCP 2 NodePort)"
+  cf_expect "a socket-LB pod to its own node's NodePort" "$(answered_by 30 n1p1 n2p1)" \
+    pod 1 2 --proto tcp --target "$N1:30111" --count 30
+  cf_expect "a socket-LB pod to the other node's NodePort" "$(answered_by 30 n1p1 n2p1)" \
+    pod 1 2 --proto tcp --target "$N2:30111" --count 30
+  cf_expect "a tc pod to its own node's NodePort" "$(answered_by 30 n1p1 n2p1)" \
+    pod 2 2 --proto tcp --target "$N2:30111" --count 30
+  cf_expect "node-1 itself to its NodePort" "$(answered_by 30 n1p1 n2p1)" \
+    node 1 --proto tcp --target "$N1:30111" --count 30
+  cf_remove np2
+  cf_programmed "$(cf_absent 0.0.0.0 30111 TCP)"
+}
+
+# kube-proxy LoadBalancer ingress in VIP mode (ipMode Proxy is the LB's business: nothing is
+# installed for it), from outside (routed via node-1) and from pods.
+row_loadbalancer_vip_mode_and_proxy_mode_kube_proxy_lb_ingress() {
+  cf_service lb1 clusterIP=198.19.1.3 type=LoadBalancer port=http,80,8080,TCP,30121 \
+    lbIngress=198.19.100.1,198.19.100.2@Proxy
+  cf_slice lb1 lb1 IPv4 http:8080/TCP n1p1 n2p1
+  cf_programmed "$(cf_has 198.19.100.1 80 TCP 2 LoadBalancer) and $(cf_absent 198.19.100.2 80 TCP)"
+  cf_expect "ext to the LB IP to reach both pods" "$(answered_by 30 n1p1 n2p1)" \
+    ext --proto tcp --target 198.19.100.1:80 --count 30
+  cf_expect "a tc pod to the LB IP" "$(answered_by 30 n1p1 n2p1)" pod 2 2 --proto tcp --target 198.19.100.1:80 --count 30
+  cf_expect "a socket-LB pod to the LB IP" "$(answered_by 30 n1p1 n2p1)" pod 1 2 --proto tcp --target 198.19.100.1:80 --count 30
+  cf_probe ext --proto tcp --target 198.19.100.2:80 --count 2 --timeout-ms 300
+  sy_json_check "$CF_OUT" "d['ok'] == 0" || sy_fail "expected the Proxy-mode LB IP to be left alone, got $CF_OUT"
+  cf_remove lb1
+  cf_programmed "$(cf_absent 198.19.100.1 80 TCP)"
+}
+
+row_external_ips_from_outside_and_pods_kube_proxy_external_ips() {
+  cf_service eip clusterIP=198.19.1.4 port=http,80,8080,TCP externalIPs=198.19.200.1
+  cf_slice eip eip IPv4 http:8080/TCP n1p1 n2p1
+  cf_programmed "$(cf_has 198.19.200.1 80 TCP 2 ExternalIP)"
+  cf_expect "ext to the external IP to reach both pods" "$(answered_by 30 n1p1 n2p1)" \
+    ext --proto tcp --target 198.19.200.1:80 --count 30
+  cf_expect "a tc pod to the external IP" "$(answered_by 30 n1p1 n2p1)" pod 2 1 --proto tcp --target 198.19.200.1:80 --count 30
+  cf_remove eip
+  cf_programmed "$(cf_absent 198.19.200.1 80 TCP)"
+}
+
+# ---- traffic policies -------------------------------------------------------------------------
+
+# kube-proxy externalTrafficPolicy Local: external clients get this node's endpoints only,
+# with their own address; in-cluster clients are short-circuited to every endpoint.
+row_external_policy_local_keeps_the_client_address_kube_proxy_external_policy_local() {
+  cf_service etl clusterIP=198.19.1.5 type=LoadBalancer port=http,80,8080,TCP,30131 \
+    lbIngress=198.19.100.5 externalTrafficPolicy=Local healthCheckNodePort=32131
+  cf_slice etl etl IPv4 http:8080/TCP n1p1 n2p1
+  cf_programmed "$(cf_has 0.0.0.0 30131 TCP 1 NodePort) and $(cf_has 198.19.100.5 80 TCP 1 LoadBalancer)"
+  cf_expect "ext to node-1's NodePort: node-1's pod only, with the client's address" \
+    "$(answered_by 20 n1p1) and d['sources'] == {'$EXT4': 20}" ext --proto tcp --target "$N1:30131" --count 20
+  cf_expect "ext to node-2's NodePort: node-2's pod only, with the client's address" \
+    "$(answered_by 20 n2p1) and d['sources'] == {'$EXT4': 20}" ext --proto tcp --target "$N2:30131" --count 20
+  cf_expect "ext to the LB IP (via node-1): node-1's pod only" \
+    "$(answered_by 20 n1p1) and d['sources'] == {'$EXT4': 20}" ext --proto tcp --target 198.19.100.5:80 --count 20
+  cf_expect "a pod of node-2 to node-1's NodePort: short-circuited to every endpoint" \
+    "$(answered_by 40 n1p1 n2p1)" pod 2 2 --proto tcp --target "$N1:30131" --count 40
+  cf_expect "a socket-LB pod to the LB IP: every endpoint" "$(answered_by 40 n1p1 n2p1)" \
+    pod 1 2 --proto tcp --target 198.19.100.5:80 --count 40
+  cf_remove etl
+  cf_programmed "$(cf_absent 0.0.0.0 30131 TCP)"
+}
+
+# kube-proxy drops (does not reject) external traffic of a Local policy on a node without a
+# local endpoint; in-cluster clients still get the endpoints elsewhere.
+row_external_policy_local_without_local_endpoints_drops_kube_proxy_no_local_endpoints() {
+  cf_service etd clusterIP=198.19.1.6 type=NodePort port=http,80,8080,TCP,30141 externalTrafficPolicy=Local
+  cf_slice etd etd IPv4 http:8080/TCP n2p1
+  cf_programmed "$(cf_has 0.0.0.0 30141 TCP 1 NodePort)" 2
+  cf_programmed "$(cf_has 0.0.0.0 30141 TCP 0 NodePort)" 1
+  local before
+  before=$(sy_mn_counter 1 tc_drop_no_local_endpoints)
+  cf_probe ext --proto tcp --target "$N1:30141" --count 2 --timeout-ms 300
+  sy_json_check "$CF_OUT" "d['ok'] == 0 and d['errors'] == {'timeout': 2}" ||
+    sy_fail "expected ext's connections to node-1's NodePort to be dropped (time out), got $CF_OUT"
+  (($(sy_mn_counter 1 tc_drop_no_local_endpoints) > before)) || sy_fail "expected node-1 to count the drops"
+  cf_expect "ext to node-2's NodePort: its local pod" "$(answered_by 10 n2p1) and d['sources'] == {'$EXT4': 10}" \
+    ext --proto tcp --target "$N2:30141" --count 10
+  cf_expect "a socket-LB pod of node-1 to node-1's NodePort: the endpoint on node-2" "$(answered_by 10 n2p1)" \
+    pod 1 2 --proto tcp --target "$N1:30141" --count 10
+  cf_remove etd
+  cf_programmed "$(cf_absent 0.0.0.0 30141 TCP)"
+}
+
+# kube-proxy internalTrafficPolicy Local: a ClusterIP client gets its own node's endpoints; none
+# there: dropped (socket LB: "no route to host"; tc: dropped), not rejected.
+row_internal_policy_local_kube_proxy_internal_policy_local() {
+  cf_service itl clusterIP=198.19.1.7 port=http,80,8080,TCP internalTrafficPolicy=Local
+  cf_slice itl itl IPv4 http:8080/TCP n1p1 n2p1
+  cf_programmed "$(cf_has 198.19.1.7 80 TCP 1)"
+  cf_expect "a socket-LB pod of node-1: node-1's endpoint only" "$(answered_by 20 n1p1)" \
+    pod 1 2 --proto tcp --target 198.19.1.7:80 --count 20
+  cf_expect "a tc pod of node-2: node-2's endpoint only" "$(answered_by 20 n2p1)" \
+    pod 2 2 --proto tcp --target 198.19.1.7:80 --count 20
+  cf_slice itl itl IPv4 http:8080/TCP n1p1
+  cf_programmed "$(cf_has 198.19.1.7 80 TCP 0)" 2
+  cf_probe pod 2 2 --proto tcp --target 198.19.1.7:80 --count 2 --timeout-ms 300
+  sy_json_check "$CF_OUT" "d['ok'] == 0 and d['errors'] == {'timeout': 2}" ||
+    sy_fail "expected node-2's pod to be dropped without a local endpoint, got $CF_OUT"
+  cf_expect "node-1's pod still to reach its local endpoint" "$(answered_by 10 n1p1)" \
+    pod 1 2 --proto tcp --target 198.19.1.7:80 --count 10
+  cf_remove itl
+  cf_programmed "$(cf_absent 198.19.1.7 80 TCP)"
+}
+
+# kube-proxy terminating endpoints (KEP-1669): with no ready endpoint, the serving and
+# terminating ones serve; once one is ready again, only it.
+row_terminating_endpoints_are_the_fallback_kube_proxy_terminating_endpoints() {
+  cf_service term clusterIP=198.19.1.8 port=http,80,8080,TCP
+  cf_slice term term IPv4 http:8080/TCP n1p1:terminating n2p1:terminating-notserving
+  cf_programmed "$(cf_has 198.19.1.8 80 TCP 1)"
+  cf_expect "only the serving terminating endpoint" "$(answered_by 20 n1p1)" pod 2 2 --proto tcp --target 198.19.1.8:80 --count 20
+  cf_slice term term IPv4 http:8080/TCP n1p1:terminating n2p1:terminating-notserving n1p2
+  cf_programmed "$(cf_has 198.19.1.8 80 TCP 1) and any(b['address'] == '198.18.17.3' for s in d['services'] for b in s['backends'])"
+  cf_expect "the ready endpoint once there is one" "$(answered_by 20 n1p2)" pod 2 2 --proto tcp --target 198.19.1.8:80 --count 20
+  cf_remove term
+  cf_programmed "$(cf_absent 198.19.1.8 80 TCP)"
+}
+
+# kube-proxy topology hints: every endpoint hinted, one for this node's zone: this zone's
+# endpoints; a hint missing (or none for this zone): every endpoint. The zone comes from each
+# daemon's Node object.
+row_zone_hints_with_and_without_a_match_kube_proxy_topology_hints() {
+  cf_service zone clusterIP=198.19.1.9 port=http,80,8080,TCP trafficDistribution=PreferSameZone
+  cf_slice zone zone IPv4 http:8080/TCP n1p1:forZones=zone-a n2p1:forZones=zone-b
+  cf_programmed "$(cf_has 198.19.1.9 80 TCP 1)"
+  cf_expect "node-1 (zone-a): the zone-a endpoint" "$(answered_by 20 n1p1)" pod 1 2 --proto tcp --target 198.19.1.9:80 --count 20
+  cf_expect "node-2 (zone-b): the zone-b endpoint" "$(answered_by 20 n2p1)" pod 2 2 --proto tcp --target 198.19.1.9:80 --count 20
+  cf_slice zone zone IPv4 http:8080/TCP n1p1:forZones=zone-a n2p1
+  cf_programmed "$(cf_has 198.19.1.9 80 TCP 2)"
+  cf_expect "an endpoint without a hint: every endpoint" "$(answered_by 30 n1p1 n2p1)" \
+    pod 1 2 --proto tcp --target 198.19.1.9:80 --count 30
+  cf_slice zone zone IPv4 http:8080/TCP n1p1:forZones=zone-c n2p1:forZones=zone-c
+  cf_programmed "$(cf_has 198.19.1.9 80 TCP 2)"
+  cf_expect "no hint for this zone: every endpoint" "$(answered_by 30 n1p1 n2p1)" \
+    pod 2 2 --proto tcp --target 198.19.1.9:80 --count 30
+  cf_remove zone
+  cf_programmed "$(cf_absent 198.19.1.9 80 TCP)"
+}
+
+# kube-proxy PreferSameNode (hints.forNodes, checked before zones).
+row_node_hints_before_zone_hints_kube_proxy_prefer_same_node() {
+  cf_service nodeh clusterIP=198.19.1.10 port=http,80,8080,TCP trafficDistribution=PreferSameNode
+  cf_slice nodeh nodeh IPv4 http:8080/TCP n1p1:forNodes=node-1:forZones=zone-a n2p1:forNodes=node-2:forZones=zone-a
+  cf_programmed "$(cf_has 198.19.1.10 80 TCP 1)"
+  cf_expect "node-1: its node-hinted endpoint" "$(answered_by 20 n1p1)" pod 1 2 --proto tcp --target 198.19.1.10:80 --count 20
+  cf_expect "node-2: its node-hinted endpoint" "$(answered_by 20 n2p1)" pod 2 2 --proto tcp --target 198.19.1.10:80 --count 20
+  cf_remove nodeh
+  cf_programmed "$(cf_absent 198.19.1.10 80 TCP)"
+}
+
+# kube-proxy sessionAffinity ClientIP: a client's connections stay on one backend while the
+# affinity is fresh, and spread again once timeoutSeconds passed without one.
+row_session_affinity_sticks_and_expires_kube_proxy_session_affinity() {
+  cf_service aff clusterIP=198.19.1.11 type=NodePort port=http,80,8080,TCP,30151 sessionAffinity=ClientIP affinityTimeout=2
+  cf_slice aff aff IPv4 http:8080/TCP n1p1 n1p2 n2p1 n2p2
+  cf_programmed "$(cf_has 198.19.1.11 80 TCP 4)"
+  local from
+  for from in "pod 1 1" "pod 2 1" "ext"; do
+    local target=198.19.1.11:80
+    [[ $from == ext ]] && target=$N1:30151
+    # shellcheck disable=SC2086 # FROM is words
+    cf_expect "$from: 30 connections on one backend" \
+      "d['sent'] == 30 and d['ok'] == 30 and len(d['backends']) == 1" $from --proto tcp --target "$target" --count 30
+  done
+  sleep 2.5  # past timeoutSeconds, with no connection in between
+  local -A seen=()
+  local run
+  for ((run = 0; run < 20 && ${#seen[@]} < 2; run++)); do
+    cf_expect "a connection after the affinity expired" "d['ok'] == 1" pod 2 1 --proto tcp --target 198.19.1.11:80 --count 1 2>/dev/null
+    seen[$(sy_json "$CF_OUT" 'list(d["backends"])[0]')]=1
+    sleep 2.1  # each connection refreshes the affinity: wait it out again
+  done
+  ((${#seen[@]} >= 2)) || sy_fail "expected the client to be balanced again once its affinity expired, saw only ${!seen[*]}"
+  cf_remove aff
+  cf_programmed "$(cf_absent 198.19.1.11 80 TCP)"
+}
+
+# kube-proxy rejects traffic to a service without endpoints: TCP connections are refused
+# (socket LB: refused at connect; tc: a reset), UDP gets port unreachable.
+row_reject_without_endpoints_tcp_and_udp_kube_proxy_reject() {
+  cf_service rej clusterIP=198.19.1.12 type=NodePort port=http,80,8080,TCP,30161 port=dns,53,5353,UDP,30162
+  cf_slice rej rej IPv4 http:8080/TCP,dns:5353/UDP
+  cf_programmed "$(cf_has 198.19.1.12 80 TCP 0) and $(cf_has 198.19.1.12 53 UDP 0)"
+  local from
+  for from in "pod 1 2" "pod 2 2"; do
+    # shellcheck disable=SC2086
+    cf_expect "$from: TCP refused" "d['ok'] == 0 and d['errors'] == {'ECONNREFUSED': 3}" \
+      $from --proto tcp --target 198.19.1.12:80 --count 3 --timeout-ms 500
+    # shellcheck disable=SC2086
+    cf_expect "$from: connected UDP refused" "d['ok'] == 0 and d['errors'] == {'ECONNREFUSED': 3}" \
+      $from --proto udp --connected-udp --target 198.19.1.12:53 --count 3 --timeout-ms 500
+  done
+  cf_expect "ext to the NodePort: TCP refused" "d['ok'] == 0 and d['errors'] == {'ECONNREFUSED': 3}" \
+    ext --proto tcp --target "$N2:30161" --count 3 --timeout-ms 500
+  cf_remove rej
+  cf_programmed "$(cf_absent 198.19.1.12 80 TCP)"
+}
+
+# kube-proxy loadBalancerSourceRanges: the LB IP admits the listed sources only.
+row_load_balancer_source_ranges_allow_and_deny_kube_proxy_source_ranges() {
+  cf_service src clusterIP=198.19.1.13 type=LoadBalancer port=http,80,8080,TCP,30171 \
+    lbIngress=198.19.100.13 sourceRanges=198.18.0.100/32
+  cf_slice src src IPv4 http:8080/TCP n1p1 n2p1
+  cf_programmed "$(cf_has 198.19.100.13 80 TCP 2 LoadBalancer)"
+  cf_expect "a listed source" "$(answered_by 20 n1p1 n2p1)" ext --proto tcp --target 198.19.100.13:80 --count 20
+  local before
+  before=$(sy_mn_counter 1 tc_source_range_denied)
+  cf_probe ext --proto tcp --target 198.19.100.13:80 --count 2 --timeout-ms 300 --bind 198.18.0.101
+  sy_json_check "$CF_OUT" "d['ok'] == 0" || sy_fail "expected a source outside the ranges to be refused, got $CF_OUT"
+  (($(sy_mn_counter 1 tc_source_range_denied) > before)) || sy_fail "expected node-1 to count the denied source"
+  cf_remove src
+  cf_programmed "$(cf_absent 198.19.100.13 80 TCP)"
+}
+
+# A Service changing type in place: ClusterIP -> NodePort -> LoadBalancer -> ClusterIP, with
+# no entry of an earlier type left behind.
+row_type_change_in_place_leaves_no_stale_entry() {
+  cf_slice chg chg IPv4 http:8080/TCP n1p1 n2p1
+  cf_service chg clusterIP=198.19.1.14 port=http,80,8080,TCP
+  cf_programmed "$(cf_has 198.19.1.14 80 TCP 2 ClusterIP)"
+  cf_service chg clusterIP=198.19.1.14 type=NodePort port=http,80,8080,TCP,30181
+  cf_programmed "$(cf_has 0.0.0.0 30181 TCP 2 NodePort)"
+  cf_expect "the NodePort once the type is NodePort" "$(answered_by 20 n1p1 n2p1)" ext --proto tcp --target "$N1:30181" --count 20
+  cf_service chg clusterIP=198.19.1.14 type=LoadBalancer port=http,80,8080,TCP,30181 lbIngress=198.19.100.14
+  cf_programmed "$(cf_has 198.19.100.14 80 TCP 2 LoadBalancer) and $(cf_has 0.0.0.0 30181 TCP 2 NodePort)"
+  cf_expect "the LB IP once the type is LoadBalancer" "$(answered_by 20 n1p1 n2p1)" ext --proto tcp --target 198.19.100.14:80 --count 20
+  cf_service chg clusterIP=198.19.1.14 port=http,80,8080,TCP
+  cf_programmed "$(cf_absent 0.0.0.0 30181 TCP) and $(cf_absent 198.19.100.14 80 TCP) and $(cf_has 198.19.1.14 80 TCP 2 ClusterIP)"
+  cf_probe ext --proto tcp --target "$N1:30181" --count 2 --timeout-ms 300
+  sy_json_check "$CF_OUT" "d['ok'] == 0" || sy_fail "expected the old NodePort to be gone, got $CF_OUT"
+  cf_remove chg
+  cf_programmed "$(cf_absent 198.19.1.14 80 TCP)"
+}
+
+# One port number on TCP and UDP, each to its own target port, with named ports.
+row_same_port_number_on_tcp_and_udp_with_named_ports() {
+  cf_service dns clusterIP=198.19.1.15 port=dns-tcp,53,web,TCP port=dns,53,dnsport,UDP
+  cf_slice dns dns IPv4 dns-tcp:8080/TCP,dns:5353/UDP n1p1 n2p1
+  cf_programmed "$(cf_has 198.19.1.15 53 TCP 2) and $(cf_has 198.19.1.15 53 UDP 2)"
+  cf_expect "TCP 53 to the TCP target port" "$(answered_by 30 n1p1 n2p1)" pod 2 2 --proto tcp --target 198.19.1.15:53 --count 30
+  cf_expect_spread "UDP 53 to the UDP target port" "n1p1 n2p1" "True" pod 2 2 --proto udp --target 198.19.1.15:53
+  cf_remove dns
+  cf_programmed "$(cf_absent 198.19.1.15 53 TCP)"
+}
+
+# ---- IPv6 and dual-stack ------------------------------------------------------------------------
+
+row_ipv6_nodeport_and_cluster_ip_kube_proxy_ipv6() {
+  local n1=${SY_MN_NODE_IP6[1]} ext6=$SY_MN_EXT_IP6
+  cf_service v6 clusterIP=2001:db8:c::16 type=NodePort port=http,80,8080,TCP,30191 ipFamilyPolicy=SingleStack
+  cf_slice v6 v6 IPv6 http:8080/TCP n1p1 n2p1
+  cf_programmed "$(cf_has 2001:db8:c::16 80 TCP 2) and $(cf_has :: 30191 TCP 2 NodePort)"
+  cf_expect "IPv6 ClusterIP from a socket-LB pod" "$(answered_by 30 n1p1 n2p1)" pod 1 2 --proto tcp --target "[2001:db8:c::16]:80" --count 30
+  cf_expect "IPv6 ClusterIP from a tc pod" "$(answered_by 30 n1p1 n2p1)" pod 2 2 --proto tcp --target "[2001:db8:c::16]:80" --count 30
+  cf_expect "IPv6 NodePort from ext: the local pod sees the client, the remote one node-1" \
+    "$(answered_by 40 n1p1 n2p1) and d['sources'] == {'$ext6': d['backends']['n1p1'], '$n1': d['backends']['n2p1']}" \
+    ext --proto tcp --target "[$n1]:30191" --count 40
+  cf_remove v6
+  cf_programmed "$(cf_absent 2001:db8:c::16 80 TCP)"
+}
+
+row_dual_stack_service_serves_both_families() {
+  cf_service ds clusterIP=198.19.1.17,2001:db8:c::17 port=http,80,8080,TCP
+  cf_slice ds-4 ds IPv4 http:8080/TCP n1p1 n2p1
+  cf_slice ds-6 ds IPv6 http:8080/TCP n1p2 n2p2
+  cf_programmed "$(cf_has 198.19.1.17 80 TCP 2) and $(cf_has 2001:db8:c::17 80 TCP 2)"
+  cf_expect "IPv4 ClusterIP: the IPv4 endpoints" "$(answered_by 30 n1p1 n2p1)" pod 2 1 --proto tcp --target 198.19.1.17:80 --count 30
+  cf_expect "IPv6 ClusterIP: the IPv6 endpoints" "$(answered_by 30 n1p2 n2p2)" pod 2 1 --proto tcp --target "[2001:db8:c::17]:80" --count 30
+  cf_remove ds ds-4 ds-6
+  cf_programmed "$(cf_absent 198.19.1.17 80 TCP)"
+}
+
+# ---- health --------------------------------------------------------------------------------------
+
+# kube-proxy's service health server: healthCheckNodePort answers 200 with the count of
+# local ready endpoints on a node that has some, 503 on one that has none.
+row_health_check_node_port_kube_proxy_service_health() {
+  cf_service hc clusterIP=198.19.1.18 type=LoadBalancer port=http,80,8080,TCP,30201 lbIngress=198.19.100.18 \
+    externalTrafficPolicy=Local healthCheckNodePort=32201
+  cf_slice hc hc IPv4 http:8080/TCP n1p1 n1p2:terminating
+  cf_programmed "$(cf_has 0.0.0.0 30201 TCP 1 NodePort)" 1
+  local code body
+  hc_get() { sy_in_ns "${SY_MN_NODE_NS[$1]}" curl -s -m 2 -o "$WORK/hc.body" -w '%{http_code}' "http://${SY_MN_NODE_IP4[$1]}:32201/"; }
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    code=$(hc_get 1 || true)
+    [[ $code == 200 ]] && break
+    sleep 0.3
+  done
+  body=$(cat "$WORK/hc.body" 2>/dev/null)
+  [[ $code == 200 ]] && sy_json_check "$body" "d['localEndpoints'] == 1 and d['service'] == {'namespace': 'default', 'name': 'hc'}" ||
+    sy_fail "expected node-1's healthCheckNodePort to answer 200 with 1 local endpoint (terminating ones do not count), got $code $body"
+  code=$(hc_get 2 || true)
+  body=$(cat "$WORK/hc.body" 2>/dev/null)
+  [[ $code == 503 ]] && sy_json_check "$body" "d['localEndpoints'] == 0" ||
+    sy_fail "expected node-2's healthCheckNodePort to answer 503 with 0 local endpoints, got $code $body"
+  cf_remove hc
+  cf_programmed "$(cf_absent 0.0.0.0 30201 TCP)"
+}
+
+# kube-proxy's /healthz: a Node being deleted (deletionTimestamp) or tainted by the cluster
+# autoscaler is not eligible: 503, so that load balancers drain it; /livez stays 200.
+row_healthz_follows_node_deletion_kube_proxy_healthz() {
+  healthz() { sy_in_ns "${SY_MN_NODE_NS[$1]}" curl -s -m 2 -o /dev/null -w '%{http_code}' "http://$SY_MN_HEALTHZ_ADDR/$2"; }
+  healthz_is() { [[ $(healthz "$1" "$2") == "$3" ]]; }
+  sy_wait_for "node-2 healthy" 10 healthz_is 2 healthz 200 || sy_fail "expected node-2's /healthz to answer 200"
+  cf_node 2 zone-b "" deleting
+  sy_wait_for "node-2's /healthz to turn 503 with its Node being deleted" 10 healthz_is 2 healthz 503 ||
+    sy_fail "expected /healthz 503 on a Node with deletionTimestamp"
+  healthz_is 2 livez 200 || sy_fail "expected /livez to stay 200 on a Node being deleted"
+  healthz_is 1 healthz 200 || sy_fail "expected node-1 to stay healthy"
+  cf_node 2 zone-b
+  sy_wait_for "node-2 eligible again" 10 healthz_is 2 healthz 200 || sy_fail "expected /healthz back to 200"
+  cf_node 2 zone-b ToBeDeletedByClusterAutoscaler=1:NoSchedule
+  sy_wait_for "node-2 ineligible with the autoscaler's taint" 10 healthz_is 2 healthz 503 ||
+    sy_fail "expected /healthz 503 with the ToBeDeletedByClusterAutoscaler taint"
+  cf_node 2 zone-b
+  sy_wait_for "node-2 eligible again" 10 healthz_is 2 healthz 200 || sy_fail "expected /healthz back to 200"
+}
