@@ -331,7 +331,26 @@ class Daemon {
       }
     };
     add(cfg_.bpf.devices, bpf::TcRole::Pod);
-    add(cfg_.bpf.hostDevices, bpf::TcRole::Host);
+    if (!cfg_.bpf.hostDevices.empty()) {
+      add(cfg_.bpf.hostDevices, bpf::TcRole::Host);
+    } else if (net_) {
+      // Unset: the devices holding one of this node's NodePort addresses on a subnet (the
+      // uplink, a bond, a bridge the node address lives on), but loopback and the
+      // pod-facing ones. A single-address prefix (/32, /128) is the gateway address CNIs put
+      // on pods' veths, not the node's network.
+      const netlink::NodeNetwork& n = net_->current();
+      std::vector<netlink::IpBytes> npa = nodePortAddresses_.select(n.addresses);
+      for (const netlink::Link& l : n.links) {
+        bool pod = std::any_of(wanted.begin(), wanted.end(), [&](const auto& w) { return w.first == l.name; });
+        bool holds = std::any_of(n.addresses.begin(), n.addresses.end(), [&](const netlink::Address& a) {
+          bool subnet = a.family == AF_INET ? a.prefixLen < 32 : a.prefixLen < 128;
+          return a.ifindex == l.ifindex && subnet && std::find(npa.begin(), npa.end(), a.ip) != npa.end();
+        });
+        if (holds && !pod && !l.loopback) {
+          wanted.emplace_back(l.name, bpf::TcRole::Host);
+        }
+      }
+    }
     return wanted;
   }
 

@@ -31,17 +31,18 @@ cf_setup() {
   sy_mn_start_servers 8080 5353
   # A second address of the external client, for source ranges that admit one and not the other.
   ip -n "$SY_MN_EXT_NS" addr add 198.18.0.101/24 dev eth0 || sy_fail "second ext address"
-  local extra="bpf: {hostDevices: [$SY_MN_FABRIC_DEV]}"
+  local extra=""
   if [[ $CF_SOURCE == apiserver ]]; then
     cf__start_fake
-    extra="$extra
-source: {kind: apiserver, path: null, pollInterval: null}
+    extra="source: {kind: apiserver, path: null, pollInterval: null}
 clientConnection: {kubeconfig: $WORK/kubeconfig}"
   fi
   SY_MN_EXTRA_CONFIG=$extra
   cf_node 1 zone-a
   cf_node 2 zone-b
-  sy_mn_write_config 1 true
+  # node-1 names its host-facing device; node-2 leaves bpf.hostDevices unset: the device
+  # holding its NodePort address on a subnet is found.
+  sy_mn_write_config 1 true "bpf: {hostDevices: [$SY_MN_FABRIC_DEV]}"
   sy_mn_write_config 2 false
   sy_mn_daemon_start 1
   sy_mn_daemon_start 2
@@ -53,6 +54,9 @@ clientConnection: {kubeconfig: $WORK/kubeconfig}"
     sy_wait_for "node-$i's daemon to see its NodePort addresses" 15 \
       sy_mn_status_check "$i" "any(a['nodePort'] and a['address'] == '${SY_MN_NODE_IP4[i]}' for a in d['nodeAddresses'])" ||
       sy_fail "expected node-$i's daemon to serve NodePorts on ${SY_MN_NODE_IP4[i]}; status: $(sy_mn_status_json "$i" 2>&1)"
+    sy_wait_for "node-$i's host-facing device to get the programs" 10 sy_mn_status_check "$i" \
+      "sorted(h['direction'] for h in d['tc'] if h['device'] == '$SY_MN_FABRIC_DEV' and h['state'] == 'attached') == ['egress', 'ingress']" ||
+      sy_fail "expected $SY_MN_FABRIC_DEV of node-$i attached; status: $(sy_mn_status_json "$i" 2>&1)"
   done
 }
 
