@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # tests/e2e/lib_selftest.sh: checks tests/e2e/lib.sh itself, without the daemon.
 #
-# Runs three scenarios, each as a child process sourcing lib.sh, and checks after each that the
+# Runs these scenarios, each as a child process sourcing lib.sh, and checks after each that the
 # child left nothing behind (namespaces, cgroup, bpffs pins, work dir, processes):
 #   pass  3 backend pods; the client reaches pod1..pod3 directly over TCP and UDP
 #   fail  a test that fails with a probe still running in the background
+#   late  a test that fails while a background probe has not yet joined the client namespace
+#         and the test cgroup (as on a loaded machine): the cleanup must stop it all the same
 #   term  a test killed with SIGTERM while it waits
 # Needs sy-testpeer: SY_BUILD_DIR=/path/to/build (default: <repo>/build).
 set -euo pipefail
@@ -120,6 +122,26 @@ scenario_fail() {
   sy_fail "deliberate failure, with probe $probe_pid still running"
 }
 
+scenario_late() {
+  local state=$1
+  # shellcheck source=tests/e2e/lib.sh
+  source "$HERE/lib.sh"
+  sy_e2e_init selftest-late
+  sy_topology_up 1
+  sy_start_backends 8080 5353
+  make_pin
+  # The job joins the namespace and the cgroup only after the test has failed: a cleanup that
+  # looks only there (or at $(jobs -p) from a subshell, which sees no jobs) misses it. The
+  # subshell execs the probe (sy_in_cgroup_ns), so the job's pid becomes the probe's.
+  (
+    sleep 1
+    sy_probe "$CLIENT_NS" --proto tcp --target "${POD_IPS[0]}:8080" --duration-s 60 --interval-ms 50
+  ) >"$WORK/late-probe.json" &
+  local job=$!
+  record_state "$state" "$job"
+  sy_fail "deliberate failure, with job $job about to start a probe"
+}
+
 scenario_term() {
   local state=$1
   # shellcheck source=tests/e2e/lib.sh
@@ -206,6 +228,7 @@ run_scenario() {
 case ${1:-all} in
   inner-pass) scenario_pass "$2" ;;
   inner-fail) scenario_fail "$2" ;;
+  inner-late) scenario_late "$2" ;;
   inner-term) scenario_term "$2" ;;
   all)
     if [[ $(id -u) != 0 ]]; then
@@ -217,6 +240,7 @@ case ${1:-all} in
     failures=0
     run_scenario pass 0 || failures=$((failures + 1))
     run_scenario fail 1 || failures=$((failures + 1))
+    run_scenario late 1 || failures=$((failures + 1))
     run_scenario term 143 || failures=$((failures + 1))
     if ((failures > 0)); then
       echo "lib_selftest: $failures scenario(s) failed" >&2
