@@ -30,6 +30,7 @@
 # Variables set for the test: SY_TEST_NAME PREFIX SY_ROOT SY_BUILD_DIR SY_BIN SY_PEER WORK PIN CG
 #   NODE_NS CLIENT_NS CLIENT_IP POD_NS[] POD_IPS[] POD_NAMES[] (0-based arrays: POD_NS[0] is pod1)
 #   MANIFEST_DIR HEALTHZ_ADDR METRICS_ADDR (after sy_write_config) DAEMON_PID DAEMON_LOG
+#   SY_DAEMON_RAN (1 after sy_daemon_start)
 # Functions that set variables must run in the test's own shell, not in $(...) or a pipeline.
 
 SY_E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -47,6 +48,9 @@ source "$SY_E2E_DIR/lib_manifests.sh"
 SY_PIDS=()       # every background process the library started, killed by the cleanup trap
 SY_EXIT_HOOKS=() # commands registered with sy_on_exit, run first by the cleanup trap
 SY__CLEANED=0
+# 1 once a daemon was started on $PIN: the cleanup trap then runs `switchyard cleanup` on it.
+# sy_daemon_start sets it; a test that starts `switchyard run` on $PIN by hand sets it too.
+SY_DAEMON_RAN=0
 SY__OURS=()
 SY__SURVIVORS=()
 
@@ -330,6 +334,7 @@ sy_daemon_start() {
   nsenter --net="/run/netns/$NODE_NS" "$SY_BIN" run --config "$config" >>"$DAEMON_LOG" 2>&1 &
   DAEMON_PID=$!
   SY_PIDS+=("$DAEMON_PID")
+  SY_DAEMON_RAN=1
   sy_log "daemon started, pid $DAEMON_PID, log $DAEMON_LOG"
 }
 
@@ -554,8 +559,10 @@ sy__cleanup() {
     echo "WARNING [$SY_TEST_NAME]: still running after SIGTERM and SIGKILL:$(sy__describe_pids "${SY__SURVIVORS[@]}")" >&2
   fi
   # The daemon's own cleanup detaches what it attached (tc on veth-c in the node namespace,
-  # cgroup hooks on $CG) while those still exist, and unpins its maps.
-  if [[ -x ${SY_BIN:-} && -e /run/netns/$NODE_NS && -d ${PIN:-} ]]; then
+  # cgroup hooks on $CG) while those still exist, and unpins its maps. Only after a daemon ran:
+  # otherwise $PIN holds only what the test pinned itself, which switchyard rightly refuses to
+  # call its own; the rm -rf below removes that. A failure here is a real one and says so.
+  if ((SY_DAEMON_RAN)) && [[ -x ${SY_BIN:-} && -e /run/netns/$NODE_NS && -d ${PIN:-} ]]; then
     timeout 20 nsenter --net="/run/netns/$NODE_NS" "$SY_BIN" cleanup --pin-path "$PIN" \
       >"$WORK/cleanup.log" 2>&1 ||
       { echo "WARNING [$SY_TEST_NAME]: switchyard cleanup failed:" >&2; cat "$WORK/cleanup.log" >&2; }

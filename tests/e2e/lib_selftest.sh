@@ -2,13 +2,16 @@
 # tests/e2e/lib_selftest.sh: checks tests/e2e/lib.sh itself, without the daemon.
 #
 # Runs these scenarios, each as a child process sourcing lib.sh, and checks after each that the
-# child left nothing behind (namespaces, cgroup, bpffs pins, work dir, processes):
+# child left nothing behind (namespaces, cgroup, bpffs pins, work dir, processes) and that its
+# cleanup printed no WARNING line, or, for loud, that it did:
 #   pass  3 backend pods; the client reaches pod1..pod3 directly over TCP and UDP
 #   fail  a test that fails with a probe still running in the background
 #   late  a test that fails while a background probe has not yet joined the client namespace
 #         and the test cgroup (as on a loaded machine): the cleanup must stop it all the same
 #   term  a test killed with SIGTERM while it waits
-# Needs sy-testpeer: SY_BUILD_DIR=/path/to/build (default: <repo>/build).
+#   loud  as if a daemon had run on the pin dir, which holds a pin switchyard did not make:
+#         `switchyard cleanup` refuses to remove the dir, and the cleanup must say so
+# Needs sy-testpeer and switchyard: SY_BUILD_DIR=/path/to/build (default: <repo>/build).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -142,6 +145,20 @@ scenario_late() {
   sy_fail "deliberate failure, with job $job about to start a probe"
 }
 
+scenario_loud() {
+  local state=$1
+  # shellcheck source=tests/e2e/lib.sh
+  source "$HERE/lib.sh"
+  sy_e2e_init selftest-loud
+  sy_topology_up 1
+  make_pin
+  # What sy_daemon_start records; no daemon needs to run for `switchyard cleanup` to refuse a
+  # pin dir that holds a pin it did not make.
+  SY_DAEMON_RAN=1
+  record_state "$state"
+  sy_log "loud scenario done"
+}
+
 scenario_term() {
   local state=$1
   # shellcheck source=tests/e2e/lib.sh
@@ -189,11 +206,15 @@ stop_scenarios() {
   exit "$rc"
 }
 
+# run_scenario NAME EXPECTED_RC [WARNING]: runs it, then checks its exit status, that it left
+# nothing behind, and that its stderr holds the line "WARNING [selftest-NAME]: WARNING..." if
+# WARNING is given, and no line starting "WARNING" otherwise.
 run_scenario() {
-  local name=$1 expected_rc=$2 state rc found
+  local name=$1 expected_rc=$2 expected_warning=${3:-} state rc found errlog warnings
   state=$(mktemp -u -t sy-selftest-state.XXXXXX)
+  errlog=$state.stderr
   if [[ $name == term ]]; then
-    bash "$SCRIPT" "inner-$name" "$state" &
+    bash "$SCRIPT" "inner-$name" "$state" 2>"$errlog" &
     local child=$!
     local i
     for ((i = 0; i < 300; i++)); do
@@ -206,8 +227,16 @@ run_scenario() {
     wait "$child" || rc=$?
   else
     rc=0
-    bash "$SCRIPT" "inner-$name" "$state" || rc=$?
+    bash "$SCRIPT" "inner-$name" "$state" 2>"$errlog" || rc=$?
   fi
+  warnings=$(grep '^WARNING' "$errlog" || true)
+  if [[ -n $expected_warning ]]; then
+    # Shown as expected, so that a search of the suite's output for WARNING finds real ones only.
+    sed 's/^WARNING /expected warning /' "$errlog" >&2
+  else
+    cat "$errlog" >&2
+  fi
+  rm -f "$errlog"
   if [[ ! -s $state ]]; then
     echo "FAIL: scenario $name exited $rc before recording its state" >&2
     return 1
@@ -222,7 +251,17 @@ run_scenario() {
     echo "FAIL: scenario $name left behind:$found" >&2
     return 1
   fi
-  echo "ok: scenario $name (exit $rc, nothing left behind)" >&2
+  if [[ -z $expected_warning && -n $warnings ]]; then
+    echo "FAIL: scenario $name: expected a quiet cleanup, got: $warnings" >&2
+    return 1
+  fi
+  if [[ -n $expected_warning ]] && ! grep -qF "WARNING [selftest-$name]: $expected_warning" <<<"$warnings"; then
+    echo "FAIL: scenario $name: expected the cleanup to warn '$expected_warning', got: ${warnings:-no warning}" >&2
+    return 1
+  fi
+  local cleanup_said="no warning"
+  [[ -z $expected_warning ]] || cleanup_said="the expected warning"
+  echo "ok: scenario $name (exit $rc, nothing left behind, $cleanup_said)" >&2
 }
 
 case ${1:-all} in
@@ -230,6 +269,7 @@ case ${1:-all} in
   inner-fail) scenario_fail "$2" ;;
   inner-late) scenario_late "$2" ;;
   inner-term) scenario_term "$2" ;;
+  inner-loud) scenario_loud "$2" ;;
   all)
     if [[ $(id -u) != 0 ]]; then
       echo "SKIP [lib_selftest]: needs root" >&2
@@ -242,6 +282,7 @@ case ${1:-all} in
     run_scenario fail 1 || failures=$((failures + 1))
     run_scenario late 1 || failures=$((failures + 1))
     run_scenario term 143 || failures=$((failures + 1))
+    run_scenario loud 0 "switchyard cleanup failed" || failures=$((failures + 1))
     if ((failures > 0)); then
       echo "lib_selftest: $failures scenario(s) failed" >&2
       exit 1
