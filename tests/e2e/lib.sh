@@ -479,12 +479,12 @@ sy__cleanup_processes() {
           echo 1 >"$CG/cgroup.kill"
         fi
       else
-        SY__SURVIVORS=("${SY__OURS[@]}")
         break
       fi
     fi
     sleep 0.1
   done
+  ((empty_scans >= 2)) || SY__SURVIVORS=("${SY__OURS[@]}")
   # Reap what has exited; never block on a process that has not (wait has no timeout).
   for pid in "${SY_PIDS[@]}" $(jobs -p); do
     sy__gone "$pid" && wait "$pid"
