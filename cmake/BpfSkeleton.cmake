@@ -29,6 +29,12 @@ else()
   set(SY_BPF_ARCH ${CMAKE_SYSTEM_PROCESSOR})
 endif()
 
+# The BPF objects follow SY_WERROR (top-level CMakeLists.txt) like the C++ code.
+set(SY_BPF_WERROR "")
+if(SY_WERROR)
+  set(SY_BPF_WERROR -Werror)
+endif()
+
 function(sy_bpf_skeleton name src)
   set(out_dir ${CMAKE_BINARY_DIR}/bpf_gen)
   file(MAKE_DIRECTORY ${out_dir})
@@ -37,7 +43,7 @@ function(sy_bpf_skeleton name src)
   set(skel ${out_dir}/${name}.skel.h)
   add_custom_command(
     OUTPUT ${skel}
-    COMMAND ${SY_CLANG} -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_${SY_BPF_ARCH}
+    COMMAND ${SY_CLANG} -g -O2 -Wall ${SY_BPF_WERROR} -target bpf -D__TARGET_ARCH_${SY_BPF_ARCH}
             ${SY_BPF_SYS_INCLUDE} -I${CMAKE_SOURCE_DIR} -c ${src} -o ${obj}
     COMMAND ${SY_BPFTOOL} gen object ${linked} ${obj}
     COMMAND ${SY_BPFTOOL} gen skeleton ${linked} name ${name} > ${skel}

@@ -8,20 +8,30 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
+# Every command and Python module a build step, test, tool, demo or benchmark runs, by package
+# (docs/testing.md says how the list was checked on a fresh Debian 12 root). Beyond these, the
+# scripts use only what every Debian system has (Essential: yes): bash, dash, coreutils
+# (timeout, md5sum, od, mktemp, stat, realpath, ...), findutils, grep, sed, mawk, libc-bin
+# (getconf).
 PACKAGES=(
   # toolchain
   build-essential cmake pkg-config clang llvm
-  # BPF: libbpf for loading, bpftool for skeletons, libelf/zlib for libbpf
+  # BPF: libbpf for loading, bpftool for skeletons and for the tests' map/link/cgroup checks,
+  # libelf/zlib for libbpf
   libbpf-dev bpftool libelf-dev zlib1g-dev
   # netlink
   libnl-3-dev libnl-route-3-dev
   # control plane libraries
   libboost-dev libboost-system-dev libssl-dev rapidjson-dev libyaml-cpp-dev prometheus-cpp-dev
-  # tests and micro-benchmarks; clang's sanitizer/libFuzzer runtime for the decoder fuzzer
+  # tests and micro-benchmarks; clang's sanitizer/libFuzzer runtime for the decoder fuzzer;
+  # openssl (the kubectl test's second CA)
   libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev openssl
-  # runtime tools used by the demo and the tests
-  iproute2 procps curl util-linux python3
-  # benchmarks (bench/run.sh): load generators, servers, kube-proxy baseline rule loaders
+  # runtime tools of the demo and the tests: ip/tc/ss/nstat, sysctl, curl, mount (bpffs),
+  # nsenter; python3 with yaml for the tests' JSON and YAML checks (e2e_lib_selftest) and
+  # bench/*.py (standard library otherwise)
+  iproute2 procps curl mount util-linux python3 python3-yaml
+  # benchmarks (bench/run.sh, and so the bench_quick test): load generators, servers,
+  # kube-proxy baseline rule loaders (nft, iptables-restore)
   wrk nginx-light sockperf iperf3 nftables iptables
 )
 
@@ -45,5 +55,13 @@ if ! command -v kubectl >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null
+fi
+# The tests run whatever `python3` is first on the PATH; python3-yaml serves Debian's. A
+# python3 of a version manager or a virtualenv needs its own yaml: say so here, not as a
+# failed test later.
+if ! python3 -c 'import yaml' 2>/dev/null; then
+  echo "install-deps: $(command -v python3) cannot import yaml (python3-yaml is installed for" \
+    "/usr/bin/python3); put /usr/bin first on the PATH or install PyYAML for that python3" >&2
+  exit 1
 fi
 echo "install-deps: all ${#PACKAGES[@]} packages present, and kubectl"

@@ -16,6 +16,9 @@
 #   - Everything the test made (processes, namespaces, cgroup, bpffs pins, WORK) is removed on
 #     exit, on failure and on SIGINT/SIGTERM, by one idempotent trap. Do not set your own EXIT
 #     trap (it would replace this one); register extra steps with sy_on_exit instead.
+#     Processes are the script's descendants, tracked or not, and whatever runs in the test's
+#     namespaces or cgroup; the trap waits until each is really gone. What it cannot remove it
+#     names in a "WARNING [test]:" line, and a clean run prints none.
 #   - Every wait is bounded in attempts and time.
 #   - A test skips (exit 77) only when it is not root.
 #
@@ -27,6 +30,7 @@
 # Variables set for the test: SY_TEST_NAME PREFIX SY_ROOT SY_BUILD_DIR SY_BIN SY_PEER WORK PIN CG
 #   NODE_NS CLIENT_NS CLIENT_IP POD_NS[] POD_IPS[] POD_NAMES[] (0-based arrays: POD_NS[0] is pod1)
 #   MANIFEST_DIR HEALTHZ_ADDR METRICS_ADDR (after sy_write_config) DAEMON_PID DAEMON_LOG
+#   SY_DAEMON_RAN (1 after sy_daemon_start)
 # Functions that set variables must run in the test's own shell, not in $(...) or a pipeline.
 
 SY_E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,6 +48,11 @@ source "$SY_E2E_DIR/lib_manifests.sh"
 SY_PIDS=()       # every background process the library started, killed by the cleanup trap
 SY_EXIT_HOOKS=() # commands registered with sy_on_exit, run first by the cleanup trap
 SY__CLEANED=0
+# 1 once a daemon was started on $PIN: the cleanup trap then runs `switchyard cleanup` on it.
+# sy_daemon_start sets it; a test that starts `switchyard run` on $PIN by hand sets it too.
+SY_DAEMON_RAN=0
+SY__OURS=()
+SY__SURVIVORS=()
 
 # ---------------------------------------------------------------------------------------------
 # Messages, assertions, waiting
@@ -325,6 +334,7 @@ sy_daemon_start() {
   nsenter --net="/run/netns/$NODE_NS" "$SY_BIN" run --config "$config" >>"$DAEMON_LOG" 2>&1 &
   DAEMON_PID=$!
   SY_PIDS+=("$DAEMON_PID")
+  SY_DAEMON_RAN=1
   sy_log "daemon started, pid $DAEMON_PID, log $DAEMON_LOG"
 }
 
@@ -365,22 +375,15 @@ sy_status_json() {
 
 # ---------------------------------------------------------------------------------------------
 # Cleanup: idempotent, bounded, never fails the script by itself, keeps the script's exit code.
+# What it cannot remove it names in a WARNING line; a clean run prints none.
 
 # True once PID has exited. A child that exited stays a zombie until `wait`, and kill -0 still
-# succeeds on a zombie, so the process state decides.
+# succeeds on a zombie, so the process state decides. Builtins only (see sy__scan_processes).
 sy__gone() {
   local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 0
   stat=${stat##*) }
   [[ ${stat:0:1} == [ZX] ]]
-}
-
-sy__all_gone() {
-  local pid
-  for pid in "$@"; do
-    sy__gone "$pid" || return 1
-  done
-  return 0
 }
 
 # Our namespaces: exactly "$PREFIX-..." (PREFIX is never empty here).
@@ -388,58 +391,134 @@ sy__our_netns() {
   ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^${PREFIX}-" || true
 }
 
-# Every process this test started: the tracked ones, the script's own background jobs, and
-# anything running in the test's namespaces or cgroup (nobody else runs there).
-sy__our_processes() {
-  local pid ns
-  for pid in "${SY_PIDS[@]}" $(jobs -p); do
-    sy__gone "$pid" || echo "$pid"
+# Sets SY__OURS to every live process this test owns, found afresh each call: the script's
+# descendants (its background jobs, whether or not they were tracked, and what they started),
+# the tracked pids, and whatever runs in the test's namespaces or cgroup (nobody else runs
+# there), whoever started it. Uses builtins only, reading /proc directly: a helper process
+# forked here would be a descendant of the script and count itself. Never the script itself.
+sy__scan_processes() {
+  local -A children=() in_cgroup=() ours=()
+  local -a netns_files=() queue=()
+  local f dir pid stat state ppid child i
+  for f in /run/netns/"$PREFIX"-*; do
+    [[ -e $f ]] && netns_files+=("$f")
   done
-  for ns in $(sy__our_netns); do
-    ip netns pids "$ns" 2>/dev/null
-  done
-  if [[ -n ${CG:-} && -f $CG/cgroup.procs ]]; then
-    cat "$CG/cgroup.procs" 2>/dev/null
+  if [[ -n ${CG:-} && -d $CG ]]; then
+    for f in "$CG"/cgroup.procs "$CG"/*/cgroup.procs "$CG"/*/*/cgroup.procs; do
+      [[ -f $f ]] || continue
+      while read -r pid; do
+        in_cgroup[$pid]=1
+      done 2>/dev/null <"$f"
+    done
   fi
+  for dir in /proc/[0-9]*; do
+    pid=${dir#/proc/}
+    { read -r stat <"$dir/stat"; } 2>/dev/null || continue
+    stat=${stat##*) } # "STATE PPID ...": the command name before ") " may hold spaces
+    state=${stat%% *}
+    stat=${stat#* }
+    ppid=${stat%% *}
+    [[ $state == [ZX] ]] && continue
+    children[$ppid]+=" $pid"
+    if [[ -n ${in_cgroup[$pid]:-} ]]; then
+      ours[$pid]=1
+      continue
+    fi
+    for f in "${netns_files[@]}"; do
+      if [[ $dir/ns/net -ef $f ]]; then
+        ours[$pid]=1
+        break
+      fi
+    done
+  done
+  queue=("$$")
+  for ((i = 0; i < ${#queue[@]}; i++)); do
+    for child in ${children[${queue[i]}]:-}; do
+      ours[$child]=1
+      queue+=("$child")
+    done
+  done
+  for pid in "${SY_PIDS[@]}"; do
+    sy__gone "$pid" || ours[$pid]=1
+  done
+  unset "ours[$$]"
+  SY__OURS=("${!ours[@]}")
 }
 
-# SIGTERM first, SIGKILL for whatever is still there after 3 s. stderr is the caller's to
-# silence: bash reports every killed background job there.
+# Stops every process the test owns: SIGTERM once to each, then, for whatever is still there
+# after 3 s, SIGKILL and cgroup.kill. Processes can appear while this runs (a background
+# sy_probe that had not yet joined the cgroup or netns when the test failed, a child forked
+# just before its parent died), and SIGKILL and cgroup.kill take effect asynchronously, so every
+# round scans afresh and signals what it finds; it returns once two scans in a row, 100 ms
+# apart, find nothing, or after 8 s (at most 81 rounds). Whatever survived is left in
+# SY__SURVIVORS for the caller to report. stderr is the caller's to silence: bash reports
+# every killed background job there.
 sy__cleanup_processes() {
-  local pid victims
-  mapfile -t victims < <(sy__our_processes | sort -un)
-  if ((${#victims[@]} > 0)); then
-    kill -TERM "${victims[@]}" 2>/dev/null
-    if ! sy_wait_for "processes exit after SIGTERM" 3 sy__all_gone "${victims[@]}" 2>/dev/null; then
-      mapfile -t victims < <(sy__our_processes | sort -un)
-      ((${#victims[@]} > 0)) && kill -KILL "${victims[@]}" 2>/dev/null
-      if [[ -n ${CG:-} && -f $CG/cgroup.kill ]]; then
-        echo 1 >"$CG/cgroup.kill" 2>/dev/null
+  local -A termed=()
+  local -a signal_now=()
+  local pid round empty_scans=0 elapsed_ms
+  local start_ms=$((${EPOCHREALTIME//[.,]/} / 1000))
+  SY__SURVIVORS=()
+  for ((round = 0; round < 81; round++)); do
+    sy__scan_processes
+    if ((${#SY__OURS[@]} == 0)); then
+      ((++empty_scans >= 2)) && break
+    else
+      empty_scans=0
+      elapsed_ms=$((${EPOCHREALTIME//[.,]/} / 1000 - start_ms))
+      if ((elapsed_ms < 3000)); then
+        signal_now=()
+        for pid in "${SY__OURS[@]}"; do
+          [[ -n ${termed[$pid]:-} ]] || signal_now+=("$pid")
+          termed[$pid]=1
+        done
+        ((${#signal_now[@]} == 0)) || kill -TERM "${signal_now[@]}"
+      elif ((elapsed_ms < 8000)); then
+        kill -KILL "${SY__OURS[@]}"
+        if [[ -n ${CG:-} && -f $CG/cgroup.kill ]]; then
+          echo 1 >"$CG/cgroup.kill"
+        fi
+      else
+        break
       fi
     fi
-  fi
+    sleep 0.1
+  done
+  ((empty_scans >= 2)) || SY__SURVIVORS=("${SY__OURS[@]}")
   # Reap what has exited; never block on a process that has not (wait has no timeout).
   for pid in "${SY_PIDS[@]}" $(jobs -p); do
-    sy__gone "$pid" && wait "$pid" 2>/dev/null
+    sy__gone "$pid" && wait "$pid"
   done
   return 0
 }
 
+# "PID (command line)" for each pid that is still there.
+sy__describe_pids() {
+  local pid
+  for pid in "$@"; do
+    [[ -e /proc/$pid ]] && printf ' %s (%s)' "$pid" "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
+  done
+}
+
 sy__cgroup_empty() {
-  [[ ! -s $CG/cgroup.procs ]]
+  ! grep -qx 'populated 1' "$CG/cgroup.events" 2>/dev/null
 }
 
 sy__cleanup_cgroup() {
   [[ -n ${CG:-} && -d $CG ]] || return 0
-  local parent pid sub try
+  local parent pid sub try left=()
   parent=$(dirname "$CG")
-  sy_wait_for "cgroup $CG empties" 2 sy__cgroup_empty 2>/dev/null
-  # Whatever survived (exiting, or not ours to kill) moves to the parent so the rmdir can work.
-  while read -r sub; do
-    while read -r pid; do
-      echo "$pid" >"$parent/cgroup.procs" 2>/dev/null
-    done <"$sub/cgroup.procs"
-  done < <(find "$CG" -depth -type d 2>/dev/null)
+  if ! sy_wait_for "cgroup $CG empties" 2 sy__cgroup_empty 2>/dev/null; then
+    # Not ours to leave behind, and not to hide either: name it, then move it out so the
+    # cgroup can go.
+    mapfile -t left < <(find "$CG" -name cgroup.procs -exec cat {} + 2>/dev/null)
+    echo "WARNING [${SY_TEST_NAME:-e2e}]: cgroup $CG still holds processes after cleanup:$(sy__describe_pids "${left[@]}")" >&2
+    while read -r sub; do
+      while read -r pid; do
+        echo "$pid" >"$parent/cgroup.procs" 2>/dev/null
+      done <"$sub/cgroup.procs"
+    done < <(find "$CG" -depth -type d 2>/dev/null)
+  fi
   for ((try = 0; try < 20; try++)); do
     find "$CG" -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null
     rmdir "$CG" 2>/dev/null && return 0
@@ -476,9 +555,14 @@ sy__cleanup() {
     sy__dump_logs
   fi
   sy__cleanup_processes 2>/dev/null
+  if ((${#SY__SURVIVORS[@]} > 0)); then
+    echo "WARNING [$SY_TEST_NAME]: still running after SIGTERM and SIGKILL:$(sy__describe_pids "${SY__SURVIVORS[@]}")" >&2
+  fi
   # The daemon's own cleanup detaches what it attached (tc on veth-c in the node namespace,
-  # cgroup hooks on $CG) while those still exist, and unpins its maps.
-  if [[ -x ${SY_BIN:-} && -e /run/netns/$NODE_NS && -d ${PIN:-} ]]; then
+  # cgroup hooks on $CG) while those still exist, and unpins its maps. Only after a daemon ran:
+  # otherwise $PIN holds only what the test pinned itself, which switchyard rightly refuses to
+  # call its own; the rm -rf below removes that. A failure here is a real one and says so.
+  if ((SY_DAEMON_RAN)) && [[ -x ${SY_BIN:-} && -e /run/netns/$NODE_NS && -d ${PIN:-} ]]; then
     timeout 20 nsenter --net="/run/netns/$NODE_NS" "$SY_BIN" cleanup --pin-path "$PIN" \
       >"$WORK/cleanup.log" 2>&1 ||
       { echo "WARNING [$SY_TEST_NAME]: switchyard cleanup failed:" >&2; cat "$WORK/cleanup.log" >&2; }

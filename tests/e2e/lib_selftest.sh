@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # tests/e2e/lib_selftest.sh: checks tests/e2e/lib.sh itself, without the daemon.
 #
-# Runs three scenarios, each as a child process sourcing lib.sh, and checks after each that the
-# child left nothing behind (namespaces, cgroup, bpffs pins, work dir, processes):
+# Runs these scenarios, each as a child process sourcing lib.sh, and checks after each that the
+# child left nothing behind (namespaces, cgroup, bpffs pins, work dir, processes) and that its
+# cleanup printed no WARNING line, or, for loud, that it did:
 #   pass  3 backend pods; the client reaches pod1..pod3 directly over TCP and UDP
 #   fail  a test that fails with a probe still running in the background
+#   late  a test that fails while a background probe has not yet joined the client namespace
+#         and the test cgroup (as on a loaded machine): the cleanup must stop it all the same
 #   term  a test killed with SIGTERM while it waits
-# Needs sy-testpeer: SY_BUILD_DIR=/path/to/build (default: <repo>/build).
+#   loud  as if a daemon had run on the pin dir, which holds a pin switchyard did not make:
+#         `switchyard cleanup` refuses to remove the dir, and the cleanup must say so
+# Needs sy-testpeer and switchyard: SY_BUILD_DIR=/path/to/build (default: <repo>/build).
 # Other selftests source this file for record_state, leftovers and run_scenario (after setting
 # SCRIPT to themselves): sourced, it defines its functions and runs nothing.
 set -euo pipefail
@@ -122,6 +127,40 @@ scenario_fail() {
   sy_fail "deliberate failure, with probe $probe_pid still running"
 }
 
+scenario_late() {
+  local state=$1
+  # shellcheck source=tests/e2e/lib.sh
+  source "$HERE/lib.sh"
+  sy_e2e_init selftest-late
+  sy_topology_up 1
+  sy_start_backends 8080 5353
+  make_pin
+  # The job joins the namespace and the cgroup only after the test has failed: a cleanup that
+  # looks only there (or at $(jobs -p) from a subshell, which sees no jobs) misses it. The
+  # subshell execs the probe (sy_in_cgroup_ns), so the job's pid becomes the probe's.
+  (
+    sleep 1
+    sy_probe "$CLIENT_NS" --proto tcp --target "${POD_IPS[0]}:8080" --duration-s 60 --interval-ms 50
+  ) >"$WORK/late-probe.json" &
+  local job=$!
+  record_state "$state" "$job"
+  sy_fail "deliberate failure, with job $job about to start a probe"
+}
+
+scenario_loud() {
+  local state=$1
+  # shellcheck source=tests/e2e/lib.sh
+  source "$HERE/lib.sh"
+  sy_e2e_init selftest-loud
+  sy_topology_up 1
+  make_pin
+  # What sy_daemon_start records; no daemon needs to run for `switchyard cleanup` to refuse a
+  # pin dir that holds a pin it did not make.
+  SY_DAEMON_RAN=1
+  record_state "$state"
+  sy_log "loud scenario done"
+}
+
 scenario_term() {
   local state=$1
   # shellcheck source=tests/e2e/lib.sh
@@ -173,11 +212,15 @@ stop_scenarios() {
   exit "$rc"
 }
 
+# run_scenario NAME EXPECTED_RC [WARNING]: runs it, then checks its exit status, that it left
+# nothing behind, and that its stderr holds the line "WARNING [selftest-NAME]: WARNING..." if
+# WARNING is given, and no line starting "WARNING" otherwise.
 run_scenario() {
-  local name=$1 expected_rc=$2 state rc found
+  local name=$1 expected_rc=$2 expected_warning=${3:-} state rc found errlog warnings
   state=$(mktemp -u -t sy-selftest-state.XXXXXX)
+  errlog=$state.stderr
   if [[ $name == term ]]; then
-    bash "$SCRIPT" "inner-$name" "$state" &
+    bash "$SCRIPT" "inner-$name" "$state" 2>"$errlog" &
     local child=$!
     local i
     for ((i = 0; i < 300; i++)); do
@@ -190,8 +233,16 @@ run_scenario() {
     wait "$child" || rc=$?
   else
     rc=0
-    bash "$SCRIPT" "inner-$name" "$state" || rc=$?
+    bash "$SCRIPT" "inner-$name" "$state" 2>"$errlog" || rc=$?
   fi
+  warnings=$(grep '^WARNING' "$errlog" || true)
+  if [[ -n $expected_warning ]]; then
+    # Shown as expected, so that a search of the suite's output for WARNING finds real ones only.
+    sed 's/^WARNING /expected warning /' "$errlog" >&2
+  else
+    cat "$errlog" >&2
+  fi
+  rm -f "$errlog"
   if [[ ! -s $state ]]; then
     echo "FAIL: scenario $name exited $rc before recording its state" >&2
     return 1
@@ -206,7 +257,17 @@ run_scenario() {
     echo "FAIL: scenario $name left behind:$found" >&2
     return 1
   fi
-  echo "ok: scenario $name (exit $rc, nothing left behind)" >&2
+  if [[ -z $expected_warning && -n $warnings ]]; then
+    echo "FAIL: scenario $name: expected a quiet cleanup, got: $warnings" >&2
+    return 1
+  fi
+  if [[ -n $expected_warning ]] && ! grep -qF "WARNING [selftest-$name]: $expected_warning" <<<"$warnings"; then
+    echo "FAIL: scenario $name: expected the cleanup to warn '$expected_warning', got: ${warnings:-no warning}" >&2
+    return 1
+  fi
+  local cleanup_said="no warning"
+  [[ -z $expected_warning ]] || cleanup_said="the expected warning"
+  echo "ok: scenario $name (exit $rc, nothing left behind, $cleanup_said)" >&2
 }
 
 if [[ ${BASH_SOURCE[0]} != "$0" ]]; then
@@ -216,7 +277,9 @@ fi
 case ${1:-all} in
   inner-pass) scenario_pass "$2" ;;
   inner-fail) scenario_fail "$2" ;;
+  inner-late) scenario_late "$2" ;;
   inner-term) scenario_term "$2" ;;
+  inner-loud) scenario_loud "$2" ;;
   all)
     if [[ $(id -u) != 0 ]]; then
       echo "SKIP [lib_selftest]: needs root" >&2
@@ -227,7 +290,9 @@ case ${1:-all} in
     failures=0
     run_scenario pass 0 || failures=$((failures + 1))
     run_scenario fail 1 || failures=$((failures + 1))
+    run_scenario late 1 || failures=$((failures + 1))
     run_scenario term 143 || failures=$((failures + 1))
+    run_scenario loud 0 "switchyard cleanup failed" || failures=$((failures + 1))
     if ((failures > 0)); then
       echo "lib_selftest: $failures scenario(s) failed" >&2
       exit 1
