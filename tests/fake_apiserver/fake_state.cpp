@@ -5,6 +5,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 
@@ -152,10 +153,11 @@ bool parseContinue(const std::string& token, uint64_t& rv, std::string& after) {
   if (colon == std::string::npos) {
     return false;
   }
-  char* end = nullptr;
-  rv = std::strtoull(token.substr(0, colon).c_str(), &end, 10);
+  // from_chars on the token itself: strtoull on a temporary's c_str() left `end` pointing
+  // into freed memory, which -O3 made visible (every continue token rejected).
+  auto [end, ec] = std::from_chars(token.data(), token.data() + colon, rv);
   after = token.substr(colon + 1);
-  return *end == '\0';
+  return ec == std::errc() && end == token.data() + colon;
 }
 
 }  // namespace

@@ -312,7 +312,8 @@ TEST_F(SourceTest, QpsAndBurstSpaceTheRequests) {
   startSource(connection(), o);
   // 5 pages of Services, 1 of EndpointSlices, 2 watches.
   ASSERT_TRUE(runUntil([&] { return source->synced() && server->activeWatches() == 2; }, 10s,
-                       "synced and watching"));
+                       "synced and watching"))
+      << ::testing::PrintToString(server->requestLog()) << "\n" << problemList();
   auto times = requestTimes("GET ");
   ASSERT_EQ(times.size(), 8u) << ::testing::PrintToString(server->requestLog());
   auto gaps = gapsMs("GET ");
