@@ -1,7 +1,5 @@
 #include "config/config.h"
 
-#include <algorithm>
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -9,14 +7,16 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <cstring>
-
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <set>
 #include <sstream>
+
+#include "lb/types.h"
 
 namespace switchyard::config {
 namespace {
@@ -111,15 +111,9 @@ class Parser {
   // Checks CIDR text (comma-separated for dual-stack); reports at n.
   bool cidrText(const YAML::Node& n, const std::string& field, const std::string& s) {
     for (const std::string& part : split(s, ',')) {
-      auto slash = part.find('/');
-      std::string addr = part.substr(0, slash);
-      unsigned char buf[16];
-      bool v4 = inet_pton(AF_INET, addr.c_str(), buf) == 1;
-      bool v6 = !v4 && inet_pton(AF_INET6, addr.c_str(), buf) == 1;
-      char* end = nullptr;
-      long bits = slash == std::string::npos ? -1 : std::strtol(part.c_str() + slash + 1, &end, 10);
-      if ((!v4 && !v6) || bits < 0 || (end && *end) || bits > (v4 ? 32 : 128)) {
-        fail(n, field, "must be a CIDR like 198.18.0.0/16 (comma-separated for dual-stack), got \"" + s + "\"");
+      std::string why;
+      if (!lb::Cidr::parse(part, &why)) {
+        fail(n, field, "\"" + part + "\": " + why);
         return false;
       }
     }

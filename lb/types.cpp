@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <charconv>
 #include <cstring>
 
 namespace switchyard::lb {
@@ -74,26 +75,33 @@ IpAddr wildcardOf(const IpAddr& a) {
 
 bool isWildcard(const IpAddr& a) { return a == wildcardOf(a); }
 
-std::optional<Cidr> Cidr::parse(std::string_view text) {
+std::optional<Cidr> Cidr::parse(std::string_view text, std::string* why) {
+  auto fail = [&](const char* reason) -> std::optional<Cidr> {
+    if (why) *why = reason;
+    return std::nullopt;
+  };
+  static constexpr const char* kNotCidr = "must be a CIDR (such as 198.18.0.0/15 or 2001:db8::/32)";
   auto slash = text.find('/');
   if (slash == std::string_view::npos) {
-    return std::nullopt;
+    return fail(kNotCidr);
   }
-  auto addr = IpAddr::parse(text.substr(0, slash));
   std::string_view len = text.substr(slash + 1);
-  if (!addr || len.empty() || len.size() > 3) {
-    return std::nullopt;
-  }
   unsigned n = 0;
-  for (char c : len) {
-    if (c < '0' || c > '9') {
-      return std::nullopt;
-    }
-    n = n * 10 + static_cast<unsigned>(c - '0');
+  auto [end, ec] = std::from_chars(len.data(), len.data() + len.size(), n);
+  if (len.empty() || ec != std::errc() || end != len.data() + len.size()) {
+    return fail(kNotCidr);
   }
-  unsigned max = addr->isV4() ? 32 : 128;
-  if (n > max) {
-    return std::nullopt;
+  std::string host(text.substr(0, slash));
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_V4MAPPED(&v6)) {
+    return fail("an IPv4-mapped IPv6 prefix is ambiguous: write the IPv4 CIDR");
+  }
+  auto addr = IpAddr::parse(host);
+  if (!addr) {
+    return fail(kNotCidr);
+  }
+  if (n > (addr->isV4() ? 32u : 128u)) {
+    return fail(addr->isV4() ? "an IPv4 prefix length must be 0-32" : "an IPv6 prefix length must be 0-128");
   }
   Cidr c;
   c.prefixLen = static_cast<uint8_t>(addr->isV4() ? 96 + n : n);

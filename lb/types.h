@@ -33,7 +33,10 @@ struct Cidr {
   IpAddr addr;  // host bits zero
   uint8_t prefixLen = 128;
 
-  static std::optional<Cidr> parse(std::string_view text);  // "198.18.0.0/16", "2001:db8::/32"
+  // "198.18.0.0/16", "2001:db8::/32". Host bits are cleared, as Go's net.ParseCIDR does. An
+  // IPv4-mapped IPv6 prefix (::ffff:198.18.0.0/112) is refused: it is ambiguous between the
+  // families. On failure, `why` (when given) says what is wrong, for the caller's error line.
+  static std::optional<Cidr> parse(std::string_view text, std::string* why = nullptr);
   bool contains(const IpAddr& a) const;
   std::string str() const;
   auto operator<=>(const Cidr&) const = default;

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "lb/types.h"
 #include "netlink/node_network.h"
 
 namespace switchyard::netlink {
@@ -41,14 +42,9 @@ class NodePortAddresses {
   std::string str() const;
 
  private:
-  struct Cidr {
-    IpBytes addr{};         // host bits zero; IPv4 as IPv4-mapped
-    uint8_t prefixLen = 0;  // of the 128 bits: an IPv4 /24 is 120
-    bool contains(const IpBytes& ip) const;
-  };
   struct Family {
     bool matchAll = true;
-    std::vector<Cidr> cidrs;
+    std::vector<lb::Cidr> cidrs;
   };
   const Family& familyOf(const IpBytes& ip) const;
 
