@@ -8,7 +8,9 @@
  *  - addresses are 16 bytes for both families, IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d),
  *    so one map and one code path serve both families;
  *  - a layout change bumps SY_ABI_VERSION and the _vN suffix of the map's name, so a new
- *    daemon never reads an old layout as new (libbpf refuses to reuse an incompatible pin);
+ *    daemon never reads an old layout as new (libbpf refuses to reuse an incompatible pin),
+ *    and registers how an entry of the old layout becomes one of the new (bpf/migrate.cpp,
+ *    kPredecessors): a new daemon takes the old maps over under traffic, never by a flush;
  *  - bpf/abi_check.cpp static_asserts sizeof and offsetof of every struct below.
  */
 #pragma once
@@ -16,13 +18,15 @@
 #include <linux/types.h>
 
 #define SY_ABI_VERSION 2
+/* The oldest layout this daemon takes over (bpf/migrate.cpp); older pins need a cleanup. */
+#define SY_ABI_MIGRATE_FROM 2
 
 /* Map names double as pin names under the pin path (libbpf LIBBPF_PIN_BY_NAME). BPF object
  * names are at most 15 characters. */
 #define SY_MAP_SERVICES services_v2
 #define SY_MAP_BACKENDS backends_v2
 #define SY_MAP_REVNAT revnat_v1
-#define SY_MAP_CT ct_v2
+#define SY_MAP_CT_RELEASED ct_v2
 #define SY_MAP_SOCK_REVNAT sock_rnat_v1
 #define SY_MAP_AFFINITY affinity_v1
 #define SY_MAP_SRC_RANGES srcrange_v1
@@ -31,6 +35,18 @@
 #define SY_MAP_COUNTERS counters_v2
 #define SY_MAP_META meta_v1
 #define SY_MAP_TC_ATTACH tc_attach_v1
+
+/* Test builds only (tests/upgrade: SY_TEST_NEXT_LAYOUT): a stand-in for the next release's
+ * layout, so the upgrade path is exercised with a real layout change: the conntrack entry
+ * grows a field (sy_ct_entry.next_test), its map is renamed, and the daemon migrates the
+ * released map into it. */
+#ifdef SY_TEST_NEXT_LAYOUT
+#undef SY_ABI_VERSION
+#define SY_ABI_VERSION 1000
+#define SY_MAP_CT ct_vnext
+#else
+#define SY_MAP_CT SY_MAP_CT_RELEASED
+#endif
 
 #define SY_STRINGIFY_(x) #x
 #define SY_STRINGIFY(x) SY_STRINGIFY_(x)
@@ -184,6 +200,9 @@ struct sy_ct_entry {
 	__u8 dir;                /* SY_CT_FORWARD or SY_CT_REPLY */
 	__u8 flags;              /* SY_CT_F_* */
 	__u8 pad[2];             /* zero */
+#ifdef SY_TEST_NEXT_LAYOUT
+	__u64 next_test;         /* the test layout's new field: zero after a migration */
+#endif
 };
 
 /* Conntrack lifetimes in seconds (Cilium's service defaults), and how often an entry's
@@ -290,7 +309,10 @@ enum sy_reason {
 	SY_REASON_TC_PASS_HEADERS = 20,  /* tc: passed untouched, source-routed or a header chain
 	                                  * too long to walk */
 	SY_REASON_TC_ICMP_REVNAT = 21,   /* tc: an ICMP error about a translated flow translated */
-	SY_REASON_MAX = 22,
+	SY_REASON_TC_UPGRADE_HANDOFF = 22, /* tc: during an upgrade, a packet this daemon's
+	                                  * conntrack misses handed to the previous daemon's
+	                                  * program, whose map still tracks its flow */
+	SY_REASON_MAX = 23,
 };
 #define SY_REASON_SLOTS 64
 

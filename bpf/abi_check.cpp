@@ -50,7 +50,11 @@ SY_CHECK_OFF(struct sy_ct_key, dport, 34);
 SY_CHECK_OFF(struct sy_ct_key, proto, 36);
 SY_CHECK_OFF(struct sy_ct_key, pad, 37);
 
+#ifdef SY_TEST_NEXT_LAYOUT
+SY_CHECK_SIZE(struct sy_ct_entry, 64);
+#else
 SY_CHECK_SIZE(struct sy_ct_entry, 56);
+#endif
 SY_CHECK_OFF(struct sy_ct_entry, last_seen_ns, 0);
 SY_CHECK_OFF(struct sy_ct_entry, nat_addr, 8);
 SY_CHECK_OFF(struct sy_ct_entry, nat2_addr, 24);

@@ -48,20 +48,38 @@ struct MapFds {
   int tcAttach = -1;
 };
 
-// Every pinned map: its pin name and the MapFds member that holds its fd. The one list
-// that open, cleanup and map-ID checks walk.
+// Who writes a map: what an upgrade (bpf/migrate.h) must copy again after the programs
+// were replaced.
+enum class MapWriterKind {
+  Daemon,    // only the control plane: one copy at load is complete
+  Kernel,    // the programs too (conntrack, affinity, socket reverse NAT): copied again
+  Counters,  // per-CPU counters: the old values are added to the new at the end
+  Meta,      // written by each daemon itself: not copied
+};
+
+// Every pinned map: its pin name, the MapFds member that holds its fd, and who writes it.
+// The one list that open, cleanup, map-ID checks and upgrades walk.
 struct MapPin {
   const char* name;
   int MapFds::*fd;
+  MapWriterKind writer = MapWriterKind::Daemon;
 };
 inline constexpr MapPin kMapPins[] = {
-    {kPinServices, &MapFds::services},   {kPinBackends, &MapFds::backends},
-    {kPinRevNat, &MapFds::revNat},       {kPinCt, &MapFds::ct},
-    {kPinSockRevNat, &MapFds::sockRevNat}, {kPinAffinity, &MapFds::affinity},
-    {kPinSrcRanges, &MapFds::srcRanges}, {kPinNodeAddrs, &MapFds::nodeAddrs},
-    {kPinLocalNets, &MapFds::localNets}, {kPinCounters, &MapFds::counters},
-    {kPinMeta, &MapFds::meta},           {kPinTcAttach, &MapFds::tcAttach},
+    {kPinServices, &MapFds::services},
+    {kPinBackends, &MapFds::backends},
+    {kPinRevNat, &MapFds::revNat},
+    {kPinCt, &MapFds::ct, MapWriterKind::Kernel},
+    {kPinSockRevNat, &MapFds::sockRevNat, MapWriterKind::Kernel},
+    {kPinAffinity, &MapFds::affinity, MapWriterKind::Kernel},
+    {kPinSrcRanges, &MapFds::srcRanges},
+    {kPinNodeAddrs, &MapFds::nodeAddrs},
+    {kPinLocalNets, &MapFds::localNets},
+    {kPinCounters, &MapFds::counters, MapWriterKind::Counters},
+    {kPinMeta, &MapFds::meta, MapWriterKind::Meta},
+    {kPinTcAttach, &MapFds::tcAttach},
 };
+// Who writes the map pinned under `name` (Daemon for a name not in kMapPins).
+MapWriterKind writerOf(const std::string& name);
 // Pins of earlier layouts (ABI version 1) that cleanup also removes.
 inline constexpr const char* kLegacyPins[] = {"services_v1", "backends_v1", "ct_v1", "counters_v1"};
 

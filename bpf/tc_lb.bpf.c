@@ -1338,6 +1338,35 @@ __noinline int new_flow(struct __sk_buff *skb, const struct pkt *p,
 	return NEW_APPLY;
 }
 
+/* ---- upgrades: handing tracked flows to the programs this daemon replaced ----
+ * A daemon that takes over from one with another conntrack layout or size starts on a new
+ * map, filled by copying (bpf/migrate.h). Until the copy has caught up, a packet that this
+ * conntrack misses may belong to a flow the old map tracks: such a packet is handed, with a
+ * tail call, to the program it replaced (the slot of its role and link type), which still
+ * finds its flow there. The first packet of a TCP connection (a SYN without ACK) is new for
+ * certain and stays here. The daemon sets sy_handoff_active and fills sy_prev_progs while it
+ * attaches, and clears both once the copy is complete; an empty slot falls through. */
+__u32 sy_handoff_active; /* .bss, written by the daemon */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 8); /* role (ROLE_*) + 4 on an L3 device */
+	__type(key, __u32);
+	__type(value, __u32);
+} sy_prev_progs SEC(".maps");
+
+static __always_inline void handoff_to_previous(struct __sk_buff *skb, const struct pkt *p,
+						 __u32 role, __u32 l3_off)
+{
+	if (!sy_handoff_active)
+		return;
+	if (p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+		return;
+	sy_count(SY_REASON_TC_UPGRADE_HANDOFF, skb->len);
+	bpf_tail_call(skb, &sy_prev_progs, role + (l3_off ? 0 : 4));
+	/* no previous program in this slot: this daemon's programs carry on */
+}
+
 /* ---- the stages together ---- */
 
 static __noinline void count_fragment(struct __sk_buff *skb, const struct pkt *p)
@@ -1371,6 +1400,8 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 role, __u32 l3_of
 	now = bpf_ktime_get_ns();
 	ct_key(&key, &p.saddr, &p.daddr, p.sport, p.dport, p.proto);
 	ct = bpf_map_lookup_elem(&SY_MAP_CT, &key);
+	if (!ct)
+		handoff_to_previous(skb, &p, role, l3_off);
 	if (ct) {
 		if (ct->dir == SY_CT_REPLY)
 			return ct_reply(skb, &p, &key, ct, now);

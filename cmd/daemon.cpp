@@ -156,6 +156,9 @@ class Daemon {
       SY_LOG(Error) << error;
       return 1;
     }
+    // The programs that served the old maps are replaced now: a takeover of maps of another
+    // size or layout (bpf/migrate.h) copies what they gained meanwhile and lets them go.
+    datapath_->finishTakeover();
     if (!startMetrics(error) || !startHealth(error)) {
       SY_LOG(Error) << error;
       return 1;

@@ -31,6 +31,7 @@ const std::vector<std::string>& reasonNames() {
       "tc_reject_failed",              // SY_REASON_TC_REJECT_FAILED
       "tc_pass_headers",               // SY_REASON_TC_PASS_HEADERS
       "tc_icmp_revnat",                // SY_REASON_TC_ICMP_REVNAT
+      "tc_upgrade_handoff",            // SY_REASON_TC_UPGRADE_HANDOFF
   };
   return names;
 }
@@ -56,7 +57,7 @@ bool DatapathCounters::read(int fd, Totals& out) {
 }
 
 std::vector<prometheus::MetricFamily> DatapathCounters::Collect() const {
-  static_assert(SY_REASON_MAX == 22, "add the new reason's name to reasonNames()");
+  static_assert(SY_REASON_MAX == 23, "add the new reason's name to reasonNames()");
   Totals t;
   if (!read(fd_, t)) {
     return {};
