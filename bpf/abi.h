@@ -35,6 +35,7 @@
 #define SY_MAP_COUNTERS counters_v2
 #define SY_MAP_META meta_v1
 #define SY_MAP_TC_ATTACH tc_attach_v1
+#define SY_MAP_SOCK_SKIP sockskip_v1
 
 /* Test builds only (tests/upgrade: SY_TEST_NEXT_LAYOUT): a stand-in for the next release's
  * layout, so the upgrade path is exercised with a real layout change: the conntrack entry
@@ -77,6 +78,7 @@
 #define SY_NODE_ADDRS_MAX 1024
 #define SY_LOCAL_NETS_MAX 64
 #define SY_TC_ATTACH_MAX 1024
+#define SY_SOCK_SKIP_MAX 1024
 
 /* Largest backend count of one frontend: bounds the slot loop in the control plane. */
 #define SY_MAX_BACKENDS_PER_SERVICE 65535
@@ -266,6 +268,17 @@ struct sy_node_addr_value {
 	__u32 pad;     /* zero */
 };
 
+/* sockskip: cgroups whose sockets the socket hooks leave alone (bpf.socketLB.skipCgroups):
+ * cgroup ID (the cgroup directory's inode) -> level (its depth below the cgroup v2 root).
+ * A socket is skipped when its cgroup or one of its ancestors is here. Key 0 (no cgroup has
+ * ID 0) holds in `levels` the set of levels that have an entry (bit n: level n, 1..31), so
+ * the hooks ask for the ancestors at those levels only, and an empty map costs one lookup.
+ * Skipped traffic reaches the ClusterIP as written, and the tc programs translate it. */
+struct sy_sock_skip_value {
+	__u32 levels; /* key 0: bit per level in use; else the entry's own level (informative) */
+	__u32 pad;    /* zero */
+};
+
 /* localnet: the cluster's own networks (LPM trie over addresses): clusterCIDR prefixes.
  * Traffic from them (and from this node) is in-cluster for the traffic policies. */
 #define SY_LOCAL_NET_F_CLUSTER (1u << 0)
@@ -312,7 +325,9 @@ enum sy_reason {
 	SY_REASON_TC_UPGRADE_HANDOFF = 22, /* tc: during an upgrade, a packet this daemon's
 	                                  * conntrack misses handed to the previous daemon's
 	                                  * program, whose map still tracks its flow */
-	SY_REASON_MAX = 23,
+	SY_REASON_SOCK_SKIPPED = 23,     /* socket hooks: a service address left untranslated for
+	                                  * a cgroup in bpf.socketLB.skipCgroups (tc serves it) */
+	SY_REASON_MAX = 24,
 };
 #define SY_REASON_SLOTS 64
 

@@ -179,6 +179,7 @@ std::unique_ptr<Datapath> Datapath::load(const DatapathOptions& options, std::st
   dp->fds_.counters = bpf_map__fd(sm->SY_MAP_COUNTERS);
   dp->fds_.meta = bpf_map__fd(sm->SY_MAP_META);
   dp->fds_.tcAttach = bpf_map__fd(sm->SY_MAP_TC_ATTACH);
+  dp->fds_.sockSkip = bpf_map__fd(sm->SY_MAP_SOCK_SKIP);
 
   if (!dp->copyTakeovers(error)) {
     return nullptr;

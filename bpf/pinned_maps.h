@@ -16,6 +16,7 @@ inline constexpr const char* kPinBackends = SY_STRINGIFY(SY_MAP_BACKENDS);
 inline constexpr const char* kPinRevNat = SY_STRINGIFY(SY_MAP_REVNAT);
 inline constexpr const char* kPinCt = SY_STRINGIFY(SY_MAP_CT);
 inline constexpr const char* kPinSockRevNat = SY_STRINGIFY(SY_MAP_SOCK_REVNAT);
+inline constexpr const char* kPinSockSkip = SY_STRINGIFY(SY_MAP_SOCK_SKIP);
 inline constexpr const char* kPinAffinity = SY_STRINGIFY(SY_MAP_AFFINITY);
 inline constexpr const char* kPinSrcRanges = SY_STRINGIFY(SY_MAP_SRC_RANGES);
 inline constexpr const char* kPinNodeAddrs = SY_STRINGIFY(SY_MAP_NODE_ADDRS);
@@ -39,6 +40,7 @@ struct MapFds {
   int revNat = -1;
   int ct = -1;
   int sockRevNat = -1;
+  int sockSkip = -1;
   int affinity = -1;
   int srcRanges = -1;
   int nodeAddrs = -1;
@@ -77,6 +79,7 @@ inline constexpr MapPin kMapPins[] = {
     {kPinCounters, &MapFds::counters, MapWriterKind::Counters},
     {kPinMeta, &MapFds::meta, MapWriterKind::Meta},
     {kPinTcAttach, &MapFds::tcAttach},
+    {kPinSockSkip, &MapFds::sockSkip},
 };
 // Who writes the map pinned under `name` (Daemon for a name not in kMapPins).
 MapWriterKind writerOf(const std::string& name);

@@ -202,6 +202,7 @@ class Daemon {
       if (!datapath_->attachSocketLB(cg, error)) {
         return false;
       }
+      refreshSocketLBSkip();
     } else {
       datapath_->detachSocketLB();
     }
@@ -218,6 +219,46 @@ class Daemon {
     }
     logCleanup(dropped);
     return true;
+  }
+
+  // bpf.socketLB.skipCgroups into sockskip_v1, looked up again every tick: a cgroup made
+  // after the daemon started (a pod started later) gets a new ID, and a removed one is
+  // dropped. A path that does not resolve is said once, until it does.
+  void refreshSocketLBSkip() {
+    if (!cfg_.bpf.socketLB) {
+      return;
+    }
+    if (cgroup2Mount_.empty()) {
+      cgroup2Mount_ = bpf::findCgroup2Mount();
+    }
+    std::map<uint64_t, uint32_t> want;
+    for (const std::string& path : cfg_.bpf.socketLBSkipCgroups) {
+      std::string why;
+      auto ref = bpf::resolveCgroup(path, cgroup2Mount_, why);
+      if (!ref) {
+        if (skipUnresolved_.insert(path).second) {
+          SY_LOG(Warning) << "bpf.socketLB.skipCgroups: " << path << ": " << why
+                          << " (looked for again every " << tickPeriod().count() << " ms)";
+        }
+        continue;
+      }
+      if (skipUnresolved_.erase(path) > 0 || !skipResolved_.count(path) || skipResolved_[path] != ref->id) {
+        SY_LOG(Info) << "socket LB skips cgroup " << path << " (id " << ref->id << ", level " << ref->level << ")";
+      }
+      skipResolved_[path] = ref->id;
+      want[ref->id] = ref->level;
+    }
+    if (skipWritten_ && want == *skipWritten_) {
+      return;  // the first call writes: the adopted map may hold another config's cgroups
+    }
+    std::string error;
+    bpf::NodeMaps maps(datapath_->maps());
+    if (!maps.setSocketLBSkip(want, error)) {
+      SY_LOG(Error) << "bpf.socketLB.skipCgroups: " << error;
+      metrics_.countMapError(bpf::kPinSockSkip, "update");
+      return;
+    }
+    skipWritten_ = want;
   }
 
   // clusterCIDR: traffic from these networks is in-cluster (kube-proxy's detectLocal).
@@ -595,6 +636,7 @@ class Daemon {
         return;
       }
       refreshDevices();
+      refreshSocketLBSkip();
       if (Clock::now() - lastFullSync_ >= kFullResyncPeriod) {
         lastFullSync_ = Clock::now();
         sync(true);
@@ -628,6 +670,10 @@ class Daemon {
   std::map<std::string, unsigned> attachedDevices_;  // device -> the ifindex attached
   std::set<std::string> missingLogged_;   // devices said to be missing, until attached
   std::set<std::string> refusedLogged_;   // devices said to be refused, until attached
+  std::string cgroup2Mount_;
+  std::set<std::string> skipUnresolved_;           // skipCgroups paths said to be missing
+  std::map<std::string, uint64_t> skipResolved_;   // skipCgroups path -> the cgroup ID found
+  std::optional<std::map<uint64_t, uint32_t>> skipWritten_;  // what sockskip_v1 holds
   boost::asio::steady_timer syncTimer_;
   boost::asio::steady_timer tickTimer_;
   boost::asio::signal_set signals_;

@@ -32,6 +32,7 @@ const std::vector<std::string>& reasonNames() {
       "tc_pass_headers",               // SY_REASON_TC_PASS_HEADERS
       "tc_icmp_revnat",                // SY_REASON_TC_ICMP_REVNAT
       "tc_upgrade_handoff",            // SY_REASON_TC_UPGRADE_HANDOFF
+      "sock_skipped",                  // SY_REASON_SOCK_SKIPPED
   };
   return names;
 }
@@ -57,7 +58,7 @@ bool DatapathCounters::read(int fd, Totals& out) {
 }
 
 std::vector<prometheus::MetricFamily> DatapathCounters::Collect() const {
-  static_assert(SY_REASON_MAX == 23, "add the new reason's name to reasonNames()");
+  static_assert(SY_REASON_MAX == 24, "add the new reason's name to reasonNames()");
   Totals t;
   if (!read(fd_, t)) {
     return {};

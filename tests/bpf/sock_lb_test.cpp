@@ -29,6 +29,7 @@
 #include "bpf/cleanup.h"
 #include "bpf/datapath.h"
 #include "bpf/map_writer.h"
+#include "bpf/node_maps.h"
 #include "bpf/unique_fd.h"
 #include "lb/syncer.h"
 #include "metrics/datapath_counters.h"
@@ -417,6 +418,93 @@ TEST_F(SockLbTest, ALocalPolicyWithoutLocalEndpointsIsUnreachable_KubeProxyDrops
   UniqueFd c = connectTcp("198.19.0.30", 80, err);
   EXPECT_EQ(err, EHOSTUNREACH) << strerror(err);
   EXPECT_EQ(counter(SY_REASON_SOCK_DROP_NO_LOCAL), dropped + 1);
+}
+
+// bpf.socketLB.skipCgroups: sockets of a listed cgroup, and of its descendants, reach the
+// ClusterIP untranslated (a mesh sidecar or an NFS mount that needs it; Cilium's socket-LB
+// bypass), counted; other cgroups' sockets are translated; an empty list costs nothing.
+TEST_F(SockLbTest, ASkippedCgroupAndItsDescendantsKeepTheClusterIP_SocketLBSkipCgroups) {
+  attach(Program::SockConnect4, BPF_CGROUP_INET4_CONNECT);
+  ASSERT_EQ(sh("ip addr add 198.19.0.10/32 dev lo"), "");  // untranslated, the VIP answers itself
+  UniqueFd backend = listenTcp("198.18.16.2", 8080);
+  UniqueFd vip = listenTcp("198.19.0.10", 80);
+  std::string why;
+  auto self = bpf::resolveCgroup(cgroup_, cgroup2Root(), why);
+  ASSERT_TRUE(self) << why;
+  EXPECT_EQ(self->level, 1u) << "the test cgroup is a child of the root";
+  const std::string child = cgroup_ + "/child";
+  const std::string sibling = cgroup2Root() + "/sy-socktest-sibling-" + std::to_string(getpid());
+  ASSERT_EQ(::mkdir(child.c_str(), 0755), 0) << strerror(errno);
+  ASSERT_EQ(::mkdir(sibling.c_str(), 0755), 0) << strerror(errno);
+  struct Dirs {
+    std::string parent, child, sibling;
+    ~Dirs() {
+      writeFile(parent + "/cgroup.procs", std::to_string(getpid()));
+      ::rmdir(child.c_str());
+      ::rmdir(sibling.c_str());
+    }
+  } dirs{cgroup_, child, sibling};
+  auto childRef = bpf::resolveCgroup(child, cgroup2Root(), why);
+  ASSERT_TRUE(childRef) << why;
+  EXPECT_EQ(childRef->level, 2u);
+  auto siblingRef = bpf::resolveCgroup(sibling, cgroup2Root(), why);
+  ASSERT_TRUE(siblingRef) << why;
+
+  auto peerOfConnect = [&]() {
+    int err = 0;
+    UniqueFd c = connectTcp("198.19.0.10", 80, err);
+    EXPECT_EQ(err, 0) << strerror(err);
+    return peerOf(c.get()).str();
+  };
+  bpf::NodeMaps maps(dp_->maps());
+  std::string error;
+  uint64_t skipped = counter(SY_REASON_SOCK_SKIPPED), xlated = counter(SY_REASON_SOCK_XLATE);
+
+  // Only a sibling is skipped: this cgroup is translated.
+  ASSERT_TRUE(maps.setSocketLBSkip({{siblingRef->id, siblingRef->level}}, error)) << error;
+  EXPECT_EQ(peerOfConnect(), "198.18.16.2:8080");
+  EXPECT_EQ(counter(SY_REASON_SOCK_XLATE), xlated + 1);
+
+  // This cgroup is skipped: the connection goes to the ClusterIP itself, remembered nowhere.
+  ASSERT_TRUE(maps.setSocketLBSkip({{self->id, self->level}, {siblingRef->id, siblingRef->level}}, error)) << error;
+  EXPECT_EQ(peerOfConnect(), "198.19.0.10:80");
+  EXPECT_EQ(counter(SY_REASON_SOCK_SKIPPED), skipped + 1);
+
+  // Its child too (the ancestor at level 1 is listed).
+  ASSERT_TRUE(writeFile(child + "/cgroup.procs", std::to_string(getpid())));
+  EXPECT_EQ(peerOfConnect(), "198.19.0.10:80");
+  EXPECT_EQ(counter(SY_REASON_SOCK_SKIPPED), skipped + 2);
+  EXPECT_EQ(counter(SY_REASON_SOCK_XLATE), xlated + 1);
+
+  // Listed at level 2 only, the child is skipped and its parent is not.
+  ASSERT_TRUE(maps.setSocketLBSkip({{childRef->id, childRef->level}}, error)) << error;
+  EXPECT_EQ(peerOfConnect(), "198.19.0.10:80");
+  ASSERT_TRUE(writeFile(cgroup_ + "/cgroup.procs", std::to_string(getpid())));
+  EXPECT_EQ(peerOfConnect(), "198.18.16.2:8080");
+
+  // An empty list leaves nothing in the map, not even the levels in use.
+  ASSERT_TRUE(maps.setSocketLBSkip({}, error)) << error;
+  EXPECT_TRUE(maps.socketLBSkip().empty());
+  uint64_t zero = 0;
+  struct sy_sock_skip_value v {};
+  EXPECT_NE(bpf_map_lookup_elem(dp_->maps().sockSkip, &zero, &v), 0) << "the levels entry was left behind";
+  EXPECT_EQ(peerOfConnect(), "198.18.16.2:8080");
+  EXPECT_EQ(counter(SY_REASON_SOCK_SKIPPED), skipped + 3);
+  EXPECT_EQ(counter(SY_REASON_SOCK_XLATE), xlated + 3);
+}
+
+TEST(ResolveCgroup, RefusesTheRootPathsOutsideAndMissingDirectories) {
+  std::string root = cgroup2Root();
+  ASSERT_FALSE(root.empty()) << "no cgroup v2 hierarchy";
+  std::string why;
+  EXPECT_FALSE(bpf::resolveCgroup(root, root, why));
+  EXPECT_NE(why.find("root itself"), std::string::npos) << why;
+  EXPECT_FALSE(bpf::resolveCgroup("/tmp", root, why));
+  EXPECT_NE(why.find("not under the cgroup v2 hierarchy"), std::string::npos) << why;
+  EXPECT_FALSE(bpf::resolveCgroup(root + "/sy-no-such-cgroup", root, why));
+  EXPECT_FALSE(why.empty());
+  EXPECT_FALSE(bpf::resolveCgroup(root + "/x", "", why));
+  EXPECT_NE(why.find("no cgroup v2"), std::string::npos) << why;
 }
 
 // A dual-stack IPv6 socket reaching an IPv4 ClusterIP as ::ffff:a.b.c.d goes through
