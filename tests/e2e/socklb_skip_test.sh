@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/e2e/socklb_skip_test.sh: bpf.socketLB.skipCgroups. Socket LB is on, and one cgroup
 # (a stand-in for a service mesh's or an NFS client's) opts out; it does not exist yet when
-# the daemon starts. Once it is made, the daemon finds it within a tick: its clients reach the
+# the daemon starts. Once it is made, the daemon finds it within a tick (at most 5 s): its clients reach the
 # ClusterIPs through the tc programs instead (the connection's peer is the ClusterIP on the wire,
 # counted sock_skipped and DNATed by tc), TCP and UDP, while clients of any other cgroup keep
 # socket LB. Cilium's socket-LB bypass, kube-proxy's behaviour for the skipped cgroup.
@@ -30,7 +30,7 @@ sy_wait_for "the daemon to say the skipped cgroup is missing" 5 \
   sy_fail "expected a warning naming the missing cgroup $MESH; log: $(cat "$DAEMON_LOG")"
 
 mkdir "$MESH"
-sy_wait_for "the daemon to find the new cgroup" 5 grep -q "socket LB skips cgroup $MESH (id " "$DAEMON_LOG" ||
+sy_wait_for "the daemon to find the new cgroup" 12 grep -q "socket LB skips cgroup $MESH (id " "$DAEMON_LOG" ||
   sy_fail "expected 'socket LB skips cgroup $MESH' once the cgroup exists; log: $(cat "$DAEMON_LOG")"
 
 counters() {
@@ -62,7 +62,7 @@ sy_log "other cgroup: sock_skipped $skipped1 -> $skipped2, sock_xlate $xlate1 ->
 # The cgroup goes (the pod ended): its entry goes too.
 rmdir "$MESH"
 missing_said() { (($(grep -c "bpf.socketLB.skipCgroups: $MESH: " "$DAEMON_LOG") >= 2)); }
-sy_wait_for "the daemon to say the removed cgroup is missing again" 5 missing_said ||
+sy_wait_for "the daemon to say the removed cgroup is missing again" 12 missing_said ||
   sy_fail "expected the daemon to notice $MESH was removed; log: $(cat "$DAEMON_LOG")"
 left=$(bpftool -j map dump pinned "$PIN/sockskip_v1" | python3 -c "import json,sys; print(len(json.load(sys.stdin)))")
 ((left == 0)) || sy_fail "expected sockskip_v1 empty once the only skipped cgroup is gone, found $left entries"
