@@ -79,6 +79,7 @@
 #define SY_LOCAL_NETS_MAX 64
 #define SY_TC_ATTACH_MAX 1024
 #define SY_SOCK_SKIP_MAX 1024
+#define SY_TERM_STALE_MAX 4096
 
 /* Largest backend count of one frontend: bounds the slot loop in the control plane. */
 #define SY_MAX_BACKENDS_PER_SERVICE 65535
@@ -277,6 +278,16 @@ struct sy_node_addr_value {
 struct sy_sock_skip_value {
 	__u32 levels; /* key 0: bit per level in use; else the entry's own level (informative) */
 	__u32 pad;    /* zero */
+};
+
+/* The socket terminator's input (bpf/sock_term.bpf.c; not pinned): a UDP backend removed
+ * from a frontend, whose connected sockets are destroyed. */
+struct sy_term_key {
+	union sy_addr frontend; /* network order */
+	union sy_addr backend;  /* network order */
+	__be16 frontend_port;
+	__be16 backend_port;
+	__u32 pad;              /* zero */
 };
 
 /* localnet: the cluster's own networks (LPM trie over addresses): clusterCIDR prefixes.

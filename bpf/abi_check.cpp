@@ -97,6 +97,7 @@ SY_CHECK_OFF(struct sy_src_range_key, addr, 8);
 
 SY_CHECK_SIZE(struct sy_node_addr_value, 8);
 SY_CHECK_SIZE(struct sy_sock_skip_value, 8);
+SY_CHECK_SIZE(struct sy_term_key, 40);
 SY_CHECK_SIZE(struct sy_local_net_key, 20);
 SY_CHECK_OFF(struct sy_local_net_key, prefixlen, 0);
 SY_CHECK_OFF(struct sy_local_net_key, addr, 4);

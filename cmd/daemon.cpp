@@ -22,6 +22,7 @@
 #include "bpf/datapath.h"
 #include "bpf/map_writer.h"
 #include "bpf/node_maps.h"
+#include "bpf/sock_term.h"
 #include "k8sclient/apiserver/apiserver_source.h"
 #include "k8sclient/manifest_source.h"
 #include "lb/proxier.h"
@@ -203,6 +204,12 @@ class Daemon {
         return false;
       }
       refreshSocketLBSkip();
+      std::string why;
+      terminator_ = bpf::SocketTerminator::load(datapath_->maps().sockRevNat, why);
+      if (!terminator_) {
+        SY_LOG(Warning) << why << ": connected UDP sockets that socket LB sent to a removed backend "
+                        << "keep sending to it until the application reconnects";
+      }
     } else {
       datapath_->detachSocketLB();
     }
@@ -219,6 +226,22 @@ class Daemon {
     }
     logCleanup(dropped);
     return true;
+  }
+
+  // kube-proxy flushes the conntrack entries of removed UDP endpoints; socket LB's connected
+  // UDP sockets to them are destroyed instead, in every pod network namespace.
+  void terminateStaleUdp(const std::vector<lb::StaleUdpBackend>& stale) {
+    if (stale.empty() || !terminator_) {
+      return;
+    }
+    bpf::TerminateReport report = terminator_->terminate(stale, bpf::podNetworkNamespaces());
+    for (const std::string& e : report.errors) {
+      SY_LOG(Warning) << "terminating UDP sockets of removed backends: " << e;
+    }
+    metrics_.countUdpSocketsTerminated(report.destroyed);
+    SY_LOG_AT(report.destroyed > 0 ? logging::Level::Info : logging::Level::Debug)
+        << "terminated " << report.destroyed << " connected UDP sockets of " << stale.size()
+        << " removed UDP backends in " << report.namespaces << " network namespaces";
   }
 
   // bpf.socketLB.skipCgroups into sockskip_v1, looked up again every tick: a cgroup made
@@ -606,6 +629,7 @@ class Daemon {
     for (const std::string& p : rep.result.problems) {
       SY_LOG(Warning) << p;
     }
+    terminateStaleUdp(rep.result.staleUdp);
     if (rep.result.errors > 0) {
       // The repair is a forced full sync: back off (1 s doubling to 60 s) so a full map
       // does not turn into a loop of full rewrites.
@@ -670,6 +694,7 @@ class Daemon {
   std::map<std::string, unsigned> attachedDevices_;  // device -> the ifindex attached
   std::set<std::string> missingLogged_;   // devices said to be missing, until attached
   std::set<std::string> refusedLogged_;   // devices said to be refused, until attached
+  std::unique_ptr<bpf::SocketTerminator> terminator_;  // nullptr: socket LB off, or no kernel support
   std::string cgroup2Mount_;
   std::set<std::string> skipUnresolved_;           // skipCgroups paths said to be missing
   std::map<std::string, uint64_t> skipResolved_;   // skipCgroups path -> the cgroup ID found

@@ -30,6 +30,7 @@
 #include "bpf/datapath.h"
 #include "bpf/map_writer.h"
 #include "bpf/node_maps.h"
+#include "bpf/sock_term.h"
 #include "bpf/unique_fd.h"
 #include "lb/syncer.h"
 #include "metrics/datapath_counters.h"
@@ -491,6 +492,58 @@ TEST_F(SockLbTest, ASkippedCgroupAndItsDescendantsKeepTheClusterIP_SocketLBSkipC
   EXPECT_EQ(peerOfConnect(), "198.18.16.2:8080");
   EXPECT_EQ(counter(SY_REASON_SOCK_SKIPPED), skipped + 3);
   EXPECT_EQ(counter(SY_REASON_SOCK_XLATE), xlated + 3);
+}
+
+// kube-proxy clears the conntrack entries of a removed UDP endpoint so clients stop sending
+// to it; a connected UDP socket that connect4 pointed at the backend is destroyed instead
+// (its next call fails with ECONNABORTED and it is no longer connected). Only sockets socket
+// LB sent through the frontend that lost the backend: not those through another frontend
+// that keeps it, not those that connected to the pod's address themselves.
+TEST_F(SockLbTest, ConnectedUdpSocketsToARemovedBackendAreDestroyed_KubeProxyDeletesUDPConntrackOfStaleEndpoints) {
+  attach(Program::SockConnect4, BPF_CGROUP_INET4_CONNECT);
+  sync("default/dns2", {fe("198.19.0.54", 53, lb::kProtoUDP, {"198.18.16.3"}, 5353)});
+  UniqueFd server = bindUdp("198.18.16.3", 5353);
+  auto connectUdp = [](const std::string& ip, uint16_t port) {
+    Addr a = Addr::of(ip, port);
+    UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    EXPECT_EQ(::connect(s.get(), a.sa(), a.len), 0) << ip << ": " << strerror(errno);
+    return s;
+  };
+  UniqueFd viaDns = connectUdp("198.19.0.53", 53);
+  UniqueFd viaDns2 = connectUdp("198.19.0.54", 53);
+  UniqueFd direct = connectUdp("198.18.16.3", 5353);
+  ASSERT_EQ(peerOf(viaDns.get()).str(), "198.18.16.3:5353") << "connect4 did not translate";
+  ASSERT_EQ(peerOf(viaDns2.get()).str(), "198.18.16.3:5353");
+
+  std::string error;
+  auto terminator = bpf::SocketTerminator::load(dp_->maps().sockRevNat, error);
+  ASSERT_TRUE(terminator) << error;
+  auto r = syncer_->syncOwner("default/dns", {fe("198.19.0.53", 53, lb::kProtoUDP, {"198.18.16.4"}, 5353),
+                                              fe("2001:db8:1::53", 53, lb::kProtoUDP, {"2001:db8:16::3"}, 5353)});
+  ASSERT_EQ(r.staleUdp.size(), 1u);
+  EXPECT_EQ(r.staleUdp[0].frontend.str() + " " + r.staleUdp[0].backend.str(), "198.19.0.53:53/UDP 198.18.16.3:5353/UDP");
+  auto netns = bpf::podNetworkNamespaces(pinPath_ + "/no-such-dir");
+  ASSERT_EQ(netns.size(), 1u) << "only this test's own network namespace";
+  auto report = terminator->terminate(r.staleUdp, netns);
+  EXPECT_TRUE(report.errors.empty()) << report.errors.front();
+  EXPECT_EQ(report.namespaces, 1u);
+  EXPECT_EQ(report.destroyed, 1u);
+
+  int soError = 0;
+  socklen_t len = sizeof(soError);
+  ASSERT_EQ(getsockopt(viaDns.get(), SOL_SOCKET, SO_ERROR, &soError, &len), 0);
+  EXPECT_EQ(soError, ECONNABORTED) << "the socket through the frontend that lost its backend was not destroyed";
+  Addr peer;
+  peer.len = sizeof(peer.ss);
+  EXPECT_NE(getpeername(viaDns.get(), peer.sa(), &peer.len), 0) << "a destroyed socket is no longer connected";
+  EXPECT_EQ(peerOf(viaDns2.get()).str(), "198.18.16.3:5353") << "another frontend keeps the backend";
+  EXPECT_EQ(peerOf(direct.get()).str(), "198.18.16.3:5353") << "socket LB did not send this socket there";
+  EXPECT_EQ(::send(viaDns2.get(), "q", 1, 0), 1);
+  EXPECT_EQ(::send(direct.get(), "q", 1, 0), 1);
+
+  // Nothing stale: nothing destroyed, and the stale list is not left in the map.
+  report = terminator->terminate(r.staleUdp, netns);
+  EXPECT_EQ(report.destroyed, 0u);
 }
 
 TEST(ResolveCgroup, RefusesTheRootPathsOutsideAndMissingDirectories) {

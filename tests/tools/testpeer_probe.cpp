@@ -333,7 +333,10 @@ Outcome heldRequest(const ProbeOptions& options, HeldConnection& held, unsigned 
 struct UdpClient {
   Fd fd;
   std::string setupError; // non-empty: every request fails with this
+  mutable bool dropped = false; // connected, and the kernel disconnected it (destroyed)
 };
+
+bool disconnectedError(int error) { return error == ECONNABORTED || error == EDESTADDRREQ || error == ENOTCONN; }
 
 UdpClient openUdpClient(const ProbeOptions& options) {
   UdpClient client;
@@ -375,6 +378,7 @@ Outcome udpRequest(const ProbeOptions& options, const UdpClient& client, unsigne
                      : ::sendto(fd, payload.data(), payload.size(), MSG_NOSIGNAL, options.target.raw(),
                                 options.target.length);
   if (sent < 0) {
+    client.dropped = options.connectedUdp && disconnectedError(errno);
     return failure(errnoName(errno));
   }
   bool mismatch = options.connectedUdp && peerDiffers(fd, options.target);
@@ -393,6 +397,7 @@ Outcome udpRequest(const ProbeOptions& options, const UdpClient& client, unsigne
       return outcome;
     }
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      client.dropped = options.connectedUdp && disconnectedError(errno);
       Outcome outcome = failure(errnoName(errno));
       outcome.peerMismatch = mismatch;
       return outcome;
@@ -482,8 +487,10 @@ int runProbe(const ProbeOptions& options) {
   const auto start = Clock::now();
   const unsigned long limit = std::min(options.count, probeIterationCap);
   UdpClient udp;
+  unsigned long udpSockets = 0;
   if (options.protocol == ProbeProtocol::udp) {
     udp = openUdpClient(options);
+    udpSockets = 1;
   }
   HeldConnection held;
   Tally tally;
@@ -500,6 +507,12 @@ int runProbe(const ProbeOptions& options) {
     if (options.stopFile && ::access(options.stopFile->c_str(), F_OK) == 0) {
       break;
     }
+    if (options.connectedUdp && udp.dropped) {
+      // The socket was destroyed under it (ECONNABORTED; a removed backend's sockets are):
+      // a resolver opens a new one, and so does the probe.
+      udp = openUdpClient(options);
+      ++udpSockets;
+    }
     Outcome outcome = options.protocol == ProbeProtocol::udp ? udpRequest(options, udp, i)
                       : options.hold                         ? heldRequest(options, held, i)
                                                              : tcpRequest(options);
@@ -508,7 +521,9 @@ int runProbe(const ProbeOptions& options) {
     }
     tally.add(outcome);
   }
-  const std::string connections = options.hold ? ",\"connections\":" + std::to_string(held.opened) : "";
+  const std::string connections = options.hold           ? ",\"connections\":" + std::to_string(held.opened)
+                                  : options.connectedUdp ? ",\"sockets\":" + std::to_string(udpSockets)
+                                                         : "";
   std::printf("{\"sent\":%lu,\"ok\":%lu,\"failed\":%lu,\"peer_mismatch\":%lu,\"backends\":%s,\"sources\":%s,"
               "\"errors\":%s%s}\n",
               tally.sent, tally.ok, tally.failed, tally.peerMismatch, jsonObject(tally.backends).c_str(),

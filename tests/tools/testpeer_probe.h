@@ -41,7 +41,9 @@ struct ProbeOptions {
 // address differed from the target. With hold (TCP only), the requests are lines on one
 // connection opened with "HOLD" (see testpeer_serve.h); a request that fails closes it and the
 // next opens a new one; the report then also has "connections":N, the connections opened
-// (1 when the first one carried every request). Returns 0 iff failed == 0 and
+// (1 when the first one carried every request). With connectedUdp, a socket the kernel
+// disconnects (destroyed: ECONNABORTED, then EDESTADDRREQ) is replaced by a new one, as a
+// resolver would, and the report has "sockets":N, the sockets opened. Returns 0 iff failed == 0 and
 // peer_mismatch == 0, else 1.
 int runProbe(const ProbeOptions& options);
 
