@@ -27,6 +27,9 @@ source "$HERE/lib.sh"
 source "$HERE/lib_cluster.sh"
 
 NEXT_BIN=$SY_BUILD_DIR/tests/upgrade/switchyard-next-layout
+# The released conntrack map's name (it changes with its layout), from the map contract.
+CT=$(awk '$1 == "#define" && $2 == "SY_MAP_CT_RELEASED" {print $3}' "$SY_ROOT/bpf/abi.h")
+[[ $CT == ct_v* ]] || sy_fail "could not read SY_MAP_CT_RELEASED from $SY_ROOT/bpf/abi.h"
 LARGER_CT=524288  # the default is 262144
 
 # map_field PIN FIELD: one field of `bpftool map show` for a pinned map.
@@ -53,8 +56,9 @@ command -v bpftool >/dev/null || sy_fail "bpftool not found (scripts/install-dep
 
 sy_e2e_init "upgrade-$MODE"
 sy_cluster_up "$MODE"
-[[ $(map_field "$PIN/ct_v2" max_entries) == 262144 ]] ||
-  sy_fail "expected the released daemon's conntrack map ct_v2 with the default 262144 entries"
+[[ $(map_field "$PIN/$CT" max_entries) == 262144 ]] ||
+  sy_fail "expected the released daemon's conntrack map $CT with the default 262144 entries"
+CT_BYTES=$(map_field "$PIN/$CT" bytes_value)
 
 STOP=$WORK/stop-probes
 sy_probe "$CLIENT_NS" --proto tcp --target "$WEB_VIP:$WEB_PORT" --stop-file "$STOP" --interval-ms 10 \
@@ -76,21 +80,22 @@ sleep 2
 sed -i "s/^  devices: \[veth-c\]$/&\n  mapSizes:\n    conntrack: $LARGER_CT/" "$CONFIG"
 grep -q "conntrack: $LARGER_CT" "$CONFIG" || sy_fail "could not set bpf.mapSizes.conntrack in $CONFIG"
 upgrade_to "$SY_BIN" "$WORK/daemon-resized.log" "the resize to $LARGER_CT conntrack entries"
-grep -q "took over ct_v2 -> ct_v2 (resize)" "$WORK/daemon-resized.log" ||
-  sy_fail "expected 'took over ct_v2 -> ct_v2 (resize)' in the log: $(cat "$WORK/daemon-resized.log")"
-[[ $(map_field "$PIN/ct_v2" max_entries) == "$LARGER_CT" ]] ||
-  sy_fail "expected the pinned ct_v2 to have $LARGER_CT entries after the resize, got $(map_field "$PIN/ct_v2" max_entries)"
+grep -q "took over $CT -> $CT (resize)" "$WORK/daemon-resized.log" ||
+  sy_fail "expected 'took over $CT -> $CT (resize)' in the log: $(cat "$WORK/daemon-resized.log")"
+[[ $(map_field "$PIN/$CT" max_entries) == "$LARGER_CT" ]] ||
+  sy_fail "expected the pinned $CT to have $LARGER_CT entries after the resize, got $(map_field "$PIN/$CT" max_entries)"
 sleep 2
 
 # 2. The next release: a changed conntrack entry under a new map name.
 upgrade_to "$NEXT_BIN" "$WORK/daemon-next.log" "the next layout"
-grep -q "took over ct_v2 -> ct_vnext (layout)" "$WORK/daemon-next.log" ||
-  sy_fail "expected 'took over ct_v2 -> ct_vnext (layout)' in the log: $(cat "$WORK/daemon-next.log")"
-[[ ! -e $PIN/ct_v2 ]] || sy_fail "expected the old layout's pin ct_v2 to be removed after the takeover"
+grep -q "took over $CT -> ct_vnext (layout)" "$WORK/daemon-next.log" ||
+  sy_fail "expected 'took over $CT -> ct_vnext (layout)' in the log: $(cat "$WORK/daemon-next.log")"
+[[ ! -e $PIN/$CT ]] || sy_fail "expected the old layout's pin $CT to be removed after the takeover"
 [[ $(map_field "$PIN/ct_vnext" max_entries) == "$LARGER_CT" ]] ||
   sy_fail "expected ct_vnext to keep the configured $LARGER_CT entries"
-[[ $(map_field "$PIN/ct_vnext" bytes_value) == 64 ]] ||
-  sy_fail "expected ct_vnext's entries to have the next layout's 64 bytes, got $(map_field "$PIN/ct_vnext" bytes_value)"
+# The next layout's entry has one more 8-byte field (bpf/abi.h, SY_TEST_NEXT_LAYOUT).
+[[ $(map_field "$PIN/ct_vnext" bytes_value) == $((CT_BYTES + 8)) ]] ||
+  sy_fail "expected ct_vnext's entries to have the next layout's $((CT_BYTES + 8)) bytes, got $(map_field "$PIN/ct_vnext" bytes_value)"
 sleep 2
 
 touch "$STOP"
