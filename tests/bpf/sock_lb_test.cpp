@@ -34,6 +34,7 @@
 #include "bpf/unique_fd.h"
 #include "lb/syncer.h"
 #include "metrics/datapath_counters.h"
+#include "shell.h"
 
 namespace switchyard::bpftest {
 namespace {
@@ -83,20 +84,6 @@ struct Addr {
     return "[" + std::string(buf) + "]:" + std::to_string(ntohs(s->sin6_port));
   }
 };
-
-std::string sh(const std::string& cmd) {
-  std::string out;
-  FILE* f = popen((cmd + " 2>&1").c_str(), "r");
-  if (!f) {
-    return "popen failed";
-  }
-  char buf[256];
-  while (fgets(buf, sizeof(buf), f)) {
-    out += buf;
-  }
-  int rc = pclose(f);
-  return rc == 0 ? "" : cmd + ": " + out;
-}
 
 std::string cgroup2Root() {
   for (const char* dir : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}) {

@@ -20,6 +20,7 @@
 #include "bpf/migrate.h"
 #include "bpf/unique_fd.h"
 #include "tc_fixture.h"
+#include "shell.h"
 
 namespace switchyard::bpftest {
 namespace {
@@ -186,15 +187,6 @@ TEST_F(MapCopyTest, AppendedFieldsAreZeroAfterTheConversion) {
   ASSERT_EQ(bpf_map_lookup_elem(to.get(), &k, got), 0);
   EXPECT_EQ(got[0], v);
   EXPECT_EQ(got[1], 0u);
-}
-
-std::string sh(const std::string& cmd) {
-  std::string out;
-  FILE* f = popen((cmd + " 2>&1").c_str(), "r");
-  char buf[256];
-  while (f && fgets(buf, sizeof(buf), f)) out += buf;
-  int rc = f ? pclose(f) : -1;
-  return rc == 0 ? "" : cmd + ": " + out;
 }
 
 // A daemon (dp1) serving a pod-facing device, then a new daemon (dp2) started with a larger
