@@ -119,6 +119,17 @@ bool copyEntries(int fromFd, int toFd, ConvertEntry convert, CopyMode mode, Copy
   std::vector<uint8_t> key(from->keySize), next(from->keySize), value(valueBytes(*from, cpus));
   std::vector<uint8_t> newKey(to->keySize), newValue(valueBytes(*to, cpus)), have(valueBytes(*to, cpus));
 
+  // An update's outcome: EEXIST is an entry the new map already had (KeepExisting).
+  auto count = [&](int rc) {
+    if (rc == 0) {
+      ++stats.copied;
+    } else if (errno == EEXIST) {
+      ++stats.skipped;
+    } else {
+      ++stats.failed;
+      stats.firstErrno = stats.firstErrno ? stats.firstErrno : errno;
+    }
+  };
   // One entry: convert (per CPU slot for per-CPU maps), then write as the mode says.
   auto copyOne = [&](const uint8_t* k) {
     if (bpf_map_lookup_elem(fromFd, k, value.data()) != 0) {
@@ -137,16 +148,7 @@ bool copyEntries(int fromFd, int toFd, ConvertEntry convert, CopyMode mode, Copy
       }
       uint32_t fd = static_cast<uint32_t>(inner.get());
       std::memcpy(newKey.data(), k, from->keySize);
-      int rc = bpf_map_update_elem(toFd, newKey.data(), &fd,
-                                   mode == CopyMode::KeepExisting ? BPF_NOEXIST : BPF_ANY);
-      if (rc == 0) {
-        ++stats.copied;
-      } else if (errno == EEXIST) {
-        ++stats.skipped;
-      } else {
-        ++stats.failed;
-        stats.firstErrno = stats.firstErrno ? stats.firstErrno : errno;
-      }
+      count(bpf_map_update_elem(toFd, newKey.data(), &fd, mode == CopyMode::KeepExisting ? BPF_NOEXIST : BPF_ANY));
       return;
     }
     size_t fromSlot = slotBytes(*from), toSlot = slotBytes(*to);
@@ -177,14 +179,7 @@ bool copyEntries(int fromFd, int toFd, ConvertEntry convert, CopyMode mode, Copy
         }
       }
     }
-    if (bpf_map_update_elem(toFd, newKey.data(), newValue.data(), flags) == 0) {
-      ++stats.copied;
-    } else if (errno == EEXIST) {
-      ++stats.skipped;
-    } else {
-      ++stats.failed;
-      stats.firstErrno = stats.firstErrno ? stats.firstErrno : errno;
-    }
+    count(bpf_map_update_elem(toFd, newKey.data(), newValue.data(), flags));
   };
 
   if (isArray(from->type)) {
