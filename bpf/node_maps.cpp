@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #include <cerrno>
 #include <filesystem>
@@ -141,33 +142,38 @@ std::map<uint64_t, uint32_t> NodeMaps::socketLBSkip() const {
   return out;
 }
 
-std::optional<CgroupRef> resolveCgroup(const std::string& path, const std::string& cgroup2Mount, std::string& why) {
+std::optional<CgroupRef> resolveCgroup(const std::string& path, std::string& why) {
   namespace fs = std::filesystem;
-  if (cgroup2Mount.empty()) {
-    why = "no cgroup v2 hierarchy is mounted";
-    return std::nullopt;
-  }
+  constexpr unsigned long kCgroup2Magic = 0x63677270;  // CGROUP2_SUPER_MAGIC
+  auto onCgroup2 = [](const fs::path& p, dev_t* dev) {
+    struct statfs sfs {};
+    struct stat st {};
+    if (::statfs(p.c_str(), &sfs) != 0 || static_cast<unsigned long>(sfs.f_type) != kCgroup2Magic ||
+        ::stat(p.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return false;
+    }
+    *dev = st.st_dev;
+    return true;
+  };
   std::error_code ec;
   fs::path real = fs::canonical(path, ec);
   if (ec) {
     why = ec.message();
     return std::nullopt;
   }
-  fs::path root = fs::canonical(cgroup2Mount, ec);
-  if (ec) {
-    why = cgroup2Mount + ": " + ec.message();
+  dev_t dev = 0;
+  if (!onCgroup2(real, &dev)) {
+    why = "not a directory on a cgroup v2 filesystem";
     return std::nullopt;
   }
-  fs::path rel = real.lexically_relative(root);
-  if (rel.empty() || *rel.begin() == "..") {
-    why = "not under the cgroup v2 hierarchy at " + root.string();
-    return std::nullopt;
-  }
+  // Up to the top of the mount: each parent on the same cgroup v2 filesystem is one level.
   uint32_t level = 0;
-  for (const auto& part : rel) {
-    if (part != ".") {
-      ++level;
+  for (fs::path p = real; p.has_relative_path() && level < 64; p = p.parent_path()) {
+    dev_t parentDev = 0;
+    if (!onCgroup2(p.parent_path(), &parentDev) || parentDev != dev) {
+      break;
     }
+    ++level;
   }
   if (level == 0) {
     why = "the cgroup v2 root itself: every socket would skip socket LB (set bpf.socketLB: false)";
@@ -178,10 +184,7 @@ std::optional<CgroupRef> resolveCgroup(const std::string& path, const std::strin
     return std::nullopt;
   }
   struct stat st {};
-  if (::stat(real.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    why = "not a directory";
-    return std::nullopt;
-  }
+  ::stat(real.c_str(), &st);
   return CgroupRef{static_cast<uint64_t>(st.st_ino), level};
 }
 

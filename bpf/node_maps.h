@@ -38,12 +38,13 @@ class NodeMaps {
 };
 
 // A cgroup as the socket hooks see it: its ID (the inode of its directory on cgroup v2) and
-// its level (path components below the cgroup v2 mount, which must be the hierarchy's root).
+// its level (directories between it and the top of the cgroup v2 mount it is on, which must
+// show the hierarchy's root: the host's /sys/fs/cgroup, or a hostPath mount of it).
 struct CgroupRef {
   uint64_t id = 0;
   uint32_t level = 0;
 };
-// path must be an absolute directory under cgroup2Mount. nullopt with the reason otherwise.
-std::optional<CgroupRef> resolveCgroup(const std::string& path, const std::string& cgroup2Mount, std::string& why);
+// nullopt with the reason when path is not a cgroup v2 directory below the root.
+std::optional<CgroupRef> resolveCgroup(const std::string& path, std::string& why);
 
 }  // namespace switchyard::bpf

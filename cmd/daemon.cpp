@@ -251,13 +251,10 @@ class Daemon {
     if (!cfg_.bpf.socketLB) {
       return;
     }
-    if (cgroup2Mount_.empty()) {
-      cgroup2Mount_ = bpf::findCgroup2Mount();
-    }
     std::map<uint64_t, uint32_t> want;
     for (const std::string& path : cfg_.bpf.socketLBSkipCgroups) {
       std::string why;
-      auto ref = bpf::resolveCgroup(path, cgroup2Mount_, why);
+      auto ref = bpf::resolveCgroup(path, why);
       if (!ref) {
         if (skipUnresolved_.insert(path).second) {
           SY_LOG(Warning) << "bpf.socketLB.skipCgroups: " << path << ": " << why
@@ -695,7 +692,6 @@ class Daemon {
   std::set<std::string> missingLogged_;   // devices said to be missing, until attached
   std::set<std::string> refusedLogged_;   // devices said to be refused, until attached
   std::unique_ptr<bpf::SocketTerminator> terminator_;  // nullptr: socket LB off, or no kernel support
-  std::string cgroup2Mount_;
   std::set<std::string> skipUnresolved_;           // skipCgroups paths said to be missing
   std::map<std::string, uint64_t> skipResolved_;   // skipCgroups path -> the cgroup ID found
   std::optional<std::map<uint64_t, uint32_t>> skipWritten_;  // what sockskip_v1 holds

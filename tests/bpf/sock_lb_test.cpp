@@ -417,7 +417,7 @@ TEST_F(SockLbTest, ASkippedCgroupAndItsDescendantsKeepTheClusterIP_SocketLBSkipC
   UniqueFd backend = listenTcp("198.18.16.2", 8080);
   UniqueFd vip = listenTcp("198.19.0.10", 80);
   std::string why;
-  auto self = bpf::resolveCgroup(cgroup_, cgroup2Root(), why);
+  auto self = bpf::resolveCgroup(cgroup_, why);
   ASSERT_TRUE(self) << why;
   EXPECT_EQ(self->level, 1u) << "the test cgroup is a child of the root";
   const std::string child = cgroup_ + "/child";
@@ -432,10 +432,10 @@ TEST_F(SockLbTest, ASkippedCgroupAndItsDescendantsKeepTheClusterIP_SocketLBSkipC
       ::rmdir(sibling.c_str());
     }
   } dirs{cgroup_, child, sibling};
-  auto childRef = bpf::resolveCgroup(child, cgroup2Root(), why);
+  auto childRef = bpf::resolveCgroup(child, why);
   ASSERT_TRUE(childRef) << why;
   EXPECT_EQ(childRef->level, 2u);
-  auto siblingRef = bpf::resolveCgroup(sibling, cgroup2Root(), why);
+  auto siblingRef = bpf::resolveCgroup(sibling, why);
   ASSERT_TRUE(siblingRef) << why;
 
   auto peerOfConnect = [&]() {
@@ -537,14 +537,13 @@ TEST(ResolveCgroup, RefusesTheRootPathsOutsideAndMissingDirectories) {
   std::string root = cgroup2Root();
   ASSERT_FALSE(root.empty()) << "no cgroup v2 hierarchy";
   std::string why;
-  EXPECT_FALSE(bpf::resolveCgroup(root, root, why));
+  EXPECT_FALSE(bpf::resolveCgroup(root, why));
   EXPECT_NE(why.find("root itself"), std::string::npos) << why;
-  EXPECT_FALSE(bpf::resolveCgroup("/tmp", root, why));
-  EXPECT_NE(why.find("not under the cgroup v2 hierarchy"), std::string::npos) << why;
-  EXPECT_FALSE(bpf::resolveCgroup(root + "/sy-no-such-cgroup", root, why));
+  EXPECT_FALSE(bpf::resolveCgroup("/tmp", why));
+  EXPECT_NE(why.find("not a directory on a cgroup v2 filesystem"), std::string::npos) << why;
+  EXPECT_FALSE(bpf::resolveCgroup(root + "/sy-no-such-cgroup", why));
   EXPECT_FALSE(why.empty());
-  EXPECT_FALSE(bpf::resolveCgroup(root + "/x", "", why));
-  EXPECT_NE(why.find("no cgroup v2"), std::string::npos) << why;
+  EXPECT_FALSE(bpf::resolveCgroup(root + "/cgroup.procs", why)) << "a file, not a cgroup";
 }
 
 // A dual-stack IPv6 socket reaching an IPv4 ClusterIP as ::ffff:a.b.c.d goes through
