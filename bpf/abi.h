@@ -338,7 +338,9 @@ enum sy_reason {
 	                                  * program, whose map still tracks its flow */
 	SY_REASON_SOCK_SKIPPED = 23,     /* socket hooks: a service address left untranslated for
 	                                  * a cgroup in bpf.socketLB.skipCgroups (tc serves it) */
-	SY_REASON_MAX = 24,
+	SY_REASON_TC_CT_RECLAIMED = 24,  /* tc: no free SNAT port for a new flow's reply tuple;
+	                                  * taken from a closed (FIN/RST) or expired flow */
+	SY_REASON_MAX = 25,
 };
 #define SY_REASON_SLOTS 64
 

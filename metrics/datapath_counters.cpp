@@ -33,6 +33,7 @@ const std::vector<std::string>& reasonNames() {
       "tc_icmp_revnat",                // SY_REASON_TC_ICMP_REVNAT
       "tc_upgrade_handoff",            // SY_REASON_TC_UPGRADE_HANDOFF
       "sock_skipped",                  // SY_REASON_SOCK_SKIPPED
+      "tc_ct_reclaimed",               // SY_REASON_TC_CT_RECLAIMED
   };
   return names;
 }
@@ -58,7 +59,7 @@ bool DatapathCounters::read(int fd, Totals& out) {
 }
 
 std::vector<prometheus::MetricFamily> DatapathCounters::Collect() const {
-  static_assert(SY_REASON_MAX == 24, "add the new reason's name to reasonNames()");
+  static_assert(SY_REASON_MAX == 25, "add the new reason's name to reasonNames()");
   Totals t;
   if (!read(fd_, t)) {
     return {};
