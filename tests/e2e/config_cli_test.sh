@@ -191,7 +191,8 @@ for f in "$KP"/*.yaml; do
     fail "expected only warnings from $(basename "$f"), got: $(cat "$TMP/warnings")"
   fi
 done
-log "ok: $(ls "$KP"/*.yaml | wc -l) KubeProxyConfiguration files load as-is"
+kp_files=("$KP"/*.yaml)
+log "ok: ${#kp_files[@]} KubeProxyConfiguration files load as-is"
 
 # The DaemonSet's command line, unchanged from kube-proxy's.
 f=$KP/kubeadm-1.31.yaml

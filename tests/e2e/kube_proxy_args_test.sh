@@ -63,7 +63,7 @@ sy_log "daemon started without a subcommand, pid $DAEMON_PID"
 sy_wait_for "the fixtures' Services programmed" 20 sy_status_check "any(s['address'] == '198.19.0.10' for s in d['services'])" ||
   sy_fail "expected the daemon to program the API server's Services; status: $(sy_status_json 2>&1 | head -c 600); log: $(tail -20 "$DAEMON_LOG")"
 get "http://$FLAG_METRICS/metrics"
-[[ $CODE == 200 ]] && grep -q '^switchyard_build_info' <<<"$BODY" ||
+{ [[ $CODE == 200 ]] && grep -q '^switchyard_build_info' <<<"$BODY"; } ||
   sy_fail "expected /metrics on --metrics-bind-address $FLAG_METRICS, got $CODE"
 get "http://$METRICS_ADDR/metrics"
 [[ $CODE == 000 ]] || sy_fail "expected nothing on the file's metricsBindAddress $METRICS_ADDR (the flag wins), got $CODE"
@@ -74,15 +74,15 @@ sy_wait_for "/healthz to follow Node node-a (ToBeDeleted taint: 503)" 20 healthz
 grep -q 'node-from-file' "$DAEMON_LOG" && sy_fail "expected the file's hostnameOverride to be overridden, the log names it"
 sy_log "ok: kube-proxy's args, flags over the file: $BODY"
 
-sy_daemon_stop || sy_fail "expected the daemon to exit 0 on SIGTERM"
+sy_daemon_stop 10 || sy_fail "expected the daemon to exit 0 on SIGTERM"
 pins_before=$(find "$PIN" -maxdepth 1 -type f | wc -l)
 ((pins_before > 0)) || sy_fail "expected the stopped daemon to leave its pins in $PIN"
 out=$(nsenter --net="/run/netns/$NODE_NS" timeout 30 "$SY_BIN" --cleanup --config="$CONFIG" 2>&1) ||
   sy_fail "expected 'switchyard --cleanup --config=FILE' to exit 0: $out"
 grep -qE "^cleanup $PIN: removed [0-9]+ tc filters, [0-9]+ clsact qdiscs, [1-9][0-9]* cgroup links, [1-9][0-9]* pinned maps" <<<"$out" ||
   sy_fail "expected --cleanup to remove the daemon's links and maps, got: $out"
-left=0
-if [[ -d $PIN ]]; then left=$(find "$PIN" -maxdepth 1 -type f | wc -l); fi
-((left == 0)) || sy_fail "expected no pins left in $PIN after --cleanup, $left remain"
+pins_left=0
+if [[ -d $PIN ]]; then pins_left=$(find "$PIN" -maxdepth 1 -type f | wc -l); fi
+((pins_left == 0)) || sy_fail "expected no pins left in $PIN after --cleanup, $pins_left remain"
 sy_log "ok: --cleanup: $out"
 sy_log "PASS"
