@@ -658,8 +658,8 @@ bool decodeNamespace(const rapidjson::Value& obj, Namespace& out, std::vector<Fi
     return false;
   }
   d.meta(obj, out.metadata);
-  // A Namespace has no namespace; meta() filled in "default" for it.
-  out.metadata.namespace_.clear();
+  // A Namespace has no namespace: meta() files it under "default", as it does a Node, so
+  // the sources key every kind the same way.
   // The API server sets this immutable label on every namespace (since 1.21); a manifest
   // file may lack it, and a namespaceSelector on it must still match.
   out.metadata.labels.emplace("kubernetes.io/metadata.name", out.metadata.name);

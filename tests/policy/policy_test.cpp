@@ -705,7 +705,7 @@ spec:
 )");
   State after = c.compute();
   Diff d = diff(before, after);
-  // One rule per address family of the peer's identity: the identity is one, so 1 in, 1 out.
+  // x/b has one identity for both families: one rule in, one out.
   EXPECT_EQ(d.ruleAdd.size(), 1u);
   EXPECT_EQ(d.ruleDelete.size(), 1u);
   EXPECT_TRUE(d.ipcacheUpsert.empty() && d.ipcacheDelete.empty());
