@@ -5,195 +5,14 @@
 // every pod probing every other, the observed matrix compared with the expected one cell by
 // cell and printed on a mismatch.
 #include <gtest/gtest.h>
-#include <rapidjson/document.h>
-#include <yaml-cpp/yaml.h>
 
-#include <functional>
-#include <sstream>
-
-#include "k8sclient/decode.h"
-#include "k8sclient/yaml_json.h"
-#include "policy/compiler.h"
 #include "policy/selector.h"
+#include "tests/policy/grid.h"
 
 namespace switchyard::policy {
 namespace {
 
-using lb::Cidr;
-using lb::IpAddr;
-
-rapidjson::Document json(const std::string& yaml) {
-  rapidjson::Document doc;
-  k8s::yamlToJson(YAML::Load(yaml), doc, doc.GetAllocator());
-  return doc;
-}
-
-k8s::NetworkPolicy policyFrom(const std::string& yaml) {
-  auto doc = json(yaml);
-  k8s::NetworkPolicy p;
-  std::vector<k8s::FieldError> errs;
-  EXPECT_TRUE(k8s::decodeNetworkPolicy(doc, p, errs)) << (errs.empty() ? "" : errs[0].str());
-  return p;
-}
-
-std::vector<k8s::FieldError> policyErrors(const std::string& yaml) {
-  auto doc = json(yaml);
-  k8s::NetworkPolicy p;
-  std::vector<k8s::FieldError> errs;
-  EXPECT_FALSE(k8s::decodeNetworkPolicy(doc, p, errs));
-  return errs;
-}
-
-IpAddr ip(const char* s) { return *IpAddr::parse(s); }
-
-// --- the reference datapath: what the tc policy stage does for a new flow ---
-
-bool ruleMatches(const State& st, uint32_t ep, Direction dir, uint32_t identity, uint8_t proto,
-                 uint16_t port) {
-  for (const auto& r : st.rules) {
-    if (r.endpoint != ep || r.dir != dir || r.identity != identity) continue;
-    if (r.proto == 0) return true;
-    if (r.proto != proto) continue;
-    if (r.portPrefixLen == 0) return true;
-    unsigned shift = 16 - r.portPrefixLen;
-    if ((port >> shift) == (r.port >> shift)) return true;
-  }
-  return false;
-}
-
-Peer lookupPeer(const State& st, const IpAddr& a) {
-  const std::pair<const Cidr, Peer>* best = nullptr;
-  for (const auto& e : st.ipcache) {
-    if (e.first.addr.isV4() == a.isV4() && e.first.contains(a) &&
-        (!best || e.first.prefixLen > best->first.prefixLen)) {
-      best = &e;
-    }
-  }
-  EXPECT_NE(best, nullptr) << "no ipcache prefix (not even the world) holds " << a.str();
-  return best ? best->second : Peer{};
-}
-
-// One direction at one end: a local endpoint isolated in `dir` lets the flow pass only if
-// a rule names the peer's pod identity, its CIDR identity, or any peer.
-bool passes(const State& st, const IpAddr& local, const IpAddr& peer, Direction dir,
-            uint8_t proto, uint16_t port) {
-  auto it = st.endpoints.find(local);
-  if (it == st.endpoints.end()) return true;  // not a pod of this node
-  const Endpoint& ep = it->second;
-  if (!(dir == Direction::Ingress ? ep.ingressIsolated : ep.egressIsolated)) return true;
-  Peer p = lookupPeer(st, peer);
-  return ruleMatches(st, ep.id, dir, p.podIdentity, proto, port) ||
-         ruleMatches(st, ep.id, dir, p.cidrIdentity, proto, port) ||
-         ruleMatches(st, ep.id, dir, kIdentityAny, proto, port);
-}
-
-// --- the grid: namespaces x and y, pods a, b, c; a and b of x and a of y on node n1 ---
-
-struct GridPod {
-  std::string ns, name, node, v4, v6;
-  uint16_t servePort;  // its container port named "serve" (differs per pod)
-  std::string key() const { return ns + "/" + name; }
-};
-
-const std::vector<GridPod> kGrid = {
-    {"x", "a", "n1", "198.18.1.1", "2001:db8:1::1", 80},
-    {"x", "b", "n1", "198.18.1.2", "2001:db8:1::2", 81},
-    {"x", "c", "n2", "198.18.1.3", "2001:db8:1::3", 82},
-    {"y", "a", "n1", "198.18.2.1", "2001:db8:2::1", 80},
-    {"y", "b", "n2", "198.18.2.2", "2001:db8:2::2", 81},
-    {"y", "c", "n2", "198.18.2.3", "2001:db8:2::3", 82},
-};
-
-k8s::Pod podOf(const GridPod& g, const std::map<std::string, std::string>& extraLabels = {}) {
-  k8s::Pod p;
-  p.metadata.namespace_ = g.ns;
-  p.metadata.name = g.name;
-  p.metadata.labels = {{"pod", g.name}};
-  for (const auto& [k, v] : extraLabels) p.metadata.labels[k] = v;
-  p.nodeName = g.node;
-  p.phase = "Running";
-  p.podIPs = {g.v4, g.v6};
-  p.ports = {{"serve", k8s::Protocol::TCP, g.servePort},
-             {"dns", k8s::Protocol::UDP, 53}};
-  return p;
-}
-
-struct Probe {
-  uint8_t proto = lb::kProtoTCP;
-  uint16_t port = 0;  // 0: the destination's "serve" port
-  bool v6 = false;
-};
-
-class Grid {
- public:
-  Grid() {
-    for (const char* ns : {"x", "y"}) {
-      k8s::Namespace n;
-      n.metadata.name = ns;
-      n.metadata.labels = {{"ns", ns}, {"kubernetes.io/metadata.name", ns}};
-      for (auto* c : {&n1_, &n2_}) c->upsertNamespace(n);
-    }
-    for (const auto& g : kGrid) setPod(g);
-  }
-  void setPod(const GridPod& g, const std::map<std::string, std::string>& extra = {}) {
-    for (auto* c : {&n1_, &n2_}) c->upsertPod(podOf(g, extra));
-  }
-  void apply(const std::string& yaml) {
-    auto p = policyFrom(yaml);
-    for (auto* c : {&n1_, &n2_}) c->upsertPolicy(p);
-  }
-  void remove(const std::string& key) {
-    for (auto* c : {&n1_, &n2_}) c->deletePolicy(key);
-  }
-  void compute() {
-    s1_ = n1_.compute();
-    s2_ = n2_.compute();
-  }
-  const State& stateOf(const std::string& node) const { return node == "n1" ? s1_ : s2_; }
-  Compiler& compilerOf(const std::string& node) { return node == "n1" ? n1_ : n2_; }
-
-  bool allowed(const GridPod& src, const IpAddr& srcIp, const GridPod& dst, const IpAddr& dstIp,
-               uint8_t proto, uint16_t port) const {
-    return passes(stateOf(src.node), srcIp, dstIp, Direction::Egress, proto, port) &&
-           passes(stateOf(dst.node), dstIp, srcIp, Direction::Ingress, proto, port);
-  }
-
-  // Every pod to every pod; `expect(src, dst)` is the verdict the API defines. Returns "" when
-  // every cell agrees, else both matrices (rows: from, columns: to; '.' allowed, 'X' denied).
-  std::string check(const Probe& pr, const std::function<bool(const GridPod&, const GridPod&)>& expect) {
-    compute();
-    std::ostringstream want, got;
-    bool same = true;
-    for (const auto& s : kGrid) {
-      want << s.key() << " ";
-      got << s.key() << " ";
-      for (const auto& d : kGrid) {
-        uint16_t port = pr.port ? pr.port : d.servePort;
-        bool a = allowed(s, ip(pr.v6 ? s.v6.c_str() : s.v4.c_str()), d,
-                         ip(pr.v6 ? d.v6.c_str() : d.v4.c_str()), pr.proto, port);
-        bool e = expect(s, d);
-        same = same && a == e;
-        want << (e ? '.' : 'X');
-        got << (a ? '.' : 'X');
-      }
-      want << "\n";
-      got << "\n";
-    }
-    if (same) return "";
-    return "expected:\n" + want.str() + "observed:\n" + got.str();
-  }
-
- private:
-  Compiler n1_{"n1"}, n2_{"n2"};
-  State s1_, s2_;
-};
-
-const GridPod& pod(const char* key) {
-  for (const auto& g : kGrid) {
-    if (g.key() == key) return g;
-  }
-  throw std::runtime_error(key);
-}
+using namespace switchyard::policy::testing;
 
 // --- selectors ---
 
@@ -331,16 +150,26 @@ TEST(PortBlocks, ARangeIsCoveredExactlyByFewAlignedBlocks) {
   }
 }
 
-// --- truth tables ---
+// --- truth tables: each on the reference lookups and on the kernel's ---
 
-TEST(TruthTable, NoPolicyAllowsEverything) {
-  Grid g;
+class TruthTable : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (!makeDatapath(GetParam())) GTEST_SKIP() << "the kernel datapath needs root (BPF)";
+  }
+  std::unique_ptr<Datapath> datapath() { return makeDatapath(GetParam()); }
+};
+INSTANTIATE_TEST_SUITE_P(Datapath, TruthTable, ::testing::Values("reference", "kernel"),
+                         [](const auto& info) { return info.param; });
+
+TEST_P(TruthTable, NoPolicyAllowsEverything) {
+  Grid g(datapath());
   EXPECT_EQ(g.check({}, [](auto&, auto&) { return true; }), "");
   EXPECT_EQ(g.check({lb::kProtoUDP, 53}, [](auto&, auto&) { return true; }), "");
 }
 
-TEST(TruthTable, DefaultDenyIngress_UpstreamShouldSupportADefaultDenyIngressPolicy) {
-  Grid g;
+TEST_P(TruthTable, DefaultDenyIngress_UpstreamShouldSupportADefaultDenyIngressPolicy) {
+  Grid g(datapath());
   g.apply(R"(
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -353,8 +182,8 @@ spec: {podSelector: {}}
   }
 }
 
-TEST(TruthTable, DefaultDenyEgress_UpstreamShouldSupportADefaultDenyEgressPolicy) {
-  Grid g;
+TEST_P(TruthTable, DefaultDenyEgress_UpstreamShouldSupportADefaultDenyEgressPolicy) {
+  Grid g(datapath());
   g.apply(R"(
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -365,8 +194,8 @@ spec: {podSelector: {}, policyTypes: [Egress]}
   EXPECT_EQ(g.check({.v6 = true}, [](auto& s, auto&) { return s.ns != "y"; }), "");
 }
 
-TEST(TruthTable, AllowFromPodSelector_UpstreamShouldEnforcePolicyBasedOnPodSelector) {
-  Grid g;
+TEST_P(TruthTable, AllowFromPodSelector_UpstreamShouldEnforcePolicyBasedOnPodSelector) {
+  Grid g(datapath());
   // Only x/b may reach x/a; the rest of x stays open.
   g.apply(R"(
 apiVersion: networking.k8s.io/v1
@@ -383,8 +212,8 @@ spec:
   EXPECT_EQ(g.check({lb::kProtoUDP, 53, true}, expect), "");
 }
 
-TEST(TruthTable, AllowFromNamespaceSelector_UpstreamShouldEnforcePolicyBasedOnNamespaceSelector) {
-  Grid g;
+TEST_P(TruthTable, AllowFromNamespaceSelector_UpstreamShouldEnforcePolicyBasedOnNamespaceSelector) {
+  Grid g(datapath());
   g.apply(R"(
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -396,8 +225,8 @@ spec:
   EXPECT_EQ(g.check({}, [](auto& s, auto& d) { return d.ns != "x" || s.ns == "y"; }), "");
 }
 
-TEST(TruthTable, PodAndNamespaceSelectorInOnePeerAreAnded_UpstreamShouldEnforcePolicyBasedOnPodSelectorAndNamespaceSelector) {
-  Grid g;
+TEST_P(TruthTable, PodAndNamespaceSelectorInOnePeerAreAnded_UpstreamShouldEnforcePolicyBasedOnPodSelectorAndNamespaceSelector) {
+  Grid g(datapath());
   g.apply(R"(
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -410,8 +239,8 @@ spec:
   EXPECT_EQ(g.check({}, [](auto& s, auto& d) { return d.key() != "x/c" || s.key() == "y/b"; }), "");
 }
 
-TEST(TruthTable, TwoPeersAreOred_UpstreamShouldEnforcePolicyBasedOnAnyPodSelectorOrNamespaceSelector) {
-  Grid g;
+TEST_P(TruthTable, TwoPeersAreOred_UpstreamShouldEnforcePolicyBasedOnAnyPodSelectorOrNamespaceSelector) {
+  Grid g(datapath());
   g.apply(R"(
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -427,8 +256,8 @@ spec:
             "");
 }
 
-TEST(TruthTable, IpBlockWithExcept_UpstreamShouldEnforceExceptClauseWhileEgressAccessToServerInCidrBlock) {
-  Grid g;
+TEST_P(TruthTable, IpBlockWithExcept_UpstreamShouldEnforceExceptClauseWhileEgressAccessToServerInCidrBlock) {
+  Grid g(datapath());
   // x/a may send only to 198.18.2.0/24 minus y/b's address (and the matching IPv6 block).
   g.apply(R"(
 apiVersion: networking.k8s.io/v1
@@ -449,14 +278,13 @@ spec:
   EXPECT_EQ(g.check({.v6 = true}, expect), "");
   // An address outside every pod: inside the block it passes, in the except it does not.
   g.compute();
-  const State& n1 = g.stateOf("n1");
-  EXPECT_TRUE(passes(n1, ip("198.18.1.1"), ip("198.18.2.77"), Direction::Egress, lb::kProtoTCP, 80));
-  EXPECT_FALSE(passes(n1, ip("198.18.1.1"), ip("198.18.3.1"), Direction::Egress, lb::kProtoTCP, 80));
-  EXPECT_FALSE(passes(n1, ip("198.18.1.1"), ip("2001:db8:3::1"), Direction::Egress, lb::kProtoTCP, 80));
+  EXPECT_TRUE(g.egress("n1", "198.18.1.1", "198.18.2.77", lb::kProtoTCP, 80));
+  EXPECT_FALSE(g.egress("n1", "198.18.1.1", "198.18.3.1", lb::kProtoTCP, 80));
+  EXPECT_FALSE(g.egress("n1", "198.18.1.1", "2001:db8:3::1", lb::kProtoTCP, 80));
 }
 
-TEST(TruthTable, AnIpv4BlockDoesNotOpenIpv6OrTheOtherWay) {
-  Grid g;
+TEST_P(TruthTable, AnIpv4BlockDoesNotOpenIpv6OrTheOtherWay) {
+  Grid g(datapath());
   g.apply(R"(
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -483,8 +311,8 @@ spec:
   EXPECT_EQ(g.check({}, [](auto& s, auto&) { return s.ns != "x"; }), "");
 }
 
-TEST(TruthTable, EndPortAllowsTheWholeRangeOnly_UpstreamShouldAllowIngressAccessOnARangeOfPorts) {
-  Grid g;
+TEST_P(TruthTable, EndPortAllowsTheWholeRangeOnly_UpstreamShouldAllowIngressAccessOnARangeOfPorts) {
+  Grid g(datapath());
   g.apply(R"(
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -504,8 +332,8 @@ spec:
   EXPECT_EQ(g.check({lb::kProtoUDP, 81}, yClosedOn(false)), "");  // the range is TCP's
 }
 
-TEST(TruthTable, NamedPortResolvesOnEachPodOwnPort_UpstreamShouldAllowIngressAccessOnOneNamedPort) {
-  Grid g;
+TEST_P(TruthTable, NamedPortResolvesOnEachPodOwnPort_UpstreamShouldAllowIngressAccessOnOneNamedPort) {
+  Grid g(datapath());
   // "serve" is 80 on a, 81 on b, 82 on c: each pod opens its own number only.
   g.apply(R"(
 apiVersion: networking.k8s.io/v1
@@ -522,8 +350,8 @@ spec:
   EXPECT_EQ(g.check({lb::kProtoUDP, 80}, [](auto&, auto& d) { return d.ns != "x"; }), "");
 }
 
-TEST(TruthTable, EgressNamedPortResolvesOnTheDestinationPod_UpstreamShouldAllowEgressAccessOnOneNamedPort) {
-  Grid g;
+TEST_P(TruthTable, EgressNamedPortResolvesOnTheDestinationPod_UpstreamShouldAllowEgressAccessOnOneNamedPort) {
+  Grid g(datapath());
   g.apply(R"(
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -540,8 +368,8 @@ spec:
             "");
 }
 
-TEST(TruthTable, PolicyTypesEgressIgnoresIngressRules) {
-  Grid g;
+TEST_P(TruthTable, PolicyTypesEgressIgnoresIngressRules) {
+  Grid g(datapath());
   g.apply(R"(
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -555,8 +383,8 @@ spec:
   EXPECT_EQ(g.check({}, [](auto&, auto&) { return true; }), "");
 }
 
-TEST(TruthTable, IngressAndEgressBothApply_UpstreamShouldEnforceIngressAndEgressPoliciesOnTheSamePod) {
-  Grid g;
+TEST_P(TruthTable, IngressAndEgressBothApply_UpstreamShouldEnforceIngressAndEgressPoliciesOnTheSamePod) {
+  Grid g(datapath());
   g.apply(R"(
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -575,8 +403,8 @@ spec:
             "");
 }
 
-TEST(TruthTable, LabelChangeMovesAPodInAndOutOfASelector_UpstreamShouldAllowIngressAccessFromUpdatedPod) {
-  Grid g;
+TEST_P(TruthTable, LabelChangeMovesAPodInAndOutOfASelector_UpstreamShouldAllowIngressAccessFromUpdatedPod) {
+  Grid g(datapath());
   g.apply(R"(
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -592,8 +420,8 @@ spec:
   EXPECT_EQ(g.check({}, [](auto&, auto& d) { return d.key() != "x/a"; }), "");
 }
 
-TEST(TruthTable, NamespaceLabelChangeMovesItsPods_UpstreamShouldAllowIngressAccessFromUpdatedNamespace) {
-  Grid g;
+TEST_P(TruthTable, NamespaceLabelChangeMovesItsPods_UpstreamShouldAllowIngressAccessFromUpdatedNamespace) {
+  Grid g(datapath());
   g.apply(R"(
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -610,8 +438,8 @@ spec:
   EXPECT_EQ(g.check({}, [](auto& s, auto& d) { return d.ns != "x" || s.ns == "y"; }), "");
 }
 
-TEST(TruthTable, RemovingThePolicyOpensEverythingAgain) {
-  Grid g;
+TEST_P(TruthTable, RemovingThePolicyOpensEverythingAgain) {
+  Grid g(datapath());
   g.apply(R"(
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
