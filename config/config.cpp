@@ -382,6 +382,13 @@ bool parseConfig(const std::string& text, const std::string& name, Config& c,
                    }
                  }
                }},
+              {"podOptOut", [&](const YAML::Node& e, const std::string& ef) { p.boolean(e, ef, c.bpf.socketLBPodOptOut); }},
+              {"podCgroupRoot", [&](const YAML::Node& e, const std::string& ef) {
+                 if (p.str(e, ef, c.bpf.socketLBPodCgroupRoot) && !c.bpf.socketLBPodCgroupRoot.empty() &&
+                     c.bpf.socketLBPodCgroupRoot[0] != '/') {
+                   p.fail(e, ef, "must be an absolute path, got \"" + c.bpf.socketLBPodCgroupRoot + "\"");
+                 }
+               }},
             });
           }},
          {"devices", [&](const YAML::Node& v, const std::string& vf) { p.deviceList(v, vf, c.bpf.devices); }},

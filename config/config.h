@@ -49,6 +49,11 @@ struct Config {
     // Cgroup v2 directories (absolute paths) whose sockets, and their descendants', the
     // socket hooks leave alone (bpf.socketLB.skipCgroups); a missing one is looked for again.
     std::vector<std::string> socketLBSkipCgroups;
+    // bpf.socketLB.podOptOut: pods of this node annotated switchyard.dev/socket-lb: disabled,
+    // or in a namespace labelled so, are skipped too (their cgroup found by pod UID under
+    // podCgroupRoot, "" = the cgroup v2 root). Needs Pods and Namespaces from the source.
+    bool socketLBPodOptOut = false;
+    std::string socketLBPodCgroupRoot;
     std::vector<std::string> devices;      // pod-facing devices: names or patterns ("veth*")
     std::vector<std::string> hostDevices;  // host-facing devices (NodePort, LB, external IPs)
     bpf::MapSizes mapSizes;

@@ -57,13 +57,16 @@ ApiServerSource::ApiServerSource(boost::asio::io_context& io, ConnectionConfig c
         ResourceSpec{"Node", "/api/v1/nodes", "", "metadata.name=" + options_.nodeName}, nodes_,
         options_.reflector, [this] { nodeChanged(); }, onRequestProblem);
   }
-  if (options_.policy) {
+  if (options_.policy || (options_.localPods && !options_.nodeName.empty())) {
+    std::string podFields = options_.policy ? "" : "spec.nodeName=" + options_.nodeName;
     policyReflectors_.push_back(std::make_unique<Reflector>(
-        client_, ResourceSpec{"Pod", "/api/v1/pods", "", ""}, pods_, options_.reflector,
+        client_, ResourceSpec{"Pod", "/api/v1/pods", "", podFields}, pods_, options_.reflector,
         [this] { onListed(); }, onRequestProblem));
     policyReflectors_.push_back(std::make_unique<Reflector>(
         client_, ResourceSpec{"Namespace", "/api/v1/namespaces", "", ""}, namespaces_,
         options_.reflector, [this] { onListed(); }, onRequestProblem));
+  }
+  if (options_.policy) {
     policyReflectors_.push_back(std::make_unique<Reflector>(
         client_,
         ResourceSpec{"NetworkPolicy", "/apis/networking.k8s.io/v1/networkpolicies", "", ""},

@@ -47,6 +47,9 @@ struct ApiServerSourceOptions {
   // Also list and watch Pods (every node's: peers need their labels), Namespaces and
   // NetworkPolicies for policy/ (policy.enabled); onSynced() then waits for them too.
   bool policy = false;
+  // Pods of this node only (field selector spec.nodeName) and Namespaces, for
+  // bpf.socketLB.podOptOut; implied by policy, which needs every node's pods.
+  bool localPods = false;
   double qps = 50;
   int burst = 100;
   ReflectorOptions reflector;

@@ -125,6 +125,30 @@ TEST_F(SourceTest, PolicyKindsAreListedAndWatchedAndSyncWaitsForThem) {
   EXPECT_THAT(handler.since(mark), ElementsAre("+NetworkPolicy x/deny", "-Pod x/web"));
 }
 
+// bpf.socketLB.podOptOut: this node's pods only (the kubelet's field selector) and the
+// namespaces; no NetworkPolicies.
+TEST_F(SourceTest, LocalPodsAreThoseOfThisNodeOnly) {
+  startServer();
+  server->apply(R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"mine","namespace":"x","uid":"u1"},)"
+                R"("spec":{"nodeName":"node-a"}})");
+  server->apply(R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"theirs","namespace":"x","uid":"u2"},)"
+                R"("spec":{"nodeName":"node-b"}})");
+  auto o = fastOptions();
+  o.nodeName = "node-a";
+  o.localPods = true;
+  startSource(connection(), o);
+  ASSERT_TRUE(runUntil([&] { return source->synced() && server->activeWatches() == 5; }));
+  EXPECT_NE(std::find(handler.events.begin(), handler.events.end(), "+Pod x/mine -"), handler.events.end());
+  EXPECT_EQ(std::find(handler.events.begin(), handler.events.end(), "+Pod x/theirs -"), handler.events.end());
+  bool fieldSelected = false;
+  for (const auto& r : server->timedRequestLog()) {
+    EXPECT_EQ(r.line.find("networkpolicies"), std::string::npos) << r.line;
+    fieldSelected = fieldSelected || (r.line.find("/api/v1/pods") != std::string::npos &&
+                                      r.line.find("spec.nodeName") != std::string::npos);
+  }
+  EXPECT_TRUE(fieldSelected);
+}
+
 // Without policy, nothing of these kinds is asked for.
 TEST_F(SourceTest, WithoutPolicyNoPodIsListed) {
   startServer();
