@@ -19,6 +19,7 @@
 
 #include "bpf/bpffs.h"
 #include "bpf/cleanup.h"
+#include "bpf/ct_gc.h"
 #include "bpf/datapath.h"
 #include "bpf/map_writer.h"
 #include "bpf/node_maps.h"
@@ -160,6 +161,9 @@ class Daemon {
     // The programs that served the old maps are replaced now: a takeover of maps of another
     // size or layout (bpf/migrate.h) copies what they gained meanwhile and lets them go.
     datapath_->finishTakeover();
+    // --- conntrack GC (issue 11 item 5): a thread of its own, off the io_context ---
+    ctGc_ = std::make_shared<bpf::CtGcRunner>(datapath_->maps().ct, bpf::CtGcRunner::Options{});
+    // --- end conntrack GC ---
     if (!startMetrics(error) || !startHealth(error)) {
       SY_LOG(Error) << error;
       return 1;
@@ -703,6 +707,8 @@ class Daemon {
   Clock::time_point retryNotBefore_{};
   Clock::time_point lastSync_{};
   Clock::time_point lastFullSync_ = Clock::now();
+  // Declared last: its thread stops first, before the maps it reads close.
+  std::shared_ptr<bpf::CtGcRunner> ctGc_;
 };
 
 }  // namespace
