@@ -188,9 +188,54 @@ std::chrono::milliseconds nextCtGcInterval(std::chrono::milliseconds prev, const
   return std::clamp(next, b.min, b.max);
 }
 
+uint64_t countMapEntries(int fd) {
+  auto shape = shapeOf(fd);
+  if (!shape) {
+    return 0;
+  }
+  std::vector<uint8_t> keys(static_cast<size_t>(shape->keySize) * 1024);
+  std::vector<uint8_t> values(static_cast<size_t>(shape->valueSize) * 1024);
+  uint64_t n = 0;
+  uint32_t in = 0, out = 0;
+  bool first = true;
+  for (uint64_t steps = 0; steps < shape->maxEntries / 16 + 64; ++steps) {
+    uint32_t count = 1024;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    int rc = bpf_map_lookup_batch(fd, first ? nullptr : &in, &out, keys.data(), values.data(), &count, &opts);
+    if (rc != 0 && errno != ENOENT) {
+      if (first && (errno == EINVAL || errno == EOPNOTSUPP || errno == 524 /* ENOTSUPP */)) {
+        break;  // no batch for this type: walk key by key below
+      }
+      return n;
+    }
+    n += count;
+    if (rc != 0) {
+      return n;  // ENOENT: the end
+    }
+    first = false;
+    in = out;
+  }
+  if (!first) {
+    return n;
+  }
+  std::vector<uint8_t> key(shape->keySize), next(shape->keySize);
+  void* prev = nullptr;
+  n = 0;
+  while (n <= shape->maxEntries && bpf_map_get_next_key(fd, prev, next.data()) == 0) {
+    ++n;
+    key.swap(next);
+    prev = key.data();
+  }
+  return n;
+}
+
 CtGcRunner::CtGcRunner(int ctFd, Options o) : fd_(ctFd), o_(o) {
   auto shape = shapeOf(fd_);
   stats_.maxEntries = shape ? shape->maxEntries : 0;
+  for (const SampledMap& m : o_.sampled) {
+    auto sh = shapeOf(m.fd);
+    stats_.maps.push_back({m.name, 0, sh ? sh->maxEntries : 0});
+  }
   thread_ = std::jthread([this](std::stop_token st) { loop(st); });
 }
 
@@ -239,7 +284,15 @@ void CtGcRunner::loop(std::stop_token st) {
       return;
     }
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // The other maps' fill, counted off the lock (a walk of each).
+    std::vector<uint64_t> fills;
+    for (const SampledMap& m : o_.sampled) {
+      fills.push_back(countMapEntries(m.fd));
+    }
     std::unique_lock<std::mutex> l(mu_);
+    for (size_t i = 0; i < fills.size(); ++i) {
+      stats_.maps[i].entries = fills[i];
+    }
     if (failed) {
       ++stats_.errors;
     } else {

@@ -104,11 +104,26 @@ struct CtGcIntervals {
 std::chrono::milliseconds nextCtGcInterval(std::chrono::milliseconds prev, const CtGcPass& p,
                                            uint32_t maxEntries, const CtGcIntervals& b);
 
+// Entries in a hash-like map, counted by walking it (batched lookups; key by key where the
+// kernel has no batch for the type, e.g. LPM tries). Bounded by the map's size.
+uint64_t countMapEntries(int fd);
+
 // The GC on a thread of its own. Its figures (for metrics and status) are read with stats().
 class CtGcRunner {
  public:
+  // A map whose fill the runner samples after each pass (for switchyard_bpf_map_pressure).
+  struct SampledMap {
+    std::string name;  // the metrics label
+    int fd = -1;       // the caller's; must outlive the runner
+  };
+  struct MapFill {
+    std::string name;
+    uint64_t entries = 0;
+    uint32_t maxEntries = 0;
+  };
   struct Stats {
     uint64_t passes = 0;
+    std::vector<MapFill> maps;      // the sampled maps, as of the last pass
     CtGcRemoved removed;            // since start
     uint64_t entries = 0;           // kept by the last complete pass
     uint32_t maxEntries = 0;
@@ -120,6 +135,7 @@ class CtGcRunner {
     CtGc::Options gc;
     CtGcIntervals intervals;
     std::chrono::microseconds slicePause{2000};
+    std::vector<SampledMap> sampled;  // counted after each pass, besides ct itself
   };
   // ctFd stays the caller's and must outlive the runner.
   CtGcRunner(int ctFd, Options o);

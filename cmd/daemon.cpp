@@ -28,6 +28,7 @@
 #include "k8sclient/manifest_source.h"
 #include "lb/proxier.h"
 #include "logging/log.h"
+#include "metrics/conntrack_metrics.h"
 #include "metrics/datapath_counters.h"
 #include "metrics/health.h"
 #include "metrics/service_health.h"
@@ -116,6 +117,30 @@ class EventTap : public k8s::ServiceEventHandler {
   std::function<void()> changed_;
 };
 
+// --- conntrack GC (issue 11 item 5) ---
+metrics::ConntrackSnapshot conntrackSnapshot(const bpf::CtGcRunner* gc) {
+  metrics::ConntrackSnapshot out;
+  if (!gc) {
+    return out;
+  }
+  bpf::CtGcRunner::Stats s = gc->stats();
+  out.ctName = metrics::mapLabel(bpf::kPinCt);
+  out.ctEntries = s.entries;
+  out.passes = s.passes;
+  out.errors = s.errors;
+  out.removedExpired = s.removed.expired;
+  out.removedClosed = s.removed.closed;
+  out.removedOrphan = s.removed.orphan;
+  out.lastPassSeconds = s.lastPassSeconds;
+  out.intervalSeconds = s.lastIntervalSeconds;
+  out.maps.push_back({out.ctName, s.entries, s.maxEntries});
+  for (const auto& m : s.maps) {
+    out.maps.push_back({m.name, m.entries, m.maxEntries});
+  }
+  return out;
+}
+// --- end conntrack GC ---
+
 class Daemon {
  public:
   Daemon(const config::Config& cfg, std::string master)
@@ -162,7 +187,17 @@ class Daemon {
     // size or layout (bpf/migrate.h) copies what they gained meanwhile and lets them go.
     datapath_->finishTakeover();
     // --- conntrack GC (issue 11 item 5): a thread of its own, off the io_context ---
-    ctGc_ = std::make_shared<bpf::CtGcRunner>(datapath_->maps().ct, bpf::CtGcRunner::Options{});
+    {
+      bpf::CtGcRunner::Options o;
+      const bpf::MapFds& fds = datapath_->maps();
+      for (const bpf::MapPin& p : bpf::kMapPins) {
+        if (p.fd != &bpf::MapFds::ct && p.writer != bpf::MapWriterKind::Counters &&
+            p.writer != bpf::MapWriterKind::Meta) {
+          o.sampled.push_back({metrics::mapLabel(p.name), fds.*p.fd});
+        }
+      }
+      ctGc_ = std::make_shared<bpf::CtGcRunner>(fds.ct, std::move(o));
+    }
     // --- end conntrack GC ---
     if (!startMetrics(error) || !startHealth(error)) {
       SY_LOG(Error) << error;
@@ -532,6 +567,8 @@ class Daemon {
     exposer_->RegisterCollectable(metrics_.registry());
     counters_ = std::make_shared<metrics::DatapathCounters>(datapath_->maps().counters);
     exposer_->RegisterCollectable(counters_);
+    exposer_->RegisterCollectable(std::make_shared<metrics::ConntrackMetrics>(
+        [gc = std::weak_ptr<bpf::CtGcRunner>(ctGc_)] { return conntrackSnapshot(gc.lock().get()); }));
     SY_LOG(Info) << "metrics on http://" << cfg_.metricsBindAddress << "/metrics";
     return true;
   }

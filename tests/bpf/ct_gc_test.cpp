@@ -238,6 +238,22 @@ TEST_F(CtGcTest, APassIsCutIntoBoundedSlices) {
   EXPECT_EQ(again.scanned, 2u * (kPairs / 5));
 }
 
+TEST_F(CtGcTest, MapFillIsCountedForHashesAndTries) {
+  for (int i = 0; i < 3000; ++i) {
+    put(pair("198.18.1.2", static_cast<uint16_t>(10000 + i), IPPROTO_UDP, now_).fk, sy_ct_entry{});
+  }
+  EXPECT_EQ(bpf::countMapEntries(fd_), 3000u);
+  LIBBPF_OPTS(bpf_map_create_opts, lpm, .map_flags = BPF_F_NO_PREALLOC);
+  int trie = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "sy_ctgc_lpm", 8, 4, 64, &lpm);
+  ASSERT_GE(trie, 0) << strerror(errno);
+  for (uint32_t i = 0; i < 5; ++i) {
+    uint32_t key[2] = {32, htonl(0xc6120000 + i)};
+    ASSERT_EQ(bpf_map_update_elem(trie, key, &i, BPF_ANY), 0);
+  }
+  EXPECT_EQ(bpf::countMapEntries(trie), 5u) << "an LPM trie (no batch lookups) counted wrong";
+  close(trie);
+}
+
 TEST(CtGcInterval, ShrinksWhenAPassRemovedMuchOrTheTableIsFullGrowsWhenQuiet_CiliumDynamicInterval) {
   bpf::CtGcIntervals b;
   bpf::CtGcPass busy;
