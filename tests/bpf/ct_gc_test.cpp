@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "bpf/map_writer.h"
+#include "bpf/migrate.h"
 #include "tc_fixture.h"
 
 namespace switchyard::bpftest {
@@ -314,6 +315,122 @@ TEST_F(TcProgramTest, TheGcRemovesTheProgramsExpiredFlowsAndKeepsLiveOnes) {
   EXPECT_EQ(run(Program::TcFromPod, ack).out.dst(), "198.18.16.2:8080");
   Packet reply = makePacket(IPPROTO_TCP, "198.18.16.2", 8080, "198.18.1.2", 44001, 0x10, "reply");
   EXPECT_EQ(run(Program::TcToPod, reply).out.src(), "198.19.0.10:80");
+}
+
+// A full conntrack (a plain hash, ct_v3) refuses a new flow, counted (tc_ct_full) and
+// without leaving half of it behind, while the flows it tracks keep translating both ways;
+// once the GC removes an expired flow, new flows get in again. (An LRU table would evict a
+// live flow's entry instead, Cilium's and the old ct_v2's behaviour.)
+class CtFullTest : public TcProgramTest {
+ protected:
+  CtFullTest() { sizes_.conntrack = 5; }  // two flows, and one slot: a reply fits, its forward not
+};
+
+TEST_F(CtFullTest, AFullTableRefusesNewFlowsCountedWhileTrackedFlowsKeepTranslating_CalicoCtFull) {
+  Packet synA = makePacket(IPPROTO_TCP, "198.18.1.2", 45000, "198.19.0.10", 80, 0x02);
+  ASSERT_EQ(run(Program::TcFromPod, synA).out.dst(), "198.18.16.2:8080");
+  Packet reqB = makePacket(IPPROTO_UDP, "198.18.1.2", 45001, "198.19.0.53", 53);
+  ASSERT_EQ(run(Program::TcFromPod, reqB).out.dst(), "198.18.16.3:5353");
+  ASSERT_EQ(ctEntries().size(), 4u);
+
+  // Flow C: its reply entry takes the last slot, its forward entry finds none.
+  uint64_t full = counter(SY_REASON_TC_CT_FULL), dnat = counter(SY_REASON_TC_DNAT_NEW);
+  Packet synC = makePacket(IPPROTO_TCP, "198.18.1.3", 45002, "198.19.0.10", 80, 0x02);
+  Result c = run(Program::TcFromPod, synC);
+  EXPECT_EQ(c.verdict, TC_ACT_SHOT) << "a new flow the table has no room for was let through untracked";
+  EXPECT_EQ(counter(SY_REASON_TC_CT_FULL), full + 1);
+  EXPECT_EQ(counter(SY_REASON_TC_DNAT_NEW), dnat);
+  EXPECT_EQ(ctEntries().size(), 4u) << "the refused flow left its reply entry (half a pair)";
+  // The same SYN again (a retransmission): refused again, counted again.
+  EXPECT_EQ(run(Program::TcFromPod, synC).verdict, TC_ACT_SHOT);
+  EXPECT_EQ(counter(SY_REASON_TC_CT_FULL), full + 2);
+
+  // The tracked flows: both directions still translated, nothing of theirs evicted.
+  Packet ackA = makePacket(IPPROTO_TCP, "198.18.1.2", 45000, "198.19.0.10", 80, 0x10);
+  EXPECT_EQ(run(Program::TcFromPod, ackA).out.dst(), "198.18.16.2:8080");
+  Packet replyA = makePacket(IPPROTO_TCP, "198.18.16.2", 8080, "198.18.1.2", 45000, 0x12, "reply");
+  EXPECT_EQ(run(Program::TcToPod, replyA).out.src(), "198.19.0.10:80");
+  EXPECT_EQ(run(Program::TcFromPod, reqB).out.dst(), "198.18.16.3:5353");
+  Packet replyB = makePacket(IPPROTO_UDP, "198.18.16.3", 5353, "198.18.1.2", 45001, 0, "reply");
+  EXPECT_EQ(run(Program::TcToPod, replyB).out.src(), "198.19.0.53:53");
+
+  // B goes idle past its lifetime (A stays fresh); the GC frees its pair, C gets in.
+  ageConntrack(-61 * static_cast<int64_t>(kSec));
+  ASSERT_EQ(run(Program::TcFromPod, ackA).out.dst(), "198.18.16.2:8080");  // restamps A
+  bpf::CtGc g(dp_->maps().ct, {});
+  bpf::CtGcPass r = g.runPass(bpf::monotonicNowNs());
+  EXPECT_EQ(r.removed.expired, 2u);
+  EXPECT_EQ(r.kept, 2u);
+  Result again = run(Program::TcFromPod, synC);
+  EXPECT_EQ(again.verdict, TC_ACT_OK);
+  EXPECT_EQ(again.out.dst(), "198.18.16.2:8080");
+  EXPECT_EQ(counter(SY_REASON_TC_CT_FULL), full + 2);
+  EXPECT_EQ(ctEntries().size(), 4u);
+}
+
+// The table full before the reply entry: refused the same way, nothing written.
+TEST_F(CtFullTest, ANewFlowFindingNoRoomForItsReplyEntryIsRefused) {
+  for (uint16_t port = 46000; port < 46002; ++port) {
+    Packet req = makePacket(IPPROTO_UDP, "198.18.1.2", port, "198.19.0.53", 53);
+    ASSERT_EQ(run(Program::TcFromPod, req).verdict, TC_ACT_OK);
+  }
+  sy_ct_key filler{};
+  filler.proto = IPPROTO_UDP;
+  filler.sport = htons(1);
+  sy_ct_entry fe{};
+  fe.last_seen_ns = bpf::monotonicNowNs();
+  fe.dir = SY_CT_REPLY;
+  ASSERT_EQ(bpf_map_update_elem(dp_->maps().ct, &filler, &fe, BPF_NOEXIST), 0);
+  ASSERT_EQ(ctEntries().size(), 5u);
+  uint64_t full = counter(SY_REASON_TC_CT_FULL);
+  Packet req = makePacket(IPPROTO_UDP, "198.18.1.2", 46009, "198.19.0.53", 53);
+  EXPECT_EQ(run(Program::TcFromPod, req).verdict, TC_ACT_SHOT);
+  EXPECT_EQ(counter(SY_REASON_TC_CT_FULL), full + 1);
+  EXPECT_EQ(ctEntries().size(), 5u);
+}
+
+// An upgrade from the LRU table of ABI 2 (ct_v2): its flows are taken over into the plain
+// hash ct_v3 (bpf/migrate.cpp registers the step), and the old pin goes once done.
+TEST(CtV2Takeover, AnLruCtV2IsTakenOverAsTheCtV3HashWithItsFlows) {
+  if (geteuid() != 0) {
+    GTEST_SKIP() << "needs root (BPF)";
+  }
+  std::string pinPath = "/sys/fs/bpf/sy-ctgc-v2-" + std::to_string(getpid());
+  ASSERT_TRUE(std::filesystem::create_directories(pinPath));
+  struct Cleanup {
+    std::string path;
+    ~Cleanup() { bpf::cleanupPinPath(path); }
+  } cleanup{pinPath};
+  {
+    int old = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "ct_v2", sizeof(sy_ct_key), sizeof(sy_ct_entry), 4096, nullptr);
+    ASSERT_GE(old, 0) << strerror(errno);
+    sy_ct_key k{};
+    k.saddr = addr("198.18.1.2");
+    k.daddr = addr("198.19.0.10");
+    k.sport = htons(47000);
+    k.dport = htons(80);
+    k.proto = IPPROTO_TCP;
+    sy_ct_entry e{};
+    e.last_seen_ns = bpf::monotonicNowNs();
+    e.nat_addr = addr("198.18.16.2");
+    e.nat_port = htons(8080);
+    e.dir = SY_CT_FORWARD;
+    ASSERT_EQ(bpf_map_update_elem(old, &k, &e, BPF_ANY), 0);
+    ASSERT_EQ(bpf_obj_pin(old, (pinPath + "/ct_v2").c_str()), 0) << strerror(errno);
+    close(old);
+  }
+  std::string error;
+  auto dp = bpf::Datapath::load({pinPath, {}}, error);
+  ASSERT_TRUE(dp) << error;
+  ASSERT_TRUE(dp->takingOver());
+  auto shape = bpf::shapeOf(dp->maps().ct);
+  ASSERT_TRUE(shape);
+  EXPECT_EQ(shape->type, static_cast<uint32_t>(BPF_MAP_TYPE_HASH));
+  EXPECT_EQ(bpf::countMapEntries(dp->maps().ct), 1u) << "the ct_v2 flow was not copied into ct_v3";
+  dp->finishTakeover();
+  EXPECT_FALSE(std::filesystem::exists(pinPath + "/ct_v2")) << "the old pin stayed";
+  EXPECT_TRUE(std::filesystem::exists(pinPath + "/" + bpf::kPinCt));
+  dp.reset();
 }
 
 }  // namespace
