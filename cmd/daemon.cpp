@@ -197,6 +197,10 @@ class Daemon {
         }
       }
       ctGc_ = std::make_shared<bpf::CtGcRunner>(fds.ct, std::move(o));
+      metrics::DatapathCounters::Totals t;
+      if (metrics::DatapathCounters::read(fds.counters, t)) {
+        ctFullSeen_ = t.packets.at(SY_REASON_TC_CT_FULL);  // pinned counters: refusals of before
+      }
     }
     // --- end conntrack GC ---
     if (!startMetrics(error) || !startHealth(error)) {
@@ -567,8 +571,10 @@ class Daemon {
     exposer_->RegisterCollectable(metrics_.registry());
     counters_ = std::make_shared<metrics::DatapathCounters>(datapath_->maps().counters);
     exposer_->RegisterCollectable(counters_);
-    exposer_->RegisterCollectable(std::make_shared<metrics::ConntrackMetrics>(
-        [gc = std::weak_ptr<bpf::CtGcRunner>(ctGc_)] { return conntrackSnapshot(gc.lock().get()); }));
+    // The exposer keeps a weak_ptr: the daemon owns the collectable.
+    ctMetrics_ = std::make_shared<metrics::ConntrackMetrics>(
+        [gc = std::weak_ptr<bpf::CtGcRunner>(ctGc_)] { return conntrackSnapshot(gc.lock().get()); });
+    exposer_->RegisterCollectable(ctMetrics_);
     SY_LOG(Info) << "metrics on http://" << cfg_.metricsBindAddress << "/metrics";
     return true;
   }
@@ -691,6 +697,35 @@ class Daemon {
         << proxier_->backendCount() << " backends";
   }
 
+  // --- conntrack GC (issue 11 item 5) ---
+  // New flows refused since the last tick (tc_ct_full): a warning (at most once a minute,
+  // with the sum since the last one) and a GC pass now rather than at the end of its interval.
+  void watchConntrackFull() {
+    metrics::DatapathCounters::Totals t;
+    if (!ctGc_ || !metrics::DatapathCounters::read(datapath_->maps().counters, t)) {
+      return;
+    }
+    uint64_t full = t.packets.at(SY_REASON_TC_CT_FULL);
+    if (full <= ctFullSeen_) {
+      ctFullSeen_ = full;
+      return;
+    }
+    ctFullUnlogged_ += full - ctFullSeen_;
+    ctFullSeen_ = full;
+    ctGc_->kick();
+    auto now = Clock::now();
+    if (now - ctFullLogged_ >= std::chrono::minutes(1)) {
+      auto s = ctGc_->stats();
+      SY_LOG(Warning) << "conntrack " << bpf::kPinCt << " is full (" << s.entries << " of " << s.maxEntries
+                      << " entries at the last GC pass): " << ctFullUnlogged_
+                      << " new flows refused (reason tc_ct_full); tracked flows are unaffected; "
+                         "raise bpf.mapSizes.conntrack";
+      ctFullLogged_ = now;
+      ctFullUnlogged_ = 0;
+    }
+  }
+  // --- end conntrack GC ---
+
   void armTick() {
     tickTimer_.expires_after(tickPeriod());
     tickTimer_.async_wait([this](const boost::system::error_code& ec) {
@@ -699,6 +734,7 @@ class Daemon {
       }
       refreshDevices();
       refreshSocketLBSkip();
+      watchConntrackFull();
       if (Clock::now() - lastFullSync_ >= kFullResyncPeriod) {
         lastFullSync_ = Clock::now();
         sync(true);
@@ -722,6 +758,7 @@ class Daemon {
   std::unique_ptr<k8s::apiserver::ApiServerSource> apiserver_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::shared_ptr<metrics::DatapathCounters> counters_;
+  std::shared_ptr<metrics::ConntrackMetrics> ctMetrics_;
   std::unique_ptr<metrics::HealthServer> healthServer_;
   std::unique_ptr<metrics::ServiceHealthServer> serviceHealth_;
   std::optional<netlink::NodeNetworkWatcher> net_;
@@ -746,6 +783,9 @@ class Daemon {
   Clock::time_point lastFullSync_ = Clock::now();
   // Declared last: its thread stops first, before the maps it reads close.
   std::shared_ptr<bpf::CtGcRunner> ctGc_;
+  uint64_t ctFullSeen_ = 0;      // tc_ct_full as of the last tick
+  uint64_t ctFullUnlogged_ = 0;  // refusals not yet in a warning
+  Clock::time_point ctFullLogged_{};
 };
 
 }  // namespace
