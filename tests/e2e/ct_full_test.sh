@@ -75,6 +75,9 @@ metric_is 'switchyard_bpf_map_pressure{map="ct"}' 1 ||
 metric_at_least 'switchyard_datapath_packets_total{reason="tc_ct_full"}' "$full_after" ||
   sy_fail "expected /metrics to show tc_ct_full >= $full_after"
 metric_at_least switchyard_conntrack_gc_runs_total 1 || sy_fail "expected a GC run in /metrics"
+sy_status_check "d['conntrack'] == {'entries': 8, 'maxEntries': 8, 'pressure': 1.0} and \
+any(m['name'] == 'services' and m['entries'] > 0 and 0 < m['pressure'] < 1 for m in d['maps'])" ||
+  sy_fail "expected switchyard status to show the conntrack full (8 of 8) and the services map's fill: $(sy_status_json)"
 sy_wait_for "the conntrack-full warning" 10 grep -q "conntrack ct_v3 is full" "$DAEMON_LOG" ||
   sy_fail "expected a warning naming the full conntrack; log: $(tail -5 "$DAEMON_LOG")"
 grep -q "raise bpf.mapSizes.conntrack" "$DAEMON_LOG" || sy_fail "expected the warning to say what to raise"
