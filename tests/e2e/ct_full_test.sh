@@ -49,11 +49,12 @@ metric_is 'switchyard_bpf_map_max_entries{map="ct"}' 8 ||
 
 # Four held connections: eight entries, the table is full.
 HELD=4
+HOLD_PIDS=() # HOLD_PIDS[i]: the probe of held connection i (1-based)
 for ((i = 1; i <= HELD; i++)); do
   sy_probe "$CLIENT_NS" --proto tcp --hold --target "$WEB_VIP:$WEB_PORT" --stop-file "$WORK/stop-$i" \
     --interval-ms 50 >"$WORK/hold-$i.json" 2>"$WORK/hold-$i.err" &
   sy_track_pid $!
-  eval "hold_pid_$i=$!"
+  HOLD_PIDS[i]=$!
 done
 sy_on_exit "touch $WORK/stop-1 $WORK/stop-2 $WORK/stop-3 $WORK/stop-4"
 full_before=$(sy_counter tc_ct_full)
@@ -85,12 +86,12 @@ grep -q "raise bpf.mapSizes.conntrack" "$DAEMON_LOG" || sy_fail "expected the wa
 # The held connections still work, on their own pods: nothing of theirs was evicted.
 sleep 1
 for ((i = 1; i <= HELD; i++)); do
-  [[ -e /proc/$(eval echo "\$hold_pid_$i") ]] || sy_fail "held connection $i ended early: $(cat "$WORK/hold-$i.err")"
+  [[ -e /proc/${HOLD_PIDS[i]} ]] || sy_fail "held connection $i ended early: $(cat "$WORK/hold-$i.err")"
 done
 
 # One held connection closes (FIN both ways): its flow is closing, the GC removes it 10 s later.
 touch "$WORK/stop-1"
-wait "$hold_pid_1" || true
+wait "${HOLD_PIDS[1]}" || true
 closed_before=$(metric 'switchyard_conntrack_gc_removed_total{map="ct",reason="closed"}')
 sy_wait_for "a new connection once the GC removed the closed flow" 40 new_connection_works ||
   sy_fail "expected a new connection to work after the closed flow's lifetime; entries $(metric 'switchyard_conntrack_entries{map="ct"}'), removed $(metric switchyard_conntrack_gc_removed_total)"
@@ -102,7 +103,7 @@ sy_log "ok: a new connection after the GC removed the closed flow (removed close
 # The other held connections ran through all of it without a failure.
 for ((i = 2; i <= HELD; i++)); do
   touch "$WORK/stop-$i"
-  wait "$(eval echo "\$hold_pid_$i")" || true
+  wait "${HOLD_PIDS[i]}" || true
   hold=$(<"$WORK/hold-$i.json")
   sy_json_check "$hold" "d['failed'] == 0 and d['connections'] == 1 and len(d['backends']) == 1 and d['ok'] > 20" ||
     sy_fail "expected held connection $i to keep working on one pod while the table was full, got $hold"
