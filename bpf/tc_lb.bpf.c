@@ -76,6 +76,10 @@
 /* Load-time settings (skel->rodata before load; bpf/datapath.cpp). */
 const volatile __u16 sy_snat_port_min = 20000; /* SNAT source ports, host order */
 const volatile __u16 sy_snat_port_max = 29999;
+/* Conntrack idle lifetimes in ns (config conntrack.*; the daemon's GC uses the same). */
+const volatile __u64 sy_ct_life_tcp_ns = SY_CT_LIFETIME_TCP * SY_NSEC_PER_SEC;
+const volatile __u64 sy_ct_life_closing_ns = SY_CT_LIFETIME_TCP_CLOSING * SY_NSEC_PER_SEC;
+const volatile __u64 sy_ct_life_other_ns = SY_CT_LIFETIME_NONTCP * SY_NSEC_PER_SEC;
 
 #define SY_SNAT_TRIES 16
 #define SY_IPV6_MAX_EXT 8
@@ -727,11 +731,9 @@ static __always_inline void ct_key(struct sy_ct_key *k, const union sy_addr *sad
 
 static __always_inline __u64 ct_lifetime(const struct sy_ct_entry *e, __u8 proto)
 {
-	__u64 life = SY_CT_LIFETIME_NONTCP;
-
 	if (proto == IPPROTO_TCP)
-		life = (e->flags & SY_CT_F_CLOSING) ? SY_CT_LIFETIME_TCP_CLOSING : SY_CT_LIFETIME_TCP;
-	return life * SY_NSEC_PER_SEC;
+		return (e->flags & SY_CT_F_CLOSING) ? sy_ct_life_closing_ns : sy_ct_life_tcp_ns;
+	return sy_ct_life_other_ns;
 }
 
 /* The reply key of a forward entry: the backend's packets to the client (or to the SNAT

@@ -163,6 +163,7 @@ class Daemon {
     bpf::DatapathOptions opts;
     opts.pinPath = cfg_.bpf.pinPath;
     opts.sizes = cfg_.bpf.mapSizes;
+    opts.ctLifetimes = ctLifetimes();
     datapath_ = bpf::Datapath::load(opts, error);
     if (!datapath_) {
       SY_LOG(Error) << error;
@@ -189,6 +190,7 @@ class Daemon {
     // --- conntrack GC (issue 11 item 5): a thread of its own, off the io_context ---
     {
       bpf::CtGcRunner::Options o;
+      o.gc.lifetimes = ctLifetimes();
       const bpf::MapFds& fds = datapath_->maps();
       for (const bpf::MapPin& p : bpf::kMapPins) {
         if (p.fd != &bpf::MapFds::ct && p.writer != bpf::MapWriterKind::Counters &&
@@ -698,6 +700,13 @@ class Daemon {
   }
 
   // --- conntrack GC (issue 11 item 5) ---
+  static_assert(config::Config::kConntrackLifetimeMax.count() == SY_CT_LIFETIME_MAX * 1000ll,
+                "conntrack.* may not outlive a released backend ID's quarantine");
+  bpf::CtLifetimes ctLifetimes() const {
+    auto ns = [](std::chrono::milliseconds d) { return static_cast<uint64_t>(d.count()) * 1000000ull; };
+    return {ns(cfg_.conntrack.tcpEstablishedTimeout), ns(cfg_.conntrack.tcpCloseWaitTimeout),
+            ns(cfg_.conntrack.udpTimeout)};
+  }
   // New flows refused since the last tick (tc_ct_full): a warning (at most once a minute,
   // with the sum since the last one) and a GC pass now rather than at the end of its interval.
   void watchConntrackFull() {

@@ -323,7 +323,7 @@ TEST_F(TcProgramTest, TheGcRemovesTheProgramsExpiredFlowsAndKeepsLiveOnes) {
 // live flow's entry instead, Cilium's and the old ct_v2's behaviour.)
 class CtFullTest : public TcProgramTest {
  protected:
-  CtFullTest() { sizes_.conntrack = 5; }  // two flows, and one slot: a reply fits, its forward not
+  CtFullTest() { options_.sizes.conntrack = 5; }  // two flows, and one slot: a reply fits, its forward not
 };
 
 TEST_F(CtFullTest, AFullTableRefusesNewFlowsCountedWhileTrackedFlowsKeepTranslating_CalicoCtFull) {
@@ -387,6 +387,42 @@ TEST_F(CtFullTest, ANewFlowFindingNoRoomForItsReplyEntryIsRefused) {
   EXPECT_EQ(run(Program::TcFromPod, req).verdict, TC_ACT_SHOT);
   EXPECT_EQ(counter(SY_REASON_TC_CT_FULL), full + 1);
   EXPECT_EQ(ctEntries().size(), 5u);
+}
+
+// conntrack.udpTimeout (and the TCP ones) reach the programs and the GC: with 5 s, a UDP
+// flow idle 6 s is over for both (the default 60 s would keep it).
+class CtLifetimeTest : public TcProgramTest {
+ protected:
+  CtLifetimeTest() {
+    options_.ctLifetimes.otherNs = 5 * kSec;
+    options_.ctLifetimes.tcpClosingNs = 2 * kSec;
+  }
+};
+
+TEST_F(CtLifetimeTest, ConfiguredLifetimesReachTheProgramsAndTheGc_KubeProxyConntrackUdpTimeout) {
+  Packet req = makePacket(IPPROTO_UDP, "198.18.1.2", 48000, "198.19.0.53", 53);
+  ASSERT_EQ(run(Program::TcFromPod, req).out.dst(), "198.18.16.3:5353");
+  ageConntrack(-4 * static_cast<int64_t>(kSec));
+  Packet reply = makePacket(IPPROTO_UDP, "198.18.16.3", 5353, "198.18.1.2", 48000, 0, "reply");
+  EXPECT_EQ(run(Program::TcToPod, reply).out.src(), "198.19.0.53:53") << "alive at 4 s of 5";
+  ageConntrack(-6 * static_cast<int64_t>(kSec));
+  EXPECT_EQ(run(Program::TcToPod, reply).out.bytes, reply.bytes) << "the program kept a flow idle past udpTimeout";
+  EXPECT_TRUE(ctEntries().empty());
+
+  // The GC with the same lifetimes: a UDP pair idle 6 s goes, a TCP one closed 3 s ago too.
+  ASSERT_EQ(run(Program::TcFromPod, req).out.dst(), "198.18.16.3:5353");
+  Packet fin = makePacket(IPPROTO_TCP, "198.18.1.2", 48001, "198.19.0.10", 80, 0x02);
+  ASSERT_EQ(run(Program::TcFromPod, fin).out.dst(), "198.18.16.2:8080");
+  Packet rst = makePacket(IPPROTO_TCP, "198.18.1.2", 48001, "198.19.0.10", 80, 0x04);
+  ASSERT_EQ(run(Program::TcFromPod, rst).out.dst(), "198.18.16.2:8080");
+  ageConntrack(-6 * static_cast<int64_t>(kSec));
+  bpf::CtGc::Options o;
+  o.lifetimes = options_.ctLifetimes;
+  bpf::CtGc g(dp_->maps().ct, o);
+  bpf::CtGcPass r = g.runPass(bpf::monotonicNowNs());
+  EXPECT_EQ(r.removed.expired, 2u);
+  EXPECT_EQ(r.removed.closed, 2u);
+  EXPECT_TRUE(ctEntries().empty());
 }
 
 // An upgrade from the LRU table of ABI 2 (ct_v2): its flows are taken over into the plain
