@@ -211,6 +211,7 @@ class Daemon {
     }
 
     tap_ = std::make_unique<EventTap>(*proxier_, metrics_, health_, nodeName(), [this] { scheduleSync(); });
+    metrics_.declareSource(cfg_.source.kind);
     if (cfg_.source.kind == "files") {
       files_ = std::make_unique<k8s::ManifestSource>(
           io_, cfg_.source.path, *tap_,
@@ -500,6 +501,7 @@ class Daemon {
       bpf::Datapath::TcAttachResult res = datapath_->attachTc(dev, role);
       switch (res.status) {
         case Status::Attached:
+          metrics_.declareTcDevice(dev);
           attachedDevices_[dev] = res.ifindex;
           missingLogged_.erase(dev);
           refusedLogged_.erase(dev);

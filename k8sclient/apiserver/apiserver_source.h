@@ -44,6 +44,9 @@ struct SourceProblem {
 
 struct ApiServerSourceOptions {
   std::string nodeName;  // this node; "" = no Node watch
+  // Also list and watch Pods (every node's: peers need their labels), Namespaces and
+  // NetworkPolicies for policy/ (policy.enabled); onSynced() then waits for them too.
+  bool policy = false;
   double qps = 50;
   int burst = 100;
   ReflectorOptions reflector;
@@ -95,6 +98,11 @@ class ApiServerSource {
   std::unique_ptr<Reflector> serviceReflector_;
   std::unique_ptr<Reflector> sliceReflector_;
   std::unique_ptr<Reflector> nodeReflector_;
+  // policy kinds (options_.policy)
+  Store<Pod> pods_;
+  Store<Namespace> namespaces_;
+  Store<NetworkPolicy> policies_;
+  std::vector<std::unique_ptr<Reflector>> policyReflectors_;
   NodeObserver nodeObserver_;
   bool synced_ = false;
 };
