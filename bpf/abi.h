@@ -17,7 +17,7 @@
 
 #include <linux/types.h>
 
-#define SY_ABI_VERSION 2
+#define SY_ABI_VERSION 3 /* 3: ct_v3, a plain hash (was ct_v2, LRU) */
 /* The oldest layout this daemon takes over (bpf/migrate.cpp); older pins need a cleanup. */
 #define SY_ABI_MIGRATE_FROM 2
 
@@ -26,7 +26,7 @@
 #define SY_MAP_SERVICES services_v2
 #define SY_MAP_BACKENDS backends_v2
 #define SY_MAP_REVNAT revnat_v1
-#define SY_MAP_CT_RELEASED ct_v2
+#define SY_MAP_CT_RELEASED ct_v3
 #define SY_MAP_SOCK_REVNAT sock_rnat_v1
 #define SY_MAP_AFFINITY affinity_v1
 #define SY_MAP_SRC_RANGES srcrange_v1
@@ -161,14 +161,17 @@ struct sy_revnat {
 	__u8 pad[2];        /* zero */
 };
 
-/* ct: the conntrack table of the tc programs (LRU), keyed by a packet's tuple as it is on
+/* ct: the conntrack table of the tc programs, keyed by a packet's tuple as it is on
  * the wire. A translated flow has two entries that live and die together:
  *  - forward, keyed by the client's tuple (client -> frontend): where to send it (the
  *    backend, and the source to use when the flow is SNATed);
  *  - reply, keyed by the backend's tuple (backend -> client, or -> the SNAT address): what
  *    to restore (the frontend as source, and the client as destination when SNATed).
  * Both directions stamp both entries (at most once per SY_CT_REFRESH_NS), and a forward
- * packet that finds the reply entry gone (LRU eviction) writes it again. */
+ * packet that finds the reply entry gone (deleted alone) writes it again.
+ * A plain hash since ct_v3 (ct_v2 was LRU, which evicts live flows when full): a full
+ * table refuses new flows (SY_REASON_TC_CT_FULL) and the daemon's GC (bpf/ct_gc.h) removes
+ * expired ones. */
 #define SY_CT_FORWARD 0
 #define SY_CT_REPLY 1
 
@@ -340,7 +343,10 @@ enum sy_reason {
 	                                  * a cgroup in bpf.socketLB.skipCgroups (tc serves it) */
 	SY_REASON_TC_CT_RECLAIMED = 24,  /* tc: no free SNAT port for a new flow's reply tuple;
 	                                  * taken from a closed (FIN/RST) or expired flow */
-	SY_REASON_MAX = 25,
+	/* --- conntrack GC and pressure (issue 11 item 5) --- */
+	SY_REASON_TC_CT_FULL = 25,       /* tc: dropped, a new flow and the conntrack table full */
+	/* --- end conntrack GC --- */
+	SY_REASON_MAX = 26,
 };
 #define SY_REASON_SLOTS 64
 

@@ -137,6 +137,9 @@ std::unique_ptr<Datapath> Datapath::load(const DatapathOptions& options, std::st
   sizeMaps(dp->tc_, options.sizes);
   dp->tc_->rodata->sy_snat_port_min = options.snatPortMin;
   dp->tc_->rodata->sy_snat_port_max = options.snatPortMax;
+  dp->tc_->rodata->sy_ct_life_tcp_ns = options.ctLifetimes.tcpNs;
+  dp->tc_->rodata->sy_ct_life_closing_ns = options.ctLifetimes.tcpClosingNs;
+  dp->tc_->rodata->sy_ct_life_other_ns = options.ctLifetimes.otherNs;
   if (!dp->planTakeovers(error)) {
     return nullptr;
   }

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "bpf/ct_gc.h"
 #include "bpf/map_sizes.h"
 #include "bpf/migrate.h"
 #include "bpf/pinned_maps.h"
@@ -32,6 +33,7 @@ struct DatapathOptions {
   // so they never collide with the node's own connections.
   uint16_t snatPortMin = 20000;
   uint16_t snatPortMax = 29999;
+  CtLifetimes ctLifetimes{};  // config conntrack.*: the tc programs' and the GC's
 };
 
 // What a tc device faces: pods (their veth host ends, a CNI bridge) or the network (the

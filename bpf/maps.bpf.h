@@ -37,7 +37,7 @@ struct {
 } SY_MAP_REVNAT SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH); /* not LRU: full refuses new flows, never evicts live ones */
 	__type(key, struct sy_ct_key);
 	__type(value, struct sy_ct_entry);
 	__uint(max_entries, SY_CT_MAX);

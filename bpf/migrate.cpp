@@ -47,7 +47,8 @@ constexpr Predecessor kPredecessors[] = {
     // have one more field.
     {SY_STRINGIFY(SY_MAP_CT_RELEASED), kPinCt, convertAppendedFields},
 #endif
-    // A real layout change adds its line here: {"ct_v2", "ct_v3", convertCtV2ToV3}.
+    // ct_v2 (LRU) -> ct_v3 (plain hash): the same entries in another map type.
+    {"ct_v2", SY_STRINGIFY(SY_MAP_CT_RELEASED), convertAppendedFields},
     {nullptr, nullptr, nullptr},
 };
 

@@ -83,8 +83,8 @@ inline constexpr MapPin kMapPins[] = {
 };
 // Who writes the map pinned under `name` (Daemon for a name not in kMapPins).
 MapWriterKind writerOf(const std::string& name);
-// Pins of earlier layouts (ABI version 1) that cleanup also removes.
-inline constexpr const char* kLegacyPins[] = {"services_v1", "backends_v1", "ct_v1", "counters_v1"};
+// Pins of earlier layouts that cleanup also removes (ABI version 1, and ct_v2 of 2).
+inline constexpr const char* kLegacyPins[] = {"services_v1", "backends_v1", "ct_v1", "counters_v1", "ct_v2"};
 
 // Maps opened from pins under a pin path.
 class PinnedMaps {

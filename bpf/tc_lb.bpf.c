@@ -76,6 +76,10 @@
 /* Load-time settings (skel->rodata before load; bpf/datapath.cpp). */
 const volatile __u16 sy_snat_port_min = 20000; /* SNAT source ports, host order */
 const volatile __u16 sy_snat_port_max = 29999;
+/* Conntrack idle lifetimes in ns (config conntrack.*; the daemon's GC uses the same). */
+const volatile __u64 sy_ct_life_tcp_ns = SY_CT_LIFETIME_TCP * SY_NSEC_PER_SEC;
+const volatile __u64 sy_ct_life_closing_ns = SY_CT_LIFETIME_TCP_CLOSING * SY_NSEC_PER_SEC;
+const volatile __u64 sy_ct_life_other_ns = SY_CT_LIFETIME_NONTCP * SY_NSEC_PER_SEC;
 
 #define SY_SNAT_TRIES 16
 #define SY_IPV6_MAX_EXT 8
@@ -727,11 +731,9 @@ static __always_inline void ct_key(struct sy_ct_key *k, const union sy_addr *sad
 
 static __always_inline __u64 ct_lifetime(const struct sy_ct_entry *e, __u8 proto)
 {
-	__u64 life = SY_CT_LIFETIME_NONTCP;
-
 	if (proto == IPPROTO_TCP)
-		life = (e->flags & SY_CT_F_CLOSING) ? SY_CT_LIFETIME_TCP_CLOSING : SY_CT_LIFETIME_TCP;
-	return life * SY_NSEC_PER_SEC;
+		return (e->flags & SY_CT_F_CLOSING) ? sy_ct_life_closing_ns : sy_ct_life_tcp_ns;
+	return sy_ct_life_other_ns;
 }
 
 /* The reply key of a forward entry: the backend's packets to the client (or to the SNAT
@@ -1162,13 +1164,17 @@ static __always_inline int ct_evict_stale_holder(const struct pkt *p, const stru
 	return 1;
 }
 
+/* ct is a plain hash (abi.h): an insert into a full table fails with E2BIG, and the new flow
+ * is refused rather than translated untracked (its replies would leave untranslated). */
+#define CT_FULL (-3)
+
 /* Writes the reply entry of a new flow with BPF_NOEXIST, so that two flows never share one
  * (a client reaching one backend through two frontends from one port would, cilium#11810).
  * The natural tuple first; if another flow holds it, the client's source port is SNATed
  * (address kept) to a free port of the SNAT range. With snat, the source is snat_addr and
  * only SNAT-range ports are tried. Sets fwd's SNAT fields. Returns 1 if the reply key is
  * new (ours to undo), 0 if it already was this flow's (its forward entry was lost), -1 on
- * failure, -2 when no SNAT port is free. */
+ * failure, -2 when no SNAT port is free, -3 when the table is full (CT_FULL). */
 __noinline int ct_reserve_reply(const struct pkt *p, struct sy_ct_entry *fwd,
 				       const struct sy_ct_key *fk, int snat,
 				       const union sy_addr *snat_addr)
@@ -1194,6 +1200,8 @@ __noinline int ct_reserve_reply(const struct pkt *p, struct sy_ct_entry *fwd,
 		err = bpf_map_update_elem(&SY_MAP_CT, rk, rep, BPF_NOEXIST);
 		if (err == 0)
 			return 1;
+		if (err == -E2BIG)
+			return CT_FULL;
 		if (err != -EEXIST)
 			return -1;
 		{
@@ -1223,6 +1231,10 @@ __noinline int ct_reserve_reply(const struct pkt *p, struct sy_ct_entry *fwd,
 			err = bpf_map_update_elem(&SY_MAP_CT, rk, rep, BPF_NOEXIST);
 		if (err == 0)
 			return 1;
+		if (err == -E2BIG) {
+			fwd->flags &= ~SY_CT_F_SNAT;
+			return CT_FULL;
+		}
 		if (err != -EEXIST)
 			return -1;
 	}
@@ -1290,6 +1302,20 @@ __noinline int ct_lost_race(struct __sk_buff *skb, const struct sy_ct_key *fk,
 	return NEW_APPLY_RACE;
 }
 
+/* A full table refuses the new flow: counted, dropped (TCP retransmits its SYN, by when the
+ * GC may have made room). undo_reply: the reply entry this flow reserved (ct_reserve_reply
+ * left its key in the scratch map) goes, so no half pair is left. */
+static __always_inline int ct_full(struct __sk_buff *skb, int undo_reply)
+{
+	__u32 zero = 0;
+	struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
+
+	if (undo_reply && sc)
+		bpf_map_delete_elem(&SY_MAP_CT, &sc->key);
+	sy_count(SY_REASON_TC_CT_FULL, skb->len);
+	return TC_ACT_SHOT;
+}
+
 __noinline int new_flow(struct __sk_buff *skb, const struct pkt *p,
 			       const struct sy_ct_key *fk, __u32 role, struct sy_ct_entry *fwd)
 {
@@ -1301,6 +1327,7 @@ __noinline int new_flow(struct __sk_buff *skb, const struct pkt *p,
 	union sy_addr snat_addr = {};
 	__u32 backend_id = 0;
 	int internal, snat, mine;
+	long err;
 
 	if (!p || !fk || !fwd)
 		return -1; /* global function: the verifier checks it alone, NULL included */
@@ -1365,12 +1392,17 @@ __noinline int new_flow(struct __sk_buff *skb, const struct pkt *p,
 		sy_count(SY_REASON_TC_SNAT_NO_PORT, skb->len);
 		return TC_ACT_SHOT;
 	}
+	if (mine == CT_FULL)
+		return ct_full(skb, 0);
 	if (mine < 0)
 		sy_count(SY_REASON_TC_CT_CREATE_FAILED, skb->len);
 	/* The forward entry decides: on two CPUs, the first packets of one flow may both get
 	 * here; one creates it, the other follows the winner's choice. */
 	test_race(fk);
-	if (bpf_map_update_elem(&SY_MAP_CT, fk, fwd, BPF_NOEXIST) != 0)
+	err = bpf_map_update_elem(&SY_MAP_CT, fk, fwd, BPF_NOEXIST);
+	if (err == -E2BIG)
+		return ct_full(skb, mine == 1);
+	if (err != 0)
 		return ct_lost_race(skb, fk, fwd, mine);
 	return NEW_APPLY;
 }

@@ -20,6 +20,7 @@
 
 #include "bpf/bpffs.h"
 #include "bpf/cleanup.h"
+#include "bpf/ct_gc.h"
 #include "bpf/datapath.h"
 #include "bpf/map_writer.h"
 #include "bpf/node_maps.h"
@@ -29,6 +30,7 @@
 #include "k8sclient/manifest_source.h"
 #include "lb/proxier.h"
 #include "logging/log.h"
+#include "metrics/conntrack_metrics.h"
 #include "metrics/datapath_counters.h"
 #include "metrics/health.h"
 #include "metrics/service_health.h"
@@ -155,6 +157,30 @@ class EventTap : public k8s::ServiceEventHandler {
   std::function<void()> optOutChanged_;
 };
 
+// --- conntrack GC (issue 11 item 5) ---
+metrics::ConntrackSnapshot conntrackSnapshot(const bpf::CtGcRunner* gc) {
+  metrics::ConntrackSnapshot out;
+  if (!gc) {
+    return out;
+  }
+  bpf::CtGcRunner::Stats s = gc->stats();
+  out.ctName = metrics::mapLabel(bpf::kPinCt);
+  out.ctEntries = s.entries;
+  out.passes = s.passes;
+  out.errors = s.errors;
+  out.removedExpired = s.removed.expired;
+  out.removedClosed = s.removed.closed;
+  out.removedOrphan = s.removed.orphan;
+  out.lastPassSeconds = s.lastPassSeconds;
+  out.intervalSeconds = s.lastIntervalSeconds;
+  out.maps.push_back({out.ctName, s.entries, s.maxEntries});
+  for (const auto& m : s.maps) {
+    out.maps.push_back({m.name, m.entries, m.maxEntries});
+  }
+  return out;
+}
+// --- end conntrack GC ---
+
 class Daemon {
  public:
   Daemon(const config::Config& cfg, std::string master)
@@ -177,6 +203,7 @@ class Daemon {
     bpf::DatapathOptions opts;
     opts.pinPath = cfg_.bpf.pinPath;
     opts.sizes = cfg_.bpf.mapSizes;
+    opts.ctLifetimes = ctLifetimes();
     datapath_ = bpf::Datapath::load(opts, error);
     if (!datapath_) {
       SY_LOG(Error) << error;
@@ -200,6 +227,24 @@ class Daemon {
     // The programs that served the old maps are replaced now: a takeover of maps of another
     // size or layout (bpf/migrate.h) copies what they gained meanwhile and lets them go.
     datapath_->finishTakeover();
+    // --- conntrack GC (issue 11 item 5): a thread of its own, off the io_context ---
+    {
+      bpf::CtGcRunner::Options o;
+      o.gc.lifetimes = ctLifetimes();
+      const bpf::MapFds& fds = datapath_->maps();
+      for (const bpf::MapPin& p : bpf::kMapPins) {
+        if (p.fd != &bpf::MapFds::ct && p.writer != bpf::MapWriterKind::Counters &&
+            p.writer != bpf::MapWriterKind::Meta) {
+          o.sampled.push_back({metrics::mapLabel(p.name), fds.*p.fd});
+        }
+      }
+      ctGc_ = std::make_shared<bpf::CtGcRunner>(fds.ct, std::move(o));
+      metrics::DatapathCounters::Totals t;
+      if (metrics::DatapathCounters::read(fds.counters, t)) {
+        ctFullSeen_ = t.packets.at(SY_REASON_TC_CT_FULL);  // pinned counters: refusals of before
+      }
+    }
+    // --- end conntrack GC ---
     if (!startMetrics(error) || !startHealth(error)) {
       SY_LOG(Error) << error;
       return 1;
@@ -636,6 +681,10 @@ class Daemon {
     exposer_->RegisterCollectable(metrics_.registry());
     counters_ = std::make_shared<metrics::DatapathCounters>(datapath_->maps().counters);
     exposer_->RegisterCollectable(counters_);
+    // The exposer keeps a weak_ptr: the daemon owns the collectable.
+    ctMetrics_ = std::make_shared<metrics::ConntrackMetrics>(
+        [gc = std::weak_ptr<bpf::CtGcRunner>(ctGc_)] { return conntrackSnapshot(gc.lock().get()); });
+    exposer_->RegisterCollectable(ctMetrics_);
     SY_LOG(Info) << "metrics on http://" << cfg_.metricsBindAddress << "/metrics";
     return true;
   }
@@ -758,6 +807,42 @@ class Daemon {
         << proxier_->backendCount() << " backends";
   }
 
+  // --- conntrack GC (issue 11 item 5) ---
+  static_assert(config::Config::kConntrackLifetimeMax.count() == SY_CT_LIFETIME_MAX * 1000ll,
+                "conntrack.* may not outlive a released backend ID's quarantine");
+  bpf::CtLifetimes ctLifetimes() const {
+    auto ns = [](std::chrono::milliseconds d) { return static_cast<uint64_t>(d.count()) * 1000000ull; };
+    return {ns(cfg_.conntrack.tcpEstablishedTimeout), ns(cfg_.conntrack.tcpCloseWaitTimeout),
+            ns(cfg_.conntrack.udpTimeout)};
+  }
+  // New flows refused since the last tick (tc_ct_full): a warning (at most once a minute,
+  // with the sum since the last one) and a GC pass now rather than at the end of its interval.
+  void watchConntrackFull() {
+    metrics::DatapathCounters::Totals t;
+    if (!ctGc_ || !metrics::DatapathCounters::read(datapath_->maps().counters, t)) {
+      return;
+    }
+    uint64_t full = t.packets.at(SY_REASON_TC_CT_FULL);
+    if (full <= ctFullSeen_) {
+      ctFullSeen_ = full;
+      return;
+    }
+    ctFullUnlogged_ += full - ctFullSeen_;
+    ctFullSeen_ = full;
+    ctGc_->kick();
+    auto now = Clock::now();
+    if (now - ctFullLogged_ >= std::chrono::minutes(1)) {
+      auto s = ctGc_->stats();
+      SY_LOG(Warning) << "conntrack " << bpf::kPinCt << " is full (" << s.entries << " of " << s.maxEntries
+                      << " entries at the last GC pass): " << ctFullUnlogged_
+                      << " new flows refused (reason tc_ct_full); tracked flows are unaffected; "
+                         "raise bpf.mapSizes.conntrack";
+      ctFullLogged_ = now;
+      ctFullUnlogged_ = 0;
+    }
+  }
+  // --- end conntrack GC ---
+
   void armTick() {
     tickTimer_.expires_after(tickPeriod());
     tickTimer_.async_wait([this](const boost::system::error_code& ec) {
@@ -766,6 +851,7 @@ class Daemon {
       }
       refreshDevices();
       refreshSocketLBSkip();
+      watchConntrackFull();
       if (Clock::now() - lastFullSync_ >= kFullResyncPeriod) {
         lastFullSync_ = Clock::now();
         sync(true);
@@ -789,6 +875,7 @@ class Daemon {
   std::unique_ptr<k8s::apiserver::ApiServerSource> apiserver_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::shared_ptr<metrics::DatapathCounters> counters_;
+  std::shared_ptr<metrics::ConntrackMetrics> ctMetrics_;
   std::unique_ptr<metrics::HealthServer> healthServer_;
   std::unique_ptr<metrics::ServiceHealthServer> serviceHealth_;
   std::optional<netlink::NodeNetworkWatcher> net_;
@@ -815,6 +902,11 @@ class Daemon {
   Clock::time_point retryNotBefore_{};
   Clock::time_point lastSync_{};
   Clock::time_point lastFullSync_ = Clock::now();
+  // Declared last: its thread stops first, before the maps it reads close.
+  std::shared_ptr<bpf::CtGcRunner> ctGc_;
+  uint64_t ctFullSeen_ = 0;      // tc_ct_full as of the last tick
+  uint64_t ctFullUnlogged_ = 0;  // refusals not yet in a warning
+  Clock::time_point ctFullLogged_{};
 };
 
 }  // namespace

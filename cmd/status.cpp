@@ -15,9 +15,12 @@
 
 #include "bpf/abi.h"
 #include "bpf/cleanup.h"
+#include "bpf/ct_gc.h"
 #include "bpf/map_writer.h"
+#include "bpf/migrate.h"
 #include "bpf/node_maps.h"
 #include "bpf/pinned_maps.h"
+#include "metrics/conntrack_metrics.h"
 #include "metrics/datapath_counters.h"
 
 namespace switchyard::cmd {
@@ -98,6 +101,23 @@ int printStatus(const std::string& pinPath, bool json, const std::vector<std::st
   lb::DataplaneState st = reader.read();
   metrics::DatapathCounters::Totals totals;
   bool haveCounters = metrics::DatapathCounters::read(maps.fds().counters, totals);
+  // --- conntrack GC and pressure (issue 11 item 5): each map's fill, by a walk of it ---
+  struct Fill {
+    std::string name;
+    uint64_t entries;
+    uint32_t maxEntries;
+    double pressure() const { return maxEntries ? static_cast<double>(entries) / maxEntries : 0; }
+  };
+  std::vector<Fill> fills;
+  for (const bpf::MapPin& p : bpf::kMapPins) {
+    if (p.writer == bpf::MapWriterKind::Counters || p.writer == bpf::MapWriterKind::Meta) {
+      continue;  // arrays: always "full"
+    }
+    int fd = maps.fds().*p.fd;
+    auto shape = bpf::shapeOf(fd);
+    fills.push_back({metrics::mapLabel(p.name), bpf::countMapEntries(fd), shape ? shape->maxEntries : 0});
+  }
+  // --- end conntrack GC ---
 
   if (json) {
     rapidjson::StringBuffer buf;
@@ -211,6 +231,35 @@ int printStatus(const std::string& pinPath, bool json, const std::vector<std::st
       w.EndObject();
     }
     w.EndArray();
+    for (const Fill& f : fills) {
+      if (f.name != "ct") {
+        continue;
+      }
+      w.Key("conntrack");
+      w.StartObject();
+      w.Key("entries");
+      w.Uint64(f.entries);
+      w.Key("maxEntries");
+      w.Uint(f.maxEntries);
+      w.Key("pressure");
+      w.Double(f.pressure());
+      w.EndObject();
+    }
+    w.Key("maps");
+    w.StartArray();
+    for (const Fill& f : fills) {
+      w.StartObject();
+      w.Key("name");
+      w.String(f.name.c_str());
+      w.Key("entries");
+      w.Uint64(f.entries);
+      w.Key("maxEntries");
+      w.Uint(f.maxEntries);
+      w.Key("pressure");
+      w.Double(f.pressure());
+      w.EndObject();
+    }
+    w.EndArray();
     if (haveCounters) {
       w.Key("counters");
       w.StartObject();
@@ -252,6 +301,11 @@ int printStatus(const std::string& pinPath, bool json, const std::vector<std::st
       std::printf("%-16s %-8s %-9s %-9s %s\n", h.device.c_str(), idx.c_str(), h.direction.c_str(),
                   h.recorded ? "yes" : "no", h.state.c_str());
     }
+  }
+  std::printf("\n%-12s %12s %12s %9s\n", "MAP", "ENTRIES", "MAX", "PRESSURE");
+  for (const Fill& f : fills) {
+    std::printf("%-12s %12llu %12u %8.1f%%\n", f.name.c_str(), static_cast<unsigned long long>(f.entries),
+                f.maxEntries, 100 * f.pressure());
   }
   if (haveCounters) {
     std::printf("\nDATAPATH COUNTERS\n");

@@ -352,6 +352,32 @@ bool parseConfig(const std::string& text, const std::string& name, Config& c,
          {"acceptContentTypes", [&](const YAML::Node& v, const std::string& vf) { std::string s; p.str(v, vf, s); }},
        });
      }},
+    // --- conntrack GC (issue 11 item 5) ---
+    {"conntrack", [&](const YAML::Node& n, const std::string& f) {
+       auto lifetime = [&](std::chrono::milliseconds& dst, std::chrono::milliseconds dflt) {
+         return [&p, &dst, dflt](const YAML::Node& v, const std::string& vf) {
+           std::chrono::milliseconds d{-1};
+           p.duration(v, vf, d);
+           if (d.count() < 0) {
+             return;  // not a duration: reported
+           }
+           if (d.count() == 0) {
+             dst = dflt;
+           } else if (d < std::chrono::seconds(1) || d > Config::kConntrackLifetimeMax) {
+             p.fail(v, vf, "must be from 1s to 6h (0: the default), got \"" + v.Scalar() + "\"");
+           } else {
+             dst = d;
+           }
+         };
+       };
+       const Config::Conntrack dflt;
+       p.object(n, f, {
+         {"tcpEstablishedTimeout", lifetime(c.conntrack.tcpEstablishedTimeout, dflt.tcpEstablishedTimeout)},
+         {"tcpCloseWaitTimeout", lifetime(c.conntrack.tcpCloseWaitTimeout, dflt.tcpCloseWaitTimeout)},
+         {"udpTimeout", lifetime(c.conntrack.udpTimeout, dflt.udpTimeout)},
+       });
+     }},
+    // --- end conntrack GC ---
     {"bpf", [&](const YAML::Node& n, const std::string& f) {
        p.object(n, f, {
          {"pinPath", [&](const YAML::Node& v, const std::string& vf) {

@@ -59,6 +59,19 @@ struct Config {
     bpf::MapSizes mapSizes;
   } bpf;
 
+  // --- conntrack GC (issue 11 item 5) ---
+  // The tc conntrack's idle lifetimes, named as KubeProxyConfiguration's conntrack.* (0: the
+  // default, as kube-proxy leaves a 0 alone). They reach the tc programs as load-time
+  // constants (ct_lifetime() in bpf/tc_lb.bpf.c) and the daemon's GC (bpf/ct_gc.h).
+  struct Conntrack {
+    std::chrono::milliseconds tcpEstablishedTimeout{6 * 3600 * 1000};  // an open TCP flow
+    std::chrono::milliseconds tcpCloseWaitTimeout{10 * 1000};  // a TCP flow after FIN or RST
+    std::chrono::milliseconds udpTimeout{60 * 1000};           // UDP and SCTP flows
+  } conntrack;
+  // At most SY_CT_LIFETIME_MAX (bpf/abi.h): a released backend ID is reused after that.
+  static constexpr std::chrono::milliseconds kConntrackLifetimeMax{6 * 3600 * 1000};
+  // --- end conntrack GC ---
+
   // The line of every field the file set, by path ("bpf.cgroupPath"), for checks that run
   // after parsing (validateHostPaths) and still report FILE:LINE.
   std::map<std::string, int> fieldLines;

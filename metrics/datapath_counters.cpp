@@ -34,6 +34,8 @@ const std::vector<std::string>& reasonNames() {
       "tc_upgrade_handoff",            // SY_REASON_TC_UPGRADE_HANDOFF
       "sock_skipped",                  // SY_REASON_SOCK_SKIPPED
       "tc_ct_reclaimed",               // SY_REASON_TC_CT_RECLAIMED
+      // --- conntrack GC and pressure (issue 11 item 5) ---
+      "tc_ct_full",                    // SY_REASON_TC_CT_FULL
   };
   return names;
 }
@@ -59,7 +61,7 @@ bool DatapathCounters::read(int fd, Totals& out) {
 }
 
 std::vector<prometheus::MetricFamily> DatapathCounters::Collect() const {
-  static_assert(SY_REASON_MAX == 25, "add the new reason's name to reasonNames()");
+  static_assert(SY_REASON_MAX == 26, "add the new reason's name to reasonNames()");
   Totals t;
   if (!read(fd_, t)) {
     return {};

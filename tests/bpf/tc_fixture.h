@@ -67,7 +67,8 @@ class TcProgramTest : public ::testing::Test {
     static std::atomic<int> seq{0};
     pinPath_ = "/sys/fs/bpf/sy-bpftest-" + std::to_string(getpid()) + "-" + std::to_string(seq++);
     std::string error;
-    dp_ = bpf::Datapath::load({pinPath_, {}}, error);
+    options_.pinPath = pinPath_;
+    dp_ = bpf::Datapath::load(options_, error);
     ASSERT_TRUE(dp_) << error;
     writer_ = std::make_unique<bpf::MapWriter>(dp_->maps());
     syncer_ = std::make_unique<lb::Syncer>(*writer_);
@@ -170,6 +171,7 @@ class TcProgramTest : public ::testing::Test {
     return 0;
   }
 
+  bpf::DatapathOptions options_{};  // a test's constructor may change sizes and lifetimes
   std::string pinPath_;
   std::unique_ptr<bpf::Datapath> dp_;
   std::unique_ptr<bpf::MapWriter> writer_;

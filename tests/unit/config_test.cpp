@@ -63,6 +63,22 @@ TEST(Config, DefaultsMirrorKubeProxy) {
   EXPECT_EQ(c.syncPeriod, std::chrono::seconds(30));
 }
 
+TEST(Config, ConntrackLifetimesAreKubeProxysFieldNames) {
+  Config c;
+  std::vector<std::string> errors;
+  ASSERT_TRUE(parseConfig("apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\n"
+                          "source: {kind: files, path: /m}\n"
+                          "conntrack: {tcpEstablishedTimeout: 1h, tcpCloseWaitTimeout: 0s, udpTimeout: 30s}\n",
+                          "c", c, errors))
+      << (errors.empty() ? "" : errors.front());
+  EXPECT_EQ(c.conntrack.tcpEstablishedTimeout, std::chrono::hours(1));
+  EXPECT_EQ(c.conntrack.tcpCloseWaitTimeout, std::chrono::seconds(10)) << "0 is the default, as kube-proxy";
+  EXPECT_EQ(c.conntrack.udpTimeout, std::chrono::seconds(30));
+  Config d;
+  EXPECT_EQ(d.conntrack.tcpEstablishedTimeout, std::chrono::hours(6));
+  EXPECT_EQ(d.conntrack.udpTimeout, std::chrono::seconds(60));
+}
+
 TEST(Config, SocketLBIsABooleanOrAMappingWithSkipCgroups) {
   Config c;
   std::vector<std::string> errors;
@@ -134,6 +150,12 @@ INSTANTIATE_TEST_SUITE_P(
                 "cfg.yaml:1: apiVersion: must be switchyard.dev/v1alpha1"},
         BadCase{"missing_kind", "apiVersion: switchyard.dev/v1alpha1\n", "cfg.yaml:1: kind: is required"},
         BadCase{"yaml_syntax", "apiVersion: switchyard.dev/v1alpha1\nkind: [unclosed\n", "cfg.yaml:3: invalid YAML"},
+        BadCase{"conntrack_lifetime_too_long", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nconntrack:\n  tcpEstablishedTimeout: 24h\n",
+                "cfg.yaml:4: conntrack.tcpEstablishedTimeout: must be from 1s to 6h (0: the default), got \"24h\""},
+        BadCase{"conntrack_lifetime_not_a_duration", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nconntrack:\n  udpTimeout: long\n",
+                "cfg.yaml:4: conntrack.udpTimeout: must be a duration"},
+        BadCase{"conntrack_unknown_field", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nconntrack:\n  maxPerCore: 32768\n",
+                "cfg.yaml:4: conntrack.maxPerCore: unknown field"},
         BadCase{"map_size_not_a_number", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nbpf:\n  mapSizes:\n    services: lots\n",
                 "cfg.yaml:5: bpf.mapSizes.services: must be a number"}),
     [](const auto& info) { return std::string(info.param.name); });
