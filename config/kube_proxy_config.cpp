@@ -95,6 +95,20 @@ class Translator {
     out = v;
     return true;
   }
+  // A conntrack lifetime: 0 keeps switchyard's default (as kube-proxy leaves a 0 alone),
+  // above Config::kConntrackLifetimeMax the cap applies with a warning.
+  void lifetime(const YAML::Node& n, const std::string& field, std::chrono::milliseconds& out) {
+    std::chrono::milliseconds d{};
+    if (!duration(n, field, d) || d.count() == 0) {
+      return;
+    }
+    if (d > Config::kConntrackLifetimeMax) {
+      warn(n, field, n.Scalar() + " is above switchyard's cap: 6h applies");
+      d = Config::kConntrackLifetimeMax;
+    }
+    out = d;
+  }
+
   bool duration(const YAML::Node& n, const std::string& field, std::chrono::milliseconds& out) {
     std::string s;
     if (!nonEmpty(n, field, s)) {
@@ -206,7 +220,7 @@ void Translator::run(const YAML::Node& root) {
       "accepted, not applied: switchyard's conntrack is its own BPF map (bpf.mapSizes.conntrack), "
       "not the kernel's nf_conntrack";
   const std::string timeoutNote =
-      "accepted, not applied: this switchyard has no configurable conntrack lifetimes yet";
+      "accepted, not applied: switchyard's conntrack has one UDP lifetime (conntrack.udpTimeout)";
 
   object(root, "", {
     {"apiVersion", [&](const YAML::Node& n, const std::string& f) {
@@ -357,22 +371,22 @@ void Translator::run(const YAML::Node& root) {
          {"min", ignored(conntrackNote)},
          {"max", ignored(conntrackNote)},
          {"tcpBeLiberal", ignored(conntrackNote)},
-         // kube-proxy's names of the lifetimes switchyard's conntrack will take: checked as
-         // durations already, so a file that loads today still loads once they are applied.
+         // The lifetimes of switchyard's own conntrack (config.h Conntrack): kube-proxy's idle
+         // timeouts of established TCP and of UDP mean the same thing there; above the cap
+         // (a released backend ID is reused after it) the cap applies, said once.
          {"tcpEstablishedTimeout", [&](const YAML::Node& v, const std::string& vf) {
-            std::chrono::milliseconds d{};
-            duration(v, vf, d);
-            warn(v, vf, timeoutNote);
+            lifetime(v, vf, c_.conntrack.tcpEstablishedTimeout);
           }},
+         {"udpTimeout", [&](const YAML::Node& v, const std::string& vf) {
+            lifetime(v, vf, c_.conntrack.udpTimeout);
+          }},
+         // nf_conntrack's CLOSE_WAIT state only (kube-proxy's default 1h): switchyard's closing
+         // lifetime covers every closing state and stays short (conntrack.tcpCloseWaitTimeout).
          {"tcpCloseWaitTimeout", [&](const YAML::Node& v, const std::string& vf) {
             std::chrono::milliseconds d{};
             duration(v, vf, d);
-            warn(v, vf, timeoutNote);
-          }},
-         {"udpTimeout", [&](const YAML::Node& v, const std::string& vf) {
-            std::chrono::milliseconds d{};
-            duration(v, vf, d);
-            warn(v, vf, timeoutNote);
+            warn(v, vf, "accepted, not applied: it is nf_conntrack's CLOSE_WAIT timeout; switchyard's "
+                        "closing flows keep conntrack.tcpCloseWaitTimeout of its own config (10s)");
           }},
          {"udpStreamTimeout", [&](const YAML::Node& v, const std::string& vf) {
             std::chrono::milliseconds d{};

@@ -68,14 +68,15 @@ TEST(KubeProxyConfig, Kubeadm123LoadsWithKubeProxyDefaults) {
   auto fields = warnedFields(c);
   for (const char* f : {"udpIdleTimeout", "iptables", "ipvs", "winkernel", "mode", "portRange", "oomScoreAdj",
                         "configSyncPeriod", "enableProfiling", "showHiddenMetricsForVersion",
-                        "bindAddressHardFail", "conntrack.maxPerCore", "conntrack.tcpEstablishedTimeout",
+                        "bindAddressHardFail", "conntrack.maxPerCore", "conntrack.tcpCloseWaitTimeout",
                         "clientConnection.contentType", "clientConnection.acceptContentTypes"}) {
     EXPECT_THAT(fields, Contains(f)) << ::testing::PrintToString(c.warnings);
   }
   expectEachWarnedOnce(c);
   // Mapped fields are not warned about.
   for (const char* f : {"clusterCIDR", "clientConnection.kubeconfig", "healthzBindAddress", "hostnameOverride",
-                        "nodePortAddresses", "bindAddress", "detectLocalMode", "apiVersion", "kind"}) {
+                        "nodePortAddresses", "bindAddress", "detectLocalMode", "apiVersion", "kind",
+                        "conntrack.tcpEstablishedTimeout"}) {
     EXPECT_THAT(fields, Not(Contains(f))) << ::testing::PrintToString(c.warnings);
   }
 }
@@ -94,7 +95,9 @@ TEST(KubeProxyConfig, Kubeadm129ConntrackUdpAndNftablesBlock) {
   EXPECT_EQ(c.verbosity, 0);
   auto fields = warnedFields(c);
   EXPECT_THAT(fields, Contains("nftables"));
-  EXPECT_THAT(fields, Contains("conntrack.udpTimeout"));
+  // udpTimeout 0s: switchyard's default lifetime stays, nothing to warn about.
+  EXPECT_THAT(fields, Not(Contains("conntrack.udpTimeout")));
+  EXPECT_EQ(c.conntrack.udpTimeout, Config{}.conntrack.udpTimeout);
   EXPECT_THAT(fields, Contains("conntrack.udpStreamTimeout"));
   EXPECT_THAT(fields, Contains("logging.flushFrequency"));
   EXPECT_THAT(fields, Contains("logging.options"));
@@ -118,6 +121,12 @@ TEST(KubeProxyConfig, Kubeadm131IptablesPeriodsAndBindAddressesLand) {
 
 TEST(KubeProxyConfig, KindIpvsModeTakesThePeriodsOfTheIpvsBlock) {
   Config c = load("kind-ipvs.yaml");
+  // tcpEstablishedTimeout 24h is above the 6h cap of switchyard's conntrack: capped, said once;
+  // tcpCloseWaitTimeout is nf_conntrack's CLOSE_WAIT only: not applied.
+  EXPECT_EQ(c.conntrack.tcpEstablishedTimeout, Config::kConntrackLifetimeMax);
+  EXPECT_THAT(warnedFields(c), Contains("conntrack.tcpEstablishedTimeout"));
+  EXPECT_THAT(warnedFields(c), Contains("conntrack.tcpCloseWaitTimeout"));
+  EXPECT_EQ(c.conntrack.tcpCloseWaitTimeout, Config{}.conntrack.tcpCloseWaitTimeout);
   EXPECT_EQ(c.syncPeriod, std::chrono::seconds(45));
   EXPECT_EQ(c.minSyncPeriod, std::chrono::seconds(2));
   EXPECT_EQ(c.clientConnection.qps, 20);
@@ -155,6 +164,17 @@ Config parse(const std::string& text, std::vector<std::string>& errors, bool& ok
   ok = parseConfig("apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n" + text,
                    "kp.yaml", c, errors);
   return c;
+}
+
+TEST(KubeProxyConfig, ConntrackLifetimesLandOnSwitchyardsConntrack) {
+  std::vector<std::string> errors;
+  bool ok = false;
+  Config c = parse("conntrack:\n  tcpEstablishedTimeout: 2h0m0s\n  udpTimeout: 45s\n", errors, ok);
+  ASSERT_TRUE(ok) << ::testing::PrintToString(errors);
+  EXPECT_EQ(c.conntrack.tcpEstablishedTimeout, std::chrono::hours(2));
+  EXPECT_EQ(c.conntrack.udpTimeout, std::chrono::seconds(45));
+  EXPECT_THAT(warnedFields(c), Not(Contains("conntrack.tcpEstablishedTimeout")));
+  EXPECT_THAT(warnedFields(c), Not(Contains("conntrack.udpTimeout")));
 }
 
 TEST(KubeProxyConfig, WrongTypesInMappedFieldsAreFileLineErrors) {
