@@ -347,6 +347,22 @@ bool parseConfig(const std::string& text, const std::string& name, Config& c,
          {"acceptContentTypes", [&](const YAML::Node& v, const std::string& vf) { std::string s; p.str(v, vf, s); }},
        });
      }},
+    {"loadBalancer", [&](const YAML::Node& n, const std::string& f) {
+       p.object(n, f, {
+         {"mode", [&](const YAML::Node& v, const std::string& vf) {
+            if (p.str(v, vf, c.loadBalancer.mode) && c.loadBalancer.mode != "snat" &&
+                c.loadBalancer.mode != "dsr" && c.loadBalancer.mode != "hybrid") {
+              p.fail(v, vf, "must be snat, dsr or hybrid, got \"" + c.loadBalancer.mode + "\"");
+            }
+          }},
+         // Only the option dispatch so far; ipip (encapsulation) is not done (issue 11).
+         {"dsrDispatch", [&](const YAML::Node& v, const std::string& vf) {
+            if (p.str(v, vf, c.loadBalancer.dsrDispatch) && c.loadBalancer.dsrDispatch != "opt") {
+              p.fail(v, vf, "must be opt (ipip is not supported yet), got \"" + c.loadBalancer.dsrDispatch + "\"");
+            }
+          }},
+       });
+     }},
     {"bpf", [&](const YAML::Node& n, const std::string& f) {
        p.object(n, f, {
          {"pinPath", [&](const YAML::Node& v, const std::string& vf) {

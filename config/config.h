@@ -54,6 +54,16 @@ struct Config {
     bpf::MapSizes mapSizes;
   } bpf;
 
+  // How external clients (NodePort, LoadBalancer IPs, external IPs) reach a backend on
+  // another node (issue 11; docs/services.md): snat (the node's address, as kube-proxy
+  // masquerades), dsr (the client's address kept, the reply straight from the backend's
+  // node) or hybrid (dsr for TCP, snat for UDP and SCTP). A Service overrides it with the
+  // annotation switchyard.dev/lb-mode.
+  struct LoadBalancer {
+    std::string mode = "snat";        // snat | dsr | hybrid
+    std::string dsrDispatch = "opt";  // opt: the frontend in an IPv4 option / IPv6 dst option
+  } loadBalancer;
+
   // The line of every field the file set, by path ("bpf.cgroupPath"), for checks that run
   // after parsing (validateHostPaths) and still report FILE:LINE.
   std::map<std::string, int> fieldLines;

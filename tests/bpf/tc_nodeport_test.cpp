@@ -328,5 +328,188 @@ TEST_F(NodePortTest, AnIcmpErrorAboutATranslatedFlowIsTranslatedForTheClient) {
   }
 }
 
+// ---- Direct server return (loadBalancer.mode dsr | hybrid, issue 11) ----
+// This one program instance plays both nodes: as the frontend's node (node A, 198.18.0.11)
+// it sends an external client's flow to a backend behind the other node with the client's
+// address kept and the frontend in an IPv4 option / IPv6 destination option (Cilium's DSR
+// "opt" dispatch, bpf/lib/nodeport.h); as the backend's node it reads that option from a
+// request to one of its pods and writes the reverse NAT of the pod's replies.
+
+// A NodePort frontend of proto with the given mode flags.
+lb::Frontend dsrFrontend(const char* node, uint16_t port, uint8_t proto, const char* backend, bool local,
+                         uint16_t flags) {
+  lb::Frontend f;
+  f.key = {lb::wildcardOf(*lb::IpAddr::parse(node)), port, proto, lb::Scope::External};
+  f.head.kind = lb::FrontendKind::NodePort;
+  f.head.flags = flags;
+  f.backends.push_back({{*lb::IpAddr::parse(backend), 8080, proto}, false, local});
+  return f;
+}
+
+// The DSR information the frontend's node adds (abi.h, SY_DSR_OPT*): IPv4 option bytes or
+// an IPv6 destination-options body (without next header and length).
+std::vector<uint8_t> dsrOption4(const char* fe, uint16_t port) {
+  std::vector<uint8_t> o = {SY_DSR_OPT4_TYPE, 8, static_cast<uint8_t>(port >> 8), static_cast<uint8_t>(port)};
+  uint32_t a = ip4(fe);
+  const auto* b = reinterpret_cast<const uint8_t*>(&a);
+  o.insert(o.end(), b, b + 4);
+  return o;
+}
+std::vector<uint8_t> dsrOption6Body(const char* fe, uint16_t port) {
+  std::vector<uint8_t> o = {SY_DSR_OPT6_TYPE, 18};
+  uint8_t a[16];
+  inet_pton(AF_INET6, fe, a);
+  o.insert(o.end(), a, a + 16);
+  o.push_back(static_cast<uint8_t>(port >> 8));
+  o.push_back(static_cast<uint8_t>(port));
+  o.push_back(0);  // two Pad1
+  o.push_back(0);
+  return o;
+}
+
+// What sits between the fixed IP header and L4 (IPv4 options, IPv6 extension headers).
+std::vector<uint8_t> between(const Packet& p) {
+  size_t fixed = p.v6() ? sizeof(ipv6hdr) : sizeof(iphdr);
+  const uint8_t* l3 = p.bytes.data() + p.l3off;
+  return std::vector<uint8_t>(l3 + fixed, l3 + p.l3len());
+}
+
+struct DsrCase {
+  const char* family;
+  uint8_t proto;
+};
+void PrintTo(const DsrCase& c, std::ostream* os) { *os << c.family << (c.proto == IPPROTO_TCP ? "/tcp" : "/udp"); }
+
+class DsrTest : public NodePortTest, public ::testing::WithParamInterface<DsrCase> {
+ protected:
+  bool v6() const { return std::string(GetParam().family) == "v6"; }
+  uint8_t proto() const { return GetParam().proto; }
+  const char* client() const { return v6() ? "2001:db8:f::100" : "198.18.0.100"; }
+  const char* node() const { return v6() ? "2001:db8:f::11" : "198.18.0.11"; }
+  const char* otherNode() const { return v6() ? "2001:db8:f::12" : "198.18.0.12"; }
+  const char* remotePod() const { return v6() ? "2001:db8:1:2::2" : "198.18.18.2"; }
+  const char* localPod() const { return v6() ? "2001:db8:1:1::2" : "198.18.17.2"; }
+  std::string bracket(const char* a) const { return v6() ? std::string("[") + a + "]" : std::string(a); }
+  std::vector<uint8_t> expectedInfo(const char* fe, uint16_t port) const {
+    if (!v6()) return dsrOption4(fe, port);
+    std::vector<uint8_t> h = {proto(), 2};  // next header: the L4 protocol; (2 + 1) * 8 bytes
+    auto body = dsrOption6Body(fe, port);
+    h.insert(h.end(), body.begin(), body.end());
+    return h;
+  }
+  PacketShape withInfo(const char* fe, uint16_t port) const {
+    PacketShape s;
+    if (v6()) {
+      s.v6Ext = {{60, dsrOption6Body(fe, port)}};
+    } else {
+      s.ipv4Options = dsrOption4(fe, port);
+    }
+    return s;
+  }
+};
+
+// Node A: the request keeps the client's source, goes to the backend with the frontend in
+// the DSR option (TCP: on the SYN only; UDP: on every datagram), and back to the stack (it
+// routes it to the backend's node); no reply entry is reserved here, the replies never pass.
+TEST_P(DsrTest, TheFrontendNodeKeepsTheClientAddressAndAddsTheFrontend_CiliumDsrOpt) {
+  sync("default/dsr", {dsrFrontend(node(), 30090, proto(), remotePod(), false, lb::kFrontendDsr)});
+  bool tcp = proto() == IPPROTO_TCP;
+  uint64_t dsr = counter(SY_REASON_TC_DSR_FORWARD), fresh = counter(SY_REASON_TC_DNAT_NEW);
+  Packet first = makePacket(proto(), client(), 40010, node(), 30090, 0x02, "hello");
+  Result r = fromNet(first);
+  EXPECT_EQ(r.verdict, TC_ACT_OK) << "a DSR request goes to the stack, which routes it to the backend's node";
+  EXPECT_EQ(counter(SY_REASON_TC_DSR_FORWARD), dsr + 1);
+  EXPECT_EQ(counter(SY_REASON_TC_DNAT_NEW), fresh + 1);
+  EXPECT_EQ(r.out.dst(), bracket(remotePod()) + ":8080");
+  EXPECT_EQ(r.out.src(), bracket(client()) + ":40010") << "DSR must keep the client's address";
+  EXPECT_EQ(between(r.out), expectedInfo(node(), 30090)) << "the frontend is not in the request";
+  EXPECT_EQ(r.out.ipLen(), first.ipLen() + (v6() ? 24 : 8));
+  EXPECT_EQ(r.out.proto(), proto());
+  EXPECT_TRUE(r.out.ipChecksumOk());
+  EXPECT_TRUE(r.out.l4ChecksumOk());
+  std::string payload(reinterpret_cast<const char*>(r.out.l4() + (tcp ? 20 : 8)), 5);
+  EXPECT_EQ(payload, "hello");
+  for (const auto& [k, e] : ctEntries()) {
+    EXPECT_NE(e.dir, SY_CT_REPLY) << "a DSR flow reserved a reply entry on the frontend's node";
+    EXPECT_TRUE(e.flags & SY_CT_F_DSR);
+  }
+  // The flow's next packet: DNAT again, the information only where the protocol needs it.
+  Result next = fromNet(makePacket(proto(), client(), 40010, node(), 30090, 0x10, "more"));
+  EXPECT_EQ(next.verdict, TC_ACT_OK);
+  EXPECT_EQ(next.out.dst(), bracket(remotePod()) + ":8080");
+  EXPECT_EQ(next.out.src(), bracket(client()) + ":40010");
+  if (tcp) {
+    EXPECT_TRUE(between(next.out).empty()) << "TCP carries the frontend on the SYN only";
+  } else {
+    EXPECT_EQ(between(next.out), expectedInfo(node(), 30090)) << "UDP carries the frontend in every datagram";
+  }
+  EXPECT_TRUE(next.out.ipChecksumOk());
+  EXPECT_TRUE(next.out.l4ChecksumOk());
+}
+
+// Node B: a request with the DSR information to a pod of this node goes to the pod as it
+// is; the pod's reply leaves with the frontend as its source, straight to the client.
+TEST_P(DsrTest, TheBackendNodeReadsTheFrontendAndRestoresItOnThePodsReply_CiliumDsrOpt) {
+  uint64_t received = counter(SY_REASON_TC_DSR_RECEIVED);
+  Packet req = makePacket(proto(), client(), 40020, localPod(), 8080, 0x02, "hello", withInfo(otherNode(), 30091));
+  Result in = fromNet(req);
+  EXPECT_EQ(in.verdict, TC_ACT_OK);
+  EXPECT_EQ(in.out.bytes, req.bytes) << "the request must reach the pod untouched";
+  EXPECT_EQ(counter(SY_REASON_TC_DSR_RECEIVED), received + 1);
+  bool found = false;
+  for (const auto& [k, e] : ctEntries()) {
+    if (e.dir == SY_CT_REPLY && k.sport == htons(8080) && k.dport == htons(40020)) {
+      found = true;
+      EXPECT_TRUE(e.flags & SY_CT_F_DSR);
+      sy_addr want = bpf::toSyAddr(*lb::IpAddr::parse(otherNode()));
+      EXPECT_EQ(std::memcmp(&e.nat_addr, &want, sizeof(want)), 0) << "the frontend's address";
+      EXPECT_EQ(e.nat_port, htons(30091));
+    }
+  }
+  EXPECT_TRUE(found) << "no reverse-NAT entry for the pod's replies";
+  Packet reply = makePacket(proto(), localPod(), 8080, client(), 40020, 0x12, "r");
+  Result out = fromPod(reply);
+  EXPECT_EQ(out.out.src(), bracket(otherNode()) + ":30091") << "the reply must come from the frontend";
+  EXPECT_EQ(out.out.dst(), bracket(client()) + ":40020");
+  EXPECT_TRUE(out.out.ipChecksumOk());
+  EXPECT_TRUE(out.out.l4ChecksumOk());
+  // A request without the information is not one: no entry, untouched.
+  Packet plain = makePacket(proto(), client(), 40021, localPod(), 8080);
+  Result p2 = fromNet(plain);
+  EXPECT_EQ(p2.out.bytes, plain.bytes);
+  EXPECT_EQ(counter(SY_REASON_TC_DSR_RECEIVED), received + 1);
+  EXPECT_EQ(fromPod(makePacket(proto(), localPod(), 8080, client(), 40021, 0x12, "r")).out.src(),
+            bracket(localPod()) + ":8080");
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, DsrTest,
+                         ::testing::Values(DsrCase{"v4", IPPROTO_TCP}, DsrCase{"v4", IPPROTO_UDP},
+                                           DsrCase{"v6", IPPROTO_TCP}, DsrCase{"v6", IPPROTO_UDP}),
+                         [](const auto& info) {
+                           return std::string(info.param.family) + (info.param.proto == IPPROTO_TCP ? "_tcp" : "_udp");
+                         });
+
+// hybrid: DSR for TCP, SNAT for UDP (the translation sets the DSR flag on TCP frontends
+// only; the hybrid flag alone is for status). A local backend is served as in every mode.
+TEST_F(NodePortTest, HybridIsDsrForTcpAndSnatForUdpAndLocalBackendsAreServedAsBefore) {
+  sync("default/hyb", {dsrFrontend("198.18.0.11", 30092, IPPROTO_TCP, "198.18.18.2", false,
+                                   lb::kFrontendDsr | lb::kFrontendModeHybrid),
+                       dsrFrontend("198.18.0.11", 30092, IPPROTO_UDP, "198.18.18.2", false, lb::kFrontendModeHybrid)});
+  sync("default/dsr-local", {dsrFrontend("198.18.0.11", 30093, IPPROTO_TCP, "198.18.17.2", true, lb::kFrontendDsr)});
+  Result tcp = fromNet(makePacket(IPPROTO_TCP, "198.18.0.100", 40030, "198.18.0.11", 30092));
+  EXPECT_EQ(tcp.out.srcAddr(), "198.18.0.100");
+  EXPECT_EQ(tcp.out.ip()->ihl, 7) << "no DSR option on the TCP SYN";
+  Result udp = fromNet(makePacket(IPPROTO_UDP, "198.18.0.100", 40030, "198.18.0.11", 30092, 0, "q"));
+  EXPECT_EQ(udp.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(udp.out.srcAddr(), "198.18.0.11") << "hybrid must SNAT UDP";
+  EXPECT_EQ(udp.out.ip()->ihl, 5);
+  uint64_t dsr = counter(SY_REASON_TC_DSR_FORWARD);
+  Result local = fromNet(makePacket(IPPROTO_TCP, "198.18.0.100", 40031, "198.18.0.11", 30093));
+  EXPECT_EQ(local.out.dst(), "198.18.17.2:8080");
+  EXPECT_EQ(local.out.src(), "198.18.0.100:40031");
+  EXPECT_EQ(local.out.ip()->ihl, 5) << "a local backend needs no DSR";
+  EXPECT_EQ(counter(SY_REASON_TC_DSR_FORWARD), dsr);
+}
+
 }  // namespace
 }  // namespace switchyard::bpftest
