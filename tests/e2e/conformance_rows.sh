@@ -323,6 +323,65 @@ row_dual_stack_service_serves_both_families() {
   cf_programmed "$(cf_absent 198.19.1.17 80 TCP)"
 }
 
+# ---- direct server return (loadBalancer.mode dsr | hybrid, issue 11) ----------------------------
+
+# cf_expect_dsr DESC CLIENT COUNT FROM ARGS...: COUNT requests from FROM, every one answered by
+# n2p1, which saw CLIENT as its peer; and the replies did not pass node-1: node-1 received no
+# more than ext sent (its fabric device's rx grows by at most ext's tx, plus neighbour traffic),
+# translated no reply (tc_revnat), sent the flows on by DSR, and node-2 read the DSR option.
+cf_expect_dsr() {
+  local desc=$1 client=$2 count=$3
+  shift 3
+  local rx0 tx0 rev0 fwd0 recv0 rx tx
+  rx0=$(sy_mn_dev_packets 1 "$SY_MN_FABRIC_DEV" rx)
+  tx0=$(sy_mn_dev_packets ext eth0 tx)
+  rev0=$(sy_mn_counter 1 tc_revnat)
+  fwd0=$(sy_mn_counter 1 tc_dsr_forward)
+  recv0=$(sy_mn_counter 2 tc_dsr_received)
+  cf_expect "$desc" "$(answered_by "$count" n2p1) and d['sources'] == {'$client': $count}" "$@" --count "$count"
+  rx=$(($(sy_mn_dev_packets 1 "$SY_MN_FABRIC_DEV" rx) - rx0))
+  tx=$(($(sy_mn_dev_packets ext eth0 tx) - tx0))
+  ((rx <= tx + 10)) || sy_fail "expected $desc: the replies not to pass node-1, but node-1 received $rx packets and ext sent $tx"
+  (($(sy_mn_counter 1 tc_revnat) == rev0)) || sy_fail "expected $desc: node-1 to translate no reply (tc_revnat)"
+  (($(sy_mn_counter 1 tc_dsr_forward) >= fwd0 + count)) || sy_fail "expected $desc: node-1 to count $count DSR packets at least"
+  (($(sy_mn_counter 2 tc_dsr_received) >= recv0 + count)) || sy_fail "expected $desc: node-2 to read $count DSR options at least"
+  sy_log "ok: $desc: node-1 received $rx packets, ext sent $tx"
+}
+
+# Cilium's DSR (the "opt" dispatch), chosen by the annotation switchyard.dev/lb-mode: ext to
+# node-1's NodePort reaches the pod on node-2 with its own address (not node-1's, as snat
+# would), the reply comes from node-1's address and port (else the probe sees a mismatch or
+# TCP never connects) and goes from node-2 straight to ext. TCP and UDP, IPv4 and IPv6.
+row_nodeport_dsr_keeps_the_client_address_and_the_reply_skips_the_frontend_node_cilium_dsr() {
+  local n16=${SY_MN_NODE_IP6[1]} ext6=$SY_MN_EXT_IP6
+  cf_service dsr1 clusterIP=198.19.1.41,2001:db8:c::41 type=NodePort annotation=switchyard.dev/lb-mode=dsr \
+    port=http,80,8080,TCP,30141 port=dns,53,5353,UDP,30142
+  cf_slice dsr1-4 dsr1 IPv4 http:8080/TCP,dns:5353/UDP n2p1
+  cf_slice dsr1-6 dsr1 IPv6 http:8080/TCP,dns:5353/UDP n2p1
+  cf_programmed "$(cf_has 0.0.0.0 30141 TCP 1 NodePort) and $(cf_has 0.0.0.0 30142 UDP 1 NodePort) and \
+$(cf_has :: 30141 TCP 1 NodePort) and $(cf_has :: 30142 UDP 1 NodePort)"
+  cf_expect_dsr "DSR TCP over IPv4 from ext to node-1's NodePort" "$EXT4" 20 ext --proto tcp --target "$N1:30141"
+  cf_expect_dsr "DSR UDP over IPv4 from ext to node-1's NodePort" "$EXT4" 20 ext --proto udp --target "$N1:30142"
+  cf_expect_dsr "DSR TCP over IPv6 from ext to node-1's NodePort" "$ext6" 20 ext --proto tcp --target "[$n16]:30141"
+  cf_expect_dsr "DSR UDP over IPv6 from ext to node-1's NodePort" "$ext6" 20 ext --proto udp --target "[$n16]:30142"
+  cf_remove dsr1 dsr1-4 dsr1-6
+  cf_programmed "$(cf_absent 0.0.0.0 30141 TCP)"
+}
+
+# hybrid: DSR for TCP (the pod sees ext), SNAT for UDP (the pod sees node-1, whose address the
+# reply comes back to), as Cilium's bpf.lbMode hybrid.
+row_nodeport_hybrid_is_dsr_for_tcp_and_snat_for_udp_cilium_hybrid() {
+  cf_service hyb1 clusterIP=198.19.1.42 type=NodePort annotation=switchyard.dev/lb-mode=hybrid \
+    port=http,80,8080,TCP,30143 port=dns,53,5353,UDP,30144
+  cf_slice hyb1 hyb1 IPv4 http:8080/TCP,dns:5353/UDP n2p1
+  cf_programmed "$(cf_has 0.0.0.0 30143 TCP 1 NodePort) and $(cf_has 0.0.0.0 30144 UDP 1 NodePort)"
+  cf_expect_dsr "hybrid TCP from ext to node-1's NodePort: DSR" "$EXT4" 20 ext --proto tcp --target "$N1:30143"
+  cf_expect "hybrid UDP from ext to node-1's NodePort: SNAT to node-1" \
+    "$(answered_by 20 n2p1) and d['sources'] == {'$N1': 20}" ext --proto udp --target "$N1:30144" --count 20
+  cf_remove hyb1
+  cf_programmed "$(cf_absent 0.0.0.0 30143 TCP)"
+}
+
 # ---- health --------------------------------------------------------------------------------------
 
 # kube-proxy's service health server: healthCheckNodePort answers 200 with the count of
