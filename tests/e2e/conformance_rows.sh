@@ -360,6 +360,11 @@ row_nodeport_dsr_keeps_the_client_address_and_the_reply_skips_the_frontend_node_
   cf_slice dsr1-6 dsr1 IPv6 http:8080/TCP,dns:5353/UDP n2p1
   cf_programmed "$(cf_has 0.0.0.0 30141 TCP 1 NodePort) and $(cf_has 0.0.0.0 30142 UDP 1 NodePort) and \
 $(cf_has :: 30141 TCP 1 NodePort) and $(cf_has :: 30142 UDP 1 NodePort)"
+  # switchyard status shows each frontend's mode: the NodePorts dsr by the option, the
+  # ClusterIPs none (they never leave the cluster by either).
+  sy_mn_status_check 1 "all(s.get('mode') == 'dsr' and s.get('dsrDispatch') == 'opt' for s in d['services'] if s['port'] in (30141, 30142)) and \
+all('mode' not in s for s in d['services'] if s['address'] in ('198.19.1.41', '2001:db8:c::41'))" ||
+    sy_fail "expected node-1's status to show the DSR NodePorts' mode: $(sy_mn_status_json 1)"
   cf_expect_dsr "DSR TCP over IPv4 from ext to node-1's NodePort" "$EXT4" 20 ext --proto tcp --target "$N1:30141"
   cf_expect_dsr "DSR UDP over IPv4 from ext to node-1's NodePort" "$EXT4" 20 ext --proto udp --target "$N1:30142"
   cf_expect_dsr "DSR TCP over IPv6 from ext to node-1's NodePort" "$ext6" 20 ext --proto tcp --target "[$n16]:30141"
@@ -375,6 +380,13 @@ row_nodeport_hybrid_is_dsr_for_tcp_and_snat_for_udp_cilium_hybrid() {
     port=http,80,8080,TCP,30143 port=dns,53,5353,UDP,30144
   cf_slice hyb1 hyb1 IPv4 http:8080/TCP,dns:5353/UDP n2p1
   cf_programmed "$(cf_has 0.0.0.0 30143 TCP 1 NodePort) and $(cf_has 0.0.0.0 30144 UDP 1 NodePort)"
+  sy_mn_status_check 1 "any(s['port'] == 30143 and s.get('mode') == 'hybrid' and s.get('dsrDispatch') == 'opt' for s in d['services']) and \
+any(s['port'] == 30144 and s.get('mode') == 'hybrid' and 'dsrDispatch' not in s for s in d['services'])" ||
+    sy_fail "expected node-1's status to show hybrid, DSR for TCP only: $(sy_mn_status_json 1)"
+  local nodeport_text
+  nodeport_text=$(sy_in_ns "${SY_MN_NODE_NS[1]}" "$SY_BIN" status --pin-path "${SY_MN_PIN[1]}")
+  grep -qE ':30143/TCP +NodePort +hybrid ' <<<"$nodeport_text" ||
+    sy_fail "expected the text status to show the mode column: $nodeport_text"
   cf_expect_dsr "hybrid TCP from ext to node-1's NodePort: DSR" "$EXT4" 20 ext --proto tcp --target "$N1:30143"
   cf_expect "hybrid UDP from ext to node-1's NodePort: SNAT to node-1" \
     "$(answered_by 20 n2p1) and d['sources'] == {'$N1': 20}" ext --proto udp --target "$N1:30144" --count 20
