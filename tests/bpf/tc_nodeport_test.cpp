@@ -511,5 +511,74 @@ TEST_F(NodePortTest, HybridIsDsrForTcpAndSnatForUdpAndLocalBackendsAreServedAsBe
   EXPECT_EQ(counter(SY_REASON_TC_DSR_FORWARD), dsr);
 }
 
+// MTU: a DSR request that the option pushes past the route's MTU is answered, as a router
+// answers a packet too big for its next hop (RFC 1191 / RFC 8201), with the MTU that leaves
+// room for the option, from the frontend, quoting what the client sent; never dropped
+// silently. IPv4 without DF goes on (the stack fragments it, the option copied).
+TEST_F(NodePortTest, ADsrDatagramTooBigForTheOptionGetsFragNeededOrPacketTooBig_CiliumDsrMtu) {
+  // The route MTU limits forwarded packets only when locked (ip_mtu_from_fib_result), else the
+  // device MTU does (what the e2e rows shrink); bpf_fib_lookup follows the same rule.
+  ASSERT_EQ(sh("ip route add 198.18.19.0/24 via 198.18.0.12 mtu lock 1000"), "");
+  ASSERT_EQ(sh("ip route add 2001:db8:1:3::/64 via 2001:db8:f::12 mtu lock 1400"), "");
+  for (const char* family : {"v4", "v6"}) {
+    SCOPED_TRACE(family);
+    bool v6 = std::string(family) == "v6";
+    const char* client = v6 ? "2001:db8:f::100" : "198.18.0.100";
+    const char* node = v6 ? "2001:db8:f::11" : "198.18.0.11";
+    const char* backend = v6 ? "2001:db8:1:3::2" : "198.18.19.2";
+    size_t mtu = v6 ? 1400 : 1000, overhead = v6 ? 24 : 8, hdrs = (v6 ? 40 : 20) + 8;
+    sync(std::string("default/mtu-") + family, {dsrFrontend(node, 30095, IPPROTO_UDP, backend, false, lb::kFrontendDsr)});
+    // Fits the route alone, not with the option.
+    Packet big = makePacket(IPPROTO_UDP, client, 40050, node, 30095, 0, std::string(mtu - hdrs - 2, 'x'));
+    uint64_t answered = counter(SY_REASON_TC_MTU_ICMP), dsr = counter(SY_REASON_TC_DSR_FORWARD);
+    Result r = fromNet(big);
+    EXPECT_EQ(r.verdict, TC_ACT_REDIRECT) << "the answer goes back out of the device it came in on";
+    EXPECT_EQ(counter(SY_REASON_TC_MTU_ICMP), answered + 1);
+    EXPECT_EQ(counter(SY_REASON_TC_DSR_FORWARD), dsr) << "the datagram must not be sent on";
+    EXPECT_EQ(r.out.proto(), v6 ? kProtoIcmp6 : kProtoIcmp);
+    EXPECT_EQ(r.out.addr(true), v6 ? std::string("[") + node + "]" : node) << "from the frontend";
+    EXPECT_EQ(r.out.addr(false), v6 ? std::string("[") + client + "]" : client);
+    const uint8_t* icmp = r.out.l4();
+    if (::testing::Test::HasFailure()) {
+      std::string hex;
+      for (size_t i = r.out.l3off; i < std::min<size_t>(r.out.bytes.size(), r.out.l3off + 120); ++i) {
+        char b[4];
+        std::snprintf(b, sizeof b, "%02x ", r.out.bytes[i]);
+        hex += b;
+      }
+      ADD_FAILURE() << "size " << r.out.bytes.size() << ": " << hex;
+    }
+    EXPECT_EQ(icmp[0], v6 ? 2 : 3) << "packet too big / destination unreachable";
+    EXPECT_EQ(icmp[1], v6 ? 0 : 4) << "fragmentation needed";
+    uint32_t word;
+    std::memcpy(&word, icmp + 4, 4);
+    EXPECT_EQ(v6 ? ntohl(word) : ntohl(word) & 0xffff, mtu - overhead) << "the MTU that leaves room for the option";
+    uint16_t qdport;
+    std::memcpy(&qdport, icmp + 8 + (v6 ? 40 : 20) + 2, 2);
+    EXPECT_EQ(ntohs(qdport), 30095) << "the quote is the client's datagram to the frontend";
+    EXPECT_TRUE(r.out.ipChecksumOk());
+    if (v6) {
+      EXPECT_EQ(foldSum(r.out.l4Sum()), 0xffff) << "ICMPv6 checksum";
+    } else {
+      EXPECT_TRUE(r.out.l4ChecksumOk()) << "ICMP checksum";
+    }
+    // Small enough with the option: sent on.
+    Result ok = fromNet(makePacket(IPPROTO_UDP, client, 40051, node, 30095, 0, std::string(mtu - hdrs - overhead, 'x')));
+    EXPECT_EQ(ok.verdict, TC_ACT_OK);
+    EXPECT_EQ(between(ok.out).size(), overhead);
+    EXPECT_EQ(ok.out.ipLen(), mtu);
+  }
+  // IPv4 without DF may be fragmented: sent on with the option, no answer.
+  PacketShape mayFragment;
+  mayFragment.fragOff = 0;
+  uint64_t answered = counter(SY_REASON_TC_MTU_ICMP);
+  Result frag = fromNet(makePacket(IPPROTO_UDP, "198.18.0.100", 40052, "198.18.0.11", 30095, 0,
+                                   std::string(1000 - 28 - 2, 'x'), mayFragment));
+  EXPECT_EQ(frag.verdict, TC_ACT_OK);
+  EXPECT_EQ(frag.out.dst(), "198.18.19.2:8080");
+  EXPECT_EQ(frag.out.ipLen(), 1006u);
+  EXPECT_EQ(counter(SY_REASON_TC_MTU_ICMP), answered);
+}
+
 }  // namespace
 }  // namespace switchyard::bpftest

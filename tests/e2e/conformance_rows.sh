@@ -373,6 +373,91 @@ all('mode' not in s for s in d['services'] if s['address'] in ('198.19.1.41', '2
   cf_programmed "$(cf_absent 0.0.0.0 30141 TCP)"
 }
 
+# The client of the MTU row, in ext: a connected UDP socket with DF (IP_PMTUDISC_DO) sends a
+# datagram that fills the path's MTU, which the DSR option no longer fits: the frontend's node
+# must answer (the socket then fails with EMSGSIZE and knows the smaller MTU); the same socket's
+# datagram of that MTU is answered by the pod. Then one TCP request of 15 kB (a dozen full-size
+# segments) must be answered. Prints JSON: {"mtu", "udp", "tcp"}.
+cf__dsr_mtu_client() {
+  "${SY_MN_PYTHON:-python3}" - "$@" <<'PY'
+import errno, json, socket, sys, time
+host, udp_port, tcp_port, path_mtu = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+v6 = ":" in host
+fam = socket.AF_INET6 if v6 else socket.AF_INET
+hdrs = (40 if v6 else 20) + 8
+out = {"mtu": None, "udp": None, "tcp": None}
+u = socket.socket(fam, socket.SOCK_DGRAM)
+if v6:
+    u.setsockopt(socket.IPPROTO_IPV6, 23, 2)  # IPV6_MTU_DISCOVER: IPV6_PMTUDISC_DO
+else:
+    u.setsockopt(socket.IPPROTO_IP, 10, 2)  # IP_MTU_DISCOVER: IP_PMTUDISC_DO
+u.settimeout(0.3)
+u.connect((host, udp_port))
+for _ in range(20):  # until the answer arrived: EMSGSIZE on the socket
+    try:
+        u.send(b"x" * (path_mtu - hdrs))
+        u.recv(2048)
+        out["udp"] = "answered at the full path MTU"
+        break
+    except socket.timeout:
+        continue
+    except OSError as e:
+        if e.errno != errno.EMSGSIZE:
+            raise
+        out["mtu"] = u.getsockopt(socket.IPPROTO_IPV6, 24) if v6 else u.getsockopt(socket.IPPROTO_IP, 14)
+        break
+if out["mtu"]:
+    for _ in range(10):
+        try:
+            u.send(b"x" * (out["mtu"] - hdrs))
+            out["udp"] = u.recv(2048).decode().strip()
+            break
+        except socket.timeout:
+            continue
+t = socket.create_connection((host, tcp_port), timeout=5)
+t.sendall(b"GET /" + b"a" * 15000 + b" HTTP/1.0\r\n\r\n")
+body = b""
+while True:
+    chunk = t.recv(65536)
+    if not chunk:
+        break
+    body += chunk
+out["tcp"] = body.decode(errors="replace").strip().splitlines()[-1] if body else ""
+print(json.dumps(out))
+PY
+}
+
+# DSR with a smaller fabric MTU (1400): the option would push a full-size UDP datagram with DF
+# past it, so node-1 answers ICMP fragmentation needed / packet too big with the MTU that
+# leaves room for the option (1392, 1376), the client's next datagram of that size reaches the
+# pod; a TCP request of many full-size segments goes through (only its SYN carries the option).
+# As Cilium's DSR with a tunnel-less fabric; IPv4 and IPv6.
+row_nodeport_dsr_with_a_smaller_fabric_mtu_answers_too_big_cilium_dsr() {
+  local n16=${SY_MN_NODE_IP6[1]} ext6=$SY_MN_EXT_IP6 icmp0 out
+  sy_mn_set_fabric_mtu 1400
+  cf_service dsr2 clusterIP=198.19.1.43,2001:db8:c::43 type=NodePort annotation=switchyard.dev/lb-mode=dsr \
+    port=http,80,8080,TCP,30145 port=dns,53,5353,UDP,30146
+  cf_slice dsr2-4 dsr2 IPv4 http:8080/TCP,dns:5353/UDP n2p1
+  cf_slice dsr2-6 dsr2 IPv6 http:8080/TCP,dns:5353/UDP n2p1
+  cf_programmed "$(cf_has 0.0.0.0 30146 UDP 1 NodePort) and $(cf_has :: 30146 UDP 1 NodePort) and \
+$(cf_has 0.0.0.0 30145 TCP 1 NodePort) and $(cf_has :: 30145 TCP 1 NodePort)"
+  icmp0=$(sy_mn_counter 1 tc_mtu_icmp)
+  out=$(sy_mn_run ext bash -c "$(declare -f cf__dsr_mtu_client); cf__dsr_mtu_client $N1 30146 30145 1400") ||
+    sy_fail "expected the IPv4 MTU client to run: $out"
+  sy_json_check "$out" "d['mtu'] == 1392 and d['udp'] == 'n2p1 $EXT4' and d['tcp'] == 'n2p1 $EXT4'" ||
+    sy_fail "expected IPv4 under DSR at MTU 1400: frag needed with 1392, then answers from n2p1 seeing ext: $out"
+  sy_log "ok: IPv4 DSR at fabric MTU 1400: $out"
+  out=$(sy_mn_run ext bash -c "$(declare -f cf__dsr_mtu_client); cf__dsr_mtu_client $n16 30146 30145 1400") ||
+    sy_fail "expected the IPv6 MTU client to run: $out"
+  sy_json_check "$out" "d['mtu'] == 1376 and d['udp'] == 'n2p1 $ext6' and d['tcp'] == 'n2p1 $ext6'" ||
+    sy_fail "expected IPv6 under DSR at MTU 1400: packet too big with 1376, then answers from n2p1 seeing ext: $out"
+  sy_log "ok: IPv6 DSR at fabric MTU 1400: $out"
+  (($(sy_mn_counter 1 tc_mtu_icmp) >= icmp0 + 2)) || sy_fail "expected node-1 to count its ICMP answers (tc_mtu_icmp)"
+  cf_remove dsr2 dsr2-4 dsr2-6
+  cf_programmed "$(cf_absent 0.0.0.0 30146 UDP)"
+  sy_mn_set_fabric_mtu "$([[ $SY_MN_FABRIC == vxlan ]] && echo 1450 || echo 1500)"
+}
+
 # hybrid: DSR for TCP (the pod sees ext), SNAT for UDP (the pod sees node-1, whose address the
 # reply comes back to), as Cilium's bpf.lbMode hybrid.
 row_nodeport_hybrid_is_dsr_for_tcp_and_snat_for_udp_cilium_hybrid() {
