@@ -255,10 +255,9 @@ static __always_inline void dsr_outer_source(const struct pkt *p, union sy_addr 
 
 /* Encapsulates the (translated, marked) request to dst: IPIP or IP6IP6, outer DF set (a
  * fragmented outer packet could not be decapsulated on the way in), TTL 64. The room goes
- * after the fixed header (BPF_ADJ_ROOM_NET), which the kernel fills with a copy of it: the
- * first header becomes the outer one, the copy and what follows the inner packet. The ENCAP
- * flags make a GSO skb segment as a tunnel (gso_size shrinks by the overhead, so its
- * segments still fit). */
+ * right after the MAC header (BPF_ADJ_ROOM_MAC; the kernel zeroes it) and takes the outer
+ * header; the packet as it was follows as the inner one. The ENCAP flags make a GSO skb
+ * segment as a tunnel (gso_size shrinks by the overhead, so its segments still fit). */
 __noinline int dsr_encap(struct __sk_buff *skb, struct pkt *p, const union sy_addr *dst)
 {
 	union sy_addr src;
@@ -283,7 +282,7 @@ __noinline int dsr_encap(struct __sk_buff *skb, struct pkt *p, const union sy_ad
 		out.hop_limit = 64;
 		__builtin_memcpy(&out.saddr, src.b, 16);
 		__builtin_memcpy(&out.daddr, dst->b, 16);
-		if (bpf_skb_adjust_room(skb, sizeof(out), BPF_ADJ_ROOM_NET, BPF_F_ADJ_ROOM_ENCAP_L3_IPV6) < 0 ||
+		if (bpf_skb_adjust_room(skb, sizeof(out), BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_ENCAP_L3_IPV6) < 0 ||
 		    bpf_skb_store_bytes(skb, p->l3_off, &out, sizeof(out), 0) < 0)
 			return -1;
 	} else {
@@ -305,7 +304,7 @@ __noinline int dsr_encap(struct __sk_buff *skb, struct pkt *p, const union sy_ad
 		if (sum < 0)
 			return -1;
 		out.check = ~csum_fold((__u64)sum);
-		if (bpf_skb_adjust_room(skb, sizeof(out), BPF_ADJ_ROOM_NET, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4) < 0 ||
+		if (bpf_skb_adjust_room(skb, sizeof(out), BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4) < 0 ||
 		    bpf_skb_store_bytes(skb, p->l3_off, &out, sizeof(out), 0) < 0)
 			return -1;
 	}
@@ -376,10 +375,12 @@ __noinline int dsr_forward(struct __sk_buff *skb, struct pkt *p, const struct sy
 
 /* ---- the backend's node ---- */
 
-/* An encapsulated DSR request (IPIP or IP6IP6 whose inner packet carries the DSR information
- * right after its fixed header, addressed to the same backend as the outer one): the outer
- * header is removed (the room right after the MAC header; outer and inner are of one family,
- * so no BPF_F_ADJ_ROOM_DECAP_L3_* flag is needed, nor the 6.3 kernel that has them).
+/* A packet of a DSR flow sent by the ipip dispatch (IPIP or IP6IP6 whose inner packet is
+ * addressed to the same backend as the outer one, which no ordinary tunnel does; only a TCP
+ * SYN's inner packet carries the DSR information, the flow's later packets come encapsulated
+ * too): the outer header is removed (the room right after the MAC header; outer and inner
+ * are of one family, so no BPF_F_ADJ_ROOM_DECAP_L3_* flag is needed, nor the 6.3 kernel that
+ * has them).
  * Returns 1 (decapsulated), 0 (not one: untouched) or -1. What dsr_receive needs later goes
  * in skb->cb[0] (DSR_CB_*), not on handle()'s stack, whose call chains are at the limit:
  * SY_CT_F_DSR_IPIP and the MSS that fits the device it came in on once the tunnel's headers
@@ -394,7 +395,6 @@ __noinline int dsr_decap(struct __sk_buff *skb, __u32 l3_off)
 	skb->cb[0] = 0;
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr out, in;
-		struct sy_dsr_opt4 opt;
 
 		/* One byte first: every packet from the network pays this, only IPIP the rest. */
 		if (bpf_skb_load_bytes(skb, l3_off + offsetof(struct iphdr, protocol), &proto, 1) < 0 ||
@@ -403,25 +403,20 @@ __noinline int dsr_decap(struct __sk_buff *skb, __u32 l3_off)
 		if (bpf_skb_load_bytes(skb, l3_off, &out, sizeof(out)) < 0 || out.version != 4 || out.ihl != 5 ||
 		    (out.frag_off & bpf_htons(IP_MF | IP_OFFSET)) ||
 		    bpf_skb_load_bytes(skb, l3_off + sizeof(out), &in, sizeof(in)) < 0 || in.version != 4 ||
-		    in.ihl < 7 || in.daddr != out.daddr ||
-		    bpf_skb_load_bytes(skb, l3_off + 2 * sizeof(out), &opt, sizeof(opt)) < 0 ||
-		    opt.type != SY_DSR_OPT4_TYPE || opt.len != sizeof(opt))
+		    in.daddr != out.daddr)
 			return 0;
 		if (bpf_skb_adjust_room(skb, -(__s32)sizeof(out), BPF_ADJ_ROOM_MAC, 0) < 0)
 			return -1;
 		hdrs = 2 * sizeof(struct iphdr) + sizeof(struct tcphdr);
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr out, in;
-		__u8 opt[4];
 
 		if (bpf_skb_load_bytes(skb, l3_off + offsetof(struct ipv6hdr, nexthdr), &proto, 1) < 0 ||
 		    proto != IPPROTO_IPV6)
 			return 0;
 		if (bpf_skb_load_bytes(skb, l3_off, &out, sizeof(out)) < 0 || out.version != 6 ||
 		    bpf_skb_load_bytes(skb, l3_off + sizeof(out), &in, sizeof(in)) < 0 || in.version != 6 ||
-		    in.nexthdr != IPPROTO_DSTOPTS || !sy_addr_eq((const union sy_addr *)&in.daddr, (const union sy_addr *)&out.daddr) ||
-		    bpf_skb_load_bytes(skb, l3_off + 2 * sizeof(out), opt, sizeof(opt)) < 0 ||
-		    opt[1] != sizeof(struct sy_dsr_opt6) / 8 - 1 || opt[2] != SY_DSR_OPT6_TYPE)
+		    !sy_addr_eq((const union sy_addr *)&in.daddr, (const union sy_addr *)&out.daddr))
 			return 0;
 		if (bpf_skb_adjust_room(skb, -(__s32)sizeof(out), BPF_ADJ_ROOM_MAC, 0) < 0)
 			return -1;

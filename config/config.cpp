@@ -355,10 +355,10 @@ bool parseConfig(const std::string& text, const std::string& name, Config& c,
               p.fail(v, vf, "must be snat, dsr or hybrid, got \"" + c.loadBalancer.mode + "\"");
             }
           }},
-         // Only the option dispatch so far; ipip (encapsulation) is not done (issue 11).
          {"dsrDispatch", [&](const YAML::Node& v, const std::string& vf) {
-            if (p.str(v, vf, c.loadBalancer.dsrDispatch) && c.loadBalancer.dsrDispatch != "opt") {
-              p.fail(v, vf, "must be opt (ipip is not supported yet), got \"" + c.loadBalancer.dsrDispatch + "\"");
+            if (p.str(v, vf, c.loadBalancer.dsrDispatch) && c.loadBalancer.dsrDispatch != "opt" &&
+                c.loadBalancer.dsrDispatch != "ipip") {
+              p.fail(v, vf, "must be opt or ipip, got \"" + c.loadBalancer.dsrDispatch + "\"");
             }
           }},
        });

@@ -61,7 +61,9 @@ struct Config {
   // annotation switchyard.dev/lb-mode.
   struct LoadBalancer {
     std::string mode = "snat";        // snat | dsr | hybrid
-    std::string dsrDispatch = "opt";  // opt: the frontend in an IPv4 option / IPv6 dst option
+    // opt: the frontend in an IPv4 option / IPv6 destination option; ipip: that request also
+    // encapsulated (IPIP, IP6IP6) to the backend, for fabrics that drop IP options.
+    std::string dsrDispatch = "opt";
   } loadBalancer;
 
   // The line of every field the file set, by path ("bpf.cgroupPath"), for checks that run

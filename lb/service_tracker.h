@@ -46,7 +46,10 @@ class ServiceTracker {
   // it did change (the caller then syncs everything).
   bool setNodeZone(const std::string& zone);
   // loadBalancer.mode, for Services without the annotation (before the first event).
-  void setLbMode(LbMode mode) { node_.lbMode = mode; }
+  void setLbMode(LbMode mode, bool dsrIpip) {
+    node_.lbMode = mode;
+    node_.dsrIpip = dsrIpip;
+  }
   const NodeContext& node() const { return node_; }
 
   size_t serviceCount() const { return serviceCount_; }

@@ -311,7 +311,7 @@ ServiceFrontends translateService(const ServiceInfo& svc, std::span<const SliceI
         // External clients to other nodes' backends (the datapath decides per flow; with
         // externalTrafficPolicy Local there are none: local backends only, never DSR).
         if (mode == LbMode::Dsr || (mode == LbMode::Hybrid && port.proto == kProtoTCP)) {
-          fe.head.flags |= kFrontendDsr;
+          fe.head.flags |= kFrontendDsr | (node.dsrIpip ? kFrontendDsrIpip : 0);
         }
         if (mode == LbMode::Hybrid) {
           fe.head.flags |= kFrontendModeHybrid;

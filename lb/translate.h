@@ -97,6 +97,7 @@ struct NodeContext {
   std::string name;  // endpoints with this nodeName are local; hints.forNodes name it
   std::string zone;  // the Node's topology.kubernetes.io/zone label ("" = none)
   LbMode lbMode = LbMode::Snat;  // loadBalancer.mode: Services without the annotation
+  bool dsrIpip = false;          // loadBalancer.dsrDispatch ipip (else opt)
 };
 
 // Problems that do not stop the rest (a bad address, an unknown policy) are appended to

@@ -482,6 +482,98 @@ TEST_P(DsrTest, TheBackendNodeReadsTheFrontendAndRestoresItOnThePodsReply_Cilium
             bracket(localPod()) + ":8080");
 }
 
+// The ipip dispatch (Katran's and Cilium's dsrDispatch=ipip): node A encapsulates the marked
+// request (IPIP / IP6IP6, outer destination the backend itself, DF); node B removes the outer
+// header on its host-facing ingress, reads the option of the inner request and writes the
+// reverse NAT; the pod's SYN-ACK gets its MSS lowered so that the client's segments fit the
+// tunnel (the device's MTU less both headers and TCP's).
+TEST_P(DsrTest, IpipEncapsulatesOnTheFrontendNodeAndTheBackendNodeDecapsulatesAndClampsTheMss_KatranIpip) {
+  sync("default/ipip", {dsrFrontend(node(), 30096, proto(), remotePod(), false, lb::kFrontendDsr | lb::kFrontendDsrIpip)});
+  bool tcp = proto() == IPPROTO_TCP;
+  size_t ipHdr = v6() ? sizeof(ipv6hdr) : sizeof(iphdr);
+  Packet req = makePacket(proto(), client(), 40060, node(), 30096, 0x02, "hello");
+  Result a = fromNet(req);
+  ASSERT_EQ(a.verdict, TC_ACT_OK);
+  EXPECT_EQ(a.out.ipLen(), req.ipLen() + ipHdr + (v6() ? 24 : 8));
+  const uint8_t* outer = a.out.bytes.data() + a.out.l3off;
+  if (v6()) {
+    const auto* o = reinterpret_cast<const ipv6hdr*>(outer);
+    EXPECT_EQ(o->nexthdr, IPPROTO_IPV6) << "not IP6IP6";
+    char dst[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, &o->daddr, dst, sizeof dst);
+    EXPECT_EQ(std::string(dst), remotePod()) << "the outer destination is the backend";
+  } else {
+    const auto* o = reinterpret_cast<const iphdr*>(outer);
+    EXPECT_EQ(o->protocol, IPPROTO_IPIP) << "not IPIP";
+    EXPECT_EQ(ip4str(o->daddr), remotePod()) << "the outer destination is the backend";
+    EXPECT_EQ(ip4str(o->saddr), client()) << "the outer source: the client's address (no prefix configured)";
+    EXPECT_TRUE(ntohs(o->frag_off) & 0x4000) << "the outer header must not be fragmented";
+    EXPECT_EQ(foldSum(addBytes(0, outer, 20)), 0xffff) << "outer header checksum";
+  }
+  Packet inner;
+  inner.l3off = 0;
+  inner.bytes.assign(outer + ipHdr, static_cast<const uint8_t*>(a.out.bytes.data() + a.out.bytes.size()));
+  EXPECT_EQ(inner.dst(), bracket(remotePod()) + ":8080");
+  EXPECT_EQ(inner.src(), bracket(client()) + ":40060");
+  EXPECT_EQ(between(inner), expectedInfo(node(), 30096));
+  EXPECT_TRUE(inner.ipChecksumOk());
+  EXPECT_TRUE(inner.l4ChecksumOk());
+  // Node B: what node A sent arrives on its fabric device.
+  uint64_t decap = counter(SY_REASON_TC_DSR_DECAP), received = counter(SY_REASON_TC_DSR_RECEIVED);
+  Result b = fromNet(a.out);
+  EXPECT_EQ(b.verdict, TC_ACT_OK);
+  EXPECT_EQ(counter(SY_REASON_TC_DSR_DECAP), decap + 1);
+  EXPECT_EQ(counter(SY_REASON_TC_DSR_RECEIVED), received + 1);
+  std::vector<uint8_t> innerBytes(b.out.bytes.begin() + b.out.l3off, b.out.bytes.end());
+  EXPECT_EQ(innerBytes, inner.bytes) << "node B must hand the inner request to the stack as it is";
+  bool found = false;
+  uint16_t wantMss = 1500 - 2 * ipHdr - 20;
+  for (const auto& [k, e] : ctEntries()) {
+    if (e.dir == SY_CT_REPLY && k.sport == htons(8080) && k.dport == htons(40060)) {
+      found = true;
+      EXPECT_EQ(e.flags & (SY_CT_F_DSR | SY_CT_F_DSR_IPIP), SY_CT_F_DSR | SY_CT_F_DSR_IPIP);
+      EXPECT_EQ(e.nat_port, htons(30096));
+      EXPECT_EQ(e.nat2_port, wantMss) << "the MSS that fits fab0 (MTU 1500) with both headers";
+    }
+  }
+  EXPECT_TRUE(found) << "no reverse-NAT entry for the pod's replies";
+  // The flow's next packet comes encapsulated too, without the option (TCP): node B must
+  // decapsulate it all the same.
+  Result a2 = fromNet(makePacket(proto(), client(), 40060, node(), 30096, 0x10, "more"));
+  ASSERT_EQ(a2.verdict, TC_ACT_OK);
+  EXPECT_EQ(a2.out.ipLen(), ipHdr + (tcp ? 20 : 8) + 4 + ipHdr + (tcp ? 0 : (v6() ? 24 : 8)));
+  Result b2 = fromNet(a2.out);
+  EXPECT_EQ(counter(SY_REASON_TC_DSR_DECAP), decap + 2) << "a later packet of the flow was not decapsulated";
+  EXPECT_EQ(b2.out.dst(), bracket(remotePod()) + ":8080");
+  EXPECT_EQ(b2.out.ipLen(), a2.out.ipLen() - ipHdr);
+  // The pod's SYN-ACK, MSS 1460: the frontend restored, the MSS clamped.
+  Packet synack = makePacket(proto(), remotePod(), 8080, client(), 40060, 0x12, tcp ? "" : "r");
+  if (tcp) {
+    size_t l4 = synack.l3off + synack.l3len();
+    const uint8_t mss[4] = {2, 4, 0x05, 0xb4};
+    synack.bytes.insert(synack.bytes.begin() + static_cast<long>(l4 + 20), mss, mss + 4);
+    synack.bytes[l4 + 12] = 6 << 4;
+    if (v6()) {
+      auto* ip6 = reinterpret_cast<ipv6hdr*>(synack.bytes.data() + synack.l3off);
+      ip6->payload_len = htons(static_cast<uint16_t>(ntohs(ip6->payload_len) + 4));
+    } else {
+      synack.ip()->tot_len = htons(static_cast<uint16_t>(ntohs(synack.ip()->tot_len) + 4));
+    }
+    synack.fixChecksums();
+  }
+  uint64_t clamped = counter(SY_REASON_TC_MSS_CLAMPED);
+  Result r = fromPod(synack);
+  EXPECT_EQ(r.out.src(), bracket(node()) + ":30096") << "the reply must come from the frontend";
+  EXPECT_EQ(r.out.dst(), bracket(client()) + ":40060");
+  EXPECT_TRUE(r.out.ipChecksumOk());
+  EXPECT_TRUE(r.out.l4ChecksumOk());
+  if (tcp) {
+    const uint8_t* o = r.out.l4() + 20;
+    EXPECT_EQ((o[2] << 8) | o[3], wantMss) << "the SYN-ACK's MSS was not clamped";
+    EXPECT_EQ(counter(SY_REASON_TC_MSS_CLAMPED), clamped + 1);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, DsrTest,
                          ::testing::Values(DsrCase{"v4", IPPROTO_TCP}, DsrCase{"v4", IPPROTO_UDP},
                                            DsrCase{"v6", IPPROTO_TCP}, DsrCase{"v6", IPPROTO_UDP}),

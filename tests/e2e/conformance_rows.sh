@@ -458,6 +458,51 @@ $(cf_has 0.0.0.0 30145 TCP 1 NodePort) and $(cf_has :: 30145 TCP 1 NodePort)"
   sy_mn_set_fabric_mtu "$([[ $SY_MN_FABRIC == vxlan ]] && echo 1450 || echo 1500)"
 }
 
+# node-1's daemon again with cf_setup's configuration plus EXTRA_YAML (over its pins: it adopts
+# the maps, the flows live on), and its programs attached again.
+cf__restart_node1() {
+  sy_mn_write_config 1 true "bpf: {hostDevices: [$SY_MN_FABRIC_DEV]}
+${1:-}"
+  sy_mn_daemon_stop 1 || sy_fail "expected node-1's daemon to stop"
+  sy_mn_daemon_start 1
+}
+
+# Katran's and Cilium's ipip dispatch (loadBalancer.dsrDispatch: ipip on node-1, the frontend's
+# node; node-2 decapsulates whatever it is configured with): the request, marked as with opt,
+# goes to node-2 as IPIP / IP6IP6 with the backend as outer destination, node-2 removes the
+# outer header in tc (this kernel has no ipip device) and the pod sees the client; its
+# SYN-ACK's MSS is clamped to fit the tunnel, so a 15 kB request crosses it in full-size
+# segments; a UDP datagram too big for the option and the outer header is answered with the
+# MTU that leaves room for both (1500 - 28, 1500 - 64).
+row_nodeport_dsr_ipip_encapsulates_to_the_backend_node_katran_ipip() {
+  local n16=${SY_MN_NODE_IP6[1]} ext6=$SY_MN_EXT_IP6 decap0 clamp0 out
+  cf__restart_node1 "loadBalancer: {dsrDispatch: ipip}"
+  cf_service dsr3 clusterIP=198.19.1.44,2001:db8:c::44 type=NodePort annotation=switchyard.dev/lb-mode=dsr \
+    port=http,80,8080,TCP,30147 port=dns,53,5353,UDP,30148
+  cf_slice dsr3-4 dsr3 IPv4 http:8080/TCP,dns:5353/UDP n2p1
+  cf_slice dsr3-6 dsr3 IPv6 http:8080/TCP,dns:5353/UDP n2p1
+  cf_programmed "$(cf_has 0.0.0.0 30147 TCP 1 NodePort) and $(cf_has :: 30148 UDP 1 NodePort)"
+  sy_mn_wait_programmed 1 "all(s.get('dsrDispatch') == 'ipip' for s in d['services'] if s['port'] in (30147, 30148))"
+  decap0=$(sy_mn_counter 2 tc_dsr_decap)
+  clamp0=$(sy_mn_counter 2 tc_mss_clamped)
+  cf_expect_dsr "DSR ipip TCP over IPv4" "$EXT4" 20 ext --proto tcp --target "$N1:30147"
+  cf_expect_dsr "DSR ipip UDP over IPv6" "$ext6" 20 ext --proto udp --target "[$n16]:30148"
+  out=$(sy_mn_run ext bash -c "$(declare -f cf__dsr_mtu_client); cf__dsr_mtu_client $N1 30148 30147 1500") ||
+    sy_fail "expected the IPv4 MTU client to run: $out"
+  sy_json_check "$out" "d['mtu'] == 1472 and d['udp'] == 'n2p1 $EXT4' and d['tcp'] == 'n2p1 $EXT4'" ||
+    sy_fail "expected IPv4 DSR ipip: frag needed with 1472, then answers from n2p1 seeing ext: $out"
+  out=$(sy_mn_run ext bash -c "$(declare -f cf__dsr_mtu_client); cf__dsr_mtu_client $n16 30148 30147 1500") ||
+    sy_fail "expected the IPv6 MTU client to run: $out"
+  sy_json_check "$out" "d['mtu'] == 1436 and d['udp'] == 'n2p1 $ext6' and d['tcp'] == 'n2p1 $ext6'" ||
+    sy_fail "expected IPv6 DSR ipip: packet too big with 1436, then answers from n2p1 seeing ext: $out"
+  (($(sy_mn_counter 2 tc_dsr_decap) >= decap0 + 40)) || sy_fail "expected node-2 to decapsulate every request (tc_dsr_decap)"
+  (($(sy_mn_counter 2 tc_mss_clamped) >= clamp0 + 20)) || sy_fail "expected node-2 to clamp the SYN-ACKs' MSS (tc_mss_clamped)"
+  sy_log "ok: DSR ipip: decapsulated and clamped on node-2"
+  cf_remove dsr3 dsr3-4 dsr3-6
+  cf_programmed "$(cf_absent 0.0.0.0 30147 TCP)"
+  cf__restart_node1
+}
+
 # hybrid: DSR for TCP (the pod sees ext), SNAT for UDP (the pod sees node-1, whose address the
 # reply comes back to), as Cilium's bpf.lbMode hybrid.
 row_nodeport_hybrid_is_dsr_for_tcp_and_snat_for_udp_cilium_hybrid() {

@@ -88,10 +88,11 @@ TEST(Config, LoadBalancerModeDefaultsToSnatAndTakesDsrOrHybrid) {
   Config c;
   std::vector<std::string> errors;
   ASSERT_TRUE(parseConfig("apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\n"
-                          "loadBalancer:\n  mode: hybrid\n  dsrDispatch: opt\n",
+                          "loadBalancer:\n  mode: hybrid\n  dsrDispatch: ipip\n",
                           "c", c, errors))
       << errors.front();
   EXPECT_EQ(c.loadBalancer.mode, "hybrid");
+  EXPECT_EQ(c.loadBalancer.dsrDispatch, "ipip");
 }
 
 struct BadCase {
@@ -137,8 +138,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "cfg.yaml:5: bpf.socketLB.skip: unknown field"},
         BadCase{"bad_lb_mode", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nloadBalancer:\n  mode: maglev\n",
                 "cfg.yaml:4: loadBalancer.mode: must be snat, dsr or hybrid, got \"maglev\""},
-        BadCase{"dsr_dispatch_ipip_not_yet", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nloadBalancer:\n  dsrDispatch: ipip\n",
-                "cfg.yaml:4: loadBalancer.dsrDispatch: must be opt (ipip is not supported yet)"},
+        BadCase{"bad_dsr_dispatch", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nloadBalancer:\n  dsrDispatch: gre\n",
+                "cfg.yaml:4: loadBalancer.dsrDispatch: must be opt or ipip, got \"gre\""},
         BadCase{"bad_source_kind", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nsource:\n  kind: etcd\n",
                 "cfg.yaml:4: source.kind: must be files or apiserver"},
         BadCase{"files_without_path", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nsource:\n  kind: files\n",

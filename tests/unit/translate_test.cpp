@@ -243,6 +243,19 @@ TEST(Translate, LbModeGoesToTheExternalFrontendsAndHybridIsDsrForTcpOnly) {
   EXPECT_EQ(hybrid["eip/tcp"], kFrontendDsr | kFrontendModeHybrid);
   EXPECT_EQ(hybrid["np/udp"], kFrontendModeHybrid) << "hybrid SNATs UDP";
   EXPECT_EQ(hybrid["eip/udp"], kFrontendModeHybrid);
+  // loadBalancer.dsrDispatch ipip: every DSR frontend encapsulates, the others are unchanged.
+  node.dsrIpip = true;
+  auto ipip = [&] {
+    std::map<std::string, uint16_t> out;
+    for (const Frontend& f : translateService(svc, {}, node, warnings).frontends) {
+      out[std::string(f.head.kind == FrontendKind::NodePort ? "np" : "other") + (f.key.proto == kProtoTCP ? "/tcp" : "/udp")] |=
+          f.head.flags & kFrontendDsrIpip;
+    }
+    return out;
+  }();
+  EXPECT_EQ(ipip["np/tcp"], kFrontendDsrIpip) << "hybrid TCP is DSR: encapsulated";
+  EXPECT_EQ(ipip["np/udp"], 0) << "hybrid UDP is SNATed: nothing to encapsulate";
+  EXPECT_EQ(ipip["other/udp"], 0);
   EXPECT_THAT(warnings, IsEmpty());
 }
 
