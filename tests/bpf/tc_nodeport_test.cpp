@@ -672,5 +672,23 @@ TEST_F(NodePortTest, ADsrDatagramTooBigForTheOptionGetsFragNeededOrPacketTooBig_
   EXPECT_EQ(counter(SY_REASON_TC_MTU_ICMP), answered);
 }
 
+// A DSR flow whose first packet already carries IP options (or IPv6 extension headers) is
+// SNATed instead: the frontend cannot be added in front of them in order (Cilium falls back the
+// same way); counted, never dropped.
+TEST_F(NodePortTest, ADsrFlowWhosePacketHasOptionsOfItsOwnIsSnatedInstead) {
+  sync("default/dsr-fb", {dsrFrontend("198.18.0.11", 30097, IPPROTO_TCP, "198.18.18.2", false, lb::kFrontendDsr)});
+  PacketShape withOptions;
+  withOptions.ipv4Options = {1, 1, 1, 0};  // three no-ops and the end of options
+  uint64_t fallback = counter(SY_REASON_TC_DSR_FALLBACK), dsr = counter(SY_REASON_TC_DSR_FORWARD);
+  Result r = fromNet(makePacket(IPPROTO_TCP, "198.18.0.100", 40070, "198.18.0.11", 30097, 0x02, "x", withOptions));
+  EXPECT_EQ(r.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(r.out.dst(), "198.18.18.2:8080");
+  EXPECT_EQ(r.out.srcAddr(), "198.18.0.11") << "not SNATed";
+  EXPECT_EQ(counter(SY_REASON_TC_DSR_FALLBACK), fallback + 1);
+  EXPECT_EQ(counter(SY_REASON_TC_DSR_FORWARD), dsr);
+  EXPECT_TRUE(r.out.ipChecksumOk());
+  EXPECT_TRUE(r.out.l4ChecksumOk());
+}
+
 }  // namespace
 }  // namespace switchyard::bpftest
