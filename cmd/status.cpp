@@ -251,10 +251,13 @@ int printStatus(const std::string& pinPath, bool json, const std::vector<std::st
     std::string fe = f.key.str();
     std::string kind = lb::kindName(f.head.kind);
     std::string mode = modeOf(f);
-    if (const char* d = dispatchOf(f); d && mode == "dsr") mode += std::string("/") + d;
-    if (mode.empty()) mode = "-";
+    if (const char* d = dispatchOf(f); d && mode == "dsr") {
+      mode += '/';
+      mode += d;
+    }
+    const char* modeText = mode.empty() ? "-" : mode.c_str();
     if (f.backendIds.empty()) {
-      std::printf("%-36s %-13s %-10s %-30s (revnat %u)\n", fe.c_str(), kind.c_str(), mode.c_str(),
+      std::printf("%-36s %-13s %-10s %-30s (revnat %u)\n", fe.c_str(), kind.c_str(), modeText,
                   f.head.flags & lb::kFrontendDropEmpty ? "<no local endpoints: dropped>" : "<no backends: rejected>",
                   f.revNatId);
     }
@@ -266,7 +269,7 @@ int printStatus(const std::string& pinPath, bool json, const std::vector<std::st
         state += ", local";
       }
       std::printf("%-36s %-13s %-10s %-30s (%u) (%zu) %s\n", i == 0 ? fe.c_str() : "", i == 0 ? kind.c_str() : "",
-                  i == 0 ? mode.c_str() : "", be.c_str(), f.backendIds[i], i + 1, state.c_str());
+                  i == 0 ? modeText : "", be.c_str(), f.backendIds[i], i + 1, state.c_str());
     }
   }
   if (!hooks.empty()) {
