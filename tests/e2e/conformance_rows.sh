@@ -503,9 +503,10 @@ ${1:-}"
 # outer header in tc (this kernel has no ipip device) and the pod sees the client; its
 # SYN-ACK's MSS is clamped to fit the tunnel, so a 15 kB request crosses it in full-size
 # segments; a UDP datagram too big for the option and the outer header is answered with the
-# MTU that leaves room for both (1500 - 28, 1500 - 64).
+# MTU that leaves room for both (the fabric's less 28, less 64).
 row_nodeport_dsr_ipip_encapsulates_to_the_backend_node_katran_ipip() {
-  local n16=${SY_MN_NODE_IP6[1]} ext6=$SY_MN_EXT_IP6 decap0 clamp0 out
+  local n16=${SY_MN_NODE_IP6[1]} ext6=$SY_MN_EXT_IP6 decap0 clamp0 out mtu
+  mtu=$(ip netns exec "$SY_MN_EXT_NS" cat "/sys/class/net/$SY_MN_FABRIC_DEV/mtu") # 1500, VXLAN 1450
   cf__restart_node1 "loadBalancer: {dsrDispatch: ipip}"
   cf_service dsr3 clusterIP=198.19.1.44,2001:db8:c::44 type=NodePort annotation=switchyard.dev/lb-mode=dsr \
     port=http,80,8080,TCP,30307 port=dns,53,5353,UDP,30308
@@ -517,14 +518,14 @@ row_nodeport_dsr_ipip_encapsulates_to_the_backend_node_katran_ipip() {
   clamp0=$(sy_mn_counter 2 tc_mss_clamped)
   cf_expect_dsr "DSR ipip TCP over IPv4" "$EXT4" 20 ext --proto tcp --target "$N1:30307"
   cf_expect_dsr "DSR ipip UDP over IPv6" "$ext6" 20 ext --proto udp --target "[$n16]:30308"
-  out=$(sy_mn_run ext bash -c "$(declare -f cf__dsr_mtu_client); cf__dsr_mtu_client $N1 30308 30307 1500") ||
+  out=$(sy_mn_run ext bash -c "$(declare -f cf__dsr_mtu_client); cf__dsr_mtu_client $N1 30308 30307 $mtu") ||
     sy_fail "expected the IPv4 MTU client to run: $out"
-  sy_json_check "$out" "d['mtu'] == 1472 and d['udp'] == 'n2p1 $EXT4' and d['tcp'] == 'n2p1 $EXT4'" ||
-    sy_fail "expected IPv4 DSR ipip: frag needed with 1472, then answers from n2p1 seeing ext: $out"
-  out=$(sy_mn_run ext bash -c "$(declare -f cf__dsr_mtu_client); cf__dsr_mtu_client $n16 30308 30307 1500") ||
+  sy_json_check "$out" "d['mtu'] == $mtu - 28 and d['udp'] == 'n2p1 $EXT4' and d['tcp'] == 'n2p1 $EXT4'" ||
+    sy_fail "expected IPv4 DSR ipip: frag needed with $mtu - 28, then answers from n2p1 seeing ext: $out"
+  out=$(sy_mn_run ext bash -c "$(declare -f cf__dsr_mtu_client); cf__dsr_mtu_client $n16 30308 30307 $mtu") ||
     sy_fail "expected the IPv6 MTU client to run: $out"
-  sy_json_check "$out" "d['mtu'] == 1436 and d['udp'] == 'n2p1 $ext6' and d['tcp'] == 'n2p1 $ext6'" ||
-    sy_fail "expected IPv6 DSR ipip: packet too big with 1436, then answers from n2p1 seeing ext: $out"
+  sy_json_check "$out" "d['mtu'] == $mtu - 64 and d['udp'] == 'n2p1 $ext6' and d['tcp'] == 'n2p1 $ext6'" ||
+    sy_fail "expected IPv6 DSR ipip: packet too big with $mtu - 64, then answers from n2p1 seeing ext: $out"
   (($(sy_mn_counter 2 tc_dsr_decap) >= decap0 + 40)) || sy_fail "expected node-2 to decapsulate every request (tc_dsr_decap)"
   (($(sy_mn_counter 2 tc_mss_clamped) >= clamp0 + 20)) || sy_fail "expected node-2 to clamp the SYN-ACKs' MSS (tc_mss_clamped)"
   sy_log "ok: DSR ipip: decapsulated and clamped on node-2"
