@@ -431,3 +431,6 @@ struct sy_tc_attach_value {
 	__u8 pad[7];          /* zero */
 	char ifname[16];      /* device name when attached, NUL-terminated */
 };
+
+/* NetworkPolicy (policy/): its own block, defined once there. */
+#include "bpf/policy_abi.h"

@@ -3,6 +3,7 @@
 #include <prometheus/exposer.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -22,6 +23,7 @@
 #include "bpf/datapath.h"
 #include "bpf/map_writer.h"
 #include "bpf/node_maps.h"
+#include "bpf/pod_cgroups.h"
 #include "bpf/sock_term.h"
 #include "k8sclient/apiserver/apiserver_source.h"
 #include "k8sclient/manifest_source.h"
@@ -93,6 +95,35 @@ class EventTap : public k8s::ServiceEventHandler {
     SY_LOG(Warning) << "Node " << nodeName_ << " deleted: /healthz answers 503";
     health_.syncNode(nullptr);  // the Node is gone: no load balancer should send here
   }
+  // bpf.socketLB.podOptOut: this node's pods and every namespace, for the opt-out.
+  void setOptOut(bpf::SocketLBOptOut* optOut, std::function<void()> changed) {
+    optOut_ = optOut;
+    optOutChanged_ = std::move(changed);
+  }
+  void onPodUpsert(const k8s::Pod& p) override {
+    if (optOut_) {
+      optOutProblem("Pod", optOut_->onPod(p));
+      optOutChanged_();
+    }
+  }
+  void onPodDelete(const k8s::Pod& p) override {
+    if (optOut_) {
+      optOut_->onPodDelete(p.metadata.key());
+      optOutChanged_();
+    }
+  }
+  void onNamespaceUpsert(const k8s::Namespace& n) override {
+    if (optOut_) {
+      optOutProblem("Namespace", optOut_->onNamespace(n));
+      optOutChanged_();
+    }
+  }
+  void onNamespaceDelete(const k8s::Namespace& n) override {
+    if (optOut_) {
+      optOut_->onNamespaceDelete(n.metadata.name);
+      optOutChanged_();
+    }
+  }
   void onSynced() override {
     SY_LOG(Info) << "source synced: " << proxier_.tracker().serviceCount() << " services, "
                  << proxier_.tracker().sliceCount() << " endpoint slices";
@@ -108,11 +139,20 @@ class EventTap : public k8s::ServiceEventHandler {
     changed_();
   }
 
+  void optOutProblem(const char* kind, const std::optional<std::string>& problem) {
+    if (problem) {
+      SY_LOG(Warning) << "bpf.socketLB.podOptOut: " << *problem;
+      metrics_.countSourceError("optout", kind);
+    }
+  }
+
   lb::Proxier& proxier_;
   metrics::ProxyMetrics& metrics_;
   metrics::HealthState& health_;
   std::string nodeName_;
   std::function<void()> changed_;
+  bpf::SocketLBOptOut* optOut_ = nullptr;
+  std::function<void()> optOutChanged_;
 };
 
 class Daemon {
@@ -168,6 +208,20 @@ class Daemon {
     }
 
     tap_ = std::make_unique<EventTap>(*proxier_, metrics_, health_, nodeName(), [this] { scheduleSync(); });
+    if (podOptOut()) {
+      optOut_ = std::make_unique<bpf::SocketLBOptOut>(nodeName());
+      tap_->setOptOut(optOut_.get(), [this] {
+        // Coalesced: a list of many pods is one refresh.
+        if (!optOutRefreshPosted_) {
+          optOutRefreshPosted_ = true;
+          boost::asio::post(io_, [this] {
+            optOutRefreshPosted_ = false;
+            refreshSocketLBSkip();
+          });
+        }
+      });
+    }
+    metrics_.declareSource(cfg_.source.kind);
     if (cfg_.source.kind == "files") {
       files_ = std::make_unique<k8s::ManifestSource>(
           io_, cfg_.source.path, *tap_,
@@ -177,6 +231,7 @@ class Daemon {
             metrics_.countSourceError("files", kind.empty() ? "document" : kind);
           },
           cfg_.source.pollInterval);
+      files_->setPolicyKinds(podOptOut());
       files_->start();
     } else if (!startApiServerSource(error)) {
       SY_LOG(Error) << error;
@@ -249,11 +304,16 @@ class Daemon {
   // bpf.socketLB.skipCgroups into sockskip_v1, looked up again every tick: a cgroup made
   // after the daemon started (a pod started later) gets a new ID, and a removed one is
   // dropped. A path that does not resolve is said once, until it does.
+  bool podOptOut() const { return cfg_.bpf.socketLB && cfg_.bpf.socketLBPodOptOut; }
+
   void refreshSocketLBSkip() {
     if (!cfg_.bpf.socketLB) {
       return;
     }
     std::map<uint64_t, uint32_t> want;
+    if (optOut_) {
+      addOptedOutPods(want);
+    }
     for (const std::string& path : cfg_.bpf.socketLBSkipCgroups) {
       std::string why;
       auto ref = bpf::resolveCgroup(path, why);
@@ -281,6 +341,52 @@ class Daemon {
       return;
     }
     skipWritten_ = want;
+  }
+
+  // bpf.socketLB.podOptOut: the cgroup of each opted-out pod, found by its UID below
+  // podCgroupRoot (cached; searched again while missing, e.g. before the kubelet made it).
+  void addOptedOutPods(std::map<uint64_t, uint32_t>& want) {
+    std::string root = cfg_.bpf.socketLBPodCgroupRoot.empty()
+                           ? (cfg_.bpf.cgroupPath.empty() ? bpf::findCgroup2Mount() : cfg_.bpf.cgroupPath)
+                           : cfg_.bpf.socketLBPodCgroupRoot;
+    std::map<std::string, std::string> found;  // uid -> cgroup path
+    for (const bpf::OptedOutPod& p : optOut_->optedOut()) {
+      std::string why;
+      std::optional<bpf::CgroupRef> ref;
+      auto cached = podCgroups_.find(p.uid);
+      if (cached != podCgroups_.end()) {
+        ref = bpf::resolveCgroup(cached->second, why);
+      }
+      std::string path = ref ? cached->second : "";
+      if (!ref) {
+        if (auto dir = bpf::findPodCgroup(root, p.uid)) {
+          path = *dir;
+          ref = bpf::resolveCgroup(path, why);
+        } else {
+          why = "no cgroup of pod UID " + p.uid + " below " + root + " (yet)";
+        }
+      }
+      std::string said = p.pod + " " + p.why;
+      if (!ref) {
+        if (optOutUnresolved_.insert(said).second) {
+          SY_LOG(Warning) << "bpf.socketLB.podOptOut: pod " << p.pod << " opts out by " << p.why
+                          << " but " << why << " (looked for again every " << tickPeriod().count() << " ms)";
+        }
+        continue;
+      }
+      found[p.uid] = path;
+      if (optOutUnresolved_.erase(said) > 0 || !podCgroups_.count(p.uid)) {
+        SY_LOG(Info) << "socket LB skips pod " << p.pod << " (" << p.why << "): cgroup " << path << " (id "
+                     << ref->id << ", level " << ref->level << ")";
+      }
+      want[ref->id] = ref->level;
+    }
+    for (const auto& [uid, path] : podCgroups_) {
+      if (!found.count(uid)) {
+        SY_LOG(Info) << "socket LB serves the pod of cgroup " << path << " again";
+      }
+    }
+    podCgroups_ = std::move(found);
   }
 
   // clusterCIDR: traffic from these networks is in-cluster (kube-proxy's detectLocal).
@@ -457,6 +563,7 @@ class Daemon {
       bpf::Datapath::TcAttachResult res = datapath_->attachTc(dev, role);
       switch (res.status) {
         case Status::Attached:
+          metrics_.declareTcDevice(dev);
           attachedDevices_[dev] = res.ifindex;
           missingLogged_.erase(dev);
           refusedLogged_.erase(dev);
@@ -504,6 +611,7 @@ class Daemon {
     }
     k8s::apiserver::ApiServerSourceOptions options;
     options.nodeName = nodeName();
+    options.localPods = podOptOut();
     options.qps = cfg_.clientConnection.qps;
     options.burst = cfg_.clientConnection.burst;
     options.reflector.maxEventBytes = cfg_.clientConnection.maxEventBytes;
@@ -697,6 +805,10 @@ class Daemon {
   std::set<std::string> skipUnresolved_;           // skipCgroups paths said to be missing
   std::map<std::string, uint64_t> skipResolved_;   // skipCgroups path -> the cgroup ID found
   std::optional<std::map<uint64_t, uint32_t>> skipWritten_;  // what sockskip_v1 holds
+  std::unique_ptr<bpf::SocketLBOptOut> optOut_;              // bpf.socketLB.podOptOut
+  std::map<std::string, std::string> podCgroups_;            // opted-out pod UID -> its cgroup
+  std::set<std::string> optOutUnresolved_;                   // pods said to have no cgroup
+  bool optOutRefreshPosted_ = false;
   boost::asio::steady_timer syncTimer_;
   boost::asio::steady_timer tickTimer_;
   boost::asio::signal_set signals_;

@@ -1,5 +1,6 @@
 // switchyard: a kube-proxy replacement with an eBPF dataplane.
 //   switchyard run --config FILE
+//   switchyard --config FILE [kube-proxy's flags]   (as kube-proxy's DaemonSet runs it)
 //   switchyard status [--config FILE | --pin-path DIR] [-o json]
 //   switchyard cleanup [--config FILE | --pin-path DIR] [--force]
 //   switchyard version
@@ -36,24 +37,37 @@ const char* kUsage =
     "  cleanup   remove every pin, tc hook and cgroup link switchyard made\n"
     "  version   print the version\n"
     "\n"
-    "Run 'switchyard COMMAND --help' for a command's options.\n";
+    "Run 'switchyard COMMAND --help' for a command's options.\n"
+    "\n"
+    "Without a command, kube-proxy's command line works as-is: 'switchyard --config=FILE\n"
+    "--hostname-override=NAME' is 'switchyard run ...', and '--cleanup' is 'switchyard cleanup'.\n";
 
 const char* kRunHelp =
     "Usage: switchyard run --config FILE [--kubeconfig FILE] [--master URL]\n"
-    "                      [--hostname-override NAME]\n"
+    "                      [--hostname-override NAME] [--healthz-bind-address IP:PORT]\n"
+    "                      [--metrics-bind-address IP:PORT] [-v N] [--cleanup] [--print-config]\n"
+    "       switchyard --config FILE [the same options]   (kube-proxy's command line)\n"
     "\n"
-    "Runs the daemon. The configuration (SwitchyardConfiguration, switchyard.dev/v1alpha1) is\n"
-    "described in docs/configuration.md. Exits 2 on a configuration error, printing\n"
+    "Runs the daemon. The configuration is a SwitchyardConfiguration (switchyard.dev/v1alpha1)\n"
+    "or kube-proxy's KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1), described in\n"
+    "docs/configuration.md; the fields of the latter that do not apply are printed as warnings.\n"
+    "Flags win over the file, as kube-proxy's. Exits 2 on a configuration error, printing\n"
     "FILE:LINE: field: reason for each problem.\n"
     "\n"
     "Options:\n"
-    "  --config FILE              the configuration file (required)\n"
+    "  --config FILE              the configuration file (required unless --kubeconfig or\n"
+    "                             --master is given: then kube-proxy's defaults)\n"
     "  --kubeconfig FILE          the API server and credentials (overrides\n"
     "                             clientConnection.kubeconfig; implies source.kind apiserver\n"
     "                             when the config does not set it)\n"
     "  --master URL               the API server's address (overrides the kubeconfig's)\n"
     "  --hostname-override NAME   this node's name (overrides hostnameOverride)\n"
-    "  -v N                       log verbosity (overrides logging.verbosity; >= 4 logs debug)\n";
+    "  --healthz-bind-address IP:PORT   overrides healthzBindAddress\n"
+    "  --metrics-bind-address IP:PORT   overrides metricsBindAddress\n"
+    "  -v N, --v N                log verbosity (overrides logging.verbosity; >= 4 logs debug)\n"
+    "  --cleanup                  remove switchyard's programs and maps and exit, as\n"
+    "                             'switchyard cleanup --config FILE' (kube-proxy's --cleanup)\n"
+    "  --print-config             print the effective configuration as JSON and exit\n";
 
 const char* kStatusHelp =
     "Usage: switchyard status [--config FILE | --pin-path DIR] [-o table|json]\n"
@@ -162,51 +176,130 @@ bool configFrom(const Args& a, Config& cfg) {
   return true;
 }
 
-int cmdRun(int argc, char** argv) {
-  Args a = parseArgs(argc, argv, 2,
-                     {"--config", "-v", "--kubeconfig", "--master", "--hostname-override"});
+// The effective configuration, for --print-config: what a KubeProxyConfiguration and the
+// flags became.
+void printConfig(const Config& c) {
+  auto q = [](const std::string& v) {
+    std::string out = "\"";
+    for (char ch : v) {
+      if (ch == '"' || ch == '\\') {
+        out += '\\';
+      }
+      out += ch;
+    }
+    return out + "\"";
+  };
+  auto list = [&](const std::vector<std::string>& v) {
+    std::string out = "[";
+    for (size_t i = 0; i < v.size(); ++i) {
+      out += (i ? ", " : "") + q(v[i]);
+    }
+    return out + "]";
+  };
+  std::cout << "{\n"
+            << "  \"hostnameOverride\": " << q(c.hostnameOverride) << ",\n"
+            << "  \"healthzBindAddress\": " << q(c.healthzBindAddress) << ",\n"
+            << "  \"metricsBindAddress\": " << q(c.metricsBindAddress) << ",\n"
+            << "  \"clusterCIDR\": " << q(c.clusterCIDR) << ",\n"
+            << "  \"nodePortAddresses\": " << list(c.nodePortAddresses) << ",\n"
+            << "  \"syncPeriodMs\": " << c.syncPeriod.count() << ",\n"
+            << "  \"minSyncPeriodMs\": " << c.minSyncPeriod.count() << ",\n"
+            << "  \"verbosity\": " << c.verbosity << ",\n"
+            << "  \"source\": {\"kind\": " << q(c.source.kind) << ", \"path\": " << q(c.source.path) << "},\n"
+            << "  \"clientConnection\": {\"kubeconfig\": " << q(c.clientConnection.kubeconfig)
+            << ", \"qps\": " << c.clientConnection.qps << ", \"burst\": " << c.clientConnection.burst << "},\n"
+            << "  \"bpf\": {\"pinPath\": " << q(c.bpf.pinPath) << ", \"cgroupPath\": " << q(c.bpf.cgroupPath)
+            << ", \"socketLB\": " << (c.bpf.socketLB ? "true" : "false") << ", \"devices\": " << list(c.bpf.devices)
+            << "}\n"
+            << "}\n";
+}
+
+int cleanupWith(const Config& cfg, bool fromConfig, bool force);
+
+int cmdRun(int argc, char** argv, int first, const char* who) {
+  Args a = parseArgs(argc, argv, first,
+                     {"--config", "-v", "--v", "--kubeconfig", "--master", "--hostname-override",
+                      "--healthz-bind-address", "--metrics-bind-address", "--cleanup", "--print-config"},
+                     {"--cleanup", "--print-config"});
   if (a.help) {
     std::cout << kRunHelp;
     return 0;
   }
-  if (!a.error.empty() || !a.opts.count("--config")) {
-    std::cerr << "switchyard run: " << (a.error.empty() ? "--config FILE is required" : a.error)
+  bool apiServerFlags = a.opts.count("--kubeconfig") || a.opts.count("--master");
+  if (!a.error.empty() || (!a.opts.count("--config") && !apiServerFlags && !a.opts.count("--cleanup"))) {
+    std::cerr << who << ": " << (a.error.empty() ? "--config FILE is required" : a.error)
               << "\n\n" << kRunHelp;
+    return kExitUsage;
+  }
+  // The flags' values are checked before the file is read, as kube-proxy's flag parsing.
+  for (const char* flag : {"--healthz-bind-address", "--metrics-bind-address"}) {
+    std::string host;
+    uint16_t port = 0;
+    if (a.opts.count(flag) && !switchyard::config::parseHostPort(a.opts.at(flag), host, port)) {
+      std::cerr << who << ": " << flag << ": must be IP:port (e.g. 0.0.0.0:10256 or [::]:10256), got \""
+                << a.opts.at(flag) << "\"\n";
+      return kExitUsage;
+    }
+  }
+  std::string verbosity = a.opts.count("-v") ? a.opts.at("-v") : (a.opts.count("--v") ? a.opts.at("--v") : "");
+  if (!verbosity.empty() && verbosity.find_first_not_of("0123456789") != std::string::npos) {
+    std::cerr << who << ": -v: must be a number, got \"" << verbosity << "\"\n";
     return kExitUsage;
   }
   Config cfg;
   std::vector<std::string> errors;
-  if (!switchyard::config::loadConfig(a.opts.at("--config"), cfg, errors)) {
+  std::string file = a.opts.count("--config") ? a.opts.at("--config") : "";
+  if (!file.empty() && !switchyard::config::loadConfig(file, cfg, errors)) {
     for (const auto& e : errors) {
       std::cerr << e << "\n";
     }
     return kExitUsage;
   }
+  if (a.opts.count("--cleanup")) {
+    // kube-proxy --cleanup removes what its modes left and exits; this is switchyard cleanup
+    // with the file's pin path, devices and cgroup.
+    return cleanupWith(cfg, !file.empty(), false);
+  }
+  for (const auto& w : cfg.warnings) {
+    std::cerr << "warning: " << w << "\n";
+  }
   // kube-proxy's flags win over the file; giving an API server picks the apiserver source
   // unless the file chose one.
-  bool apiServerFlags = a.opts.count("--kubeconfig") || a.opts.count("--master");
   if (a.opts.count("--kubeconfig")) {
     cfg.clientConnection.kubeconfig = a.opts.at("--kubeconfig");
   }
   if (a.opts.count("--hostname-override")) {
     cfg.hostnameOverride = a.opts.at("--hostname-override");
   }
+  if (a.opts.count("--healthz-bind-address")) {
+    cfg.healthzBindAddress = a.opts.at("--healthz-bind-address");
+  }
+  if (a.opts.count("--metrics-bind-address")) {
+    cfg.metricsBindAddress = a.opts.at("--metrics-bind-address");
+  }
+  if (!verbosity.empty()) {
+    cfg.verbosity = std::atoi(verbosity.c_str());
+  }
   if (apiServerFlags && cfg.source.kind.empty()) {
     cfg.source.kind = "apiserver";
   }
   switchyard::config::resolveDefaults(cfg);
+  std::string name = file.empty() ? "<flags>" : file;
   if (cfg.source.kind == "files" && cfg.source.path.empty()) {
-    std::cerr << a.opts.at("--config") << ":1: source.path: is required when source.kind is files\n";
+    std::cerr << name << ":1: source.path: is required when source.kind is files (a "
+              << "KubeProxyConfiguration needs --kubeconfig, clientConnection.kubeconfig or the "
+              << "in-cluster service account)\n";
     return kExitUsage;
   }
-  if (!switchyard::config::validateHostPaths(cfg, a.opts.at("--config"), errors)) {
+  if (a.opts.count("--print-config")) {
+    printConfig(cfg);
+    return 0;
+  }
+  if (!switchyard::config::validateHostPaths(cfg, name, errors)) {
     for (const auto& e : errors) {
       std::cerr << e << "\n";
     }
     return kExitUsage;
-  }
-  if (a.opts.count("-v")) {
-    cfg.verbosity = std::atoi(a.opts.at("-v").c_str());
   }
   return switchyard::cmd::runDaemon(cfg, a.opts.count("--master") ? a.opts.at("--master") : "");
 }
@@ -248,8 +341,12 @@ int cmdCleanup(int argc, char** argv) {
   if (!configFrom(a, cfg)) {
     return kExitUsage;
   }
+  return cleanupWith(cfg, a.opts.count("--config") && !a.opts.count("--pin-path"), a.opts.count("--force") > 0);
+}
+
+int cleanupWith(const Config& cfg, bool fromConfig, bool force) {
   switchyard::bpf::CleanupScope scope;
-  if (a.opts.count("--config") && !a.opts.count("--pin-path")) {
+  if (fromConfig) {
     scope.fromConfig = true;
     scope.devices = cfg.bpf.devices;
     // The daemon attaches to the cgroup v2 root when the file names none.
@@ -263,7 +360,7 @@ int cmdCleanup(int argc, char** argv) {
   if (int holder = switchyard::bpf::pinPathHolder(pinPath); holder != 0) {
     std::string who = holder > 0 ? "a switchyard daemon (pid " + std::to_string(holder) + ")"
                                  : "a switchyard daemon (pid not visible from here)";
-    if (!a.opts.count("--force")) {
+    if (!force) {
       std::cerr << "switchyard cleanup: pin path " << pinPath << " is held by " << who
                 << ": stop the daemon first, or pass --force to remove its programs and maps "
                    "while it runs\n";
@@ -301,7 +398,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "run") {
-    return cmdRun(argc, argv);
+    return cmdRun(argc, argv, 2, "switchyard run");
+  }
+  // kube-proxy has no subcommands: a DaemonSet that swaps kube-proxy's image for switchyard's
+  // keeps its args (`--config=/var/lib/kube-proxy/config.conf --hostname-override=$(NODE_NAME)`).
+  if (cmd.rfind("-", 0) == 0 && cmd != "--version") {
+    return cmdRun(argc, argv, 1, "switchyard");
   }
   if (cmd == "status") {
     return cmdStatus(argc, argv);

@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 
+#include "config/kube_proxy_config.h"
 #include "lb/types.h"
 
 namespace switchyard::config {
@@ -281,7 +282,11 @@ bool parseConfig(const std::string& text, const std::string& name, Config& c,
     errors.push_back(name + ":1: <document>: empty configuration");
     return false;
   }
+  if (isKubeProxyConfiguration(root)) {
+    return translateKubeProxyConfiguration(root, name, c, errors);
+  }
   c.fieldLines.clear();
+  c.warnings.clear();
   Parser p(name, errors, c.fieldLines);
   bool sawApiVersion = false, sawKind = false;
   auto u32 = [&p](uint32_t& dst) {
@@ -391,6 +396,13 @@ bool parseConfig(const std::string& text, const std::string& name, Config& c,
                    if (path.empty() || path[0] != '/') {
                      p.fail(s[i], sf + "[" + std::to_string(i) + "]", "must be an absolute path, got \"" + path + "\"");
                    }
+                 }
+               }},
+              {"podOptOut", [&](const YAML::Node& e, const std::string& ef) { p.boolean(e, ef, c.bpf.socketLBPodOptOut); }},
+              {"podCgroupRoot", [&](const YAML::Node& e, const std::string& ef) {
+                 if (p.str(e, ef, c.bpf.socketLBPodCgroupRoot) && !c.bpf.socketLBPodCgroupRoot.empty() &&
+                     c.bpf.socketLBPodCgroupRoot[0] != '/') {
+                   p.fail(e, ef, "must be an absolute path, got \"" + c.bpf.socketLBPodCgroupRoot + "\"");
                  }
                }},
             });

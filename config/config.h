@@ -49,6 +49,11 @@ struct Config {
     // Cgroup v2 directories (absolute paths) whose sockets, and their descendants', the
     // socket hooks leave alone (bpf.socketLB.skipCgroups); a missing one is looked for again.
     std::vector<std::string> socketLBSkipCgroups;
+    // bpf.socketLB.podOptOut: pods of this node annotated switchyard.dev/socket-lb: disabled,
+    // or in a namespace labelled so, are skipped too (their cgroup found by pod UID under
+    // podCgroupRoot, "" = the cgroup v2 root). Needs Pods and Namespaces from the source.
+    bool socketLBPodOptOut = false;
+    std::string socketLBPodCgroupRoot;
     std::vector<std::string> devices;      // pod-facing devices: names or patterns ("veth*")
     std::vector<std::string> hostDevices;  // host-facing devices (NodePort, LB, external IPs)
     bpf::MapSizes mapSizes;
@@ -69,9 +74,16 @@ struct Config {
   // The line of every field the file set, by path ("bpf.cgroupPath"), for checks that run
   // after parsing (validateHostPaths) and still report FILE:LINE.
   std::map<std::string, int> fieldLines;
+
+  // "FILE:LINE: field: text" for each field the file set that is accepted but not applied
+  // (a KubeProxyConfiguration's iptables block, mode, ...: config/kube_proxy_config.h), once
+  // per field. `switchyard run` prints them before it starts.
+  std::vector<std::string> warnings;
 };
 
-// Parses and validates FILE. Every problem is reported as "FILE:LINE: field: reason"
+// Parses and validates FILE: a SwitchyardConfiguration, or kube-proxy's
+// KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1) translated by
+// config/kube_proxy_config.h. Every problem is reported as "FILE:LINE: field: reason"
 // (all of them, in one pass); returns false if there was any. A file that cannot be read
 // is one such line too: "FILE:1: config: cannot be read: REASON". A field given twice in
 // one mapping is "FILE:LINE: field: duplicate field" at its second occurrence.

@@ -467,4 +467,244 @@ bool decodeNode(const rapidjson::Value& obj, Node& out, std::vector<FieldError>&
   return d.errorCount() == before;
 }
 
+// --- NetworkPolicy, Pod, Namespace ---
+
+namespace {
+
+void decodeSelector(Decoder& d, const Value& v, const std::string& path, LabelSelector& out) {
+  if (!v.IsObject()) {
+    d.fail(path, "must be an object");
+    return;
+  }
+  d.strMap(v, "matchLabels", path + ".matchLabels", out.matchLabels);
+  if (const Value* exprs = d.list(v, "matchExpressions", path + ".matchExpressions")) {
+    for (rapidjson::SizeType i = 0; i < exprs->Size(); ++i) {
+      std::string ep = idx(path + ".matchExpressions", i);
+      LabelSelectorRequirement r;
+      d.str((*exprs)[i], "key", ep + ".key", r.key);
+      d.str((*exprs)[i], "operator", ep + ".operator", r.op);
+      d.strList((*exprs)[i], "values", ep + ".values", r.values);
+      if (r.key.empty()) {
+        d.fail(ep + ".key", "is required");
+      }
+      // metav1.LabelSelectorAsSelector's rules: In/NotIn need values, Exists/DoesNotExist none.
+      if (r.op == "In" || r.op == "NotIn") {
+        if (r.values.empty()) {
+          d.fail(ep + ".values", "must be non-empty for operator " + r.op);
+        }
+      } else if (r.op == "Exists" || r.op == "DoesNotExist") {
+        if (!r.values.empty()) {
+          d.fail(ep + ".values", "must be empty for operator " + r.op);
+        }
+      } else {
+        d.fail(ep + ".operator", "must be In, NotIn, Exists or DoesNotExist, got \"" + r.op + "\"");
+      }
+      out.matchExpressions.push_back(std::move(r));
+    }
+  }
+}
+
+void decodeRules(Decoder& d, const Value& spec, const char* name, const char* peersName,
+                 std::vector<NetworkPolicyRule>& out) {
+  std::string base = std::string("spec.") + name;
+  const Value* rules = d.list(spec, name, base);
+  if (!rules) {
+    return;
+  }
+  for (rapidjson::SizeType i = 0; i < rules->Size(); ++i) {
+    const Value& r = (*rules)[i];
+    std::string path = idx(base, i);
+    if (!r.IsObject()) {
+      d.fail(path, "must be an object");
+      continue;
+    }
+    NetworkPolicyRule rule;
+    if (const Value* ports = d.list(r, "ports", path + ".ports")) {
+      for (rapidjson::SizeType j = 0; j < ports->Size(); ++j) {
+        const Value& p = (*ports)[j];
+        std::string pp = idx(path + ".ports", j);
+        if (!p.IsObject()) {
+          d.fail(pp, "must be an object");
+          continue;
+        }
+        NetworkPolicyPort np;
+        d.protocol(p, pp + ".protocol", np.protocol);
+        if (const Value* port = d.member(p, "port")) {
+          IntOrString v;
+          if (port->IsInt()) {
+            int32_t n = 0;
+            d.port(p, "port", pp + ".port", n, false);
+            v.number = n;
+          } else if (port->IsString() && port->GetStringLength() > 0) {
+            v.name = port->GetString();
+          } else {
+            d.fail(pp + ".port", "must be a port number or a port name");
+          }
+          np.port = v;
+        }
+        if (d.member(p, "endPort")) {
+          int32_t end = 0;
+          d.port(p, "endPort", pp + ".endPort", end, false);
+          // The API server's validation: endPort needs a numeric port and is not below it.
+          if (!np.port || !np.port->number) {
+            d.fail(pp + ".endPort", "needs a numeric port");
+          } else if (end < *np.port->number) {
+            d.fail(pp + ".endPort", "must not be below port " + std::to_string(*np.port->number) +
+                                        ", got " + std::to_string(end));
+          }
+          np.endPort = end;
+        }
+        rule.ports.push_back(std::move(np));
+      }
+    }
+    if (const Value* peers = d.list(r, peersName, path + "." + peersName)) {
+      for (rapidjson::SizeType j = 0; j < peers->Size(); ++j) {
+        const Value& p = (*peers)[j];
+        std::string pp = idx(path + "." + peersName, j);
+        if (!p.IsObject()) {
+          d.fail(pp, "must be an object");
+          continue;
+        }
+        NetworkPolicyPeer peer;
+        if (const Value* ps = d.member(p, "podSelector")) {
+          decodeSelector(d, *ps, pp + ".podSelector", peer.podSelector.emplace());
+        }
+        if (const Value* ns = d.member(p, "namespaceSelector")) {
+          decodeSelector(d, *ns, pp + ".namespaceSelector", peer.namespaceSelector.emplace());
+        }
+        if (const Value* ib = d.object(p, "ipBlock", pp + ".ipBlock")) {
+          IPBlock block;
+          d.str(*ib, "cidr", pp + ".ipBlock.cidr", block.cidr);
+          if (block.cidr.empty()) {
+            d.fail(pp + ".ipBlock.cidr", "is required");
+          }
+          d.strList(*ib, "except", pp + ".ipBlock.except", block.except);
+          if (peer.podSelector || peer.namespaceSelector) {
+            d.fail(pp, "ipBlock may not be combined with podSelector or namespaceSelector");
+          }
+          peer.ipBlock = std::move(block);
+        }
+        if (!peer.podSelector && !peer.namespaceSelector && !peer.ipBlock) {
+          d.fail(pp, "must set podSelector, namespaceSelector or ipBlock");
+        }
+        rule.peers.push_back(std::move(peer));
+      }
+    }
+    out.push_back(std::move(rule));
+  }
+}
+
+}  // namespace
+
+bool decodePod(const rapidjson::Value& obj, Pod& out, std::vector<FieldError>& errors) {
+  Decoder d(errors);
+  size_t before = d.errorCount();
+  d.expectKind(obj, "v1", "Pod");
+  if (!obj.IsObject()) {
+    return false;
+  }
+  d.meta(obj, out.metadata);
+  if (const Value* spec = d.object(obj, "spec", "spec")) {
+    d.str(*spec, "nodeName", "spec.nodeName", out.nodeName);
+    std::optional<bool> host;
+    d.optBool(*spec, "hostNetwork", "spec.hostNetwork", host);
+    out.hostNetwork = host.value_or(false);
+    if (const Value* cs = d.list(*spec, "containers", "spec.containers")) {
+      for (rapidjson::SizeType i = 0; i < cs->Size(); ++i) {
+        std::string cp = idx("spec.containers", i);
+        const Value* ports = d.list((*cs)[i], "ports", cp + ".ports");
+        if (!ports) {
+          continue;
+        }
+        for (rapidjson::SizeType j = 0; j < ports->Size(); ++j) {
+          const Value& p = (*ports)[j];
+          std::string pp = idx(cp + ".ports", j);
+          ContainerPort port;
+          d.str(p, "name", pp + ".name", port.name);
+          d.protocol(p, pp + ".protocol", port.protocol);
+          d.port(p, "containerPort", pp + ".containerPort", port.containerPort, true);
+          out.ports.push_back(std::move(port));
+        }
+      }
+    }
+  }
+  if (const Value* status = d.object(obj, "status", "status")) {
+    d.str(*status, "phase", "status.phase", out.phase);
+    if (const Value* ips = d.list(*status, "podIPs", "status.podIPs")) {
+      for (rapidjson::SizeType i = 0; i < ips->Size(); ++i) {
+        std::string ip;
+        d.str((*ips)[i], "ip", idx("status.podIPs", i) + ".ip", ip);
+        if (!ip.empty()) {
+          out.podIPs.push_back(std::move(ip));
+        }
+      }
+    }
+    if (out.podIPs.empty()) {
+      std::string ip;
+      d.str(*status, "podIP", "status.podIP", ip);
+      if (!ip.empty()) {
+        out.podIPs.push_back(std::move(ip));
+      }
+    }
+  }
+  return d.errorCount() == before;
+}
+
+bool decodeNamespace(const rapidjson::Value& obj, Namespace& out, std::vector<FieldError>& errors) {
+  Decoder d(errors);
+  size_t before = d.errorCount();
+  d.expectKind(obj, "v1", "Namespace");
+  if (!obj.IsObject()) {
+    return false;
+  }
+  d.meta(obj, out.metadata);
+  // A Namespace has no namespace: meta() files it under "default", as it does a Node, so
+  // the sources key every kind the same way.
+  // The API server sets this immutable label on every namespace (since 1.21); a manifest
+  // file may lack it, and a namespaceSelector on it must still match.
+  out.metadata.labels.emplace("kubernetes.io/metadata.name", out.metadata.name);
+  return d.errorCount() == before;
+}
+
+bool decodeNetworkPolicy(const rapidjson::Value& obj, NetworkPolicy& out,
+                         std::vector<FieldError>& errors) {
+  Decoder d(errors);
+  size_t before = d.errorCount();
+  d.expectKind(obj, "networking.k8s.io/v1", "NetworkPolicy");
+  if (!obj.IsObject()) {
+    return false;
+  }
+  d.meta(obj, out.metadata);
+  const Value* spec = d.object(obj, "spec", "spec");
+  if (!spec) {
+    if (!d.member(obj, "spec")) {
+      d.fail("spec", "is required");
+    }
+    return false;
+  }
+  if (const Value* ps = d.member(*spec, "podSelector")) {
+    decodeSelector(d, *ps, "spec.podSelector", out.podSelector);
+  }
+  decodeRules(d, *spec, "ingress", "from", out.ingressRules);
+  decodeRules(d, *spec, "egress", "to", out.egressRules);
+  std::vector<std::string> types;
+  d.strList(*spec, "policyTypes", "spec.policyTypes", types);
+  for (size_t i = 0; i < types.size(); ++i) {
+    if (types[i] == "Ingress") {
+      out.ingress = true;
+    } else if (types[i] == "Egress") {
+      out.egress = true;
+    } else {
+      d.fail("spec.policyTypes[" + std::to_string(i) + "]",
+             "must be Ingress or Egress, got \"" + types[i] + "\"");
+    }
+  }
+  if (types.empty()) {
+    // pkg/apis/networking/v1 defaults: Ingress always, Egress when egress rules exist.
+    out.ingress = true;
+    out.egress = !out.egressRules.empty();
+  }
+  return d.errorCount() == before;
+}
+
 }  // namespace switchyard::k8s

@@ -27,6 +27,13 @@ bool decodeService(const rapidjson::Value& obj, Service& out, std::vector<FieldE
 bool decodeEndpointSlice(const rapidjson::Value& obj, EndpointSlice& out,
                          std::vector<FieldError>& errors);
 bool decodeNode(const rapidjson::Value& obj, Node& out, std::vector<FieldError>& errors);
+// For policy/ (networking.k8s.io/v1 NetworkPolicy, v1 Pod and Namespace). A NetworkPolicy
+// without policyTypes gets the API server's defaults (Ingress; Egress too when it has egress
+// rules), so a manifest file reads as the API server would have stored it.
+bool decodePod(const rapidjson::Value& obj, Pod& out, std::vector<FieldError>& errors);
+bool decodeNamespace(const rapidjson::Value& obj, Namespace& out, std::vector<FieldError>& errors);
+bool decodeNetworkPolicy(const rapidjson::Value& obj, NetworkPolicy& out,
+                         std::vector<FieldError>& errors);
 
 // RFC 3339 time as the API server writes it ("2026-11-23T12:00:00Z", optional fraction
 // and offset); nullopt when it is not one.

@@ -18,6 +18,14 @@ class ServiceEventHandler {
   // This node's Node object (sources that know the node name deliver it; optional).
   virtual void onNodeUpsert(const Node&) {}
   virtual void onNodeDelete(const Node&) {}
+  // For policy/: Pods (cluster-wide), Namespaces, NetworkPolicies. Delivered only by sources
+  // asked for them (policy.enabled); the default handlers ignore them.
+  virtual void onPodUpsert(const Pod&) {}
+  virtual void onPodDelete(const Pod&) {}
+  virtual void onNamespaceUpsert(const Namespace&) {}
+  virtual void onNamespaceDelete(const Namespace&) {}
+  virtual void onNetworkPolicyUpsert(const NetworkPolicy&) {}
+  virtual void onNetworkPolicyDelete(const NetworkPolicy&) {}
 };
 
 }  // namespace switchyard::k8s

@@ -315,6 +315,15 @@ class FileParser {
     } else if (kind == "Node") {
       decode<Node>(obj, "Node", docIndex, raw, ydoc, prefix, decodeNode,
                    [this](const Node& n, size_t fp) { visitor_.node(n, fp); });
+    } else if (visitor_.policyKinds() && kind == "Pod") {
+      decode<Pod>(obj, "Pod", docIndex, raw, ydoc, prefix, decodePod,
+                  [this](const Pod& p, size_t fp) { visitor_.pod(p, fp); });
+    } else if (visitor_.policyKinds() && kind == "Namespace") {
+      decode<Namespace>(obj, "Namespace", docIndex, raw, ydoc, prefix, decodeNamespace,
+                        [this](const Namespace& n, size_t fp) { visitor_.namespace_(n, fp); });
+    } else if (visitor_.policyKinds() && kind == "NetworkPolicy") {
+      decode<NetworkPolicy>(obj, "NetworkPolicy", docIndex, raw, ydoc, prefix, decodeNetworkPolicy,
+                            [this](const NetworkPolicy& p, size_t fp) { visitor_.networkPolicy(p, fp); });
     }
     // Other kinds (Deployments, Pods, ...) may share the files; they are not ours.
   }
@@ -437,6 +446,22 @@ class ManifestSource::Loader : public ManifestVisitor {
       src_.handler_.onNodeUpsert(n);
     }
   }
+  bool policyKinds() const override { return src_.policyKinds_; }
+  void pod(const Pod& p, size_t fp) override {
+    if (define(manifestObjectKey("Pod", p.metadata.key()), true, fp)) {
+      src_.handler_.onPodUpsert(p);
+    }
+  }
+  void namespace_(const Namespace& n, size_t fp) override {
+    if (define(manifestObjectKey("Namespace", n.metadata.key()), true, fp)) {
+      src_.handler_.onNamespaceUpsert(n);
+    }
+  }
+  void networkPolicy(const NetworkPolicy& p, size_t fp) override {
+    if (define(manifestObjectKey("NetworkPolicy", p.metadata.key()), true, fp)) {
+      src_.handler_.onNetworkPolicyUpsert(p);
+    }
+  }
   void invalid(const std::string& key) override { define(key, false, 0); }
 
   const std::vector<const std::string*>& keys() const { return keys_; }
@@ -518,6 +543,18 @@ void ManifestSource::deliverDelete(const std::string& key) {
     Node n;
     n.metadata = std::move(meta);
     handler_.onNodeDelete(n);
+  } else if (key.starts_with("Pod ")) {
+    Pod p;
+    p.metadata = std::move(meta);
+    handler_.onPodDelete(p);
+  } else if (key.starts_with("Namespace ")) {
+    Namespace n;
+    n.metadata = std::move(meta);
+    handler_.onNamespaceDelete(n);
+  } else if (key.starts_with("NetworkPolicy ")) {
+    NetworkPolicy p;
+    p.metadata = std::move(meta);
+    handler_.onNetworkPolicyDelete(p);
   } else {
     EndpointSlice s;
     s.metadata = std::move(meta);

@@ -40,6 +40,12 @@ class ManifestVisitor {
   virtual void service(const Service& s, size_t fingerprint) = 0;
   virtual void endpointSlice(const EndpointSlice& s, size_t fingerprint) = 0;
   virtual void node(const Node& n, size_t fingerprint) { (void)n, (void)fingerprint; }
+  // Pods, Namespaces and NetworkPolicies are read only when the visitor asks for them: with
+  // policy off they are other people's objects, and a Pod switchyard cannot read is no problem.
+  virtual bool policyKinds() const { return false; }
+  virtual void pod(const Pod& p, size_t fingerprint) { (void)p, (void)fingerprint; }
+  virtual void namespace_(const Namespace& n, size_t fingerprint) { (void)n, (void)fingerprint; }
+  virtual void networkPolicy(const NetworkPolicy& p, size_t fingerprint) { (void)p, (void)fingerprint; }
   // An object whose document is invalid (already reported): "Service ns/name".
   virtual void invalid(const std::string& objectKey) { (void)objectKey; }
 };
@@ -72,6 +78,8 @@ class ManifestSource {
   // Loads everything, delivers it, then signals synced; afterwards polls for changes. A
   // path that does not exist yet is waited for: nothing is synced from nothing.
   void start();
+  // Also deliver Pods, Namespaces and NetworkPolicies (policy.enabled); call before start().
+  void setPolicyKinds(bool on) { policyKinds_ = on; }
   // Re-reads now if any file changed (also called by the poll timer).
   void poll();
   size_t reloads() const { return reloads_; }
@@ -126,6 +134,7 @@ class ManifestSource {
   size_t reloads_ = 0;
   size_t filesParsed_ = 0;
   bool synced_ = false;
+  bool policyKinds_ = false;
 };
 
 }  // namespace switchyard::k8s

@@ -106,6 +106,74 @@ struct Node {
   std::vector<Taint> taints;
 };
 
+// --- NetworkPolicy, Pod, Namespace: what policy/ reads (networking.k8s.io/v1, v1) ---
+
+// metav1.LabelSelector. An empty selector matches everything; a selector that is absent
+// (std::optional empty where it is optional) is a different thing, see NetworkPolicyPeer.
+struct LabelSelectorRequirement {
+  std::string key;
+  std::string op;  // In | NotIn | Exists | DoesNotExist
+  std::vector<std::string> values;
+};
+struct LabelSelector {
+  std::map<std::string, std::string> matchLabels;
+  std::vector<LabelSelectorRequirement> matchExpressions;
+};
+
+struct ContainerPort {
+  std::string name;  // "" when unnamed; a NetworkPolicy's named port resolves against it
+  Protocol protocol = Protocol::TCP;
+  int32_t containerPort = 0;
+};
+
+// Only the fields policy needs, to bound memory at every pod of the cluster.
+struct Pod {
+  ObjectMeta metadata;
+  std::string nodeName;
+  bool hostNetwork = false;         // such a pod has the node's address: not a policy endpoint
+  std::vector<std::string> podIPs;  // status.podIPs (or status.podIP)
+  std::vector<ContainerPort> ports; // every container's ports
+  std::string phase;                // status.phase: Succeeded/Failed pods hold no address
+};
+
+struct Namespace {
+  ObjectMeta metadata;  // labels include kubernetes.io/metadata.name (set by the decoder if absent)
+};
+
+struct NetworkPolicyPort {
+  Protocol protocol = Protocol::TCP;   // the API server defaults it to TCP
+  std::optional<IntOrString> port;     // absent: every port of the protocol
+  std::optional<int32_t> endPort;      // with a numeric port: the range port..endPort
+};
+
+struct IPBlock {
+  std::string cidr;
+  std::vector<std::string> except;
+};
+
+// One of from[]/to[]: ipBlock alone, or podSelector and/or namespaceSelector (both: AND).
+struct NetworkPolicyPeer {
+  std::optional<LabelSelector> podSelector;
+  std::optional<LabelSelector> namespaceSelector;
+  std::optional<IPBlock> ipBlock;
+};
+
+// One ingress or egress rule: traffic matching any peer (none listed: every peer) AND any
+// port (none listed: every port and protocol).
+struct NetworkPolicyRule {
+  std::vector<NetworkPolicyPort> ports;
+  std::vector<NetworkPolicyPeer> peers;
+};
+
+struct NetworkPolicy {
+  ObjectMeta metadata;
+  LabelSelector podSelector;  // the pods of metadata.namespace it applies to
+  bool ingress = false;       // policyTypes holds Ingress (defaulted as the API server does)
+  bool egress = false;        // policyTypes holds Egress
+  std::vector<NetworkPolicyRule> ingressRules;
+  std::vector<NetworkPolicyRule> egressRules;
+};
+
 inline const char* protocolName(Protocol p) {
   switch (p) {
     case Protocol::TCP: return "TCP";

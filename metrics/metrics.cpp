@@ -160,6 +160,12 @@ ProxyMetrics::ProxyMetrics() : registry_(std::make_shared<prometheus::Registry>(
                 .Name("kubeproxy_proxy_livez_total")
                 .Help("Cumulative proxy livez HTTP status")
                 .Register(r);
+  // Both answers exist from 0, so alerts on rate(...{code="503"}) see the first failure
+  // (a family without series is not exported at all).
+  for (const char* code : {"200", "503"}) {
+    healthz_->Add({{"code", code}});
+    livez_->Add({{"code", code}});
+  }
   sourceEvents_ = &BuildCounter()
                        .Name("switchyard_source_events_total")
                        .Help("Object events delivered by the source, by kind and type")
@@ -218,6 +224,14 @@ void ProxyMetrics::countMapError(const std::string& map, const std::string& op) 
 }
 
 void ProxyMetrics::countSyncError() { syncErrors_->Increment(); }
+
+void ProxyMetrics::declareSource(const std::string& source) {
+  for (const char* kind : {"Service", "EndpointSlice"}) {
+    sourceErrors_->Add({{"source", source}, {"kind", kind}});
+  }
+}
+
+void ProxyMetrics::declareTcDevice(const std::string& device) { tcAttachRefused_->Add({{"device", device}}); }
 
 void ProxyMetrics::countSourceError(const std::string& source, const std::string& kind) {
   sourceErrors_->Add({{"source", source}, {"kind", kind}}).Increment();

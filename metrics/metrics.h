@@ -41,6 +41,11 @@ class ProxyMetrics {
   void countMapError(const std::string& map, const std::string& op);
   void countSyncError();
   void countSourceError(const std::string& source, const std::string& kind);
+  // Series at 0 before the first event, so rate() and increase() in alerts see the first
+  // one: the source's error counters for Services and EndpointSlices, a device's refused
+  // attaches (once it is attached or refused).
+  void declareSource(const std::string& source);
+  void declareTcDevice(const std::string& device);
   void countTranslationWarning();
   void countUdpSocketsTerminated(uint64_t n);
   void countHealthz(int code);

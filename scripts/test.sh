@@ -61,6 +61,6 @@ rc=0
 # shellcheck disable=SC2086 # SY_CTEST_ARGS is a list of ctest arguments
 timed "ctest RelWithDebInfo" ctest_run "$build" ${SY_CTEST_ARGS:-} || rc=1
 if [[ $release == 1 ]]; then
-  timed "ctest Release (unit, API client, netlink and BPF tests)" ctest_run "$release_build" -R '^(unit|k8sclient|netlink|bpf)\.' || rc=1
+  timed "ctest Release (unit, API client, netlink, BPF and policy tests)" ctest_run "$release_build" -R '^(unit|k8sclient|netlink|bpf|policy)\.' || rc=1
 fi
 exit "$rc"

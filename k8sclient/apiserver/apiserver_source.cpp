@@ -25,7 +25,23 @@ ApiServerSource::ApiServerSource(boost::asio::io_context& io, ConnectionConfig c
              StoreCallbacks<Node>{[this](const Node& n) { handler_.onNodeUpsert(n); nodeChanged(); },
                                   [this](const Node& n) { handler_.onNodeUpsert(n); nodeChanged(); },
                                   [this](const Node& n) { handler_.onNodeDelete(n); nodeChanged(); }},
-             [this](const DecodeProblem& p) { decodeProblem(p); }) {
+             [this](const DecodeProblem& p) { decodeProblem(p); }),
+      pods_("Pod", &decodePod,
+            StoreCallbacks<Pod>{[this](const Pod& p) { handler_.onPodUpsert(p); },
+                                [this](const Pod& p) { handler_.onPodUpsert(p); },
+                                [this](const Pod& p) { handler_.onPodDelete(p); }},
+            [this](const DecodeProblem& p) { decodeProblem(p); }),
+      namespaces_("Namespace", &decodeNamespace,
+                  StoreCallbacks<Namespace>{[this](const Namespace& n) { handler_.onNamespaceUpsert(n); },
+                                            [this](const Namespace& n) { handler_.onNamespaceUpsert(n); },
+                                            [this](const Namespace& n) { handler_.onNamespaceDelete(n); }},
+                  [this](const DecodeProblem& p) { decodeProblem(p); }),
+      policies_("NetworkPolicy", &decodeNetworkPolicy,
+                StoreCallbacks<NetworkPolicy>{
+                    [this](const NetworkPolicy& p) { handler_.onNetworkPolicyUpsert(p); },
+                    [this](const NetworkPolicy& p) { handler_.onNetworkPolicyUpsert(p); },
+                    [this](const NetworkPolicy& p) { handler_.onNetworkPolicyDelete(p); }},
+                [this](const DecodeProblem& p) { decodeProblem(p); }) {
   auto onRequestProblem = [this](const RequestProblem& p) { requestProblem(p); };
   serviceReflector_ = std::make_unique<Reflector>(
       client_, ResourceSpec{"Service", "/api/v1/services", kProxyLabelSelector, ""}, services_,
@@ -41,6 +57,21 @@ ApiServerSource::ApiServerSource(boost::asio::io_context& io, ConnectionConfig c
         ResourceSpec{"Node", "/api/v1/nodes", "", "metadata.name=" + options_.nodeName}, nodes_,
         options_.reflector, [this] { nodeChanged(); }, onRequestProblem);
   }
+  if (options_.policy || (options_.localPods && !options_.nodeName.empty())) {
+    std::string podFields = options_.policy ? "" : "spec.nodeName=" + options_.nodeName;
+    policyReflectors_.push_back(std::make_unique<Reflector>(
+        client_, ResourceSpec{"Pod", "/api/v1/pods", "", podFields}, pods_, options_.reflector,
+        [this] { onListed(); }, onRequestProblem));
+    policyReflectors_.push_back(std::make_unique<Reflector>(
+        client_, ResourceSpec{"Namespace", "/api/v1/namespaces", "", ""}, namespaces_,
+        options_.reflector, [this] { onListed(); }, onRequestProblem));
+  }
+  if (options_.policy) {
+    policyReflectors_.push_back(std::make_unique<Reflector>(
+        client_,
+        ResourceSpec{"NetworkPolicy", "/apis/networking.k8s.io/v1/networkpolicies", "", ""},
+        policies_, options_.reflector, [this] { onListed(); }, onRequestProblem));
+  }
 }
 
 ApiServerSource::~ApiServerSource() { stop(); }
@@ -53,6 +84,9 @@ void ApiServerSource::start() {
   if (nodeReflector_) {
     nodeReflector_->start();
   }
+  for (auto& r : policyReflectors_) {
+    r->start();
+  }
 }
 
 void ApiServerSource::stop() {
@@ -61,11 +95,19 @@ void ApiServerSource::stop() {
   if (nodeReflector_) {
     nodeReflector_->stop();
   }
+  for (auto& r : policyReflectors_) {
+    r->stop();
+  }
 }
 
 void ApiServerSource::onListed() {
   if (synced_ || !serviceReflector_->synced() || !sliceReflector_->synced()) {
     return;
+  }
+  for (const auto& r : policyReflectors_) {
+    if (!r->synced()) {
+      return;  // policy is never enforced from a partial picture either
+    }
   }
   synced_ = true;
   SY_LOG(Info) << "source apiserver: synced " << services_.size() << " services and "

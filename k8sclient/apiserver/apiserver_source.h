@@ -44,6 +44,12 @@ struct SourceProblem {
 
 struct ApiServerSourceOptions {
   std::string nodeName;  // this node; "" = no Node watch
+  // Also list and watch Pods (every node's: peers need their labels), Namespaces and
+  // NetworkPolicies for policy/ (policy.enabled); onSynced() then waits for them too.
+  bool policy = false;
+  // Pods of this node only (field selector spec.nodeName) and Namespaces, for
+  // bpf.socketLB.podOptOut; implied by policy, which needs every node's pods.
+  bool localPods = false;
   double qps = 50;
   int burst = 100;
   ReflectorOptions reflector;
@@ -95,6 +101,11 @@ class ApiServerSource {
   std::unique_ptr<Reflector> serviceReflector_;
   std::unique_ptr<Reflector> sliceReflector_;
   std::unique_ptr<Reflector> nodeReflector_;
+  // policy kinds (options_.policy)
+  Store<Pod> pods_;
+  Store<Namespace> namespaces_;
+  Store<NetworkPolicy> policies_;
+  std::vector<std::unique_ptr<Reflector>> policyReflectors_;
   NodeObserver nodeObserver_;
   bool synced_ = false;
 };

@@ -38,7 +38,15 @@ ClientMetrics::ClientMetrics(prometheus::Registry& registry)
       requestDuration_(prometheus::BuildHistogram()
                            .Name("switchyard_k8s_request_duration_seconds")
                            .Help("API server request latency by verb and HTTP code")
-                           .Register(registry)) {}
+                           .Register(registry)) {
+  // The kinds the source watches have their error and restart series from 0, so alerts on
+  // increase() see the first one (a family without series is not exported at all).
+  for (const char* kind : {"Service", "EndpointSlice", "Node"}) {
+    watchRestarts_.Add({{"kind", kind}});
+    relists_.Add({{"kind", kind}});
+    decodeErrors_.Add({{"kind", kind}});
+  }
+}
 
 void ClientMetrics::countWatchRestart(const std::string& kind) {
   watchRestarts_.Add({{"kind", kind}}).Increment();

@@ -6,6 +6,12 @@
 #     field, a wrong type and a bad address (each alone, and all of them in one pass), without
 #     touching the dataplane (no pin directory made); a duplicate field and a bpf.cgroupPath that
 #     is not a cgroup v2 directory too; an unreadable file exits 2 with one such line.
+#   - kube-proxy's KubeProxyConfiguration files of several releases (tests/fixtures/kube-proxy)
+#     load as-is, with one warning per field that does not apply; kube-proxy's command line works
+#     without a subcommand (`switchyard --config=FILE --hostname-override=NAME`, as kube-proxy's
+#     DaemonSet runs it), its flags win over the file, a bad flag value or a wrong type in a
+#     mapped field exits 2, and `--cleanup` is `switchyard cleanup`. --print-config shows the
+#     effective configuration without starting the daemon.
 # Runs as any user.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -166,6 +172,85 @@ f=$TMP/cgroup-missing.yaml
 mutate "$f" "s|^  socketLB: true|  cgroupPath: $TMP/no-such-cgroup\n&|"
 expect_errors "$f" "$(line_of "$f" 'cgroupPath:'): bpf.cgroupPath: \"$TMP/no-such-cgroup\": No such file or directory (must be a directory of the cgroup v2 hierarchy)"
 log "ok: bpf.cgroupPath checked"
+
+# --- kube-proxy's configuration and command line -------------------------------------------
+KP=$ROOT/tests/fixtures/kube-proxy
+# json_check JSON EXPR: EXPR (Python, d = the JSON) holds.
+json_check() {
+  python3 -c 'import json, sys; d = json.loads(sys.argv[1]); sys.exit(0 if eval(sys.argv[2]) else 1)' "$1" "$2"
+}
+for f in "$KP"/*.yaml; do
+  RC=0
+  JSON=$(timeout 10 "$SY_BIN" --config="$f" --kubeconfig=/dev/null --print-config 2>"$TMP/warnings") || RC=$?
+  ((RC == 0)) || fail "expected kube-proxy's $(basename "$f") to load as-is, exit $RC: $(cat "$TMP/warnings")"
+  json_check "$JSON" "d['source']['kind'] == 'apiserver'" || fail "expected $(basename "$f") to select the API server: $JSON"
+  # One warning per field, each naming the file, the line and the field.
+  dups=$(sed -n 's/^warning: [^:]*:[0-9]*: \([^:]*\): .*/\1/p' "$TMP/warnings" | sort | uniq -d)
+  [[ -z $dups ]] || fail "expected each field of $(basename "$f") to be warned about once, twice: $dups"
+  if grep -v '^warning: ' "$TMP/warnings" | grep -q .; then
+    fail "expected only warnings from $(basename "$f"), got: $(cat "$TMP/warnings")"
+  fi
+done
+kp_files=("$KP"/*.yaml)
+log "ok: ${#kp_files[@]} KubeProxyConfiguration files load as-is"
+
+# The DaemonSet's command line, unchanged from kube-proxy's.
+f=$KP/kubeadm-1.31.yaml
+RC=0
+JSON=$(timeout 10 "$SY_BIN" --config="$f" --hostname-override=node-b --print-config 2>"$TMP/warnings") || RC=$?
+((RC == 0)) || fail "expected 'switchyard --config=FILE --hostname-override=node-b' to work like kube-proxy's, exit $RC: $(cat "$TMP/warnings")"
+json_check "$JSON" "d['hostnameOverride'] == 'node-b' and d['metricsBindAddress'] == '0.0.0.0:10249' and \
+d['healthzBindAddress'] == '0.0.0.0:10256' and d['clusterCIDR'] == '10.244.0.0/16' and d['syncPeriodMs'] == 30000 and \
+d['minSyncPeriodMs'] == 1000 and d['verbosity'] == 2 and \
+d['clientConnection']['kubeconfig'] == '/var/lib/kube-proxy/kubeconfig.conf' and d['source']['kind'] == 'apiserver'" ||
+  fail "expected kubeadm 1.31's values and the flag's hostname, got: $JSON"
+for field in iptables ipvs nftables winkernel mode conntrack.tcpEstablishedTimeout; do
+  grep -qE "^warning: $f:[0-9]+: $field: " "$TMP/warnings" ||
+    fail "expected a warning naming $field (FILE:LINE: field: ...), got: $(cat "$TMP/warnings")"
+done
+grep -qF "warning: $f:$(line_of "$f" 'mode: iptables'): mode: \"iptables\" accepted: switchyard programs its own eBPF dataplane" "$TMP/warnings" ||
+  fail "expected the mode warning at its line, got: $(cat "$TMP/warnings")"
+log "ok: switchyard --config=FILE --hostname-override=NAME (kube-proxy's DaemonSet args)"
+
+# Flags over the file, with run and without it.
+for prefix in "run" ""; do
+  RC=0
+  # shellcheck disable=SC2086 # an empty prefix is no argument
+  JSON=$(timeout 10 "$SY_BIN" $prefix --config "$KP/kind-ipvs.yaml" --healthz-bind-address '[::1]:20256' \
+    --metrics-bind-address=127.0.0.1:20249 --kubeconfig /etc/other.conf --v=5 --print-config 2>/dev/null) || RC=$?
+  ((RC == 0)) || fail "expected '$prefix' with kube-proxy's flags to exit 0, got $RC"
+  json_check "$JSON" "d['healthzBindAddress'] == '[::1]:20256' and d['metricsBindAddress'] == '127.0.0.1:20249' and \
+d['clientConnection']['kubeconfig'] == '/etc/other.conf' and d['verbosity'] == 5 and d['syncPeriodMs'] == 45000" ||
+    fail "expected the flags to win over kind-ipvs.yaml (and its ipvs periods), got: $JSON"
+done
+run_sy --config "$KP/kind-ipvs.yaml" --metrics-bind-address localhost:10249
+{ ((RC == 2)) && grep -qF -- '--metrics-bind-address: must be IP:port' <<<"$OUT"; } ||
+  fail "expected a bad --metrics-bind-address to exit 2 naming the flag, got $RC: $OUT"
+log "ok: kube-proxy's flags win over the file"
+
+# A wrong type in a mapped field is FILE:LINE: field: reason, as in our own format.
+f=$TMP/kp-bad.yaml
+sed 's/^  qps: 20$/  qps: twenty/' "$KP/kind-ipvs.yaml" >"$f"
+expect_errors "$f" "$(line_of "$f" 'qps:'): clientConnection.qps: must be a number, got \"twenty\""
+log "ok: a wrong type in a KubeProxyConfiguration is a FILE:LINE error"
+
+# --cleanup is switchyard cleanup (kube-proxy --cleanup removes its rules and exits).
+f=$TMP/cleanup.yaml
+cat >"$f" <<EOC
+apiVersion: switchyard.dev/v1alpha1
+kind: SwitchyardConfiguration
+source: {kind: files, path: $TMP/manifests}
+bpf:
+  pinPath: $TMP/cleanup-pins
+  cgroupPath: $TMP
+EOC
+run_sy --cleanup --config="$f"
+{ ((RC == 0)) && grep -qxF "cleanup $TMP/cleanup-pins: removed 0 tc filters, 0 clsact qdiscs, 0 cgroup links, 0 pinned maps" <<<"$OUT"; } ||
+  fail "expected 'switchyard --cleanup --config FILE' to clean up the file's pin path, got $RC: $OUT"
+kp_out=$OUT
+run_sy cleanup --config "$f"
+[[ $OUT == "$kp_out" ]] || fail "expected --cleanup to print what 'switchyard cleanup' prints: '$kp_out' vs '$OUT'"
+log "ok: --cleanup"
 
 # A file that cannot be read is one FILE:LINE: field: reason line too, for run, status and cleanup.
 for cmd in run status cleanup; do

@@ -188,7 +188,7 @@ std::string watchLineFor(const Change& c, const std::string& ns, const LabelSele
                          const FieldSelector& fields) {
   auto passes = [&](const ObjectPtr& o) {
     return o && (ns.empty() || o->ns == ns) && labels.matches(o->labels) &&
-           fields.matches(o->ns, o->name);
+           fields.matches(o->ns, o->name, o->nodeName);
   };
   bool now = passes(c.object);
   bool before = passes(c.previous);
@@ -348,6 +348,11 @@ Response FakeState::write(const Resource& r, const std::string& pathNs, const st
       }
     }
   }
+  if (auto spec = doc.FindMember("spec"); spec != doc.MemberEnd() && spec->value.IsObject()) {
+    if (auto n = spec->value.FindMember("nodeName"); n != spec->value.MemberEnd() && n->value.IsString()) {
+      obj->nodeName = n->value.GetString();
+    }
+  }
   obj->json = serialize(doc);
   doc.RemoveMember("kind");
   doc.RemoveMember("apiVersion");
@@ -402,6 +407,11 @@ Response FakeState::remove(const Resource& r, const std::string& ns, const std::
   setString(doc["metadata"], "resourceVersion", std::to_string(rv), doc.GetAllocator());
   auto obj = std::make_shared<StoredObject>(*previous);
   obj->resourceVersion = rv;
+  if (auto spec = doc.FindMember("spec"); spec != doc.MemberEnd() && spec->value.IsObject()) {
+    if (auto n = spec->value.FindMember("nodeName"); n != spec->value.MemberEnd() && n->value.IsString()) {
+      obj->nodeName = n->value.GetString();
+    }
+  }
   obj->json = serialize(doc);
   doc.RemoveMember("kind");
   doc.RemoveMember("apiVersion");
@@ -486,7 +496,7 @@ Response FakeState::list(const Resource& r, const ListOptions& o) const {
   for (auto it = after.empty() ? objs.begin() : objs.upper_bound(after); it != objs.end(); ++it) {
     const StoredObject& obj = *it->second;
     if ((!o.ns.empty() && obj.ns != o.ns) || !labels.matches(obj.labels) ||
-        !fields.matches(obj.ns, obj.name)) {
+        !fields.matches(obj.ns, obj.name, obj.nodeName)) {
       continue;
     }
     if (o.limit > 0 && n == o.limit) {

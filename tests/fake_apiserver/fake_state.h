@@ -22,6 +22,7 @@ struct StoredObject {
   std::string ns;  // "" for cluster-scoped objects
   std::string name;
   std::map<std::string, std::string> labels;
+  std::string nodeName;  // a Pod's spec.nodeName, for the field selector the kubelet uses
   uint64_t resourceVersion = 0;
   std::string creationTimestamp;
   std::string json;      // the whole object, kind and apiVersion included (GET, watch)

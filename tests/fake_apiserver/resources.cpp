@@ -70,6 +70,8 @@ const std::vector<Resource>& resources() {
       {"", "v1", "services", "service", "Service", true, {"svc"}},
       {"", "v1", "nodes", "node", "Node", false, {"no"}},
       {"", "v1", "namespaces", "namespace", "Namespace", false, {"ns"}},
+      {"", "v1", "pods", "pod", "Pod", true, {"po"}},
+      {"networking.k8s.io", "v1", "networkpolicies", "networkpolicy", "NetworkPolicy", true, {"netpol"}},
       {"discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", true, {}},
   };
   return all;

@@ -146,7 +146,7 @@ bool FieldSelector::parse(const std::string& text, std::string& error) {
     }
     r.field = trim(term.substr(0, opPos));
     r.value = trim(term.substr(valPos));
-    if (r.field != "metadata.name" && r.field != "metadata.namespace") {
+    if (r.field != "metadata.name" && r.field != "metadata.namespace" && r.field != "spec.nodeName") {
       error = "field label not supported: " + r.field;
       return false;
     }
@@ -155,9 +155,10 @@ bool FieldSelector::parse(const std::string& text, std::string& error) {
   return true;
 }
 
-bool FieldSelector::matches(const std::string& ns, const std::string& name) const {
+bool FieldSelector::matches(const std::string& ns, const std::string& name,
+                            const std::string& nodeName) const {
   for (const Requirement& r : reqs_) {
-    const std::string& v = r.field == "metadata.name" ? name : ns;
+    const std::string& v = r.field == "metadata.name" ? name : r.field == "spec.nodeName" ? nodeName : ns;
     if ((v == r.value) == r.negate) {
       return false;
     }

@@ -28,9 +28,9 @@ class LabelSelector {
 
 class FieldSelector {
  public:
-  // Supports metadata.name and metadata.namespace with =, == and !=.
+  // Supports metadata.name, metadata.namespace and (Pods) spec.nodeName with =, == and !=.
   bool parse(const std::string& text, std::string& error);
-  bool matches(const std::string& ns, const std::string& name) const;
+  bool matches(const std::string& ns, const std::string& name, const std::string& nodeName = "") const;
 
  private:
   struct Requirement {

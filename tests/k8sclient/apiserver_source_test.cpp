@@ -94,6 +94,72 @@ TEST_F(SourceTest, WatchDeliversAddUpdateDelete) {
   EXPECT_EQ(source->metrics().requests("WATCH", "200"), 2u);
 }
 
+// policy.enabled: Pods of every node, Namespaces and NetworkPolicies are listed and watched
+// too, and the first sync waits for them (policy is never enforced from a partial picture).
+TEST_F(SourceTest, PolicyKindsAreListedAndWatchedAndSyncWaitsForThem) {
+  startServer();
+  server->apply(R"({"kind":"Namespace","apiVersion":"v1","metadata":{"name":"x","labels":{"team":"a"}}})");
+  server->apply(R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"web","namespace":"x"},)"
+                R"("spec":{"nodeName":"other-node"},"status":{"podIP":"198.18.1.5"}})");
+  auto o = fastOptions();
+  o.policy = true;
+  startSource(connection(), o);
+  ASSERT_TRUE(runUntil([&] { return source->synced() && server->activeWatches() == 5; }));
+  auto synced = std::find(handler.events.begin(), handler.events.end(), "synced");
+  ASSERT_NE(synced, handler.events.end());
+  // The pod on another node and the namespace came before the sync.
+  EXPECT_NE(std::find(handler.events.begin(), synced, "+Pod x/web 198.18.1.5"), synced);
+  EXPECT_NE(std::find(handler.events.begin(), synced, "+Namespace x"), synced);
+  size_t mark = handler.events.size();
+  server->apply(R"({"kind":"NetworkPolicy","apiVersion":"networking.k8s.io/v1",)"
+                R"("metadata":{"name":"deny","namespace":"x"},"spec":{"podSelector":{}}})");
+  ASSERT_TRUE(runUntil([&] { return handler.events.size() > mark; }, 5s, "policy add"));
+  server->remove("v1", "Pod", "x", "web");
+  ASSERT_TRUE(runUntil([&] { return handler.events.size() > mark + 1; }, 5s, "pod delete"));
+  // A policy the decoder refuses is a problem naming it and its field; the rest goes on.
+  server->apply(R"({"kind":"NetworkPolicy","apiVersion":"networking.k8s.io/v1",)"
+                R"("metadata":{"name":"bad","namespace":"x"},"spec":{"podSelector":{},)"
+                R"("ingress":[{"ports":[{"endPort":90}]}]}})");
+  ASSERT_TRUE(runUntil([&] { return hasProblem("x/bad"); }, 5s, "decode problem"));
+  EXPECT_TRUE(hasProblem("spec.ingress[0].ports[0].endPort"));
+  EXPECT_THAT(handler.since(mark), ElementsAre("+NetworkPolicy x/deny", "-Pod x/web"));
+}
+
+// bpf.socketLB.podOptOut: this node's pods only (the kubelet's field selector) and the
+// namespaces; no NetworkPolicies.
+TEST_F(SourceTest, LocalPodsAreThoseOfThisNodeOnly) {
+  startServer();
+  server->apply(R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"mine","namespace":"x","uid":"u1"},)"
+                R"("spec":{"nodeName":"node-a"}})");
+  server->apply(R"({"kind":"Pod","apiVersion":"v1","metadata":{"name":"theirs","namespace":"x","uid":"u2"},)"
+                R"("spec":{"nodeName":"node-b"}})");
+  auto o = fastOptions();
+  o.nodeName = "node-a";
+  o.localPods = true;
+  startSource(connection(), o);
+  ASSERT_TRUE(runUntil([&] { return source->synced() && server->activeWatches() == 5; }));
+  EXPECT_NE(std::find(handler.events.begin(), handler.events.end(), "+Pod x/mine -"), handler.events.end());
+  EXPECT_EQ(std::find(handler.events.begin(), handler.events.end(), "+Pod x/theirs -"), handler.events.end());
+  bool fieldSelected = false;
+  for (const auto& r : server->timedRequestLog()) {
+    EXPECT_EQ(r.line.find("networkpolicies"), std::string::npos) << r.line;
+    fieldSelected = fieldSelected || (r.line.find("/api/v1/pods") != std::string::npos &&
+                                      r.line.find("spec.nodeName") != std::string::npos);
+  }
+  EXPECT_TRUE(fieldSelected);
+}
+
+// Without policy, nothing of these kinds is asked for.
+TEST_F(SourceTest, WithoutPolicyNoPodIsListed) {
+  startServer();
+  startSource(connection());
+  ASSERT_TRUE(runUntil([&] { return source->synced() && server->activeWatches() == 2; }));
+  for (const auto& r : server->timedRequestLog()) {
+    EXPECT_EQ(r.line.find("/pods"), std::string::npos) << r.line;
+    EXPECT_EQ(r.line.find("networkpolicies"), std::string::npos) << r.line;
+  }
+}
+
 // Every event is cut into two HTTP chunks, each at a different byte: together they cut
 // an event line at every boundary it has. (watch_stream_test cuts in-process, at every
 // boundary and pair of boundaries; this goes through TLS and Beast's chunk decoder.)

@@ -56,6 +56,18 @@ class RecordingHandler : public ServiceEventHandler {
     events.push_back("-EndpointSlice " + s.metadata.key());
     slices.erase(s.metadata.key());
   }
+  void onPodUpsert(const Pod& p) override {
+    events.push_back("+Pod " + p.metadata.key() + " " + (p.podIPs.empty() ? "-" : p.podIPs[0]));
+  }
+  void onPodDelete(const Pod& p) override { events.push_back("-Pod " + p.metadata.key()); }
+  void onNamespaceUpsert(const Namespace& n) override { events.push_back("+Namespace " + n.metadata.name); }
+  void onNamespaceDelete(const Namespace& n) override { events.push_back("-Namespace " + n.metadata.name); }
+  void onNetworkPolicyUpsert(const NetworkPolicy& p) override {
+    events.push_back("+NetworkPolicy " + p.metadata.key());
+  }
+  void onNetworkPolicyDelete(const NetworkPolicy& p) override {
+    events.push_back("-NetworkPolicy " + p.metadata.key());
+  }
   void onSynced() override {
     events.push_back("synced");
     ++syncs;

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The policy block of the map contract (included by abi.h; same rules). policy/ computes
+ * the entries (policy/compiler.h: identities, ipcache, endpoints, rules), bpf/policy_maps.cpp
+ * writes them, bpf/policy.bpf.h reads them (docs/policy.md).
+ */
+#pragma once
+
+#include <linux/types.h>
+
+#define SY_MAP_POL_IPCACHE pol_ipcache_v1
+#define SY_MAP_POL_ENDPOINTS pol_ep_v1
+#define SY_MAP_POL_RULES pol_rules_v1
+
+#ifndef SY_POL_IPCACHE_MAX
+#define SY_POL_IPCACHE_MAX 131072 /* pod addresses of the cluster + ipBlock prefixes */
+#endif
+#ifndef SY_POL_ENDPOINTS_MAX
+#define SY_POL_ENDPOINTS_MAX 4096 /* addresses of this node's pods */
+#endif
+#ifndef SY_POL_RULES_MAX
+#define SY_POL_RULES_MAX 262144
+#endif
+
+#define SY_POL_INGRESS 0
+#define SY_POL_EGRESS 1
+
+#define SY_POL_IDENTITY_ANY 0   /* in rule keys: every peer */
+#define SY_POL_IDENTITY_WORLD 1 /* the pod identity of an address no pod holds */
+
+/* ipcache: LPM trie, address prefix -> who the address is. IPv4 as IPv4-mapped, so an IPv4
+ * /24 has prefixlen 120. */
+struct sy_pol_ipcache_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+struct sy_pol_peer {
+	__u32 pod_identity;  /* SY_POL_IDENTITY_WORLD for a prefix that is no pod */
+	__u32 cidr_identity; /* the identity of the longest ipBlock prefix holding the address */
+};
+
+/* endpoints: hash, local pod address (16 bytes) -> its endpoint. */
+#define SY_POL_EP_INGRESS_ISOLATED (1u << 0) /* some policy selects it for Ingress */
+#define SY_POL_EP_EGRESS_ISOLATED (1u << 1)  /* some policy selects it for Egress */
+
+struct sy_pol_endpoint {
+	__u32 endpoint; /* number the rules are keyed by */
+	__u32 identity; /* the pod's own identity */
+	__u32 flags;    /* SY_POL_EP_* */
+	__u32 pad;      /* zero */
+};
+
+/* rules: LPM trie over (endpoint, peer identity, direction, protocol, port), all network
+ * order, so a rule for every protocol stops after the direction (SY_POL_RULE_BITS_PEER), one
+ * for every port of a protocol after the protocol, and a port range is a set of port
+ * prefixes. A lookup uses the full length (SY_POL_RULE_BITS_ALL); any hit allows. */
+#define SY_POL_RULE_BITS_PEER 72
+#define SY_POL_RULE_BITS_PROTO 80
+#define SY_POL_RULE_BITS_ALL 96
+
+struct sy_pol_rule_key {
+	__u32 prefixlen;
+	__be32 endpoint;
+	__be32 identity;
+	__u8 dir;   /* SY_POL_INGRESS or SY_POL_EGRESS */
+	__u8 proto; /* IPPROTO_*; 0 with prefixlen SY_POL_RULE_BITS_PEER */
+	__be16 port;
+};
+
+struct sy_pol_rule_value {
+	__u32 flags; /* zero; reserved (deny rules, logging) */
+};
