@@ -125,6 +125,14 @@ struct sy_svc_key {
 #define SY_SVC_F_DROP_EMPTY (1u << 1)    /* count 0: drop (a Local policy without local
                                           * endpoints), not reject */
 #define SY_SVC_F_SOURCE_RANGES (1u << 2) /* check srcrange (loadBalancerSourceRanges) */
+/* Forwarding mode of external traffic (loadBalancer.mode, issue 11): flag bits from the top,
+ * so that other stages' flags (from the bottom) merge. No bit set: snat. */
+#define SY_SVC_F_DSR (1u << 15)         /* external clients to a backend on another node: direct
+                                         * server return, not SNAT */
+#define SY_SVC_F_DSR_IPIP (1u << 14)    /* with SY_SVC_F_DSR: dispatch by IPIP/IP6IP6
+                                         * encapsulation, else by the DSR IP option */
+#define SY_SVC_F_MODE_HYBRID (1u << 13) /* the service's mode is hybrid (status only: the
+                                         * datapath follows SY_SVC_F_DSR) */
 
 struct sy_svc_value {
 	__u32 backend_id;       /* slots 1..n: backend ID (never 0); slot 0: 0 */
@@ -192,6 +200,14 @@ struct sy_ct_key {
                                     * (which drops packets arriving with a local source) */
 #define SY_CT_F_EXTERNAL (1u << 3) /* the flow came from outside the cluster */
 #define SY_CT_F_REPLY_REDIRECT (1u << 4) /* forward entries: the reply entry redirects */
+/* DSR (issue 11). A frontend node's forward entry with SY_CT_F_DSR sends the flow to a backend
+ * on another node by direct server return: no reply entry here, the replies never come back.
+ * A backend node's reply entry with SY_CT_F_DSR was written from the DSR information of a
+ * request (SY_DSR_OPT*): it restores the frontend as the source of the pod's replies; with
+ * SY_CT_F_DSR_IPIP its request came encapsulated and nat2_port holds the MSS (host order)
+ * that the SYN-ACK is clamped to, so that the client's segments fit the tunnel. */
+#define SY_CT_F_DSR (1u << 5)
+#define SY_CT_F_DSR_IPIP (1u << 6)
 
 struct sy_ct_entry {
 	__u64 last_seen_ns;     /* bpf_ktime_get_ns() of the last stamp, CLOCK_MONOTONIC */
@@ -346,13 +362,56 @@ enum sy_reason {
 	/* --- conntrack GC and pressure (issue 11 item 5) --- */
 	SY_REASON_TC_CT_FULL = 25,       /* tc: dropped, a new flow and the conntrack table full */
 	/* --- end conntrack GC --- */
-	SY_REASON_MAX = 26,
+	/* ---- DSR and MTU (issue 11) ---- */
+	SY_REASON_TC_DSR_FORWARD = 26,   /* tc: a packet sent to another node's backend by DSR */
+	SY_REASON_TC_DSR_RECEIVED = 27,  /* tc: the backend's node read a request's DSR information
+	                                  * and wrote (or refreshed) the reply's reverse NAT */
+	SY_REASON_TC_DSR_DECAP = 28,     /* tc: a DSR request decapsulated (IPIP, IP6IP6) */
+	SY_REASON_TC_DSR_FALLBACK = 29,  /* tc: DSR impossible for this flow (IP options or IPv6
+	                                  * extension headers already there): SNATed instead */
+	SY_REASON_TC_DSR_FAILED = 30,    /* tc: dropped, the DSR option or encapsulation could not
+	                                  * be added */
+	SY_REASON_TC_MTU_ICMP = 31,      /* tc: too big for the DSR overhead: answered ICMP
+	                                  * fragmentation needed / packet too big, dropped */
+	SY_REASON_TC_MTU_DROP = 32,      /* tc: too big for the DSR overhead and no ICMP answer
+	                                  * possible (not a plain packet, MTU below the minimum) */
+	SY_REASON_TC_MSS_CLAMPED = 33,   /* tc: a SYN-ACK's MSS lowered to fit a DSR tunnel */
+	SY_REASON_MAX = 34,
 };
 #define SY_REASON_SLOTS 64
 
 struct sy_counter {
 	__u64 packets; /* packets (or socket operations) counted */
 	__u64 bytes;   /* bytes of those packets; 0 for socket operations */
+};
+
+/* ---- DSR wire formats (issue 11): not in any map; shared with the C++ tests ----
+ * The frontend (the service address and port a client used) travels to the backend's node in
+ * the request: an IPv4 option right after the fixed header, or an IPv6 destination-options
+ * header right after the fixed header (TCP: on SYNs only; other protocols: on every packet).
+ * With the ipip dispatch the request so marked is also encapsulated, outer destination the
+ * backend itself, so the fabric sees a plain outer header. The type numbers are RFC 4727's
+ * experimental ones: IPv4 option 30 with the copy bit (copied into fragments); IPv6 option
+ * 0x1e (high bits 00: a node that does not know it skips it; bit 3 clear: not changed on the
+ * way). */
+#define SY_DSR_OPT4_TYPE 0x9e
+#define SY_DSR_OPT6_TYPE 0x1e
+
+struct sy_dsr_opt4 {
+	__u8 type;   /* SY_DSR_OPT4_TYPE */
+	__u8 len;    /* 8 */
+	__be16 port; /* frontend port, network order */
+	__be32 addr; /* frontend IPv4 address, network order */
+};
+
+struct sy_dsr_opt6 {
+	__u8 nexthdr;       /* the header that follows (what followed the IPv6 header) */
+	__u8 hdrlen;        /* 2: (2 + 1) * 8 = 24 bytes */
+	__u8 type;          /* SY_DSR_OPT6_TYPE */
+	__u8 len;           /* 18: addr + port */
+	union sy_addr addr; /* frontend IPv6 address, network order */
+	__be16 port;        /* frontend port, network order */
+	__u8 pad[2];        /* two Pad1 options (zero) */
 };
 
 /* meta: a one-entry array describing the pinned layout. */

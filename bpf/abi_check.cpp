@@ -108,6 +108,16 @@ SY_CHECK_OFF(struct sy_counter, packets, 0);
 SY_CHECK_OFF(struct sy_counter, bytes, 8);
 static_assert(SY_REASON_MAX <= SY_REASON_SLOTS, "the counters map has no slot for every reason");
 
+// DSR wire formats (issue 11).
+SY_CHECK_SIZE(struct sy_dsr_opt4, 8);
+SY_CHECK_OFF(struct sy_dsr_opt4, port, 2);
+SY_CHECK_OFF(struct sy_dsr_opt4, addr, 4);
+SY_CHECK_SIZE(struct sy_dsr_opt6, 24);
+SY_CHECK_OFF(struct sy_dsr_opt6, type, 2);
+SY_CHECK_OFF(struct sy_dsr_opt6, addr, 4);
+SY_CHECK_OFF(struct sy_dsr_opt6, port, 20);
+SY_CHECK_OFF(struct sy_dsr_opt6, pad, 22);
+
 SY_CHECK_SIZE(struct sy_meta, 8);
 SY_CHECK_SIZE(struct sy_tc_attach_key, 8);
 SY_CHECK_SIZE(struct sy_tc_attach_value, 32);
@@ -118,6 +128,9 @@ namespace lb = switchyard::lb;
 static_assert(lb::kFrontendTwoScopes == SY_SVC_F_TWO_SCOPES, "lb/types.h and bpf/abi.h disagree");
 static_assert(lb::kFrontendDropEmpty == SY_SVC_F_DROP_EMPTY, "lb/types.h and bpf/abi.h disagree");
 static_assert(lb::kFrontendSourceRanges == SY_SVC_F_SOURCE_RANGES, "lb/types.h and bpf/abi.h disagree");
+static_assert(lb::kFrontendDsr == SY_SVC_F_DSR && lb::kFrontendDsrIpip == SY_SVC_F_DSR_IPIP &&
+                  lb::kFrontendModeHybrid == SY_SVC_F_MODE_HYBRID,
+              "lb/types.h and bpf/abi.h disagree");
 static_assert(static_cast<int>(lb::Scope::External) == SY_SCOPE_EXTERNAL &&
               static_cast<int>(lb::Scope::Internal) == SY_SCOPE_INTERNAL, "scopes disagree");
 static_assert(static_cast<int>(lb::FrontendKind::ClusterIP) == SY_SVC_KIND_CLUSTER_IP &&

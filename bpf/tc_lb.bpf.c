@@ -43,6 +43,7 @@
 /* ICMP numbers (linux/icmp.h and icmpv6.h pull in libc headers). */
 #define ICMP_DEST_UNREACH 3
 #define ICMP_PORT_UNREACH 3
+#define ICMP_FRAG_NEEDED 4
 #define ICMP_TIME_EXCEEDED 11
 #define ICMP_PARAMETERPROB 12
 #define ICMPV6_DEST_UNREACH 1
@@ -651,12 +652,19 @@ __noinline int reject_tcp(struct __sk_buff *skb, const struct pkt *p)
 	return 0;
 }
 
-/* An ICMP (ICMPv6) port unreachable quoting the packet's IP header and first 8 L4 bytes,
- * as the kernel answers a closed UDP port, sent back out of the device it came in on. */
-__noinline int reject_icmp(struct __sk_buff *skb, const struct pkt *p)
+/* What icmp_reply answers. */
+#define ICMP_REPLY_PORT_UNREACH 0 /* destination (port) unreachable */
+#define ICMP_REPLY_TOO_BIG 1      /* fragmentation needed (IPv4) / packet too big (IPv6) */
+
+/* An ICMP (ICMPv6) error quoting the packet's IP header and first 8 L4 bytes, sent back out
+ * of the device it came in on: a port unreachable, as the kernel answers a closed UDP port,
+ * or a fragmentation needed / packet too big carrying `info` (the MTU, host order) in its
+ * second word, as a router answers a packet too big for the next hop. */
+__noinline int icmp_reply(struct __sk_buff *skb, const struct pkt *p, __u32 what, __u32 info)
 {
 	__u8 buf[sizeof(struct ipv6hdr) + 8 + 8] = {}; /* ICMP header + quoted packet */
 	__u32 hlen, quoted, icmplen;
+	__be32 word = bpf_htonl(info);
 	__s64 sum;
 
 	if (!p)
@@ -667,15 +675,17 @@ __noinline int reject_icmp(struct __sk_buff *skb, const struct pkt *p)
 
 	if (bpf_skb_load_bytes(skb, p->l3_off, buf + 8, quoted & 0x3f) < 0)
 		return -1;
+	if (what == ICMP_REPLY_TOO_BIG)
+		__builtin_memcpy(buf + 4, &word, 4); /* IPv4: unused, next-hop MTU; IPv6: MTU */
 	if (p->v6) {
-		buf[0] = ICMPV6_DEST_UNREACH;
-		buf[1] = ICMPV6_PORT_UNREACH;
+		buf[0] = what == ICMP_REPLY_TOO_BIG ? ICMPV6_PKT_TOOBIG : ICMPV6_DEST_UNREACH;
+		buf[1] = what == ICMP_REPLY_TOO_BIG ? 0 : ICMPV6_PORT_UNREACH;
 		sum = pseudo_sum(p, &p->daddr, &p->saddr, IPPROTO_ICMPV6, icmplen);
 		if (sum < 0)
 			return -1;
 	} else {
 		buf[0] = ICMP_DEST_UNREACH;
-		buf[1] = ICMP_PORT_UNREACH;
+		buf[1] = what == ICMP_REPLY_TOO_BIG ? ICMP_FRAG_NEEDED : ICMP_PORT_UNREACH;
 		sum = 0;
 	}
 	sum = bpf_csum_diff(NULL, 0, (__be32 *)buf, (icmplen & 0x3c), (__wsum)sum);
@@ -706,7 +716,7 @@ static __always_inline int reject(struct __sk_buff *skb, const struct pkt *p)
 	int err = -1;
 
 	if (p->plain)
-		err = p->proto == IPPROTO_TCP ? reject_tcp(skb, p) : reject_icmp(skb, p);
+		err = p->proto == IPPROTO_TCP ? reject_tcp(skb, p) : icmp_reply(skb, p, ICMP_REPLY_PORT_UNREACH, 0);
 	if (err < 0) {
 		sy_count(SY_REASON_TC_REJECT_FAILED, skb->len);
 		return TC_ACT_SHOT;
@@ -716,6 +726,9 @@ static __always_inline int reject(struct __sk_buff *skb, const struct pkt *p)
 }
 
 /* ---- conntrack ---- */
+
+/* Stages of tc_dsr.bpf.h (included below) that the conntrack stage calls. */
+__noinline int tcp_clamp_mss(struct __sk_buff *skb, const struct pkt *p, __u32 mss);
 
 static __always_inline void ct_key(struct sy_ct_key *k, const union sy_addr *saddr,
 				   const union sy_addr *daddr, __be16 sport, __be16 dport,
@@ -884,6 +897,9 @@ __noinline int ct_reply(struct __sk_buff *skb, struct pkt *p, struct sy_ct_key *
 		if (f)
 			f->last_seen_ns = now;
 	}
+	/* A DSR tunnel's SYN-ACK: the client's segments must fit it (tc_dsr.bpf.h). */
+	if ((e->flags & SY_CT_F_DSR_IPIP) && e->nat2_port && (p->tcp_flags & TCP_FLAG_SYN))
+		tcp_clamp_mss(skb, p, e->nat2_port);
 	a = e->nat_addr;
 	a2 = e->nat2_addr;
 	port = e->nat_port;
@@ -904,6 +920,7 @@ __noinline int ct_reply(struct __sk_buff *skb, struct pkt *p, struct sy_ct_key *
 }
 
 #define CT_RESELECT (-1000)
+#define CT_DSR (-1001) /* a tracked DSR flow: the caller sends it on with dsr_forward */
 
 /* A packet of a tracked flow in the forward direction. At most once per SY_CT_REFRESH_NS
  * (and on SYN, FIN, RST) the flow is checked: its backend must still exist with the address
@@ -938,8 +955,11 @@ __noinline int ct_forward(struct __sk_buff *skb, struct pkt *p, struct sy_ct_key
 		e->last_seen_ns = now;
 		ct_reply_key_of(&rk, k, e);
 		r = bpf_map_lookup_elem(&SY_MAP_CT, &rk);
-		if (r) {
-			r->last_seen_ns = now;
+		if (r || (e->flags & SY_CT_F_DSR)) {
+			/* A DSR flow's replies go from the backend's node straight to the client:
+			 * it has no reply entry here. */
+			if (r)
+				r->last_seen_ns = now;
 		} else {
 			struct sy_ct_entry nr;
 
@@ -950,6 +970,10 @@ __noinline int ct_forward(struct __sk_buff *skb, struct pkt *p, struct sy_ct_key
 				sy_count(SY_REASON_TC_CT_CREATE_FAILED, skb->len);
 		}
 	}
+	/* A DSR flow: handle() calls dsr_forward itself (tc_dsr.bpf.h), one call level up,
+	 * because of the 512-byte stack of the call chain. */
+	if (e->flags & SY_CT_F_DSR)
+		return CT_DSR;
 	return ct_apply_forward(skb, p, e, SY_REASON_TC_DNAT_CT);
 }
 
@@ -1098,6 +1122,9 @@ __noinline int icmp_error(struct __sk_buff *skb, struct pkt *p)
 	}
 	return TC_ACT_OK;
 }
+
+/* ---- direct server return: its own stages (issue 11) ---- */
+#include "bpf/tc_dsr.bpf.h"
 
 /* ---- new flows ---- */
 
@@ -1377,6 +1404,10 @@ __noinline int new_flow(struct __sk_buff *skb, const struct pkt *p,
 	 * node's address towards the pod. */
 	if (sy_addr_eq(&be->addr, &p->saddr))
 		snat = 1;
+	/* DSR frontends (tc_dsr.bpf.h): an external client's flow to another node's backend
+	 * keeps its address, the reply goes from there straight to the client. */
+	else if (snat && !internal && dsr_choose(skb, p, svc, fwd))
+		snat = 0;
 	if (snat) {
 		if (fib_source(skb, p, &fwd->nat_addr, &snat_addr) < 0) {
 			sy_count(SY_REASON_TC_FIB_FAILED, skb->len);
@@ -1387,7 +1418,8 @@ __noinline int new_flow(struct __sk_buff *skb, const struct pkt *p,
 		/* The reply's new source will be this node's address (NodePort). */
 		fwd->flags |= SY_CT_F_REPLY_REDIRECT;
 	}
-	mine = ct_reserve_reply(p, fwd, fk, snat, &snat_addr);
+	/* A DSR flow's replies never pass here: no reply entry to reserve. */
+	mine = (fwd->flags & SY_CT_F_DSR) ? 0 : ct_reserve_reply(p, fwd, fk, snat, &snat_addr);
 	if (mine == -2) {
 		sy_count(SY_REASON_TC_SNAT_NO_PORT, skb->len);
 		return TC_ACT_SHOT;
@@ -1455,10 +1487,25 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 role, __u32 l3_of
 	__u64 now;
 	int v;
 
+	/* The backend's node of a DSR flow (tc_dsr.bpf.h): an encapsulated request is
+	 * decapsulated first, then parsed as the request it carries. */
+	if (role == ROLE_FROM_NET) {
+		if (dsr_decap(skb, l3_off) < 0) {
+			sy_count(SY_REASON_TC_DSR_FAILED, skb->len);
+			return TC_ACT_SHOT;
+		}
+	}
 	if (parse(skb, l3_off, &p) != PARSE_L4)
 		return TC_ACT_OK;
 	if (p.proto == IPPROTO_ICMP || p.proto == IPPROTO_ICMPV6)
 		return p.frag ? TC_ACT_OK : icmp_error(skb, &p);
+	/* A request carrying DSR information (never plain: it has an option or an extension
+	 * header) to a pod of this node. */
+	if (role == ROLE_FROM_NET && !p.plain && p.frag != FRAG_LATER) {
+		v = dsr_receive(skb, &p);
+		if (v != DSR_NONE)
+			return v;
+	}
 	if (p.frag) {
 		/* Fragments are not translated yet: pass them untouched, and count the first one
 		 * of a datagram to a frontend (later ones carry no port to match). */
@@ -1476,6 +1523,8 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 role, __u32 l3_of
 			return ct_reply(skb, &p, &key, ct, now);
 		if (role == ROLE_FROM_POD || role == ROLE_FROM_NET) {
 			v = ct_forward(skb, &p, &key, ct, now);
+			if (v == CT_DSR)
+				return dsr_forward(skb, &p, ct, SY_REASON_TC_DNAT_CT);
 			if (v != CT_RESELECT)
 				return v;
 		} else {
@@ -1485,6 +1534,8 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 role, __u32 l3_of
 	if (role != ROLE_FROM_POD && role != ROLE_FROM_NET)
 		return TC_ACT_OK; /* egress: only replies are translated */
 	v = new_flow(skb, &p, &key, role, &entry);
+	if ((v == NEW_APPLY || v == NEW_APPLY_RACE) && (entry.flags & SY_CT_F_DSR))
+		return dsr_forward(skb, &p, &entry, v == NEW_APPLY ? SY_REASON_TC_DNAT_NEW : SY_REASON_TC_DNAT_CT);
 	if (v == NEW_APPLY)
 		return ct_apply_forward(skb, &p, &entry, SY_REASON_TC_DNAT_NEW);
 	if (v == NEW_APPLY_RACE)

@@ -212,6 +212,8 @@ class Daemon {
     writer_ = std::make_unique<bpf::MapWriter>(
         datapath_->maps(), [this](const char* map, const char* op) { metrics_.countMapError(map, op); });
     proxier_ = std::make_unique<lb::Proxier>(*writer_, nodeName());
+    proxier_->setLbMode(lb::parseLbMode(cfg_.loadBalancer.mode).value_or(lb::LbMode::Snat),
+                        cfg_.loadBalancer.dsrDispatch == "ipip");
     lb::DataplaneState adopted = writer_->read();
     proxier_->adopt(adopted);
     // A restart over pinned maps that already serve traffic is healthy before its first

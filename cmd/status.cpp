@@ -11,6 +11,7 @@
 #include <iostream>
 #include <map>
 #include <set>
+#include <string>
 #include <tuple>
 
 #include "bpf/abi.h"
@@ -118,6 +119,18 @@ int printStatus(const std::string& pinPath, bool json, const std::vector<std::st
     fills.push_back({metrics::mapLabel(p.name), bpf::countMapEntries(fd), shape ? shape->maxEntries : 0});
   }
   // --- end conntrack GC ---
+  // How external clients reach this frontend's backends on other nodes (loadBalancer.mode,
+  // issue 11): "" for ClusterIPs and the internal scope, which never leave the cluster that
+  // way. A hybrid frontend of UDP or SCTP is SNATed (no dispatch).
+  auto modeOf = [](const lb::ProgrammedFrontend& f) -> std::string {
+    if (f.head.kind == lb::FrontendKind::ClusterIP || f.key.scope != lb::Scope::External) return "";
+    if (f.head.flags & lb::kFrontendModeHybrid) return "hybrid";
+    return (f.head.flags & lb::kFrontendDsr) ? "dsr" : "snat";
+  };
+  auto dispatchOf = [](const lb::ProgrammedFrontend& f) -> const char* {
+    if (!(f.head.flags & lb::kFrontendDsr)) return nullptr;
+    return (f.head.flags & lb::kFrontendDsrIpip) ? "ipip" : "opt";
+  };
 
   if (json) {
     rapidjson::StringBuffer buf;
@@ -139,6 +152,14 @@ int printStatus(const std::string& pinPath, bool json, const std::vector<std::st
       w.String(lb::kindName(f.head.kind));
       w.Key("scope");
       w.String(lb::scopeName(f.key.scope));
+      if (std::string mode = modeOf(f); !mode.empty()) {
+        w.Key("mode");
+        w.String(mode.c_str());
+      }
+      if (const char* d = dispatchOf(f)) {
+        w.Key("dsrDispatch");
+        w.String(d);
+      }
       if (f.head.affinityTimeout) {
         w.Key("affinityTimeoutSeconds");
         w.Uint(f.head.affinityTimeout);
@@ -274,12 +295,18 @@ int printStatus(const std::string& pinPath, bool json, const std::vector<std::st
     return 0;
   }
 
-  std::printf("%-36s %-13s %-30s %s\n", "SERVICE ADDRESS", "TYPE", "BACKEND ADDRESS", "(ID) (SLOT) STATE");
+  std::printf("%-36s %-13s %-10s %-30s %s\n", "SERVICE ADDRESS", "TYPE", "MODE", "BACKEND ADDRESS", "(ID) (SLOT) STATE");
   for (const lb::ProgrammedFrontend& f : st.frontends) {
     std::string fe = f.key.str();
     std::string kind = lb::kindName(f.head.kind);
+    std::string mode = modeOf(f);
+    if (const char* d = dispatchOf(f); d && mode == "dsr") {
+      mode += '/';
+      mode += d;
+    }
+    const char* modeText = mode.empty() ? "-" : mode.c_str();
     if (f.backendIds.empty()) {
-      std::printf("%-36s %-13s %-30s (revnat %u)\n", fe.c_str(), kind.c_str(),
+      std::printf("%-36s %-13s %-10s %-30s (revnat %u)\n", fe.c_str(), kind.c_str(), modeText,
                   f.head.flags & lb::kFrontendDropEmpty ? "<no local endpoints: dropped>" : "<no backends: rejected>",
                   f.revNatId);
     }
@@ -290,8 +317,8 @@ int printStatus(const std::string& pinPath, bool json, const std::vector<std::st
       if (b != st.backends.end() && b->second.local) {
         state += ", local";
       }
-      std::printf("%-36s %-13s %-30s (%u) (%zu) %s\n", i == 0 ? fe.c_str() : "", i == 0 ? kind.c_str() : "",
-                  be.c_str(), f.backendIds[i], i + 1, state.c_str());
+      std::printf("%-36s %-13s %-10s %-30s (%u) (%zu) %s\n", i == 0 ? fe.c_str() : "", i == 0 ? kind.c_str() : "",
+                  i == 0 ? modeText : "", be.c_str(), f.backendIds[i], i + 1, state.c_str());
     }
   }
   if (!hooks.empty()) {

@@ -378,6 +378,22 @@ bool parseConfig(const std::string& text, const std::string& name, Config& c,
        });
      }},
     // --- end conntrack GC ---
+    {"loadBalancer", [&](const YAML::Node& n, const std::string& f) {
+       p.object(n, f, {
+         {"mode", [&](const YAML::Node& v, const std::string& vf) {
+            if (p.str(v, vf, c.loadBalancer.mode) && c.loadBalancer.mode != "snat" &&
+                c.loadBalancer.mode != "dsr" && c.loadBalancer.mode != "hybrid") {
+              p.fail(v, vf, "must be snat, dsr or hybrid, got \"" + c.loadBalancer.mode + "\"");
+            }
+          }},
+         {"dsrDispatch", [&](const YAML::Node& v, const std::string& vf) {
+            if (p.str(v, vf, c.loadBalancer.dsrDispatch) && c.loadBalancer.dsrDispatch != "opt" &&
+                c.loadBalancer.dsrDispatch != "ipip") {
+              p.fail(v, vf, "must be opt or ipip, got \"" + c.loadBalancer.dsrDispatch + "\"");
+            }
+          }},
+       });
+     }},
     {"bpf", [&](const YAML::Node& n, const std::string& f) {
        p.object(n, f, {
          {"pinPath", [&](const YAML::Node& v, const std::string& vf) {

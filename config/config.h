@@ -71,6 +71,17 @@ struct Config {
   // At most SY_CT_LIFETIME_MAX (bpf/abi.h): a released backend ID is reused after that.
   static constexpr std::chrono::milliseconds kConntrackLifetimeMax{6 * 3600 * 1000};
   // --- end conntrack GC ---
+  // How external clients (NodePort, LoadBalancer IPs, external IPs) reach a backend on
+  // another node (issue 11; docs/services.md): snat (the node's address, as kube-proxy
+  // masquerades), dsr (the client's address kept, the reply straight from the backend's
+  // node) or hybrid (dsr for TCP, snat for UDP and SCTP). A Service overrides it with the
+  // annotation switchyard.dev/lb-mode.
+  struct LoadBalancer {
+    std::string mode = "snat";        // snat | dsr | hybrid
+    // opt: the frontend in an IPv4 option / IPv6 destination option; ipip: that request also
+    // encapsulated (IPIP, IP6IP6) to the backend, for fabrics that drop IP options.
+    std::string dsrDispatch = "opt";
+  } loadBalancer;
 
   // The line of every field the file set, by path ("bpf.cgroupPath"), for checks that run
   // after parsing (validateHostPaths) and still report FILE:LINE.

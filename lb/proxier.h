@@ -38,6 +38,10 @@ class Proxier : public k8s::ServiceEventHandler {
                    IdAllocator::Now now = nullptr)
       : tracker_(NodeContext{std::move(nodeName), ""}), syncer_(writer, std::move(now)) {}
 
+  // Before the first event: loadBalancer.mode (for Services without the annotation) and
+  // loadBalancer.dsrDispatch.
+  void setLbMode(LbMode mode, bool dsrIpip) { tracker_.setLbMode(mode, dsrIpip); }
+
   // Before the first event: take over what the pinned maps hold.
   void adopt(const DataplaneState& state) { syncer_.adopt(state); }
 

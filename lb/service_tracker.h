@@ -45,6 +45,11 @@ class ServiceTracker {
   // The Node's zone label changed: every service's topology may change. Returns true when
   // it did change (the caller then syncs everything).
   bool setNodeZone(const std::string& zone);
+  // loadBalancer.mode, for Services without the annotation (before the first event).
+  void setLbMode(LbMode mode, bool dsrIpip) {
+    node_.lbMode = mode;
+    node_.dsrIpip = dsrIpip;
+  }
   const NodeContext& node() const { return node_; }
 
   size_t serviceCount() const { return serviceCount_; }

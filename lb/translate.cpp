@@ -92,6 +92,13 @@ bool endpointServingTerminating(const k8s::Endpoint& ep) {
   return serving && ep.conditions.terminating.value_or(false);
 }
 
+std::optional<LbMode> parseLbMode(const std::string& s) {
+  if (s == "snat") return LbMode::Snat;
+  if (s == "dsr") return LbMode::Dsr;
+  if (s == "hybrid") return LbMode::Hybrid;
+  return std::nullopt;
+}
+
 ServiceInfo toServiceInfo(const k8s::Service& svc, std::vector<std::string>& warnings) {
   ServiceInfo out;
   out.skipped = !skipReason(svc).empty();
@@ -149,6 +156,14 @@ ServiceInfo toServiceInfo(const k8s::Service& svc, std::vector<std::string>& war
   }
   out.externalPolicyLocal = externallyAccessible && svc.externalTrafficPolicy == "Local";
   out.internalPolicyLocal = svc.internalTrafficPolicy == "Local";
+  if (auto it = svc.metadata.annotations.find(kLbModeAnnotation); it != svc.metadata.annotations.end()) {
+    if (auto m = parseLbMode(it->second)) {
+      out.lbMode = *m;
+    } else {
+      warnings.push_back(ref + ": metadata.annotations[" + kLbModeAnnotation + "]: \"" + it->second +
+                         "\" is not snat, dsr or hybrid; the cluster's loadBalancer.mode is used");
+    }
+  }
   if (svc.sessionAffinity == "ClientIP") {
     int32_t t = svc.sessionAffinityTimeoutSeconds;
     if (t <= 0 || t > 86400) {
@@ -234,6 +249,7 @@ ServiceFrontends translateService(const ServiceInfo& svc, std::span<const SliceI
     return out;
   }
   out.healthCheckNodePort = svc.healthCheckNodePort;
+  const LbMode mode = svc.lbMode == LbMode::Default ? node.lbMode : svc.lbMode;
   std::set<IpAddr> localReady;
   // One set of frontends per family the service has (kube-proxy runs one proxier per
   // family, each using the service's first clusterIP of its family).
@@ -292,6 +308,14 @@ ServiceFrontends translateService(const ServiceInfo& svc, std::span<const SliceI
       auto external = [&](const IpAddr& addr, uint16_t portNum, FrontendKind kind, bool ranges) {
         Frontend fe = make(addr, portNum, kind, Scope::External, svc.externalPolicyLocal ? local : cluster,
                            svc.externalPolicyLocal);
+        // External clients to other nodes' backends (the datapath decides per flow; with
+        // externalTrafficPolicy Local there are none: local backends only, never DSR).
+        if (mode == LbMode::Dsr || (mode == LbMode::Hybrid && port.proto == kProtoTCP)) {
+          fe.head.flags |= kFrontendDsr | (node.dsrIpip ? kFrontendDsrIpip : 0);
+        }
+        if (mode == LbMode::Hybrid) {
+          fe.head.flags |= kFrontendModeHybrid;
+        }
         if (ranges) {
           for (const Cidr& c : svc.sourceRanges) {
             if (c.addr.isV4() == v4) fe.sourceRanges.push_back(c);

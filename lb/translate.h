@@ -7,6 +7,7 @@
 // strings would cost the daemon most of its memory.
 #pragma once
 
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -21,6 +22,13 @@ inline constexpr const char* kServiceProxyNameLabel = "service.kubernetes.io/ser
 inline constexpr const char* kHeadlessLabel = "service.kubernetes.io/headless";
 inline constexpr const char* kServiceNameLabel = "kubernetes.io/service-name";
 inline constexpr const char* kZoneLabel = "topology.kubernetes.io/zone";
+inline constexpr const char* kLbModeAnnotation = "switchyard.dev/lb-mode";
+
+// How external clients reach backends on other nodes (loadBalancer.mode, issue 11).
+// Default: the cluster's (NodeContext::lbMode).
+enum class LbMode : uint8_t { Default, Snat, Dsr, Hybrid };
+// "snat" | "dsr" | "hybrid" -> the mode; anything else: nullopt.
+std::optional<LbMode> parseLbMode(const std::string& s);
 
 // Why switchyard does not proxy this Service ("" when it does): the service-proxy-name
 // label (another proxy owns it), headless (clusterIP None), or type ExternalName.
@@ -55,6 +63,7 @@ struct ServiceInfo {
   bool internalPolicyLocal = false;    // internalTrafficPolicy Local
   uint32_t affinityTimeout = 0;        // sessionAffinity ClientIP: timeoutSeconds; 0 = None
   uint16_t healthCheckNodePort = 0;    // LoadBalancer with externalTrafficPolicy Local
+  LbMode lbMode = LbMode::Default;     // the switchyard.dev/lb-mode annotation, when valid
   bool operator==(const ServiceInfo&) const = default;
 };
 
@@ -87,6 +96,8 @@ struct SliceInfo {
 struct NodeContext {
   std::string name;  // endpoints with this nodeName are local; hints.forNodes name it
   std::string zone;  // the Node's topology.kubernetes.io/zone label ("" = none)
+  LbMode lbMode = LbMode::Snat;  // loadBalancer.mode: Services without the annotation
+  bool dsrIpip = false;          // loadBalancer.dsrDispatch ipip (else opt)
 };
 
 // Problems that do not stop the rest (a bad address, an unknown policy) are appended to

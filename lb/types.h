@@ -91,6 +91,10 @@ struct Backend {
 inline constexpr uint16_t kFrontendTwoScopes = 1u << 0;     // has an internal-scope entry
 inline constexpr uint16_t kFrontendDropEmpty = 1u << 1;     // no backends: drop, not reject
 inline constexpr uint16_t kFrontendSourceRanges = 1u << 2;  // loadBalancerSourceRanges apply
+// Forwarding of external clients to other nodes' backends (loadBalancer.mode, issue 11).
+inline constexpr uint16_t kFrontendDsr = 1u << 15;         // direct server return, not SNAT
+inline constexpr uint16_t kFrontendDsrIpip = 1u << 14;     // DSR by encapsulation, not the option
+inline constexpr uint16_t kFrontendModeHybrid = 1u << 13;  // mode hybrid (status only)
 
 // Hashes for the control plane's indexes (FNV-1a over the fixed-size fields).
 inline size_t hashBytes(const uint8_t* p, size_t n, size_t h = 1469598103934665603ull) {

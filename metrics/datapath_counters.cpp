@@ -36,6 +36,15 @@ const std::vector<std::string>& reasonNames() {
       "tc_ct_reclaimed",               // SY_REASON_TC_CT_RECLAIMED
       // --- conntrack GC and pressure (issue 11 item 5) ---
       "tc_ct_full",                    // SY_REASON_TC_CT_FULL
+      // DSR and MTU (issue 11)
+      "tc_dsr_forward",                // SY_REASON_TC_DSR_FORWARD
+      "tc_dsr_received",               // SY_REASON_TC_DSR_RECEIVED
+      "tc_dsr_decap",                  // SY_REASON_TC_DSR_DECAP
+      "tc_dsr_fallback_snat",          // SY_REASON_TC_DSR_FALLBACK
+      "tc_dsr_failed",                 // SY_REASON_TC_DSR_FAILED
+      "tc_mtu_icmp",                   // SY_REASON_TC_MTU_ICMP
+      "tc_mtu_drop",                   // SY_REASON_TC_MTU_DROP
+      "tc_mss_clamped",                // SY_REASON_TC_MSS_CLAMPED
   };
   return names;
 }
@@ -61,7 +70,7 @@ bool DatapathCounters::read(int fd, Totals& out) {
 }
 
 std::vector<prometheus::MetricFamily> DatapathCounters::Collect() const {
-  static_assert(SY_REASON_MAX == 26, "add the new reason's name to reasonNames()");
+  static_assert(SY_REASON_MAX == 34, "add the new reason's name to reasonNames()");
   Totals t;
   if (!read(fd_, t)) {
     return {};

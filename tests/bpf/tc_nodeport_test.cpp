@@ -328,5 +328,367 @@ TEST_F(NodePortTest, AnIcmpErrorAboutATranslatedFlowIsTranslatedForTheClient) {
   }
 }
 
+// ---- Direct server return (loadBalancer.mode dsr | hybrid, issue 11) ----
+// This one program instance plays both nodes: as the frontend's node (node A, 198.18.0.11)
+// it sends an external client's flow to a backend behind the other node with the client's
+// address kept and the frontend in an IPv4 option / IPv6 destination option (Cilium's DSR
+// "opt" dispatch, bpf/lib/nodeport.h); as the backend's node it reads that option from a
+// request to one of its pods and writes the reverse NAT of the pod's replies.
+
+// A NodePort frontend of proto with the given mode flags.
+lb::Frontend dsrFrontend(const char* node, uint16_t port, uint8_t proto, const char* backend, bool local,
+                         uint16_t flags) {
+  lb::Frontend f;
+  f.key = {lb::wildcardOf(*lb::IpAddr::parse(node)), port, proto, lb::Scope::External};
+  f.head.kind = lb::FrontendKind::NodePort;
+  f.head.flags = flags;
+  f.backends.push_back({{*lb::IpAddr::parse(backend), 8080, proto}, false, local});
+  return f;
+}
+
+// The DSR information the frontend's node adds (abi.h, SY_DSR_OPT*): IPv4 option bytes or
+// an IPv6 destination-options body (without next header and length).
+std::vector<uint8_t> dsrOption4(const char* fe, uint16_t port) {
+  std::vector<uint8_t> o = {SY_DSR_OPT4_TYPE, 8, static_cast<uint8_t>(port >> 8), static_cast<uint8_t>(port)};
+  uint32_t a = ip4(fe);
+  const auto* b = reinterpret_cast<const uint8_t*>(&a);
+  o.insert(o.end(), b, b + 4);
+  return o;
+}
+std::vector<uint8_t> dsrOption6Body(const char* fe, uint16_t port) {
+  std::vector<uint8_t> o = {SY_DSR_OPT6_TYPE, 18};
+  uint8_t a[16];
+  inet_pton(AF_INET6, fe, a);
+  o.insert(o.end(), a, a + 16);
+  o.push_back(static_cast<uint8_t>(port >> 8));
+  o.push_back(static_cast<uint8_t>(port));
+  o.push_back(0);  // two Pad1
+  o.push_back(0);
+  return o;
+}
+
+// What sits between the fixed IP header and L4 (IPv4 options, IPv6 extension headers).
+std::vector<uint8_t> between(const Packet& p) {
+  size_t fixed = p.v6() ? sizeof(ipv6hdr) : sizeof(iphdr);
+  const uint8_t* l3 = p.bytes.data() + p.l3off;
+  return std::vector<uint8_t>(l3 + fixed, l3 + p.l3len());
+}
+
+struct DsrCase {
+  const char* family;
+  uint8_t proto;
+};
+void PrintTo(const DsrCase& c, std::ostream* os) { *os << c.family << (c.proto == IPPROTO_TCP ? "/tcp" : "/udp"); }
+
+class DsrTest : public NodePortTest, public ::testing::WithParamInterface<DsrCase> {
+ protected:
+  bool v6() const { return std::string(GetParam().family) == "v6"; }
+  uint8_t proto() const { return GetParam().proto; }
+  const char* client() const { return v6() ? "2001:db8:f::100" : "198.18.0.100"; }
+  const char* node() const { return v6() ? "2001:db8:f::11" : "198.18.0.11"; }
+  const char* otherNode() const { return v6() ? "2001:db8:f::12" : "198.18.0.12"; }
+  const char* remotePod() const { return v6() ? "2001:db8:1:2::2" : "198.18.18.2"; }
+  const char* localPod() const { return v6() ? "2001:db8:1:1::2" : "198.18.17.2"; }
+  std::string bracket(const char* a) const { return v6() ? std::string("[") + a + "]" : std::string(a); }
+  std::vector<uint8_t> expectedInfo(const char* fe, uint16_t port) const {
+    if (!v6()) return dsrOption4(fe, port);
+    std::vector<uint8_t> h = {proto(), 2};  // next header: the L4 protocol; (2 + 1) * 8 bytes
+    auto body = dsrOption6Body(fe, port);
+    h.insert(h.end(), body.begin(), body.end());
+    return h;
+  }
+  PacketShape withInfo(const char* fe, uint16_t port) const {
+    PacketShape s;
+    if (v6()) {
+      s.v6Ext = {{60, dsrOption6Body(fe, port)}};
+    } else {
+      s.ipv4Options = dsrOption4(fe, port);
+    }
+    return s;
+  }
+};
+
+// Node A: the request keeps the client's source, goes to the backend with the frontend in
+// the DSR option (TCP: on the SYN only; UDP: on every datagram), and back to the stack (it
+// routes it to the backend's node); no reply entry is reserved here, the replies never pass.
+TEST_P(DsrTest, TheFrontendNodeKeepsTheClientAddressAndAddsTheFrontend_CiliumDsrOpt) {
+  sync("default/dsr", {dsrFrontend(node(), 30090, proto(), remotePod(), false, lb::kFrontendDsr)});
+  bool tcp = proto() == IPPROTO_TCP;
+  uint64_t dsr = counter(SY_REASON_TC_DSR_FORWARD), fresh = counter(SY_REASON_TC_DNAT_NEW);
+  Packet first = makePacket(proto(), client(), 40010, node(), 30090, 0x02, "hello");
+  Result r = fromNet(first);
+  EXPECT_EQ(r.verdict, TC_ACT_OK) << "a DSR request goes to the stack, which routes it to the backend's node";
+  EXPECT_EQ(counter(SY_REASON_TC_DSR_FORWARD), dsr + 1);
+  EXPECT_EQ(counter(SY_REASON_TC_DNAT_NEW), fresh + 1);
+  EXPECT_EQ(r.out.dst(), bracket(remotePod()) + ":8080");
+  EXPECT_EQ(r.out.src(), bracket(client()) + ":40010") << "DSR must keep the client's address";
+  EXPECT_EQ(between(r.out), expectedInfo(node(), 30090)) << "the frontend is not in the request";
+  EXPECT_EQ(r.out.ipLen(), first.ipLen() + (v6() ? 24 : 8));
+  EXPECT_EQ(r.out.proto(), proto());
+  EXPECT_TRUE(r.out.ipChecksumOk());
+  EXPECT_TRUE(r.out.l4ChecksumOk());
+  std::string payload(reinterpret_cast<const char*>(r.out.l4() + (tcp ? 20 : 8)), 5);
+  EXPECT_EQ(payload, "hello");
+  for (const auto& [k, e] : ctEntries()) {
+    EXPECT_NE(e.dir, SY_CT_REPLY) << "a DSR flow reserved a reply entry on the frontend's node";
+    EXPECT_TRUE(e.flags & SY_CT_F_DSR);
+  }
+  // The flow's next packet: DNAT again, the information only where the protocol needs it.
+  Result next = fromNet(makePacket(proto(), client(), 40010, node(), 30090, 0x10, "more"));
+  EXPECT_EQ(next.verdict, TC_ACT_OK);
+  EXPECT_EQ(next.out.dst(), bracket(remotePod()) + ":8080");
+  EXPECT_EQ(next.out.src(), bracket(client()) + ":40010");
+  if (tcp) {
+    EXPECT_TRUE(between(next.out).empty()) << "TCP carries the frontend on the SYN only";
+  } else {
+    EXPECT_EQ(between(next.out), expectedInfo(node(), 30090)) << "UDP carries the frontend in every datagram";
+  }
+  EXPECT_TRUE(next.out.ipChecksumOk());
+  EXPECT_TRUE(next.out.l4ChecksumOk());
+}
+
+// Node B: a request with the DSR information to a pod of this node goes to the pod as it
+// is; the pod's reply leaves with the frontend as its source, straight to the client.
+TEST_P(DsrTest, TheBackendNodeReadsTheFrontendAndRestoresItOnThePodsReply_CiliumDsrOpt) {
+  uint64_t received = counter(SY_REASON_TC_DSR_RECEIVED);
+  Packet req = makePacket(proto(), client(), 40020, localPod(), 8080, 0x02, "hello", withInfo(otherNode(), 30091));
+  Result in = fromNet(req);
+  EXPECT_EQ(in.verdict, TC_ACT_OK);
+  EXPECT_EQ(in.out.bytes, req.bytes) << "the request must reach the pod untouched";
+  EXPECT_EQ(counter(SY_REASON_TC_DSR_RECEIVED), received + 1);
+  bool found = false;
+  for (const auto& [k, e] : ctEntries()) {
+    if (e.dir == SY_CT_REPLY && k.sport == htons(8080) && k.dport == htons(40020)) {
+      found = true;
+      EXPECT_TRUE(e.flags & SY_CT_F_DSR);
+      sy_addr want = bpf::toSyAddr(*lb::IpAddr::parse(otherNode()));
+      EXPECT_EQ(std::memcmp(&e.nat_addr, &want, sizeof(want)), 0) << "the frontend's address";
+      EXPECT_EQ(e.nat_port, htons(30091));
+    }
+  }
+  EXPECT_TRUE(found) << "no reverse-NAT entry for the pod's replies";
+  Packet reply = makePacket(proto(), localPod(), 8080, client(), 40020, 0x12, "r");
+  Result out = fromPod(reply);
+  EXPECT_EQ(out.out.src(), bracket(otherNode()) + ":30091") << "the reply must come from the frontend";
+  EXPECT_EQ(out.out.dst(), bracket(client()) + ":40020");
+  EXPECT_TRUE(out.out.ipChecksumOk());
+  EXPECT_TRUE(out.out.l4ChecksumOk());
+  // A request without the information is not one: no entry, untouched.
+  Packet plain = makePacket(proto(), client(), 40021, localPod(), 8080);
+  Result p2 = fromNet(plain);
+  EXPECT_EQ(p2.out.bytes, plain.bytes);
+  EXPECT_EQ(counter(SY_REASON_TC_DSR_RECEIVED), received + 1);
+  EXPECT_EQ(fromPod(makePacket(proto(), localPod(), 8080, client(), 40021, 0x12, "r")).out.src(),
+            bracket(localPod()) + ":8080");
+}
+
+// The ipip dispatch (Katran's and Cilium's dsrDispatch=ipip): node A encapsulates the marked
+// request (IPIP / IP6IP6, outer destination the backend itself, DF); node B removes the outer
+// header on its host-facing ingress, reads the option of the inner request and writes the
+// reverse NAT; the pod's SYN-ACK gets its MSS lowered so that the client's segments fit the
+// tunnel (the device's MTU less both headers and TCP's).
+TEST_P(DsrTest, IpipEncapsulatesOnTheFrontendNodeAndTheBackendNodeDecapsulatesAndClampsTheMss_KatranIpip) {
+  sync("default/ipip", {dsrFrontend(node(), 30096, proto(), remotePod(), false, lb::kFrontendDsr | lb::kFrontendDsrIpip)});
+  bool tcp = proto() == IPPROTO_TCP;
+  size_t ipHdr = v6() ? sizeof(ipv6hdr) : sizeof(iphdr);
+  Packet req = makePacket(proto(), client(), 40060, node(), 30096, 0x02, "hello");
+  Result a = fromNet(req);
+  ASSERT_EQ(a.verdict, TC_ACT_OK);
+  EXPECT_EQ(a.out.ipLen(), req.ipLen() + ipHdr + (v6() ? 24 : 8));
+  const uint8_t* outer = a.out.bytes.data() + a.out.l3off;
+  if (v6()) {
+    const auto* o = reinterpret_cast<const ipv6hdr*>(outer);
+    EXPECT_EQ(o->nexthdr, IPPROTO_IPV6) << "not IP6IP6";
+    char dst[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, &o->daddr, dst, sizeof dst);
+    EXPECT_EQ(std::string(dst), remotePod()) << "the outer destination is the backend";
+  } else {
+    const auto* o = reinterpret_cast<const iphdr*>(outer);
+    EXPECT_EQ(o->protocol, IPPROTO_IPIP) << "not IPIP";
+    EXPECT_EQ(ip4str(o->daddr), remotePod()) << "the outer destination is the backend";
+    EXPECT_EQ(ip4str(o->saddr), client()) << "the outer source: the client's address (no prefix configured)";
+    EXPECT_TRUE(ntohs(o->frag_off) & 0x4000) << "the outer header must not be fragmented";
+    EXPECT_EQ(foldSum(addBytes(0, outer, 20)), 0xffff) << "outer header checksum";
+  }
+  Packet inner;
+  inner.l3off = 0;
+  inner.bytes.assign(outer + ipHdr, static_cast<const uint8_t*>(a.out.bytes.data() + a.out.bytes.size()));
+  EXPECT_EQ(inner.dst(), bracket(remotePod()) + ":8080");
+  EXPECT_EQ(inner.src(), bracket(client()) + ":40060");
+  EXPECT_EQ(between(inner), expectedInfo(node(), 30096));
+  EXPECT_TRUE(inner.ipChecksumOk());
+  EXPECT_TRUE(inner.l4ChecksumOk());
+  // Node B: what node A sent arrives on its fabric device.
+  uint64_t decap = counter(SY_REASON_TC_DSR_DECAP), received = counter(SY_REASON_TC_DSR_RECEIVED);
+  Result b = fromNet(a.out);
+  EXPECT_EQ(b.verdict, TC_ACT_OK);
+  EXPECT_EQ(counter(SY_REASON_TC_DSR_DECAP), decap + 1);
+  EXPECT_EQ(counter(SY_REASON_TC_DSR_RECEIVED), received + 1);
+  std::vector<uint8_t> innerBytes(b.out.bytes.begin() + b.out.l3off, b.out.bytes.end());
+  EXPECT_EQ(innerBytes, inner.bytes) << "node B must hand the inner request to the stack as it is";
+  bool found = false;
+  uint16_t wantMss = 1500 - 2 * ipHdr - 20;
+  for (const auto& [k, e] : ctEntries()) {
+    if (e.dir == SY_CT_REPLY && k.sport == htons(8080) && k.dport == htons(40060)) {
+      found = true;
+      EXPECT_EQ(e.flags & (SY_CT_F_DSR | SY_CT_F_DSR_IPIP), SY_CT_F_DSR | SY_CT_F_DSR_IPIP);
+      EXPECT_EQ(e.nat_port, htons(30096));
+      EXPECT_EQ(e.nat2_port, wantMss) << "the MSS that fits fab0 (MTU 1500) with both headers";
+    }
+  }
+  EXPECT_TRUE(found) << "no reverse-NAT entry for the pod's replies";
+  // The flow's next packet comes encapsulated too, without the option (TCP): node B must
+  // decapsulate it all the same.
+  Result a2 = fromNet(makePacket(proto(), client(), 40060, node(), 30096, 0x10, "more"));
+  ASSERT_EQ(a2.verdict, TC_ACT_OK);
+  EXPECT_EQ(a2.out.ipLen(), ipHdr + (tcp ? 20 : 8) + 4 + ipHdr + (tcp ? 0 : (v6() ? 24 : 8)));
+  Result b2 = fromNet(a2.out);
+  EXPECT_EQ(counter(SY_REASON_TC_DSR_DECAP), decap + 2) << "a later packet of the flow was not decapsulated";
+  EXPECT_EQ(b2.out.dst(), bracket(remotePod()) + ":8080");
+  EXPECT_EQ(b2.out.ipLen(), a2.out.ipLen() - ipHdr);
+  // The pod's SYN-ACK, MSS 1460: the frontend restored, the MSS clamped.
+  Packet synack = makePacket(proto(), remotePod(), 8080, client(), 40060, 0x12, tcp ? "" : "r");
+  if (tcp) {
+    size_t l4 = synack.l3off + synack.l3len();
+    const uint8_t mss[4] = {2, 4, 0x05, 0xb4};
+    synack.bytes.insert(synack.bytes.begin() + static_cast<long>(l4 + 20), mss, mss + 4);
+    synack.bytes[l4 + 12] = 6 << 4;
+    if (v6()) {
+      auto* ip6 = reinterpret_cast<ipv6hdr*>(synack.bytes.data() + synack.l3off);
+      ip6->payload_len = htons(static_cast<uint16_t>(ntohs(ip6->payload_len) + 4));
+    } else {
+      synack.ip()->tot_len = htons(static_cast<uint16_t>(ntohs(synack.ip()->tot_len) + 4));
+    }
+    synack.fixChecksums();
+  }
+  uint64_t clamped = counter(SY_REASON_TC_MSS_CLAMPED);
+  Result r = fromPod(synack);
+  EXPECT_EQ(r.out.src(), bracket(node()) + ":30096") << "the reply must come from the frontend";
+  EXPECT_EQ(r.out.dst(), bracket(client()) + ":40060");
+  EXPECT_TRUE(r.out.ipChecksumOk());
+  EXPECT_TRUE(r.out.l4ChecksumOk());
+  if (tcp) {
+    const uint8_t* o = r.out.l4() + 20;
+    EXPECT_EQ((o[2] << 8) | o[3], wantMss) << "the SYN-ACK's MSS was not clamped";
+    EXPECT_EQ(counter(SY_REASON_TC_MSS_CLAMPED), clamped + 1);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, DsrTest,
+                         ::testing::Values(DsrCase{"v4", IPPROTO_TCP}, DsrCase{"v4", IPPROTO_UDP},
+                                           DsrCase{"v6", IPPROTO_TCP}, DsrCase{"v6", IPPROTO_UDP}),
+                         [](const auto& info) {
+                           return std::string(info.param.family) + (info.param.proto == IPPROTO_TCP ? "_tcp" : "_udp");
+                         });
+
+// hybrid: DSR for TCP, SNAT for UDP (the translation sets the DSR flag on TCP frontends
+// only; the hybrid flag alone is for status). A local backend is served as in every mode.
+TEST_F(NodePortTest, HybridIsDsrForTcpAndSnatForUdpAndLocalBackendsAreServedAsBefore) {
+  sync("default/hyb", {dsrFrontend("198.18.0.11", 30092, IPPROTO_TCP, "198.18.18.2", false,
+                                   lb::kFrontendDsr | lb::kFrontendModeHybrid),
+                       dsrFrontend("198.18.0.11", 30092, IPPROTO_UDP, "198.18.18.2", false, lb::kFrontendModeHybrid)});
+  sync("default/dsr-local", {dsrFrontend("198.18.0.11", 30093, IPPROTO_TCP, "198.18.17.2", true, lb::kFrontendDsr)});
+  Result tcp = fromNet(makePacket(IPPROTO_TCP, "198.18.0.100", 40030, "198.18.0.11", 30092));
+  EXPECT_EQ(tcp.out.srcAddr(), "198.18.0.100");
+  EXPECT_EQ(tcp.out.ip()->ihl, 7) << "no DSR option on the TCP SYN";
+  Result udp = fromNet(makePacket(IPPROTO_UDP, "198.18.0.100", 40030, "198.18.0.11", 30092, 0, "q"));
+  EXPECT_EQ(udp.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(udp.out.srcAddr(), "198.18.0.11") << "hybrid must SNAT UDP";
+  EXPECT_EQ(udp.out.ip()->ihl, 5);
+  uint64_t dsr = counter(SY_REASON_TC_DSR_FORWARD);
+  Result local = fromNet(makePacket(IPPROTO_TCP, "198.18.0.100", 40031, "198.18.0.11", 30093));
+  EXPECT_EQ(local.out.dst(), "198.18.17.2:8080");
+  EXPECT_EQ(local.out.src(), "198.18.0.100:40031");
+  EXPECT_EQ(local.out.ip()->ihl, 5) << "a local backend needs no DSR";
+  EXPECT_EQ(counter(SY_REASON_TC_DSR_FORWARD), dsr);
+}
+
+// MTU: a DSR request that the option pushes past the route's MTU is answered, as a router
+// answers a packet too big for its next hop (RFC 1191 / RFC 8201), with the MTU that leaves
+// room for the option, from the frontend, quoting what the client sent; never dropped
+// silently. IPv4 without DF goes on (the stack fragments it, the option copied).
+TEST_F(NodePortTest, ADsrDatagramTooBigForTheOptionGetsFragNeededOrPacketTooBig_CiliumDsrMtu) {
+  // The route MTU limits forwarded packets only when locked (ip_mtu_from_fib_result), else the
+  // device MTU does (what the e2e rows shrink); bpf_fib_lookup follows the same rule.
+  ASSERT_EQ(sh("ip route add 198.18.19.0/24 via 198.18.0.12 mtu lock 1000"), "");
+  ASSERT_EQ(sh("ip route add 2001:db8:1:3::/64 via 2001:db8:f::12 mtu lock 1400"), "");
+  for (const char* family : {"v4", "v6"}) {
+    SCOPED_TRACE(family);
+    bool v6 = std::string(family) == "v6";
+    const char* client = v6 ? "2001:db8:f::100" : "198.18.0.100";
+    const char* node = v6 ? "2001:db8:f::11" : "198.18.0.11";
+    const char* backend = v6 ? "2001:db8:1:3::2" : "198.18.19.2";
+    size_t mtu = v6 ? 1400 : 1000, overhead = v6 ? 24 : 8, hdrs = (v6 ? 40 : 20) + 8;
+    sync(std::string("default/mtu-") + family, {dsrFrontend(node, 30095, IPPROTO_UDP, backend, false, lb::kFrontendDsr)});
+    // Fits the route alone, not with the option.
+    Packet big = makePacket(IPPROTO_UDP, client, 40050, node, 30095, 0, std::string(mtu - hdrs - 2, 'x'));
+    uint64_t answered = counter(SY_REASON_TC_MTU_ICMP), dsr = counter(SY_REASON_TC_DSR_FORWARD);
+    Result r = fromNet(big);
+    EXPECT_EQ(r.verdict, TC_ACT_REDIRECT) << "the answer goes back out of the device it came in on";
+    EXPECT_EQ(counter(SY_REASON_TC_MTU_ICMP), answered + 1);
+    EXPECT_EQ(counter(SY_REASON_TC_DSR_FORWARD), dsr) << "the datagram must not be sent on";
+    EXPECT_EQ(r.out.proto(), v6 ? kProtoIcmp6 : kProtoIcmp);
+    EXPECT_EQ(r.out.addr(true), v6 ? std::string("[") + node + "]" : node) << "from the frontend";
+    EXPECT_EQ(r.out.addr(false), v6 ? std::string("[") + client + "]" : client);
+    const uint8_t* icmp = r.out.l4();
+    if (::testing::Test::HasFailure()) {
+      std::string hex;
+      for (size_t i = r.out.l3off; i < std::min<size_t>(r.out.bytes.size(), r.out.l3off + 120); ++i) {
+        char b[4];
+        std::snprintf(b, sizeof b, "%02x ", r.out.bytes[i]);
+        hex += b;
+      }
+      ADD_FAILURE() << "size " << r.out.bytes.size() << ": " << hex;
+    }
+    EXPECT_EQ(icmp[0], v6 ? 2 : 3) << "packet too big / destination unreachable";
+    EXPECT_EQ(icmp[1], v6 ? 0 : 4) << "fragmentation needed";
+    uint32_t word;
+    std::memcpy(&word, icmp + 4, 4);
+    EXPECT_EQ(v6 ? ntohl(word) : ntohl(word) & 0xffff, mtu - overhead) << "the MTU that leaves room for the option";
+    uint16_t qdport;
+    std::memcpy(&qdport, icmp + 8 + (v6 ? 40 : 20) + 2, 2);
+    EXPECT_EQ(ntohs(qdport), 30095) << "the quote is the client's datagram to the frontend";
+    EXPECT_TRUE(r.out.ipChecksumOk());
+    if (v6) {
+      EXPECT_EQ(foldSum(r.out.l4Sum()), 0xffff) << "ICMPv6 checksum";
+    } else {
+      EXPECT_TRUE(r.out.l4ChecksumOk()) << "ICMP checksum";
+    }
+    // Small enough with the option: sent on.
+    Result ok = fromNet(makePacket(IPPROTO_UDP, client, 40051, node, 30095, 0, std::string(mtu - hdrs - overhead, 'x')));
+    EXPECT_EQ(ok.verdict, TC_ACT_OK);
+    EXPECT_EQ(between(ok.out).size(), overhead);
+    EXPECT_EQ(ok.out.ipLen(), mtu);
+  }
+  // IPv4 without DF may be fragmented: sent on with the option, no answer.
+  PacketShape mayFragment;
+  mayFragment.fragOff = 0;
+  uint64_t answered = counter(SY_REASON_TC_MTU_ICMP);
+  Result frag = fromNet(makePacket(IPPROTO_UDP, "198.18.0.100", 40052, "198.18.0.11", 30095, 0,
+                                   std::string(1000 - 28 - 2, 'x'), mayFragment));
+  EXPECT_EQ(frag.verdict, TC_ACT_OK);
+  EXPECT_EQ(frag.out.dst(), "198.18.19.2:8080");
+  EXPECT_EQ(frag.out.ipLen(), 1006u);
+  EXPECT_EQ(counter(SY_REASON_TC_MTU_ICMP), answered);
+}
+
+// A DSR flow whose first packet already carries IP options (or IPv6 extension headers) is
+// SNATed instead: the frontend cannot be added in front of them in order (Cilium falls back the
+// same way); counted, never dropped.
+TEST_F(NodePortTest, ADsrFlowWhosePacketHasOptionsOfItsOwnIsSnatedInstead) {
+  sync("default/dsr-fb", {dsrFrontend("198.18.0.11", 30097, IPPROTO_TCP, "198.18.18.2", false, lb::kFrontendDsr)});
+  PacketShape withOptions;
+  withOptions.ipv4Options = {1, 1, 1, 0};  // three no-ops and the end of options
+  uint64_t fallback = counter(SY_REASON_TC_DSR_FALLBACK), dsr = counter(SY_REASON_TC_DSR_FORWARD);
+  Result r = fromNet(makePacket(IPPROTO_TCP, "198.18.0.100", 40070, "198.18.0.11", 30097, 0x02, "x", withOptions));
+  EXPECT_EQ(r.verdict, TC_ACT_REDIRECT);
+  EXPECT_EQ(r.out.dst(), "198.18.18.2:8080");
+  EXPECT_EQ(r.out.srcAddr(), "198.18.0.11") << "not SNATed";
+  EXPECT_EQ(counter(SY_REASON_TC_DSR_FALLBACK), fallback + 1);
+  EXPECT_EQ(counter(SY_REASON_TC_DSR_FORWARD), dsr);
+  EXPECT_TRUE(r.out.ipChecksumOk());
+  EXPECT_TRUE(r.out.l4ChecksumOk());
+}
+
 }  // namespace
 }  // namespace switchyard::bpftest

@@ -323,6 +323,238 @@ row_dual_stack_service_serves_both_families() {
   cf_programmed "$(cf_absent 198.19.1.17 80 TCP)"
 }
 
+# ---- direct server return (loadBalancer.mode dsr | hybrid, issue 11) ----------------------------
+
+# cf_expect_dsr DESC CLIENT COUNT FROM ARGS...: COUNT requests from FROM, every one answered by
+# n2p1, which saw CLIENT as its peer; and the replies did not pass node-1: node-1 received no
+# more than ext sent (its fabric device's rx grows by at most ext's tx, plus neighbour traffic),
+# translated no reply (tc_revnat), sent the flows on by DSR, and node-2 read the DSR option.
+cf_expect_dsr() {
+  local desc=$1 client=$2 count=$3
+  shift 3
+  local rx0 tx0 rev0 fwd0 recv0 rx tx
+  rx0=$(sy_mn_dev_packets 1 "$SY_MN_FABRIC_DEV" rx)
+  tx0=$(sy_mn_dev_packets ext eth0 tx)
+  rev0=$(sy_mn_counter 1 tc_revnat)
+  fwd0=$(sy_mn_counter 1 tc_dsr_forward)
+  recv0=$(sy_mn_counter 2 tc_dsr_received)
+  cf_expect "$desc" "$(answered_by "$count" n2p1) and d['sources'] == {'$client': $count}" "$@" --count "$count"
+  rx=$(($(sy_mn_dev_packets 1 "$SY_MN_FABRIC_DEV" rx) - rx0))
+  tx=$(($(sy_mn_dev_packets ext eth0 tx) - tx0))
+  ((rx <= tx + 10)) || sy_fail "expected $desc: the replies not to pass node-1, but node-1 received $rx packets and ext sent $tx"
+  (($(sy_mn_counter 1 tc_revnat) == rev0)) || sy_fail "expected $desc: node-1 to translate no reply (tc_revnat)"
+  (($(sy_mn_counter 1 tc_dsr_forward) >= fwd0 + count)) || sy_fail "expected $desc: node-1 to count $count DSR packets at least"
+  (($(sy_mn_counter 2 tc_dsr_received) >= recv0 + count)) || sy_fail "expected $desc: node-2 to read $count DSR options at least"
+  sy_log "ok: $desc: node-1 received $rx packets, ext sent $tx"
+}
+
+# Cilium's DSR (the "opt" dispatch), chosen by the annotation switchyard.dev/lb-mode: ext to
+# node-1's NodePort reaches the pod on node-2 with its own address (not node-1's, as snat
+# would), the reply comes from node-1's address and port (else the probe sees a mismatch or
+# TCP never connects) and goes from node-2 straight to ext. TCP and UDP, IPv4 and IPv6.
+row_nodeport_dsr_keeps_the_client_address_and_the_reply_skips_the_frontend_node_cilium_dsr() {
+  local n16=${SY_MN_NODE_IP6[1]} ext6=$SY_MN_EXT_IP6
+  cf_service dsr1 clusterIP=198.19.1.41,2001:db8:c::41 type=NodePort annotation=switchyard.dev/lb-mode=dsr \
+    port=http,80,8080,TCP,30301 port=dns,53,5353,UDP,30302
+  cf_slice dsr1-4 dsr1 IPv4 http:8080/TCP,dns:5353/UDP n2p1
+  cf_slice dsr1-6 dsr1 IPv6 http:8080/TCP,dns:5353/UDP n2p1
+  cf_programmed "$(cf_has 0.0.0.0 30301 TCP 1 NodePort) and $(cf_has 0.0.0.0 30302 UDP 1 NodePort) and \
+$(cf_has :: 30301 TCP 1 NodePort) and $(cf_has :: 30302 UDP 1 NodePort)"
+  # switchyard status shows each frontend's mode: the NodePorts dsr by the option, the
+  # ClusterIPs none (they never leave the cluster by either).
+  sy_mn_status_check 1 "all(s.get('mode') == 'dsr' and s.get('dsrDispatch') == 'opt' for s in d['services'] if s['port'] in (30301, 30302)) and \
+all('mode' not in s for s in d['services'] if s['address'] in ('198.19.1.41', '2001:db8:c::41'))" ||
+    sy_fail "expected node-1's status to show the DSR NodePorts' mode: $(sy_mn_status_json 1)"
+  cf_expect_dsr "DSR TCP over IPv4 from ext to node-1's NodePort" "$EXT4" 20 ext --proto tcp --target "$N1:30301"
+  cf_expect_dsr "DSR UDP over IPv4 from ext to node-1's NodePort" "$EXT4" 20 ext --proto udp --target "$N1:30302"
+  cf_expect_dsr "DSR TCP over IPv6 from ext to node-1's NodePort" "$ext6" 20 ext --proto tcp --target "[$n16]:30301"
+  cf_expect_dsr "DSR UDP over IPv6 from ext to node-1's NodePort" "$ext6" 20 ext --proto udp --target "[$n16]:30302"
+  cf_remove dsr1 dsr1-4 dsr1-6
+  cf_programmed "$(cf_absent 0.0.0.0 30301 TCP)"
+}
+
+# The client of the MTU row, in ext: a connected UDP socket with DF (IP_PMTUDISC_DO) sends a
+# datagram that fills the path's MTU, which the DSR option no longer fits: the frontend's node
+# must answer (the socket then fails with EMSGSIZE and knows the smaller MTU); the same socket's
+# datagram of that MTU is answered by the pod. Then one TCP request of 15 kB (a dozen full-size
+# segments) must be answered. Prints JSON: {"mtu", "udp", "tcp"}.
+cf__dsr_mtu_client() {
+  "${SY_MN_PYTHON:-python3}" - "$@" <<'PY'
+import errno, json, socket, sys, time
+host, udp_port, tcp_port, path_mtu = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+v6 = ":" in host
+fam = socket.AF_INET6 if v6 else socket.AF_INET
+hdrs = (40 if v6 else 20) + 8
+out = {"mtu": None, "udp": None, "tcp": None}
+u = socket.socket(fam, socket.SOCK_DGRAM)
+if v6:
+    u.setsockopt(socket.IPPROTO_IPV6, 23, 2)  # IPV6_MTU_DISCOVER: IPV6_PMTUDISC_DO
+else:
+    u.setsockopt(socket.IPPROTO_IP, 10, 2)  # IP_MTU_DISCOVER: IP_PMTUDISC_DO
+u.settimeout(0.3)
+u.connect((host, udp_port))
+for _ in range(20):  # until the answer arrived: EMSGSIZE on the socket
+    try:
+        u.send(b"x" * (path_mtu - hdrs))
+        u.recv(2048)
+        out["udp"] = "answered at the full path MTU"
+        break
+    except socket.timeout:
+        continue
+    except OSError as e:
+        if e.errno != errno.EMSGSIZE:
+            raise
+        out["mtu"] = u.getsockopt(socket.IPPROTO_IPV6, 24) if v6 else u.getsockopt(socket.IPPROTO_IP, 14)
+        break
+if out["mtu"]:
+    for _ in range(10):
+        try:
+            u.send(b"x" * (out["mtu"] - hdrs))
+            out["udp"] = u.recv(2048).decode().strip()
+            break
+        except socket.timeout:
+            continue
+t = socket.create_connection((host, tcp_port), timeout=5)
+t.sendall(b"GET /" + b"a" * 15000 + b" HTTP/1.0\r\n\r\n")
+body = b""
+while True:
+    chunk = t.recv(65536)
+    if not chunk:
+        break
+    body += chunk
+out["tcp"] = body.decode(errors="replace").strip().splitlines()[-1] if body else ""
+print(json.dumps(out))
+PY
+}
+
+# DSR with a smaller fabric MTU (1400): the option would push a full-size UDP datagram with DF
+# past it, so node-1 answers ICMP fragmentation needed / packet too big with the MTU that
+# leaves room for the option (1392, 1376), the client's next datagram of that size reaches the
+# pod; a TCP request of many full-size segments goes through (only its SYN carries the option).
+# As Cilium's DSR with a tunnel-less fabric; IPv4 and IPv6.
+row_nodeport_dsr_with_a_smaller_fabric_mtu_answers_too_big_cilium_dsr() {
+  local n16=${SY_MN_NODE_IP6[1]} ext6=$SY_MN_EXT_IP6 icmp0 out
+  sy_mn_set_fabric_mtu 1400
+  cf_service dsr2 clusterIP=198.19.1.43,2001:db8:c::43 type=NodePort annotation=switchyard.dev/lb-mode=dsr \
+    port=http,80,8080,TCP,30305 port=dns,53,5353,UDP,30306
+  cf_slice dsr2-4 dsr2 IPv4 http:8080/TCP,dns:5353/UDP n2p1
+  cf_slice dsr2-6 dsr2 IPv6 http:8080/TCP,dns:5353/UDP n2p1
+  cf_programmed "$(cf_has 0.0.0.0 30306 UDP 1 NodePort) and $(cf_has :: 30306 UDP 1 NodePort) and \
+$(cf_has 0.0.0.0 30305 TCP 1 NodePort) and $(cf_has :: 30305 TCP 1 NodePort)"
+  icmp0=$(sy_mn_counter 1 tc_mtu_icmp)
+  out=$(sy_mn_run ext bash -c "$(declare -f cf__dsr_mtu_client); cf__dsr_mtu_client $N1 30306 30305 1400") ||
+    sy_fail "expected the IPv4 MTU client to run: $out"
+  sy_json_check "$out" "d['mtu'] == 1392 and d['udp'] == 'n2p1 $EXT4' and d['tcp'] == 'n2p1 $EXT4'" ||
+    sy_fail "expected IPv4 under DSR at MTU 1400: frag needed with 1392, then answers from n2p1 seeing ext: $out"
+  sy_log "ok: IPv4 DSR at fabric MTU 1400: $out"
+  out=$(sy_mn_run ext bash -c "$(declare -f cf__dsr_mtu_client); cf__dsr_mtu_client $n16 30306 30305 1400") ||
+    sy_fail "expected the IPv6 MTU client to run: $out"
+  sy_json_check "$out" "d['mtu'] == 1376 and d['udp'] == 'n2p1 $ext6' and d['tcp'] == 'n2p1 $ext6'" ||
+    sy_fail "expected IPv6 under DSR at MTU 1400: packet too big with 1376, then answers from n2p1 seeing ext: $out"
+  sy_log "ok: IPv6 DSR at fabric MTU 1400: $out"
+  (($(sy_mn_counter 1 tc_mtu_icmp) >= icmp0 + 2)) || sy_fail "expected node-1 to count its ICMP answers (tc_mtu_icmp)"
+  cf_remove dsr2 dsr2-4 dsr2-6
+  cf_programmed "$(cf_absent 0.0.0.0 30306 UDP)"
+  sy_mn_set_fabric_mtu "$([[ $SY_MN_FABRIC == vxlan ]] && echo 1450 || echo 1500)"
+}
+
+# externalTrafficPolicy Local and healthCheckNodePort under dsr: nothing changes (kube-proxy's
+# semantics): external clients get the local endpoint only, with their own address and no
+# DSR (there is no other node to return from), in-cluster clients every endpoint, and the
+# health check answers with the local endpoint count.
+row_external_policy_local_and_health_check_are_unchanged_under_dsr_kube_proxy_external_policy_local() {
+  local fwd0 code i
+  cf_service dsr4 clusterIP=198.19.1.45 type=LoadBalancer annotation=switchyard.dev/lb-mode=dsr \
+    port=http,80,8080,TCP,30309 lbIngress=198.19.100.45 externalTrafficPolicy=Local healthCheckNodePort=32309
+  cf_slice dsr4 dsr4 IPv4 http:8080/TCP n1p1 n2p1
+  cf_programmed "$(cf_has 0.0.0.0 30309 TCP 1 NodePort) and $(cf_has 198.19.100.45 80 TCP 1 LoadBalancer)"
+  fwd0=$(sy_mn_counter 1 tc_dsr_forward)
+  cf_expect "ext to node-1's NodePort under dsr: node-1's pod only, with the client's address" \
+    "$(answered_by 20 n1p1) and d['sources'] == {'$EXT4': 20}" ext --proto tcp --target "$N1:30309" --count 20
+  cf_expect "ext to node-2's NodePort under dsr: node-2's pod only, with the client's address" \
+    "$(answered_by 20 n2p1) and d['sources'] == {'$EXT4': 20}" ext --proto tcp --target "$N2:30309" --count 20
+  cf_expect "ext to the LB IP under dsr: node-1's pod only" \
+    "$(answered_by 20 n1p1) and d['sources'] == {'$EXT4': 20}" ext --proto tcp --target 198.19.100.45:80 --count 20
+  cf_expect "a pod of node-2 to node-1's NodePort under dsr: short-circuited to every endpoint" \
+    "$(answered_by 40 n1p1 n2p1)" pod 2 2 --proto tcp --target "$N1:30309" --count 40
+  (($(sy_mn_counter 1 tc_dsr_forward) == fwd0)) || sy_fail "expected no DSR for a Local policy (tc_dsr_forward grew on node-1)"
+  for i in 1 2; do
+    code=$(sy_in_ns "${SY_MN_NODE_NS[i]}" curl -s -m 2 -o "$WORK/hc.body" -w '%{http_code}' "http://${SY_MN_NODE_IP4[i]}:32309/" || true)
+    [[ $code == 200 ]] && sy_json_check "$(cat "$WORK/hc.body")" "d['localEndpoints'] == 1" ||
+      sy_fail "expected node-$i's healthCheckNodePort under dsr to answer 200 with 1 local endpoint, got $code $(cat "$WORK/hc.body" 2>/dev/null)"
+  done
+  sy_log "ok: healthCheckNodePort 200 on both nodes under dsr"
+  cf_remove dsr4
+  cf_programmed "$(cf_absent 0.0.0.0 30309 TCP)"
+}
+
+# node-1's daemon again with cf_setup's configuration plus EXTRA_YAML (over its pins: it adopts
+# the maps, the flows live on), and its programs attached again.
+cf__restart_node1() {
+  sy_mn_write_config 1 true "bpf: {hostDevices: [$SY_MN_FABRIC_DEV]}
+${1:-}"
+  sy_mn_daemon_stop 1 || sy_fail "expected node-1's daemon to stop"
+  sy_mn_daemon_start 1
+}
+
+# Katran's and Cilium's ipip dispatch (loadBalancer.dsrDispatch: ipip on node-1, the frontend's
+# node; node-2 decapsulates whatever it is configured with): the request, marked as with opt,
+# goes to node-2 as IPIP / IP6IP6 with the backend as outer destination, node-2 removes the
+# outer header in tc (this kernel has no ipip device) and the pod sees the client; its
+# SYN-ACK's MSS is clamped to fit the tunnel, so a 15 kB request crosses it in full-size
+# segments; a UDP datagram too big for the option and the outer header is answered with the
+# MTU that leaves room for both (the fabric's less 28, less 64).
+row_nodeport_dsr_ipip_encapsulates_to_the_backend_node_katran_ipip() {
+  local n16=${SY_MN_NODE_IP6[1]} ext6=$SY_MN_EXT_IP6 decap0 clamp0 out mtu
+  mtu=$(ip netns exec "$SY_MN_EXT_NS" cat "/sys/class/net/$SY_MN_FABRIC_DEV/mtu") # 1500, VXLAN 1450
+  cf__restart_node1 "loadBalancer: {dsrDispatch: ipip}"
+  cf_service dsr3 clusterIP=198.19.1.44,2001:db8:c::44 type=NodePort annotation=switchyard.dev/lb-mode=dsr \
+    port=http,80,8080,TCP,30307 port=dns,53,5353,UDP,30308
+  cf_slice dsr3-4 dsr3 IPv4 http:8080/TCP,dns:5353/UDP n2p1
+  cf_slice dsr3-6 dsr3 IPv6 http:8080/TCP,dns:5353/UDP n2p1
+  cf_programmed "$(cf_has 0.0.0.0 30307 TCP 1 NodePort) and $(cf_has :: 30308 UDP 1 NodePort)"
+  sy_mn_wait_programmed 1 "all(s.get('dsrDispatch') == 'ipip' for s in d['services'] if s['port'] in (30307, 30308))"
+  decap0=$(sy_mn_counter 2 tc_dsr_decap)
+  clamp0=$(sy_mn_counter 2 tc_mss_clamped)
+  cf_expect_dsr "DSR ipip TCP over IPv4" "$EXT4" 20 ext --proto tcp --target "$N1:30307"
+  cf_expect_dsr "DSR ipip UDP over IPv6" "$ext6" 20 ext --proto udp --target "[$n16]:30308"
+  out=$(sy_mn_run ext bash -c "$(declare -f cf__dsr_mtu_client); cf__dsr_mtu_client $N1 30308 30307 $mtu") ||
+    sy_fail "expected the IPv4 MTU client to run: $out"
+  sy_json_check "$out" "d['mtu'] == $mtu - 28 and d['udp'] == 'n2p1 $EXT4' and d['tcp'] == 'n2p1 $EXT4'" ||
+    sy_fail "expected IPv4 DSR ipip: frag needed with $mtu - 28, then answers from n2p1 seeing ext: $out"
+  out=$(sy_mn_run ext bash -c "$(declare -f cf__dsr_mtu_client); cf__dsr_mtu_client $n16 30308 30307 $mtu") ||
+    sy_fail "expected the IPv6 MTU client to run: $out"
+  sy_json_check "$out" "d['mtu'] == $mtu - 64 and d['udp'] == 'n2p1 $ext6' and d['tcp'] == 'n2p1 $ext6'" ||
+    sy_fail "expected IPv6 DSR ipip: packet too big with $mtu - 64, then answers from n2p1 seeing ext: $out"
+  (($(sy_mn_counter 2 tc_dsr_decap) >= decap0 + 40)) || sy_fail "expected node-2 to decapsulate every request (tc_dsr_decap)"
+  (($(sy_mn_counter 2 tc_mss_clamped) >= clamp0 + 20)) || sy_fail "expected node-2 to clamp the SYN-ACKs' MSS (tc_mss_clamped)"
+  sy_log "ok: DSR ipip: decapsulated and clamped on node-2"
+  cf_remove dsr3 dsr3-4 dsr3-6
+  cf_programmed "$(cf_absent 0.0.0.0 30307 TCP)"
+  cf__restart_node1
+}
+
+# hybrid: DSR for TCP (the pod sees ext), SNAT for UDP (the pod sees node-1, whose address the
+# reply comes back to), as Cilium's bpf.lbMode hybrid.
+row_nodeport_hybrid_is_dsr_for_tcp_and_snat_for_udp_cilium_hybrid() {
+  cf_service hyb1 clusterIP=198.19.1.42 type=NodePort annotation=switchyard.dev/lb-mode=hybrid \
+    port=http,80,8080,TCP,30303 port=dns,53,5353,UDP,30304
+  cf_slice hyb1 hyb1 IPv4 http:8080/TCP,dns:5353/UDP n2p1
+  cf_programmed "$(cf_has 0.0.0.0 30303 TCP 1 NodePort) and $(cf_has 0.0.0.0 30304 UDP 1 NodePort)"
+  sy_mn_status_check 1 "any(s['port'] == 30303 and s.get('mode') == 'hybrid' and s.get('dsrDispatch') == 'opt' for s in d['services']) and \
+any(s['port'] == 30304 and s.get('mode') == 'hybrid' and 'dsrDispatch' not in s for s in d['services'])" ||
+    sy_fail "expected node-1's status to show hybrid, DSR for TCP only: $(sy_mn_status_json 1)"
+  local nodeport_text
+  nodeport_text=$(sy_in_ns "${SY_MN_NODE_NS[1]}" "$SY_BIN" status --pin-path "${SY_MN_PIN[1]}")
+  grep -qE ':30303/TCP +NodePort +hybrid ' <<<"$nodeport_text" ||
+    sy_fail "expected the text status to show the mode column: $nodeport_text"
+  cf_expect_dsr "hybrid TCP from ext to node-1's NodePort: DSR" "$EXT4" 20 ext --proto tcp --target "$N1:30303"
+  cf_expect "hybrid UDP from ext to node-1's NodePort: SNAT to node-1" \
+    "$(answered_by 20 n2p1) and d['sources'] == {'$N1': 20}" ext --proto udp --target "$N1:30304" --count 20
+  cf_remove hyb1
+  cf_programmed "$(cf_absent 0.0.0.0 30303 TCP)"
+}
+
 # ---- health --------------------------------------------------------------------------------------
 
 # kube-proxy's service health server: healthCheckNodePort answers 200 with the count of

@@ -70,6 +70,9 @@
 #   sy_mn_wait_programmed I EXPR [TIMEOUT_S=15]  waits until node I's status satisfies EXPR,
 #                                        else fails the test (sy_svc_has of lib_cluster.sh
 #                                        builds such expressions)
+#   sy_mn_set_fabric_mtu MTU             the MTU of every node's and ext's fabric device (eth0, or
+#                                        vx0 with VXLAN), at once; SY_MN_FABRIC_MTU before sy_mn_up
+#                                        sets it from the start
 #   sy_mn_dev_packets WHO DEV rx|tx      packet counter of DEV in WHO's namespace (WHO: a node
 #                                        index, ext or fab): n=$(sy_mn_dev_packets 1 eth0 rx)
 #   sy_mn_ns WHO                         prints WHO's namespace (a node index, ext, fab, or I,J)
@@ -78,7 +81,8 @@
 # The node cgroups (under $CG) and namespaces ($PREFIX-*) go with lib.sh's own cleanup.
 #
 # Variables (arrays indexed by node I; associative arrays by "I,J", e.g. ${SY_MN_POD_IP4[2,1]}):
-#   SY_MN_FABRIC (bridge|vxlan, set before sy_mn_up) SY_MN_NODES SY_MN_PODS_PER_NODE
+#   SY_MN_FABRIC (bridge|vxlan, set before sy_mn_up) SY_MN_FABRIC_MTU (unset: the device's
+#   default, 1500 or 1450 with VXLAN; set before sy_mn_up) SY_MN_NODES SY_MN_PODS_PER_NODE
 #   SY_MN_FABRIC_NS SY_MN_FABRIC_DEV (eth0 or vx0: the node's host-facing device) SY_MN_EXT_NS
 #   SY_MN_EXT_IP4 SY_MN_EXT_IP6 SY_MN_EXT_VIA
 #   SY_MN_FABRIC_NET4 SY_MN_FABRIC_NET6 SY_MN_UNDERLAY_NET4 SY_MN_CLUSTER_CIDR4 SY_MN_CLUSTER_CIDR6
@@ -116,6 +120,7 @@ SY_MN_HEALTHZ_ADDR=127.0.0.1:10256 # in each node's own namespace
 SY_MN_METRICS_ADDR=127.0.0.1:10249
 
 SY_MN_FABRIC=${SY_MN_FABRIC:-bridge}
+SY_MN_FABRIC_MTU=${SY_MN_FABRIC_MTU:-}
 SY_MN_NODES=0
 SY_MN_PODS_PER_NODE=0
 SY_MN_FABRIC_DEV=
@@ -245,6 +250,7 @@ sy_mn__fabric_lines() {
     echo "link set vx0 up"
     dev=vx0
   fi
+  [[ -z $SY_MN_FABRIC_MTU ]] || echo "link set $dev mtu $SY_MN_FABRIC_MTU"
   echo "addr add $addr4/24 dev $dev"
   echo "addr add $addr6/64 dev $dev nodad"
 }
@@ -589,6 +595,21 @@ sy_mn_wait_programmed() {
 
 # ---------------------------------------------------------------------------------------------
 # Device counters
+
+# sy_mn_set_fabric_mtu MTU: every node's and ext's fabric device gets MTU (68-1500; with
+# VXLAN at most 1450, the underlay's 1500 less the encapsulation), so tests can shrink the path
+# under traffic.
+sy_mn_set_fabric_mtu() {
+  local mtu=${1:-} max=1500 i
+  [[ $SY_MN_FABRIC == vxlan ]] && max=1450
+  [[ $mtu =~ ^[0-9]+$ ]] && ((mtu >= 68 && mtu <= max)) || sy_fail "sy_mn_set_fabric_mtu: MTU '$mtu' must be 68-$max"
+  ((SY_MN_NODES > 0)) || sy_fail "sy_mn_set_fabric_mtu before sy_mn_up"
+  for ((i = 1; i <= SY_MN_NODES; i++)); do
+    sy_mn__batch "${SY_MN_NODE_NS[i]}" "node-$i's fabric MTU" <<<"link set $SY_MN_FABRIC_DEV mtu $mtu"
+  done
+  sy_mn__batch "$SY_MN_EXT_NS" "ext's fabric MTU" <<<"link set $SY_MN_FABRIC_DEV mtu $mtu"
+  SY_MN_FABRIC_MTU=$mtu
+}
 
 # sy_mn_dev_packets WHO DEV rx|tx: prints the packet counter (WHO: a node index, ext or fab),
 # read from sysfs as `ip netns exec` mounts it for the namespace (the same numbers as

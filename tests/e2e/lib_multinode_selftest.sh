@@ -162,6 +162,29 @@ scenario_plain() {
   ((rx3 < n)) || sy_fail "expected node-3's eth0 not to see node-1 -> node-2 unicast, got $rx3 packets"
   sy_log "ok: device counters: node-1 eth0 tx +$tx1, node-2 eth0 rx +$rx2, node-3 eth0 rx +$rx3"
 
+  # --- the fabric MTU: every node's and ext's fabric device, and DF traffic feels it ---------
+  sy_mn_set_fabric_mtu 1280
+  local i mtu
+  for i in 1 2 3 ext; do
+    mtu=$(ip netns exec "$(sy_mn_ns "$i")" cat "/sys/class/net/$SY_MN_FABRIC_DEV/mtu")
+    ((mtu == 1280)) || sy_fail "expected sy_mn_set_fabric_mtu 1280 to set $SY_MN_FABRIC_DEV of $i to 1280, got $mtu"
+  done
+  # A DF datagram of 1281 bytes on the wire cannot leave ext, one of 1280 can.
+  local df='import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, 10, 2)  # IP_MTU_DISCOVER: IP_PMTUDISC_DO
+try:
+    s.sendto(b"x" * (int(sys.argv[2]) - 28), (sys.argv[1], 9))
+except OSError:
+    sys.exit(1)'
+  sy_in_ns "$SY_MN_EXT_NS" "${SY_MN_PYTHON:-python3}" -c "$df" "${SY_MN_NODE_IP4[1]}" 1281 &&
+    sy_fail "expected a 1281-byte DF datagram from ext to fail at fabric MTU 1280"
+  sy_in_ns "$SY_MN_EXT_NS" "${SY_MN_PYTHON:-python3}" -c "$df" "${SY_MN_NODE_IP4[1]}" 1280 ||
+    sy_fail "expected a 1280-byte DF datagram from ext to leave at fabric MTU 1280"
+  ( sy_mn_set_fabric_mtu 1501 ) 2>/dev/null && sy_fail "expected sy_mn_set_fabric_mtu 1501 to fail on a bridge fabric"
+  sy_mn_set_fabric_mtu 1500
+  sy_log "ok: sy_mn_set_fabric_mtu"
+
   check_writers
   sy_log "plain scenario done"
 }

@@ -97,6 +97,20 @@ TEST(Config, SocketLBIsABooleanOrAMappingWithSkipCgroups) {
   EXPECT_TRUE(off.bpf.socketLBSkipCgroups.empty());
 }
 
+TEST(Config, LoadBalancerModeDefaultsToSnatAndTakesDsrOrHybrid) {
+  Config d;
+  EXPECT_EQ(d.loadBalancer.mode, "snat");
+  EXPECT_EQ(d.loadBalancer.dsrDispatch, "opt");
+  Config c;
+  std::vector<std::string> errors;
+  ASSERT_TRUE(parseConfig("apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\n"
+                          "loadBalancer:\n  mode: hybrid\n  dsrDispatch: ipip\n",
+                          "c", c, errors))
+      << errors.front();
+  EXPECT_EQ(c.loadBalancer.mode, "hybrid");
+  EXPECT_EQ(c.loadBalancer.dsrDispatch, "ipip");
+}
+
 struct BadCase {
   const char* name;
   const char* yaml;
@@ -138,6 +152,10 @@ INSTANTIATE_TEST_SUITE_P(
                 "cfg.yaml:5: bpf.socketLB.skipCgroups[0]: must be an absolute path, got \"mesh\""},
         BadCase{"socket_lb_unknown_field", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nbpf:\n  socketLB:\n    skip: [/x]\n",
                 "cfg.yaml:5: bpf.socketLB.skip: unknown field"},
+        BadCase{"bad_lb_mode", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nloadBalancer:\n  mode: maglev\n",
+                "cfg.yaml:4: loadBalancer.mode: must be snat, dsr or hybrid, got \"maglev\""},
+        BadCase{"bad_dsr_dispatch", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nloadBalancer:\n  dsrDispatch: gre\n",
+                "cfg.yaml:4: loadBalancer.dsrDispatch: must be opt or ipip, got \"gre\""},
         BadCase{"bad_source_kind", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nsource:\n  kind: etcd\n",
                 "cfg.yaml:4: source.kind: must be files or apiserver"},
         BadCase{"files_without_path", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nsource:\n  kind: files\n",

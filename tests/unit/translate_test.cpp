@@ -2,6 +2,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "lb/translate.h"
 
 namespace switchyard::lb {
@@ -204,6 +206,85 @@ TEST(Translate, SctpPortsAreProxiedLikeTcpAndUdp) {
   EXPECT_EQ(fes[0].key.str(), "198.19.0.11:3868/SCTP");
   EXPECT_THAT(backendStrings(fes[0]), ElementsAre("198.18.16.2:3868/SCTP"));
   EXPECT_THAT(warnings, IsEmpty());
+}
+
+// loadBalancer.mode and the switchyard.dev/lb-mode annotation (issue 11): the mode goes to
+// the external frontends (NodePort, LB IPs, external IPs), never to the ClusterIP; hybrid is
+// DSR for TCP only (UDP and SCTP are SNATed: no connection start to carry the frontend once).
+uint16_t modeFlags(const Frontend& f) { return f.head.flags & (kFrontendDsr | kFrontendModeHybrid); }
+
+TEST(Translate, LbModeGoesToTheExternalFrontendsAndHybridIsDsrForTcpOnly) {
+  k8s::Service svc = service("web", "198.19.0.10", {port("http", 80), port("dns", 53, k8s::Protocol::UDP)});
+  svc.type = "NodePort";
+  svc.ports[0].nodePort = 30080;
+  svc.ports[1].nodePort = 30053;
+  svc.externalIPs = {"198.19.100.1"};
+  std::vector<std::string> warnings;
+  auto flagsOf = [&](const NodeContext& node) {
+    std::map<std::string, uint16_t> out;
+    for (const Frontend& f : translateService(svc, {}, node, warnings).frontends) {
+      out[std::string(f.head.kind == FrontendKind::ClusterIP ? "cip" : f.head.kind == FrontendKind::NodePort ? "np" : "eip") +
+          (f.key.proto == kProtoTCP ? "/tcp" : "/udp")] = modeFlags(f);
+    }
+    return out;
+  };
+  NodeContext node;
+  EXPECT_EQ(node.lbMode, LbMode::Snat) << "the default mode";
+  for (auto& [k, v] : flagsOf(node)) EXPECT_EQ(v, 0) << k;
+  node.lbMode = LbMode::Dsr;
+  auto dsr = flagsOf(node);
+  EXPECT_EQ(dsr["cip/tcp"], 0);
+  EXPECT_EQ(dsr["cip/udp"], 0);
+  for (const char* k : {"np/tcp", "np/udp", "eip/tcp", "eip/udp"}) EXPECT_EQ(dsr[k], kFrontendDsr) << k;
+  node.lbMode = LbMode::Hybrid;
+  auto hybrid = flagsOf(node);
+  EXPECT_EQ(hybrid["cip/tcp"], 0);
+  EXPECT_EQ(hybrid["np/tcp"], kFrontendDsr | kFrontendModeHybrid);
+  EXPECT_EQ(hybrid["eip/tcp"], kFrontendDsr | kFrontendModeHybrid);
+  EXPECT_EQ(hybrid["np/udp"], kFrontendModeHybrid) << "hybrid SNATs UDP";
+  EXPECT_EQ(hybrid["eip/udp"], kFrontendModeHybrid);
+  // loadBalancer.dsrDispatch ipip: every DSR frontend encapsulates, the others are unchanged.
+  node.dsrIpip = true;
+  auto ipip = [&] {
+    std::map<std::string, uint16_t> out;
+    for (const Frontend& f : translateService(svc, {}, node, warnings).frontends) {
+      out[std::string(f.head.kind == FrontendKind::NodePort ? "np" : "other") + (f.key.proto == kProtoTCP ? "/tcp" : "/udp")] |=
+          f.head.flags & kFrontendDsrIpip;
+    }
+    return out;
+  }();
+  EXPECT_EQ(ipip["np/tcp"], kFrontendDsrIpip) << "hybrid TCP is DSR: encapsulated";
+  EXPECT_EQ(ipip["np/udp"], 0) << "hybrid UDP is SNATed: nothing to encapsulate";
+  EXPECT_EQ(ipip["other/udp"], 0);
+  EXPECT_THAT(warnings, IsEmpty());
+}
+
+TEST(Translate, TheLbModeAnnotationOverridesTheClusterModeAndABadOneIsAWarning) {
+  k8s::Service svc = service("web", "198.19.0.10", {port("http", 80)});
+  svc.type = "NodePort";
+  svc.ports[0].nodePort = 30080;
+  NodeContext node;
+  node.lbMode = LbMode::Dsr;
+  auto nodePortFlags = [&](std::vector<std::string>& warnings) {
+    for (const Frontend& f : translateService(svc, {}, node, warnings).frontends) {
+      if (f.head.kind == FrontendKind::NodePort) return modeFlags(f);
+    }
+    ADD_FAILURE() << "no NodePort frontend";
+    return uint16_t{0xffff};
+  };
+  std::vector<std::string> warnings;
+  svc.metadata.annotations[kLbModeAnnotation] = "snat";
+  EXPECT_EQ(nodePortFlags(warnings), 0) << "the annotation's snat beats the cluster's dsr";
+  node.lbMode = LbMode::Snat;
+  svc.metadata.annotations[kLbModeAnnotation] = "dsr";
+  EXPECT_EQ(nodePortFlags(warnings), kFrontendDsr);
+  EXPECT_THAT(warnings, IsEmpty());
+  node.lbMode = LbMode::Hybrid;
+  svc.metadata.annotations[kLbModeAnnotation] = "DSR";
+  EXPECT_EQ(nodePortFlags(warnings), kFrontendDsr | kFrontendModeHybrid) << "a bad value: the cluster's mode";
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_EQ(warnings[0], "Service default/web: metadata.annotations[switchyard.dev/lb-mode]: \"DSR\" is not snat, dsr "
+                         "or hybrid; the cluster's loadBalancer.mode is used");
 }
 
 }  // namespace
