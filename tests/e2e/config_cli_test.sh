@@ -204,7 +204,7 @@ d['healthzBindAddress'] == '0.0.0.0:10256' and d['clusterCIDR'] == '10.244.0.0/1
 d['minSyncPeriodMs'] == 1000 and d['verbosity'] == 2 and \
 d['clientConnection']['kubeconfig'] == '/var/lib/kube-proxy/kubeconfig.conf' and d['source']['kind'] == 'apiserver'" ||
   fail "expected kubeadm 1.31's values and the flag's hostname, got: $JSON"
-for field in iptables ipvs nftables winkernel mode conntrack.tcpEstablishedTimeout; do
+for field in iptables ipvs nftables winkernel mode conntrack.tcpCloseWaitTimeout; do
   grep -qE "^warning: $f:[0-9]+: $field: " "$TMP/warnings" ||
     fail "expected a warning naming $field (FILE:LINE: field: ...), got: $(cat "$TMP/warnings")"
 done
