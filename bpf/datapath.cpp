@@ -57,6 +57,7 @@ void sizeMaps(Skel* s, const MapSizes& m) {
   if (m.sockRevNat) bpf_map__set_max_entries(s->maps.SY_MAP_SOCK_REVNAT, m.sockRevNat);
   if (m.affinity) bpf_map__set_max_entries(s->maps.SY_MAP_AFFINITY, m.affinity);
   if (m.sourceRanges) bpf_map__set_max_entries(s->maps.SY_MAP_SRC_RANGES, m.sourceRanges);
+  if (m.maglev) bpf_map__set_max_entries(s->maps.SY_MAP_MAGLEV, m.maglev);
 }
 
 // Whether a device carries no link-layer header (tun, wireguard, ipip: ARPHRD_NONE and
@@ -123,6 +124,7 @@ std::unique_ptr<Datapath> Datapath::load(const DatapathOptions& options, std::st
   sizeMaps(dp->tc_, options.sizes);
   dp->tc_->rodata->sy_snat_port_min = options.snatPortMin;
   dp->tc_->rodata->sy_snat_port_max = options.snatPortMax;
+  dp->tc_->rodata->sy_maglev_seed = options.maglevSeed;
   if (int err = tc_lb__load(dp->tc_); err) {
     error = "load tc programs: " + errnoText(err);
     return nullptr;
@@ -141,6 +143,7 @@ std::unique_ptr<Datapath> Datapath::load(const DatapathOptions& options, std::st
   dp->fds_.counters = bpf_map__fd(m->SY_MAP_COUNTERS);
   dp->fds_.meta = bpf_map__fd(m->SY_MAP_META);
   dp->fds_.tcAttach = bpf_map__fd(m->SY_MAP_TC_ATTACH);
+  dp->fds_.maglev = bpf_map__fd(m->SY_MAP_MAGLEV);
 
   uint32_t zero = 0;
   struct sy_meta meta {};

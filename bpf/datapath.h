@@ -29,6 +29,8 @@ struct DatapathOptions {
   // so they never collide with the node's own connections.
   uint16_t snatPortMin = 20000;
   uint16_t snatPortMax = 29999;
+  // The seed of the tc programs' Maglev flow hash (loadBalancer.maglev.hashSeed).
+  uint32_t maglevSeed = SY_MAGLEV_SEED_DEFAULT;
 };
 
 // What a tc device faces: pods (their veth host ends, a CNI bridge) or the network (the

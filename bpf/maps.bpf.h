@@ -109,3 +109,24 @@ struct {
 	__uint(max_entries, SY_TC_ATTACH_MAX);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } SY_MAP_TC_ATTACH SEC(".maps");
+
+/* -- Maglev (issue 11 item 3) -- */
+/* The template of a Maglev table (abi.h): tables are created by the control plane, each with
+ * its own size; BPF_F_INNER_MAP lets the outer map hold arrays of any max_entries. */
+struct sy_maglev_table {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct sy_maglev_cell);
+	__uint(max_entries, SY_MAGLEV_CELLS(SY_MAGLEV_TABLE_DEFAULT));
+	__uint(map_flags, BPF_F_INNER_MAP);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__type(key, __u32);
+	__uint(max_entries, SY_MAGLEV_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct sy_maglev_table);
+} SY_MAP_MAGLEV SEC(".maps");
+/* -- end Maglev -- */

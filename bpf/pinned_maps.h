@@ -23,6 +23,7 @@ inline constexpr const char* kPinLocalNets = SY_STRINGIFY(SY_MAP_LOCAL_NETS);
 inline constexpr const char* kPinCounters = SY_STRINGIFY(SY_MAP_COUNTERS);
 inline constexpr const char* kPinMeta = SY_STRINGIFY(SY_MAP_META);
 inline constexpr const char* kPinTcAttach = SY_STRINGIFY(SY_MAP_TC_ATTACH);
+inline constexpr const char* kPinMaglev = SY_STRINGIFY(SY_MAP_MAGLEV);  // Maglev (issue 11 item 3)
 inline constexpr const char* kLinksDir = "links";  // pinned cgroup links live here
 
 // tc filter identity: one handle and priority for every switchyard filter.
@@ -46,6 +47,7 @@ struct MapFds {
   int counters = -1;
   int meta = -1;
   int tcAttach = -1;
+  int maglev = -1;  // Maglev (issue 11 item 3)
 };
 
 // Every pinned map: its pin name and the MapFds member that holds its fd. The one list
@@ -61,6 +63,7 @@ inline constexpr MapPin kMapPins[] = {
     {kPinSrcRanges, &MapFds::srcRanges}, {kPinNodeAddrs, &MapFds::nodeAddrs},
     {kPinLocalNets, &MapFds::localNets}, {kPinCounters, &MapFds::counters},
     {kPinMeta, &MapFds::meta},           {kPinTcAttach, &MapFds::tcAttach},
+    {kPinMaglev, &MapFds::maglev},  // Maglev (issue 11 item 3)
 };
 // Pins of earlier layouts (ABI version 1) that cleanup also removes.
 inline constexpr const char* kLegacyPins[] = {"services_v1", "backends_v1", "ct_v1", "counters_v1"};

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "lb/maglev.h"
+
 namespace switchyard::lb {
 namespace {
 
@@ -52,7 +54,7 @@ std::vector<PortEndpoint> endpointsFor(const ServicePortInfo& port, AddressFamil
         if (!seen.insert(key).second) {
           continue;
         }
-        Backend b{key, (ep.flags & kEndpointTerminating) != 0, (ep.flags & kEndpointLocal) != 0};
+        Backend b{key, (ep.flags & kEndpointTerminating) != 0, (ep.flags & kEndpointLocal) != 0, slice->weight};
         out.push_back({b, {ep.flags, ep.zoneHints}});
       }
     }
@@ -161,6 +163,15 @@ ServiceInfo toServiceInfo(const k8s::Service& svc, std::vector<std::string>& war
     warnings.push_back(ref + ": spec.sessionAffinity: \"" + svc.sessionAffinity +
                        "\" is not None or ClientIP; None used");
   }
+  // -- Maglev (issue 11 item 3) --
+  if (auto a = svc.metadata.annotations.find(kLbAlgorithmAnnotation); a != svc.metadata.annotations.end()) {
+    out.algorithm = parseAlgorithm(a->second);
+    if (!out.algorithm) {
+      warnings.push_back(ref + ": metadata.annotations[" + kLbAlgorithmAnnotation + "]: \"" + a->second +
+                         "\" is not random or maglev; the default (loadBalancer.algorithm) used");
+    }
+  }
+  // -- end Maglev --
   // apiservice.NeedsHealthCheck: a LoadBalancer with externalTrafficPolicy Local.
   if (out.type == ServiceType::LoadBalancer && out.externalPolicyLocal) {
     if (svc.healthCheckNodePort > 0 && svc.healthCheckNodePort <= 65535) {
@@ -189,6 +200,21 @@ SliceInfo toSliceInfo(const k8s::EndpointSlice& slice, const std::string& nodeNa
   } else {
     return out;  // FQDN slices are not proxied
   }
+  // -- Maglev (issue 11 item 3) --
+  if (auto w = slice.metadata.annotations.find(kWeightAnnotation); w != slice.metadata.annotations.end()) {
+    const std::string& text = w->second;
+    unsigned long v = 0;
+    bool ok = !text.empty() && text.size() <= 4 && text.find_first_not_of("0123456789") == std::string::npos &&
+              (v = std::stoul(text)) <= kMaglevWeightMax;
+    if (ok) {
+      out.weight = static_cast<uint16_t>(v);
+    } else {
+      warnings.push_back("EndpointSlice " + slice.metadata.key() + ": metadata.annotations[" + kWeightAnnotation +
+                         "]: \"" + text + "\" is not an integer from 0 to " + std::to_string(kMaglevWeightMax) +
+                         "; 1 used");
+    }
+  }
+  // -- end Maglev --
   for (const k8s::EndpointPort& sp : slice.ports) {
     if (!sp.port) {
       continue;  // a nil port means "all ports", which is not proxied
@@ -234,6 +260,7 @@ ServiceFrontends translateService(const ServiceInfo& svc, std::span<const SliceI
     return out;
   }
   out.healthCheckNodePort = svc.healthCheckNodePort;
+  const bool maglev = svc.algorithm.value_or(node.defaultAlgorithm) == Algorithm::Maglev;
   std::set<IpAddr> localReady;
   // One set of frontends per family the service has (kube-proxy runs one proxier per
   // family, each using the service's first clusterIP of its family).
@@ -292,6 +319,9 @@ ServiceFrontends translateService(const ServiceInfo& svc, std::span<const SliceI
       auto external = [&](const IpAddr& addr, uint16_t portNum, FrontendKind kind, bool ranges) {
         Frontend fe = make(addr, portNum, kind, Scope::External, svc.externalPolicyLocal ? local : cluster,
                            svc.externalPolicyLocal);
+        if (maglev) {
+          fe.head.flags |= kFrontendMaglev;
+        }
         if (ranges) {
           for (const Cidr& c : svc.sourceRanges) {
             if (c.addr.isV4() == v4) fe.sourceRanges.push_back(c);

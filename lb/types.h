@@ -84,6 +84,9 @@ struct Backend {
   BackendKey key;
   bool terminating = false;
   bool local = false;  // the endpoint runs on this node
+  // Its share of a Maglev frontend's table (lb/maglev.h): entries in proportion to it; 0 =
+  // none (no new flows through the table; flows it has keep it). Random choices ignore it.
+  uint16_t weight = 1;
   auto operator<=>(const Backend&) const = default;
 };
 
@@ -91,6 +94,15 @@ struct Backend {
 inline constexpr uint16_t kFrontendTwoScopes = 1u << 0;     // has an internal-scope entry
 inline constexpr uint16_t kFrontendDropEmpty = 1u << 1;     // no backends: drop, not reject
 inline constexpr uint16_t kFrontendSourceRanges = 1u << 2;  // loadBalancerSourceRanges apply
+// -- Maglev (issue 11 item 3) --
+inline constexpr uint16_t kFrontendMaglev = 1u << 3;        // tc: new flows by its Maglev table
+
+// How the tc programs pick a new flow's backend: a random slot (kube-proxy's choice), or the
+// frontend's Maglev table (the same choice on every node).
+enum class Algorithm : uint8_t { Random, Maglev };
+const char* algorithmName(Algorithm a);  // "random", "maglev"
+std::optional<Algorithm> parseAlgorithm(std::string_view text);
+// -- end Maglev --
 
 // Hashes for the control plane's indexes (FNV-1a over the fixed-size fields).
 inline size_t hashBytes(const uint8_t* p, size_t n, size_t h = 1469598103934665603ull) {

@@ -31,6 +31,10 @@ const std::vector<std::string>& reasonNames() {
       "tc_reject_failed",              // SY_REASON_TC_REJECT_FAILED
       "tc_pass_headers",               // SY_REASON_TC_PASS_HEADERS
       "tc_icmp_revnat",                // SY_REASON_TC_ICMP_REVNAT
+      // -- Maglev (issue 11 item 3) --
+      "tc_maglev",                     // SY_REASON_TC_MAGLEV
+      "tc_maglev_fallback",            // SY_REASON_TC_MAGLEV_FALLBACK
+      // -- end Maglev --
   };
   return names;
 }
@@ -56,7 +60,7 @@ bool DatapathCounters::read(int fd, Totals& out) {
 }
 
 std::vector<prometheus::MetricFamily> DatapathCounters::Collect() const {
-  static_assert(SY_REASON_MAX == 22, "add the new reason's name to reasonNames()");
+  static_assert(SY_REASON_MAX == 24, "add the new reason's name to reasonNames()");
   Totals t;
   if (!read(fd_, t)) {
     return {};
