@@ -8,7 +8,9 @@
  *  - addresses are 16 bytes for both families, IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d),
  *    so one map and one code path serve both families;
  *  - a layout change bumps SY_ABI_VERSION and the _vN suffix of the map's name, so a new
- *    daemon never reads an old layout as new (libbpf refuses to reuse an incompatible pin);
+ *    daemon never reads an old layout as new (libbpf refuses to reuse an incompatible pin),
+ *    and registers how an entry of the old layout becomes one of the new (bpf/migrate.cpp,
+ *    kPredecessors): a new daemon takes the old maps over under traffic, never by a flush;
  *  - bpf/abi_check.cpp static_asserts sizeof and offsetof of every struct below.
  */
 #pragma once
@@ -16,13 +18,15 @@
 #include <linux/types.h>
 
 #define SY_ABI_VERSION 2
+/* The oldest layout this daemon takes over (bpf/migrate.cpp); older pins need a cleanup. */
+#define SY_ABI_MIGRATE_FROM 2
 
 /* Map names double as pin names under the pin path (libbpf LIBBPF_PIN_BY_NAME). BPF object
  * names are at most 15 characters. */
 #define SY_MAP_SERVICES services_v2
 #define SY_MAP_BACKENDS backends_v2
 #define SY_MAP_REVNAT revnat_v1
-#define SY_MAP_CT ct_v2
+#define SY_MAP_CT_RELEASED ct_v2
 #define SY_MAP_SOCK_REVNAT sock_rnat_v1
 #define SY_MAP_AFFINITY affinity_v1
 #define SY_MAP_SRC_RANGES srcrange_v1
@@ -31,6 +35,19 @@
 #define SY_MAP_COUNTERS counters_v2
 #define SY_MAP_META meta_v1
 #define SY_MAP_TC_ATTACH tc_attach_v1
+#define SY_MAP_SOCK_SKIP sockskip_v1
+
+/* Test builds only (tests/upgrade: SY_TEST_NEXT_LAYOUT): a stand-in for the next release's
+ * layout, so the upgrade path is exercised with a real layout change: the conntrack entry
+ * grows a field (sy_ct_entry.next_test), its map is renamed, and the daemon migrates the
+ * released map into it. */
+#ifdef SY_TEST_NEXT_LAYOUT
+#undef SY_ABI_VERSION
+#define SY_ABI_VERSION 1000
+#define SY_MAP_CT ct_vnext
+#else
+#define SY_MAP_CT SY_MAP_CT_RELEASED
+#endif
 /* -- Maglev (issue 11 item 3) -- */
 #define SY_MAP_MAGLEV maglev_v1
 /* -- end Maglev -- */
@@ -69,6 +86,8 @@
 #define SY_NODE_ADDRS_MAX 1024
 #define SY_LOCAL_NETS_MAX 64
 #define SY_TC_ATTACH_MAX 1024
+#define SY_SOCK_SKIP_MAX 1024
+#define SY_TERM_STALE_MAX 4096
 
 /* Largest backend count of one frontend: bounds the slot loop in the control plane. */
 #define SY_MAX_BACKENDS_PER_SERVICE 65535
@@ -232,6 +251,9 @@ struct sy_ct_entry {
 	__u8 dir;                /* SY_CT_FORWARD or SY_CT_REPLY */
 	__u8 flags;              /* SY_CT_F_* */
 	__u8 pad[2];             /* zero */
+#ifdef SY_TEST_NEXT_LAYOUT
+	__u64 next_test;         /* the test layout's new field: zero after a migration */
+#endif
 };
 
 /* Conntrack lifetimes in seconds (Cilium's service defaults), and how often an entry's
@@ -295,6 +317,27 @@ struct sy_node_addr_value {
 	__u32 pad;     /* zero */
 };
 
+/* sockskip: cgroups whose sockets the socket hooks leave alone (bpf.socketLB.skipCgroups):
+ * cgroup ID (the cgroup directory's inode) -> level (its depth below the cgroup v2 root).
+ * A socket is skipped when its cgroup or one of its ancestors is here. Key 0 (no cgroup has
+ * ID 0) holds in `levels` the set of levels that have an entry (bit n: level n, 1..31), so
+ * the hooks ask for the ancestors at those levels only, and an empty map costs one lookup.
+ * Skipped traffic reaches the ClusterIP as written, and the tc programs translate it. */
+struct sy_sock_skip_value {
+	__u32 levels; /* key 0: bit per level in use; else the entry's own level (informative) */
+	__u32 pad;    /* zero */
+};
+
+/* The socket terminator's input (bpf/sock_term.bpf.c; not pinned): a UDP backend removed
+ * from a frontend, whose connected sockets are destroyed. */
+struct sy_term_key {
+	union sy_addr frontend; /* network order */
+	union sy_addr backend;  /* network order */
+	__be16 frontend_port;
+	__be16 backend_port;
+	__u32 pad;              /* zero */
+};
+
 /* localnet: the cluster's own networks (LPM trie over addresses): clusterCIDR prefixes.
  * Traffic from them (and from this node) is in-cluster for the traffic policies. */
 #define SY_LOCAL_NET_F_CLUSTER (1u << 0)
@@ -338,12 +381,19 @@ enum sy_reason {
 	SY_REASON_TC_PASS_HEADERS = 20,  /* tc: passed untouched, source-routed or a header chain
 	                                  * too long to walk */
 	SY_REASON_TC_ICMP_REVNAT = 21,   /* tc: an ICMP error about a translated flow translated */
+	SY_REASON_TC_UPGRADE_HANDOFF = 22, /* tc: during an upgrade, a packet this daemon's
+	                                  * conntrack misses handed to the previous daemon's
+	                                  * program, whose map still tracks its flow */
+	SY_REASON_SOCK_SKIPPED = 23,     /* socket hooks: a service address left untranslated for
+	                                  * a cgroup in bpf.socketLB.skipCgroups (tc serves it) */
+	SY_REASON_TC_CT_RECLAIMED = 24,  /* tc: no free SNAT port for a new flow's reply tuple;
+	                                  * taken from a closed (FIN/RST) or expired flow */
 	/* -- Maglev (issue 11 item 3) -- */
-	SY_REASON_TC_MAGLEV = 22,        /* tc: a new flow's backend chosen by the Maglev table */
-	SY_REASON_TC_MAGLEV_FALLBACK = 23, /* tc: a Maglev frontend without a usable table entry
+	SY_REASON_TC_MAGLEV = 25,        /* tc: a new flow's backend chosen by the Maglev table */
+	SY_REASON_TC_MAGLEV_FALLBACK = 26, /* tc: a Maglev frontend without a usable table entry
 	                                    * (drift): a random backend chosen */
 	/* -- end Maglev -- */
-	SY_REASON_MAX = 24,
+	SY_REASON_MAX = 27,
 };
 #define SY_REASON_SLOTS 64
 

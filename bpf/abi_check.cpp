@@ -50,7 +50,11 @@ SY_CHECK_OFF(struct sy_ct_key, dport, 34);
 SY_CHECK_OFF(struct sy_ct_key, proto, 36);
 SY_CHECK_OFF(struct sy_ct_key, pad, 37);
 
+#ifdef SY_TEST_NEXT_LAYOUT
+SY_CHECK_SIZE(struct sy_ct_entry, 64);
+#else
 SY_CHECK_SIZE(struct sy_ct_entry, 56);
+#endif
 SY_CHECK_OFF(struct sy_ct_entry, last_seen_ns, 0);
 SY_CHECK_OFF(struct sy_ct_entry, nat_addr, 8);
 SY_CHECK_OFF(struct sy_ct_entry, nat2_addr, 24);
@@ -92,6 +96,8 @@ SY_CHECK_OFF(struct sy_src_range_key, rev_nat_id, 4);
 SY_CHECK_OFF(struct sy_src_range_key, addr, 8);
 
 SY_CHECK_SIZE(struct sy_node_addr_value, 8);
+SY_CHECK_SIZE(struct sy_sock_skip_value, 8);
+SY_CHECK_SIZE(struct sy_term_key, 40);
 SY_CHECK_SIZE(struct sy_local_net_key, 20);
 SY_CHECK_OFF(struct sy_local_net_key, prefixlen, 0);
 SY_CHECK_OFF(struct sy_local_net_key, addr, 4);

@@ -192,6 +192,19 @@ int flockHolder(const std::string& path) {
   return 0;
 }
 
+int pinPathHolder(const std::string& pinPath) {
+  UniqueFd fd(::open(pinPath.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) {
+    return 0;
+  }
+  // A shared lock conflicts only with the daemon's exclusive one; closing fd drops it.
+  if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0 || errno != EWOULDBLOCK) {
+    return 0;
+  }
+  int pid = flockHolder(pinPath);
+  return pid > 0 ? pid : -1;
+}
+
 bool PinPathLock::acquire(const std::string& pinPath, std::string& error) {
   UniqueFd fd(::open(pinPath.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd.valid()) {

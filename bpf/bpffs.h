@@ -54,4 +54,10 @@ class PinPathLock {
 // The PID holding a flock on path according to /proc/locks, 0 when none is shown.
 int flockHolder(const std::string& path);
 
+// Whether a daemon holds pinPath's lock right now (for `switchyard cleanup`, which must not
+// pull pins and hooks from under a running daemon): 0 when not (or pinPath does not exist),
+// the holder's PID when /proc/locks shows it, -1 when held by a PID it does not show (another
+// PID namespace). Takes and drops a shared lock: it never blocks, and holds nothing after.
+int pinPathHolder(const std::string& pinPath);
+
 }  // namespace switchyard::bpf

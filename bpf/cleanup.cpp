@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -19,10 +20,27 @@
 
 #include "bpf/abi.h"
 #include "bpf/bpffs.h"
+#include "bpf/migrate.h"
 #include "bpf/unique_fd.h"
 
 namespace switchyard::bpf {
 namespace {
+
+// Every map pin a switchyard daemon makes, of this layout and of the earlier ones it takes
+// over (bpf/migrate.h) or that cleanup still removes (kLegacyPins).
+std::vector<std::string> allPinNames() {
+  std::vector<std::string> names;
+  for (const MapPin& m : kMapPins) {
+    names.push_back(m.name);
+  }
+  for (const Predecessor& p : predecessors()) {
+    names.push_back(p.oldPin);
+  }
+  names.insert(names.end(), std::begin(kLegacyPins), std::end(kLegacyPins));
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
 
 std::string errText(int err) { return std::strerror(err < 0 ? -err : err); }
 
@@ -481,8 +499,8 @@ std::set<uint32_t> mapIdsOf(const MapFds& fds) {
 
 std::set<uint32_t> pinnedMapIds(const std::string& pinPath) {
   std::set<uint32_t> ids;
-  for (const MapPin& m : kMapPins) {
-    UniqueFd fd(bpf_obj_get((pinPath + "/" + m.name).c_str()));
+  for (const std::string& name : allPinNames()) {
+    UniqueFd fd(bpf_obj_get((pinPath + "/" + name).c_str()));
     if (uint32_t id = fd.valid() ? objectId(fd.get()) : 0; id) {
       ids.insert(id);
     }
@@ -599,12 +617,7 @@ CleanupReport cleanupPinPath(const std::string& pinPath, const CleanupScope& sco
   if (scope.fromConfig && !scope.cgroupPath.empty()) {
     sweepCgroup(scope.cgroupPath, ours, r);
   }
-  std::vector<const char*> pins;
-  for (const MapPin& m : kMapPins) {
-    pins.push_back(m.name);
-  }
-  pins.insert(pins.end(), std::begin(kLegacyPins), std::end(kLegacyPins));
-  for (const char* name : pins) {
+  for (const std::string& name : allPinNames()) {
     std::string pin = pinPath + "/" + name;
     if (::unlink(pin.c_str()) == 0) {
       r.pinsRemoved++;

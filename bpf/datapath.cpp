@@ -16,6 +16,7 @@
 
 #include "bpf/bpffs.h"
 #include "bpf/cleanup.h"
+#include "bpf/migrate.h"
 #include "logging/log.h"
 #include "sock_lb.skel.h"
 #include "tc_lb.skel.h"
@@ -96,6 +97,25 @@ Datapath::~Datapath() {
   }
 }
 
+// The maps of both objects that are pinned, each name once: the socket object's, then the
+// tc object's own. The tc object shares the socket object's maps by fd (load()).
+template <typename F>
+void forEachPinnedMap(struct sock_lb* sock, struct tc_lb* tc, F&& f) {
+  std::set<std::string> seen;
+  struct bpf_map* m;
+  bpf_object__for_each_map(m, sock->obj) {
+    if (!bpf_map__is_internal(m) && bpf_map__pin_path(m)) {
+      seen.insert(bpf_map__name(m));
+      f(m, false);
+    }
+  }
+  bpf_object__for_each_map(m, tc->obj) {
+    if (!bpf_map__is_internal(m) && bpf_map__pin_path(m) && !seen.count(bpf_map__name(m))) {
+      f(m, true);
+    }
+  }
+}
+
 std::unique_ptr<Datapath> Datapath::load(const DatapathOptions& options, std::string& error) {
   if (!ensurePinPath(options.pinPath, error)) {
     return nullptr;
@@ -109,55 +129,278 @@ std::unique_ptr<Datapath> Datapath::load(const DatapathOptions& options, std::st
     error = "open socket LB programs: " + errnoText(errno);
     return nullptr;
   }
-  sizeMaps(dp->sock_, options.sizes);
-  if (int err = sock_lb__load(dp->sock_); err) {
-    error = "load socket LB programs: " + errnoText(err) +
-            " (a pinned map with another size or layout under " + options.pinPath +
-            "? `switchyard cleanup` removes it)";
-    return nullptr;
-  }
   dp->tc_ = tc_lb__open_opts(&opts);
   if (!dp->tc_) {
     error = "open tc programs: " + errnoText(errno);
     return nullptr;
   }
+  sizeMaps(dp->sock_, options.sizes);
   sizeMaps(dp->tc_, options.sizes);
   dp->tc_->rodata->sy_snat_port_min = options.snatPortMin;
   dp->tc_->rodata->sy_snat_port_max = options.snatPortMax;
   dp->tc_->rodata->sy_maglev_seed = options.maglevSeed;
+  if (!dp->planTakeovers(error)) {
+    return nullptr;
+  }
+  if (int err = sock_lb__load(dp->sock_); err) {
+    error = "load socket LB programs: " + errnoText(err);
+    return nullptr;
+  }
+  // The tc object uses the socket object's maps (by fd, not by pin: a map being taken over
+  // is not pinned yet).
+  struct bpf_map* m;
+  bpf_object__for_each_map(m, dp->tc_->obj) {
+    if (bpf_map__is_internal(m)) {
+      continue;
+    }
+    struct bpf_map* shared = bpf_object__find_map_by_name(dp->sock_->obj, bpf_map__name(m));
+    if (!shared) {
+      continue;
+    }
+    bpf_map__set_pin_path(m, nullptr);
+    if (int err = bpf_map__reuse_fd(m, bpf_map__fd(shared)); err) {
+      error = std::string("share map ") + bpf_map__name(m) + " with the tc programs: " + errnoText(err);
+      return nullptr;
+    }
+  }
   if (int err = tc_lb__load(dp->tc_); err) {
     error = "load tc programs: " + errnoText(err);
     return nullptr;
   }
 
-  auto* m = &dp->sock_->maps;
-  dp->fds_.services = bpf_map__fd(m->SY_MAP_SERVICES);
-  dp->fds_.backends = bpf_map__fd(m->SY_MAP_BACKENDS);
-  dp->fds_.revNat = bpf_map__fd(m->SY_MAP_REVNAT);
-  dp->fds_.ct = bpf_map__fd(m->SY_MAP_CT);
-  dp->fds_.sockRevNat = bpf_map__fd(m->SY_MAP_SOCK_REVNAT);
-  dp->fds_.affinity = bpf_map__fd(m->SY_MAP_AFFINITY);
-  dp->fds_.srcRanges = bpf_map__fd(m->SY_MAP_SRC_RANGES);
-  dp->fds_.nodeAddrs = bpf_map__fd(m->SY_MAP_NODE_ADDRS);
-  dp->fds_.localNets = bpf_map__fd(m->SY_MAP_LOCAL_NETS);
-  dp->fds_.counters = bpf_map__fd(m->SY_MAP_COUNTERS);
-  dp->fds_.meta = bpf_map__fd(m->SY_MAP_META);
-  dp->fds_.tcAttach = bpf_map__fd(m->SY_MAP_TC_ATTACH);
-  dp->fds_.maglev = bpf_map__fd(m->SY_MAP_MAGLEV);
+  auto* sm = &dp->sock_->maps;
+  dp->fds_.services = bpf_map__fd(sm->SY_MAP_SERVICES);
+  dp->fds_.backends = bpf_map__fd(sm->SY_MAP_BACKENDS);
+  dp->fds_.revNat = bpf_map__fd(sm->SY_MAP_REVNAT);
+  dp->fds_.ct = bpf_map__fd(sm->SY_MAP_CT);
+  dp->fds_.sockRevNat = bpf_map__fd(sm->SY_MAP_SOCK_REVNAT);
+  dp->fds_.affinity = bpf_map__fd(sm->SY_MAP_AFFINITY);
+  dp->fds_.srcRanges = bpf_map__fd(sm->SY_MAP_SRC_RANGES);
+  dp->fds_.nodeAddrs = bpf_map__fd(sm->SY_MAP_NODE_ADDRS);
+  dp->fds_.localNets = bpf_map__fd(sm->SY_MAP_LOCAL_NETS);
+  dp->fds_.counters = bpf_map__fd(sm->SY_MAP_COUNTERS);
+  dp->fds_.meta = bpf_map__fd(sm->SY_MAP_META);
+  dp->fds_.tcAttach = bpf_map__fd(sm->SY_MAP_TC_ATTACH);
+  dp->fds_.sockSkip = bpf_map__fd(sm->SY_MAP_SOCK_SKIP);
+  dp->fds_.maglev = bpf_map__fd(sm->SY_MAP_MAGLEV);  // Maglev (issue 11 item 3)
 
-  uint32_t zero = 0;
-  struct sy_meta meta {};
-  if (bpf_map_lookup_elem(dp->fds_.meta, &zero, &meta) == 0 && meta.abi_version != 0 &&
-      meta.abi_version != SY_ABI_VERSION) {
-    error = "pinned maps under " + options.pinPath + " have ABI version " +
-            std::to_string(meta.abi_version) + ", this daemon speaks " +
-            std::to_string(SY_ABI_VERSION);
+  if (!dp->copyTakeovers(error)) {
     return nullptr;
   }
+  uint32_t zero = 0;
+  struct sy_meta meta {};
   meta.abi_version = SY_ABI_VERSION;
   bpf_map_update_elem(dp->fds_.meta, &zero, &meta, BPF_ANY);
   dp->mapIds_ = mapIdsOf(dp->fds_);
+  struct bpf_program* prog;
+  bpf_object__for_each_program(prog, dp->tc_->obj) {
+    struct bpf_prog_info info {};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0) {
+      dp->ownProgIds_.insert(info.id);
+    }
+  }
   return dp;
+}
+
+// Before load: which pins this daemon cannot reuse, and where their entries come from.
+bool Datapath::planTakeovers(std::string& error) {
+  // The layout version of what is pinned: a newer one is a downgrade, which needs a cleanup
+  // (this daemon does not know the newer layout); one older than SY_ABI_MIGRATE_FROM has no
+  // registered conversion.
+  {
+    UniqueFd meta(bpf_obj_get((pinPath_ + "/" + kPinMeta).c_str()));
+    uint32_t zero = 0;
+    struct sy_meta m {};
+    if (meta.valid() && bpf_map_lookup_elem(meta.get(), &zero, &m) == 0 && m.abi_version != 0 &&
+        (m.abi_version > SY_ABI_VERSION || m.abi_version < SY_ABI_MIGRATE_FROM)) {
+      error = "pinned maps under " + pinPath_ + " have map ABI " + std::to_string(m.abi_version) +
+              (m.abi_version > SY_ABI_VERSION ? ", newer than" : ", older than any taken over by") +
+              " this daemon's " + std::to_string(SY_ABI_VERSION) +
+              "; `switchyard cleanup` removes them (and drops every tracked flow)";
+      return false;
+    }
+  }
+  bool ok = true;
+  forEachPinnedMap(sock_, tc_, [&](struct bpf_map* m, bool) {
+    if (!ok) {
+      return;
+    }
+    std::string name = bpf_map__name(m);
+    MapShape want{bpf_map__type(m), bpf_map__key_size(m), bpf_map__value_size(m),
+                  bpf_map__max_entries(m), bpf_map__map_flags(m)};
+    Takeover t;
+    t.pin = name;
+    t.map = m;
+    t.writer = writerOf(name);
+    UniqueFd pinned(bpf_obj_get((pinPath_ + "/" + name).c_str()));
+    if (pinned.valid()) {
+      auto have = shapeOf(pinned.get());
+      if (have && *have == want) {
+        return;  // libbpf reuses it
+      }
+      if (have && (have->keySize != want.keySize || have->valueSize != want.valueSize)) {
+        error = "pinned map " + pinPath_ + "/" + name + " (" + describe(*have) +
+                ") has another layout than this daemon's (" + describe(want) +
+                ") under the same name, so no conversion is known; `switchyard cleanup` removes it";
+        ok = false;
+        return;
+      }
+      SY_LOG(Info) << "pinned map " << name << " is " << (have ? describe(*have) : "unreadable")
+                   << ", this daemon's is " << describe(want) << ": taking it over";
+      t.oldPin = name;
+      t.oldFd = std::move(pinned);
+      bpf_map__set_pin_path(m, nullptr);  // a new map, pinned once filled
+    } else {
+      for (const Predecessor& p : predecessors()) {
+        if (name != p.newPin) {
+          continue;
+        }
+        UniqueFd old(bpf_obj_get((pinPath_ + "/" + p.oldPin).c_str()));
+        if (old.valid()) {
+          SY_LOG(Info) << "pinned map " << p.oldPin << " has an earlier layout: taking it over as "
+                       << name;
+          t.oldPin = p.oldPin;
+          t.oldFd = std::move(old);
+          t.convert = p.convert;
+          break;
+        }
+      }
+      if (!t.oldFd.valid()) {
+        return;  // new: libbpf creates and pins it
+      }
+    }
+    takeovers_.push_back(std::move(t));
+  });
+  return ok;
+}
+
+// After load: fills each new map from its old one, then pins it where the old one was.
+bool Datapath::copyTakeovers(std::string& error) {
+  for (Takeover& t : takeovers_) {
+    t.newFd = bpf_map__fd(t.map);
+    if (t.writer == MapWriterKind::Counters || t.writer == MapWriterKind::Meta) {
+      continue;  // counters are added at the end; meta is this daemon's own
+    }
+    std::string why;
+    if (!copyEntries(t.oldFd.get(), t.newFd, t.convert, CopyMode::Overwrite, t.stats, why)) {
+      error = "take over " + t.oldPin + " as " + t.pin + ": " + why;
+      return false;
+    }
+    if (t.stats.failed) {
+      SY_LOG(Warning) << "take over " << t.oldPin << " as " << t.pin << ": " << t.stats.failed
+                      << " entries did not fit (" << errnoText(t.stats.firstErrno) << ")";
+    }
+  }
+  for (Takeover& t : takeovers_) {
+    if (t.oldPin != t.pin) {
+      continue;  // renamed: libbpf pinned the new map under its own name
+    }
+    std::string path = pinPath_ + "/" + t.pin;
+    ::unlink(path.c_str());
+    if (int err = bpf_map__pin(t.map, path.c_str()); err) {
+      error = "pin " + path + ": " + errnoText(err);
+      return false;
+    }
+  }
+  for (const Takeover& t : takeovers_) {
+    if (t.writer == MapWriterKind::Kernel) {
+      handoff_ = true;
+    }
+  }
+  if (handoff_) {
+    tc_->bss->sy_handoff_active = 1;
+  }
+  return true;
+}
+
+void Datapath::handOffPrevious(uint32_t progId, const std::string& progName) {
+  static constexpr const char* kSlots[] = {"sy_tc_from_pod", "sy_tc_to_pod", "sy_tc_from_net",
+                                           "sy_tc_to_net"};
+  if (!handoff_ || progId == 0 || ownProgIds_.count(progId)) {
+    return;
+  }
+  uint32_t slot = 0;
+  bool found = false;
+  for (uint32_t i = 0; i < 4 && !found; ++i) {
+    if (progName == kSlots[i]) {
+      slot = i, found = true;
+    } else if (progName == std::string(kSlots[i]) + "3") {
+      slot = i + 4, found = true;
+    }
+  }
+  if (!found) {
+    return;
+  }
+  int prevFd = bpf_map__fd(tc_->maps.sy_prev_progs);
+  uint32_t have = 0;
+  if (bpf_map_lookup_elem(prevFd, &slot, &have) == 0) {
+    return;  // one program per slot: every device of a role ran the same one
+  }
+  UniqueFd prog(bpf_prog_get_fd_by_id(progId));
+  uint32_t fd = prog.valid() ? static_cast<uint32_t>(prog.get()) : 0;
+  if (!prog.valid() || bpf_map_update_elem(prevFd, &slot, &fd, BPF_ANY) != 0) {
+    SY_LOG(Warning) << "cannot hand packets to the replaced program " << progName << " (id " << progId
+                    << "): " << errnoText(errno) << "; its flows that began after the copy are chosen again";
+    return;
+  }
+  SY_LOG(Info) << "until the takeover completes, packets this conntrack misses go to the replaced "
+               << progName << " (id " << progId << ")";
+}
+
+void Datapath::finishTakeover() {
+  if (takeovers_.empty()) {
+    return;
+  }
+  auto copyAgain = [&](CopyMode mode, MapWriterKind kind) {
+    for (Takeover& t : takeovers_) {
+      if (t.writer != kind) {
+        continue;
+      }
+      std::string why;
+      if (!copyEntries(t.oldFd.get(), t.newFd, t.convert, mode, t.stats, why)) {
+        SY_LOG(Warning) << "take over " << t.oldPin << " as " << t.pin << ": " << why;
+      }
+    }
+  };
+  if (handoff_) {
+    // What the old maps gained since the first copy (flows the old programs began before
+    // they were replaced, and those handed to them since); then the hand-off stops, and once
+    // the packets already in the old programs are through, a last copy takes what they
+    // added meanwhile.
+    copyAgain(CopyMode::KeepExisting, MapWriterKind::Kernel);
+    tc_->bss->sy_handoff_active = 0;
+    ::usleep(20 * 1000);
+    copyAgain(CopyMode::KeepExisting, MapWriterKind::Kernel);
+    int prevFd = bpf_map__fd(tc_->maps.sy_prev_progs);
+    for (uint32_t slot = 0; slot < 8; ++slot) {
+      bpf_map_delete_elem(prevFd, &slot);
+    }
+    handoff_ = false;
+  }
+  copyAgain(CopyMode::AddCounters, MapWriterKind::Counters);
+  for (const std::string& line : takeoverSummary()) {
+    SY_LOG(Info) << "took over " << line;
+  }
+  for (const Takeover& t : takeovers_) {
+    if (t.oldPin != t.pin) {
+      ::unlink((pinPath_ + "/" + t.oldPin).c_str());
+    }
+  }
+  takeovers_.clear();  // closes the old maps: the kernel frees them with their last program
+}
+
+std::vector<std::string> Datapath::takeoverSummary() const {
+  std::vector<std::string> out;
+  for (const Takeover& t : takeovers_) {
+    std::string line = t.oldPin + " -> " + t.pin + (t.oldPin == t.pin ? " (resize)" : " (layout)") + ": " +
+                       std::to_string(t.stats.copied) + " entries copied";
+    if (t.stats.failed) {
+      line += ", " + std::to_string(t.stats.failed) + " did not fit";
+    }
+    out.push_back(line);
+  }
+  return out;
 }
 
 bool Datapath::attachSocketLB(const std::string& cgroupPath, std::string& error) {
@@ -275,9 +518,14 @@ Datapath::TcAttachResult Datapath::attachTc(const std::string& device, TcRole ro
   // Both directions are checked before either is touched: all switchyard daemons use one
   // handle and priority, so BPF_TC_F_REPLACE would silently take over another daemon's
   // filter (two daemons naming one device) or another tool's.
+  std::vector<std::pair<uint32_t, std::string>> replaced;  // programs this attach replaces
   for (const Dir& d : dirs) {
     TcFilter f = queryTcFilter(ifindex, d.point == BPF_TC_INGRESS, mapIds_);
-    if (f.owner == TcFilterOwner::None || f.owner == TcFilterOwner::ThisPinPath) {
+    if (f.owner == TcFilterOwner::None) {
+      continue;
+    }
+    if (f.owner == TcFilterOwner::ThisPinPath) {
+      replaced.emplace_back(f.progId, f.progName);
       continue;
     }
     if (f.owner == TcFilterOwner::QueryFailed) {
@@ -288,6 +536,7 @@ Datapath::TcAttachResult Datapath::attachTc(const std::string& device, TcRole ro
     struct sy_tc_attach_value rec {};
     if (bpf_map_lookup_elem(fds_.tcAttach, &key, &rec) == 0 &&
         std::strncmp(rec.ifname, device.c_str(), sizeof(rec.ifname)) == 0) {
+      replaced.emplace_back(f.progId, f.progName);
       continue;  // recorded as ours: replace it (restart adoption)
     }
     res.status = Status::Refused;
@@ -298,6 +547,9 @@ Datapath::TcAttachResult Datapath::attachTc(const std::string& device, TcRole ro
                 " in bpf.devices? if none does, e.g. after pins were removed by hand, remove it with `" +
                 tcFilterDelCommand(device, d.point == BPF_TC_INGRESS) + "`)";
     return res;
+  }
+  for (const auto& [id, name] : replaced) {
+    handOffPrevious(id, name);  // only while a takeover is under way
   }
   bool createdQdisc = false;
   for (const Dir& d : dirs) {

@@ -14,8 +14,11 @@
 #include <vector>
 
 #include "bpf/map_sizes.h"
+#include "bpf/migrate.h"
 #include "bpf/pinned_maps.h"
+#include "bpf/unique_fd.h"
 
+struct bpf_map;
 struct sock_lb;
 struct tc_lb;
 
@@ -49,8 +52,19 @@ class Datapath {
   Datapath& operator=(const Datapath&) = delete;
 
   // Loads both objects with their maps pinned under options.pinPath (reusing pins left
-  // by an earlier daemon). nullptr and a message on failure.
+  // by an earlier daemon). A pinned map of another size (bpf.mapSizes changed) or an earlier
+  // layout (a renamed map with a registered predecessor, bpf/migrate.h) is taken over: a new
+  // map is made and filled from the old one, whose programs keep serving until attach
+  // replaces them. nullptr and a message on failure; the pins are then as they were.
   static std::unique_ptr<Datapath> load(const DatapathOptions& options, std::string& error);
+
+  // After the first attach (socket hooks and every device that exists): completes a
+  // takeover (bpf/migrate.h, step 3) and drops the old maps. A no-op when load took over
+  // nothing. Logs what was copied.
+  void finishTakeover();
+  // What load took over, for logs and tests: "ct_v2 -> ct_v2 (resize): 120 entries".
+  std::vector<std::string> takeoverSummary() const;
+  bool takingOver() const { return !takeovers_.empty(); }
 
   // Attaches (or atomically replaces) the four socket hooks on a cgroup v2 directory.
   bool attachSocketLB(const std::string& cgroupPath, std::string& error);
@@ -90,6 +104,24 @@ class Datapath {
   struct tc_lb* tc_ = nullptr;
   MapFds fds_;
   std::set<uint32_t> mapIds_;
+
+  // A pinned map being taken over (bpf/migrate.h).
+  struct Takeover {
+    std::string pin;      // the new map's pin name
+    std::string oldPin;   // where its entries come from (== pin for a resize)
+    UniqueFd oldFd;
+    int newFd = -1;       // owned by the skeleton
+    struct bpf_map* map = nullptr;  // the new map in its skeleton (pinned once filled)
+    ConvertEntry convert = nullptr;
+    MapWriterKind writer = MapWriterKind::Daemon;
+    CopyStats stats;
+  };
+  bool planTakeovers(std::string& error);
+  bool copyTakeovers(std::string& error);
+  void handOffPrevious(uint32_t progId, const std::string& progName);
+  std::vector<Takeover> takeovers_;
+  bool handoff_ = false;          // packets are handed to the replaced tc programs
+  std::set<uint32_t> ownProgIds_; // this daemon's tc programs (never a hand-off target)
 };
 
 // Routes libbpf's own messages to our logger (warnings and errors; debug with -v).

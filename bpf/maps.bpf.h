@@ -53,6 +53,14 @@ struct {
 } SY_MAP_SOCK_REVNAT SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u64);
+	__type(value, struct sy_sock_skip_value);
+	__uint(max_entries, SY_SOCK_SKIP_MAX);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} SY_MAP_SOCK_SKIP SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct sy_affinity_key);
 	__type(value, struct sy_affinity_value);

@@ -2,7 +2,11 @@
 
 #include <bpf/bpf.h>
 
+#include <sys/stat.h>
+#include <sys/vfs.h>
+
 #include <cerrno>
+#include <filesystem>
 #include <cstring>
 
 #include "bpf/map_writer.h"
@@ -82,6 +86,106 @@ bool NodeMaps::setLocalNets(const std::vector<lb::Cidr>& nets, std::string& erro
     }
   }
   return error.empty();
+}
+
+bool NodeMaps::setSocketLBSkip(const std::map<uint64_t, uint32_t>& cgroups, std::string& error) {
+  error.clear();
+  struct sy_sock_skip_value inUse {};
+  for (const auto& [id, level] : cgroups) {
+    if (id != 0 && level >= 1 && level < 32) {
+      inUse.levels |= 1u << level;
+    }
+  }
+  const uint64_t zero = 0;
+  // Entries before the levels that announce them, and the levels shrunk after the entries
+  // go, so a hook never misses a cgroup that stays in the set.
+  for (const auto& [id, level] : cgroups) {
+    if (id == 0 || level < 1 || level >= 32) {
+      continue;
+    }
+    struct sy_sock_skip_value v {};
+    v.levels = level;
+    if (bpf_map_update_elem(fds_.sockSkip, &id, &v, BPF_ANY) != 0) {
+      noteFailure(error, std::string("map ") + kPinSockSkip + ": update cgroup " + std::to_string(id));
+    }
+  }
+  struct sy_sock_skip_value old {};
+  bool hadLevels = bpf_map_lookup_elem(fds_.sockSkip, &zero, &old) == 0;
+  struct sy_sock_skip_value wider = inUse;
+  wider.levels |= hadLevels ? old.levels : 0;
+  if (wider.levels != 0 && bpf_map_update_elem(fds_.sockSkip, &zero, &wider, BPF_ANY) != 0) {
+    noteFailure(error, std::string("map ") + kPinSockSkip + ": update the levels in use");
+  }
+  for (uint64_t id : keysOf<uint64_t>(fds_.sockSkip)) {
+    if (id != 0 && !cgroups.count(id) && bpf_map_delete_elem(fds_.sockSkip, &id) != 0 && errno != ENOENT) {
+      noteFailure(error, std::string("map ") + kPinSockSkip + ": delete cgroup " + std::to_string(id));
+    }
+  }
+  if (inUse.levels == 0) {
+    if (bpf_map_delete_elem(fds_.sockSkip, &zero) != 0 && errno != ENOENT) {
+      noteFailure(error, std::string("map ") + kPinSockSkip + ": delete the levels in use");
+    }
+  } else if (inUse.levels != wider.levels && bpf_map_update_elem(fds_.sockSkip, &zero, &inUse, BPF_ANY) != 0) {
+    noteFailure(error, std::string("map ") + kPinSockSkip + ": update the levels in use");
+  }
+  return error.empty();
+}
+
+std::map<uint64_t, uint32_t> NodeMaps::socketLBSkip() const {
+  std::map<uint64_t, uint32_t> out;
+  for (uint64_t id : keysOf<uint64_t>(fds_.sockSkip)) {
+    struct sy_sock_skip_value v {};
+    if (id != 0 && bpf_map_lookup_elem(fds_.sockSkip, &id, &v) == 0) {
+      out[id] = v.levels;
+    }
+  }
+  return out;
+}
+
+std::optional<CgroupRef> resolveCgroup(const std::string& path, std::string& why) {
+  namespace fs = std::filesystem;
+  constexpr unsigned long kCgroup2Magic = 0x63677270;  // CGROUP2_SUPER_MAGIC
+  auto onCgroup2 = [](const fs::path& p, dev_t* dev) {
+    struct statfs sfs {};
+    struct stat st {};
+    if (::statfs(p.c_str(), &sfs) != 0 || static_cast<unsigned long>(sfs.f_type) != kCgroup2Magic ||
+        ::stat(p.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return false;
+    }
+    *dev = st.st_dev;
+    return true;
+  };
+  std::error_code ec;
+  fs::path real = fs::canonical(path, ec);
+  if (ec) {
+    why = ec.message();
+    return std::nullopt;
+  }
+  dev_t dev = 0;
+  if (!onCgroup2(real, &dev)) {
+    why = "not a directory on a cgroup v2 filesystem";
+    return std::nullopt;
+  }
+  // Up to the top of the mount: each parent on the same cgroup v2 filesystem is one level.
+  uint32_t level = 0;
+  for (fs::path p = real; p.has_relative_path() && level < 64; p = p.parent_path()) {
+    dev_t parentDev = 0;
+    if (!onCgroup2(p.parent_path(), &parentDev) || parentDev != dev) {
+      break;
+    }
+    ++level;
+  }
+  if (level == 0) {
+    why = "the cgroup v2 root itself: every socket would skip socket LB (set bpf.socketLB: false)";
+    return std::nullopt;
+  }
+  if (level >= 32) {
+    why = "nested " + std::to_string(level) + " levels deep (at most 31)";
+    return std::nullopt;
+  }
+  struct stat st {};
+  ::stat(real.c_str(), &st);
+  return CgroupRef{static_cast<uint64_t>(st.st_ino), level};
 }
 
 std::map<lb::IpAddr, uint32_t> NodeMaps::nodeAddresses() const {

@@ -23,4 +23,13 @@ bool PinnedMaps::open(const std::string& pinPath, std::string& error) {
   return true;
 }
 
+MapWriterKind writerOf(const std::string& name) {
+  for (const MapPin& m : kMapPins) {
+    if (name == m.name) {
+      return m.writer;
+    }
+  }
+  return MapWriterKind::Daemon;
+}
+
 }  // namespace switchyard::bpf

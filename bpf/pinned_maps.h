@@ -16,6 +16,7 @@ inline constexpr const char* kPinBackends = SY_STRINGIFY(SY_MAP_BACKENDS);
 inline constexpr const char* kPinRevNat = SY_STRINGIFY(SY_MAP_REVNAT);
 inline constexpr const char* kPinCt = SY_STRINGIFY(SY_MAP_CT);
 inline constexpr const char* kPinSockRevNat = SY_STRINGIFY(SY_MAP_SOCK_REVNAT);
+inline constexpr const char* kPinSockSkip = SY_STRINGIFY(SY_MAP_SOCK_SKIP);
 inline constexpr const char* kPinAffinity = SY_STRINGIFY(SY_MAP_AFFINITY);
 inline constexpr const char* kPinSrcRanges = SY_STRINGIFY(SY_MAP_SRC_RANGES);
 inline constexpr const char* kPinNodeAddrs = SY_STRINGIFY(SY_MAP_NODE_ADDRS);
@@ -40,6 +41,7 @@ struct MapFds {
   int revNat = -1;
   int ct = -1;
   int sockRevNat = -1;
+  int sockSkip = -1;
   int affinity = -1;
   int srcRanges = -1;
   int nodeAddrs = -1;
@@ -50,21 +52,40 @@ struct MapFds {
   int maglev = -1;  // Maglev (issue 11 item 3)
 };
 
-// Every pinned map: its pin name and the MapFds member that holds its fd. The one list
-// that open, cleanup and map-ID checks walk.
+// Who writes a map: what an upgrade (bpf/migrate.h) must copy again after the programs
+// were replaced.
+enum class MapWriterKind {
+  Daemon,    // only the control plane: one copy at load is complete
+  Kernel,    // the programs too (conntrack, affinity, socket reverse NAT): copied again
+  Counters,  // per-CPU counters: the old values are added to the new at the end
+  Meta,      // written by each daemon itself: not copied
+};
+
+// Every pinned map: its pin name, the MapFds member that holds its fd, and who writes it.
+// The one list that open, cleanup, map-ID checks and upgrades walk.
 struct MapPin {
   const char* name;
   int MapFds::*fd;
+  MapWriterKind writer = MapWriterKind::Daemon;
 };
 inline constexpr MapPin kMapPins[] = {
-    {kPinServices, &MapFds::services},   {kPinBackends, &MapFds::backends},
-    {kPinRevNat, &MapFds::revNat},       {kPinCt, &MapFds::ct},
-    {kPinSockRevNat, &MapFds::sockRevNat}, {kPinAffinity, &MapFds::affinity},
-    {kPinSrcRanges, &MapFds::srcRanges}, {kPinNodeAddrs, &MapFds::nodeAddrs},
-    {kPinLocalNets, &MapFds::localNets}, {kPinCounters, &MapFds::counters},
-    {kPinMeta, &MapFds::meta},           {kPinTcAttach, &MapFds::tcAttach},
+    {kPinServices, &MapFds::services},
+    {kPinBackends, &MapFds::backends},
+    {kPinRevNat, &MapFds::revNat},
+    {kPinCt, &MapFds::ct, MapWriterKind::Kernel},
+    {kPinSockRevNat, &MapFds::sockRevNat, MapWriterKind::Kernel},
+    {kPinAffinity, &MapFds::affinity, MapWriterKind::Kernel},
+    {kPinSrcRanges, &MapFds::srcRanges},
+    {kPinNodeAddrs, &MapFds::nodeAddrs},
+    {kPinLocalNets, &MapFds::localNets},
+    {kPinCounters, &MapFds::counters, MapWriterKind::Counters},
+    {kPinMeta, &MapFds::meta, MapWriterKind::Meta},
+    {kPinTcAttach, &MapFds::tcAttach},
+    {kPinSockSkip, &MapFds::sockSkip},
     {kPinMaglev, &MapFds::maglev},  // Maglev (issue 11 item 3)
 };
+// Who writes the map pinned under `name` (Daemon for a name not in kMapPins).
+MapWriterKind writerOf(const std::string& name);
 // Pins of earlier layouts (ABI version 1) that cleanup also removes.
 inline constexpr const char* kLegacyPins[] = {"services_v1", "backends_v1", "ct_v1", "counters_v1"};
 

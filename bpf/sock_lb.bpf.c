@@ -70,6 +70,27 @@ static __always_inline void sock_write_addr(struct bpf_sock_addr *ctx, int v6,
 	ctx->user_port = (__u32)port;
 }
 
+/* Whether the calling task's cgroup, or an ancestor of it, is in sockskip (see abi.h). */
+static __always_inline int sock_lb_skipped(void)
+{
+	__u64 key = 0;
+	const struct sy_sock_skip_value *in_use = bpf_map_lookup_elem(&SY_MAP_SOCK_SKIP, &key);
+	__u32 levels;
+	int level;
+
+	if (!in_use)
+		return 0;
+	levels = in_use->levels;
+	for (level = 1; level < 32; level++) {
+		if (!(levels & (1u << level)))
+			continue;
+		key = bpf_get_current_ancestor_cgroup_id(level);
+		if (key && bpf_map_lookup_elem(&SY_MAP_SOCK_SKIP, &key))
+			return 1;
+	}
+	return 0;
+}
+
 /* Forward translation: frontend -> backend. Returns SYS_PROCEED or SYS_REJECT. A socket's
  * client is always inside the cluster (a process on this node or one of its pods), so the
  * frontend's internal scope applies. */
@@ -89,6 +110,12 @@ static __always_inline int sock_xlate_fwd(struct bpf_sock_addr *ctx, int v6)
 	svc = sy_lookup_service(&key, &dst, sock_dst_port(ctx), proto, 1);
 	if (!svc)
 		return SYS_PROCEED; /* not a service: untouched */
+	if (sock_lb_skipped()) {
+		/* Opted out (a service mesh or a mount that needs the ClusterIP): the packets
+		 * go out to the ClusterIP and the tc programs translate them. */
+		sy_count(SY_REASON_SOCK_SKIPPED, 0);
+		return SYS_PROCEED;
+	}
 	if (svc->count == 0) {
 		if (svc->flags & SY_SVC_F_DROP_EMPTY) {
 			/* kube-proxy drops these packets (a Local policy without local endpoints);

@@ -1109,6 +1109,7 @@ __noinline int icmp_error(struct __sk_buff *skb, struct pkt *p)
 struct scratch {
 	struct sy_ct_entry entry;
 	struct sy_ct_key key;
+	struct sy_ct_key other; /* ct_evict_stale_holder's */
 };
 
 struct {
@@ -1132,6 +1133,38 @@ static __always_inline int source_allowed(__u32 rev_nat_id, const union sy_addr 
 				      .addr = *a };
 
 	return bpf_map_lookup_elem(&SY_MAP_SRC_RANGES, &k) != NULL;
+}
+
+/* Whether the flow holding reply key rk may give it up to a new flow: its entries expired
+ * (LRU keeps them until it needs the room), or it is a TCP flow that saw FIN or RST and the
+ * new packet is a SYN. The latter is what Linux NAT does in its last attempts to find a
+ * free port for a SYN (nf_nat_used_tuple_harder evicts a colliding connection in TIME_WAIT
+ * or CLOSE; it also checks that the sequence advanced, which this conntrack does not track):
+ * the backend's stack accepts a SYN on its TIME_WAIT socket when the SYN's sequence or
+ * timestamp is newer, and otherwise the client's retransmission succeeds. Without it the
+ * closing lifetime times the connection rate fills the port range at high rates of short
+ * connections, so new connections' SYNs find no free SNAT port and are dropped. If so,
+ * the old flow's entries are deleted and 1 is returned. */
+static __always_inline int ct_evict_stale_holder(const struct pkt *p, const struct sy_ct_key *rk,
+						  struct scratch *sc)
+{
+	const struct sy_ct_entry *old = bpf_map_lookup_elem(&SY_MAP_CT, rk);
+	__u64 now = bpf_ktime_get_ns();
+
+	if (!old)
+		return 1; /* gone meanwhile: free */
+	if (old->dir != SY_CT_REPLY)
+		return 0;
+	if (sy_fresh(old->last_seen_ns, now, ct_lifetime(old, rk->proto)) &&
+	    !(rk->proto == IPPROTO_TCP && (old->flags & SY_CT_F_CLOSING) &&
+	      (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN))
+		return 0;
+	/* As ct_forget_pair, with the other key off the stack (this runs three calls deep). */
+	ct_forward_key_of(&sc->other, rk, old);
+	bpf_map_delete_elem(&SY_MAP_CT, &sc->other);
+	bpf_map_delete_elem(&SY_MAP_CT, rk);
+	sy_count(SY_REASON_TC_CT_RECLAIMED, 0);
+	return 1;
 }
 
 /* Writes the reply entry of a new flow with BPF_NOEXIST, so that two flows never share one
@@ -1189,6 +1222,10 @@ __noinline int ct_reserve_reply(const struct pkt *p, struct sy_ct_entry *fwd,
 		ct_reply_of(rep, fk, fwd);
 		ct_key(rk, &fwd->nat_addr, &fwd->nat2_addr, fwd->nat_port, fwd->nat2_port, p->proto);
 		err = bpf_map_update_elem(&SY_MAP_CT, rk, rep, BPF_NOEXIST);
+		/* The last try takes the port from a closed or expired flow rather than drop
+		 * the SYN: a free port is better (the backend holds no TIME_WAIT socket for it). */
+		if (err == -EEXIST && i == SY_SNAT_TRIES - 1 && ct_evict_stale_holder(p, rk, sc))
+			err = bpf_map_update_elem(&SY_MAP_CT, rk, rep, BPF_NOEXIST);
 		if (err == 0)
 			return 1;
 		if (err != -EEXIST)
@@ -1425,6 +1462,35 @@ __noinline int new_flow(struct __sk_buff *skb, const struct pkt *p,
 	return NEW_APPLY;
 }
 
+/* ---- upgrades: handing tracked flows to the programs this daemon replaced ----
+ * A daemon that takes over from one with another conntrack layout or size starts on a new
+ * map, filled by copying (bpf/migrate.h). Until the copy has caught up, a packet that this
+ * conntrack misses may belong to a flow the old map tracks: such a packet is handed, with a
+ * tail call, to the program it replaced (the slot of its role and link type), which still
+ * finds its flow there. The first packet of a TCP connection (a SYN without ACK) is new for
+ * certain and stays here. The daemon sets sy_handoff_active and fills sy_prev_progs while it
+ * attaches, and clears both once the copy is complete; an empty slot falls through. */
+__u32 sy_handoff_active; /* .bss, written by the daemon */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 8); /* role (ROLE_*) + 4 on an L3 device */
+	__type(key, __u32);
+	__type(value, __u32);
+} sy_prev_progs SEC(".maps");
+
+static __always_inline void handoff_to_previous(struct __sk_buff *skb, const struct pkt *p,
+						 __u32 role, __u32 l3_off)
+{
+	if (!sy_handoff_active)
+		return;
+	if (p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+		return;
+	sy_count(SY_REASON_TC_UPGRADE_HANDOFF, skb->len);
+	bpf_tail_call(skb, &sy_prev_progs, role + (l3_off ? 0 : 4));
+	/* no previous program in this slot: this daemon's programs carry on */
+}
+
 /* ---- the stages together ---- */
 
 static __noinline void count_fragment(struct __sk_buff *skb, const struct pkt *p)
@@ -1458,6 +1524,8 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 role, __u32 l3_of
 	now = bpf_ktime_get_ns();
 	ct_key(&key, &p.saddr, &p.daddr, p.sport, p.dport, p.proto);
 	ct = bpf_map_lookup_elem(&SY_MAP_CT, &key);
+	if (!ct)
+		handoff_to_previous(skb, &p, role, l3_off);
 	if (ct) {
 		if (ct->dir == SY_CT_REPLY)
 			return ct_reply(skb, &p, &key, ct, now);

@@ -1,8 +1,10 @@
 # Builds BPF C programs into libbpf skeleton headers at build time:
 #   X.bpf.c --clang -g -O2 -target bpf--> X.bpf.o --bpftool gen object--> X.linked.o
 #   --bpftool gen skeleton--> X.skel.h (build tree only; nothing is shipped or committed).
-# sy_bpf_skeleton(NAME SOURCE DEPENDS...) defines the INTERFACE target NAME_skel whose
-# include directory holds NAME.skel.h.
+# sy_bpf_skeleton(NAME SOURCE [DEPENDS...] [SKEL_NAME S] [OUT_DIR DIR] [DEFINES D...]) defines
+# the INTERFACE target NAME_skel whose include directory holds S.skel.h (S defaults to NAME,
+# DIR to bpf_gen in the build tree). DEFINES are -D flags for clang: a variant of a program
+# (tests/upgrade builds the next layout's skeletons under the released names in another DIR).
 
 function(sy_require_program var program package)
   find_program(${var} NAMES ${program} ${ARGN})
@@ -36,19 +38,31 @@ if(SY_WERROR)
 endif()
 
 function(sy_bpf_skeleton name src)
+  cmake_parse_arguments(ARG "" "SKEL_NAME;OUT_DIR" "DEFINES" ${ARGN})
+  set(skel_name ${name})
+  if(ARG_SKEL_NAME)
+    set(skel_name ${ARG_SKEL_NAME})
+  endif()
   set(out_dir ${CMAKE_BINARY_DIR}/bpf_gen)
+  if(ARG_OUT_DIR)
+    set(out_dir ${ARG_OUT_DIR})
+  endif()
+  set(defines)
+  foreach(d ${ARG_DEFINES})
+    list(APPEND defines -D${d})
+  endforeach()
   file(MAKE_DIRECTORY ${out_dir})
-  set(obj ${out_dir}/${name}.bpf.o)
-  set(linked ${out_dir}/${name}.linked.o)
-  set(skel ${out_dir}/${name}.skel.h)
+  set(obj ${out_dir}/${skel_name}.bpf.o)
+  set(linked ${out_dir}/${skel_name}.linked.o)
+  set(skel ${out_dir}/${skel_name}.skel.h)
   add_custom_command(
     OUTPUT ${skel}
     COMMAND ${SY_CLANG} -g -O2 -Wall ${SY_BPF_WERROR} -target bpf -D__TARGET_ARCH_${SY_BPF_ARCH}
-            ${SY_BPF_SYS_INCLUDE} -I${CMAKE_SOURCE_DIR} -c ${src} -o ${obj}
+            ${defines} ${SY_BPF_SYS_INCLUDE} -I${CMAKE_SOURCE_DIR} -c ${src} -o ${obj}
     COMMAND ${SY_BPFTOOL} gen object ${linked} ${obj}
-    COMMAND ${SY_BPFTOOL} gen skeleton ${linked} name ${name} > ${skel}
-    DEPENDS ${src} ${ARGN}
-    COMMENT "BPF ${name}: clang -target bpf, bpftool gen skeleton"
+    COMMAND ${SY_BPFTOOL} gen skeleton ${linked} name ${skel_name} > ${skel}
+    DEPENDS ${src} ${ARG_UNPARSED_ARGUMENTS}
+    COMMENT "BPF ${name}: clang -target bpf ${defines}, bpftool gen skeleton"
     VERBATIM)
   add_custom_target(${name}_skel_gen DEPENDS ${skel})
   add_library(${name}_skel INTERFACE)
@@ -69,7 +83,7 @@ function(sy_bpf_object name src)
   endforeach()
   add_custom_command(
     OUTPUT ${obj}
-    COMMAND ${SY_CLANG} -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_${SY_BPF_ARCH}
+    COMMAND ${SY_CLANG} -g -O2 -Wall ${SY_BPF_WERROR} -target bpf -D__TARGET_ARCH_${SY_BPF_ARCH}
             ${defines} ${SY_BPF_SYS_INCLUDE} -I${CMAKE_SOURCE_DIR} -c ${src} -o ${obj}
     DEPENDS ${src} ${CMAKE_SOURCE_DIR}/bpf/abi.h ${CMAKE_SOURCE_DIR}/bpf/maps.bpf.h
             ${CMAKE_SOURCE_DIR}/bpf/lb.bpf.h ${CMAKE_SOURCE_DIR}/bpf/jhash.h

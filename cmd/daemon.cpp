@@ -22,6 +22,7 @@
 #include "bpf/datapath.h"
 #include "bpf/map_writer.h"
 #include "bpf/node_maps.h"
+#include "bpf/sock_term.h"
 #include "k8sclient/apiserver/apiserver_source.h"
 #include "k8sclient/manifest_source.h"
 #include "lb/proxier.h"
@@ -159,6 +160,9 @@ class Daemon {
       SY_LOG(Error) << error;
       return 1;
     }
+    // The programs that served the old maps are replaced now: a takeover of maps of another
+    // size or layout (bpf/migrate.h) copies what they gained meanwhile and lets them go.
+    datapath_->finishTakeover();
     if (!startMetrics(error) || !startHealth(error)) {
       SY_LOG(Error) << error;
       return 1;
@@ -202,6 +206,13 @@ class Daemon {
       if (!datapath_->attachSocketLB(cg, error)) {
         return false;
       }
+      refreshSocketLBSkip();
+      std::string why;
+      terminator_ = bpf::SocketTerminator::load(datapath_->maps().sockRevNat, why);
+      if (!terminator_) {
+        SY_LOG(Warning) << why << ": connected UDP sockets that socket LB sent to a removed backend "
+                        << "keep sending to it until the application reconnects";
+      }
     } else {
       datapath_->detachSocketLB();
     }
@@ -218,6 +229,59 @@ class Daemon {
     }
     logCleanup(dropped);
     return true;
+  }
+
+  // kube-proxy flushes the conntrack entries of removed UDP endpoints; socket LB's connected
+  // UDP sockets to them are destroyed instead, in every pod network namespace.
+  void terminateStaleUdp(const std::vector<lb::StaleUdpBackend>& stale) {
+    if (stale.empty() || !terminator_) {
+      return;
+    }
+    bpf::TerminateReport report = terminator_->terminate(stale, bpf::podNetworkNamespaces());
+    for (const std::string& e : report.errors) {
+      SY_LOG(Warning) << "terminating UDP sockets of removed backends: " << e;
+    }
+    metrics_.countUdpSocketsTerminated(report.destroyed);
+    SY_LOG_AT(report.destroyed > 0 ? logging::Level::Info : logging::Level::Debug)
+        << "terminated " << report.destroyed << " connected UDP sockets of " << stale.size()
+        << " removed UDP backends in " << report.namespaces << " network namespaces";
+  }
+
+  // bpf.socketLB.skipCgroups into sockskip_v1, looked up again every tick: a cgroup made
+  // after the daemon started (a pod started later) gets a new ID, and a removed one is
+  // dropped. A path that does not resolve is said once, until it does.
+  void refreshSocketLBSkip() {
+    if (!cfg_.bpf.socketLB) {
+      return;
+    }
+    std::map<uint64_t, uint32_t> want;
+    for (const std::string& path : cfg_.bpf.socketLBSkipCgroups) {
+      std::string why;
+      auto ref = bpf::resolveCgroup(path, why);
+      if (!ref) {
+        if (skipUnresolved_.insert(path).second) {
+          SY_LOG(Warning) << "bpf.socketLB.skipCgroups: " << path << ": " << why
+                          << " (looked for again every " << tickPeriod().count() << " ms)";
+        }
+        continue;
+      }
+      if (skipUnresolved_.erase(path) > 0 || !skipResolved_.count(path) || skipResolved_[path] != ref->id) {
+        SY_LOG(Info) << "socket LB skips cgroup " << path << " (id " << ref->id << ", level " << ref->level << ")";
+      }
+      skipResolved_[path] = ref->id;
+      want[ref->id] = ref->level;
+    }
+    if (skipWritten_ && want == *skipWritten_) {
+      return;  // the first call writes: the adopted map may hold another config's cgroups
+    }
+    std::string error;
+    bpf::NodeMaps maps(datapath_->maps());
+    if (!maps.setSocketLBSkip(want, error)) {
+      SY_LOG(Error) << "bpf.socketLB.skipCgroups: " << error;
+      metrics_.countMapError(bpf::kPinSockSkip, "update");
+      return;
+    }
+    skipWritten_ = want;
   }
 
   // clusterCIDR: traffic from these networks is in-cluster (kube-proxy's detectLocal).
@@ -576,6 +640,7 @@ class Daemon {
     for (const std::string& p : rep.result.problems) {
       SY_LOG(Warning) << p;
     }
+    terminateStaleUdp(rep.result.staleUdp);
     if (rep.result.errors > 0) {
       // The repair is a forced full sync: back off (1 s doubling to 60 s) so a full map
       // does not turn into a loop of full rewrites.
@@ -606,6 +671,7 @@ class Daemon {
         return;
       }
       refreshDevices();
+      refreshSocketLBSkip();
       if (Clock::now() - lastFullSync_ >= kFullResyncPeriod) {
         lastFullSync_ = Clock::now();
         sync(true);
@@ -639,6 +705,10 @@ class Daemon {
   std::map<std::string, unsigned> attachedDevices_;  // device -> the ifindex attached
   std::set<std::string> missingLogged_;   // devices said to be missing, until attached
   std::set<std::string> refusedLogged_;   // devices said to be refused, until attached
+  std::unique_ptr<bpf::SocketTerminator> terminator_;  // nullptr: socket LB off, or no kernel support
+  std::set<std::string> skipUnresolved_;           // skipCgroups paths said to be missing
+  std::map<std::string, uint64_t> skipResolved_;   // skipCgroups path -> the cgroup ID found
+  std::optional<std::map<uint64_t, uint32_t>> skipWritten_;  // what sockskip_v1 holds
   boost::asio::steady_timer syncTimer_;
   boost::asio::steady_timer tickTimer_;
   boost::asio::signal_set signals_;

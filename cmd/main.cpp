@@ -1,10 +1,11 @@
 // switchyard: a kube-proxy replacement with an eBPF dataplane.
 //   switchyard run --config FILE
 //   switchyard status [--config FILE | --pin-path DIR] [-o json]
-//   switchyard cleanup [--config FILE | --pin-path DIR]
+//   switchyard cleanup [--config FILE | --pin-path DIR] [--force]
 //   switchyard version
 #include <bpf/libbpf_version.h>
 
+#include <algorithm>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -68,13 +69,14 @@ const char* kStatusHelp =
     "  -o FORMAT        table (default) or json\n";
 
 const char* kCleanupHelp =
-    "Usage: switchyard cleanup [--config FILE | --pin-path DIR]\n"
+    "Usage: switchyard cleanup [--config FILE | --pin-path DIR] [--force]\n"
     "\n"
     "Removes every tc filter, cgroup link and pinned map switchyard made under the pin path,\n"
     "and the clsact qdiscs it created where no other filter uses them. Run it in the network\n"
     "namespace the daemon ran in (tc filters are per namespace): a recorded device that is\n"
     "missing there, has another name, or holds a filter that is not this pin path's makes\n"
-    "cleanup change nothing and exit 1.\n"
+    "cleanup change nothing and exit 1. While a daemon runs on the pin path (it holds the\n"
+    "pin path's lock) cleanup changes nothing and exits 1, naming the daemon's pid.\n"
     "\n"
     "Options:\n"
     "  --config FILE    the daemon's configuration: bpf.pinPath, and also searches\n"
@@ -82,7 +84,9 @@ const char* kCleanupHelp =
     "                   cgroup v2 root) for its socket hooks that no record or pin names (a\n"
     "                   crash between attach and record, pins removed by hand)\n"
     "  --pin-path DIR   the pin path (default /sys/fs/bpf/switchyard); removes what the\n"
-    "                   pins and records under it name\n";
+    "                   pins and records under it name\n"
+    "  --force          clean up even while a daemon holds the pin path (its Services stop\n"
+    "                   being load-balanced until it is restarted)\n";
 
 struct Args {
   std::map<std::string, std::string> opts;
@@ -91,7 +95,9 @@ struct Args {
 };
 
 // Parses "--name value", "--name=value" and "-o value" for the names a command accepts.
-Args parseArgs(int argc, char** argv, int first, const std::vector<std::string>& accepted) {
+// `flags` are the accepted names that take no value ("--force").
+Args parseArgs(int argc, char** argv, int first, const std::vector<std::string>& accepted,
+               const std::vector<std::string>& flags = {}) {
   Args a;
   for (int i = first; i < argc; ++i) {
     std::string arg = argv[i];
@@ -113,6 +119,17 @@ Args parseArgs(int argc, char** argv, int first, const std::vector<std::string>&
     if (!known) {
       a.error = "unknown option " + arg;
       return a;
+    }
+    bool isFlag = std::find(flags.begin(), flags.end(), name) != flags.end();
+    if (isFlag) {
+      if (hasValue && value != "true" && value != "false") {
+        a.error = "option " + name + " takes no value (or =true / =false)";
+        return a;
+      }
+      if (!hasValue || value == "true") {
+        a.opts[name] = "true";
+      }
+      continue;
     }
     if (!hasValue) {
       if (i + 1 >= argc) {
@@ -218,7 +235,7 @@ int cmdStatus(int argc, char** argv) {
 }
 
 int cmdCleanup(int argc, char** argv) {
-  Args a = parseArgs(argc, argv, 2, {"--config", "--pin-path"});
+  Args a = parseArgs(argc, argv, 2, {"--config", "--pin-path", "--force"}, {"--force"});
   if (a.help) {
     std::cout << kCleanupHelp;
     return 0;
@@ -239,6 +256,22 @@ int cmdCleanup(int argc, char** argv) {
     scope.cgroupPath = cfg.bpf.cgroupPath.empty() ? switchyard::bpf::findCgroup2Mount() : cfg.bpf.cgroupPath;
   }
   const std::string& pinPath = cfg.bpf.pinPath;
+  // Pulling the maps and hooks from under a running daemon breaks every Service on the node
+  // until it restarts; a stale leftover is what cleanup is for. The check is not a lock held
+  // for the cleanup (an open directory would keep a bpffs mounted there busy): a daemon
+  // started meanwhile is the operator's doing.
+  if (int holder = switchyard::bpf::pinPathHolder(pinPath); holder != 0) {
+    std::string who = holder > 0 ? "a switchyard daemon (pid " + std::to_string(holder) + ")"
+                                 : "a switchyard daemon (pid not visible from here)";
+    if (!a.opts.count("--force")) {
+      std::cerr << "switchyard cleanup: pin path " << pinPath << " is held by " << who
+                << ": stop the daemon first, or pass --force to remove its programs and maps "
+                   "while it runs\n";
+      return 1;
+    }
+    std::cerr << "switchyard cleanup: pin path " << pinPath << " is held by " << who
+              << "; --force: cleaning up anyway\n";
+  }
   switchyard::bpf::CleanupReport r = switchyard::bpf::cleanupPinPath(pinPath, scope);
   std::cout << "cleanup " << pinPath << ": removed " << r.tcFiltersRemoved << " tc filters, "
             << r.qdiscsRemoved << " clsact qdiscs, " << r.linksRemoved << " cgroup links, "

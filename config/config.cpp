@@ -360,7 +360,26 @@ bool parseConfig(const std::string& text, const std::string& name, Config& c,
               p.fail(v, vf, "must be an absolute path");
             }
           }},
-         {"socketLB", [&](const YAML::Node& v, const std::string& vf) { p.boolean(v, vf, c.bpf.socketLB); }},
+         // true | false, or {enabled, skipCgroups}: the cgroups whose sockets keep the
+         // ClusterIP (the tc programs translate their packets instead).
+         {"socketLB", [&](const YAML::Node& v, const std::string& vf) {
+            if (!v.IsMap()) {
+              p.boolean(v, vf, c.bpf.socketLB);
+              return;
+            }
+            p.object(v, vf, {
+              {"enabled", [&](const YAML::Node& e, const std::string& ef) { p.boolean(e, ef, c.bpf.socketLB); }},
+              {"skipCgroups", [&](const YAML::Node& s, const std::string& sf) {
+                 p.strList(s, sf, c.bpf.socketLBSkipCgroups);
+                 for (size_t i = 0; i < c.bpf.socketLBSkipCgroups.size(); ++i) {
+                   const std::string& path = c.bpf.socketLBSkipCgroups[i];
+                   if (path.empty() || path[0] != '/') {
+                     p.fail(s[i], sf + "[" + std::to_string(i) + "]", "must be an absolute path, got \"" + path + "\"");
+                   }
+                 }
+               }},
+            });
+          }},
          {"devices", [&](const YAML::Node& v, const std::string& vf) { p.deviceList(v, vf, c.bpf.devices); }},
          {"hostDevices", [&](const YAML::Node& v, const std::string& vf) { p.deviceList(v, vf, c.bpf.hostDevices); }},
          {"mapSizes", [&](const YAML::Node& v, const std::string& vf) {

@@ -46,6 +46,9 @@ struct Config {
     std::string pinPath = "/sys/fs/bpf/switchyard";
     std::string cgroupPath;  // "" = the cgroup v2 root, auto-detected
     bool socketLB = true;
+    // Cgroup v2 directories (absolute paths) whose sockets, and their descendants', the
+    // socket hooks leave alone (bpf.socketLB.skipCgroups); a missing one is looked for again.
+    std::vector<std::string> socketLBSkipCgroups;
     std::vector<std::string> devices;      // pod-facing devices: names or patterns ("veth*")
     std::vector<std::string> hostDevices;  // host-facing devices (NodePort, LB, external IPs)
     bpf::MapSizes mapSizes;

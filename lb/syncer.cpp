@@ -78,6 +78,7 @@ void SyncResult::add(const SyncResult& o) {
   maglevTablesWritten += o.maglevTablesWritten;
   errors += o.errors;
   problems.insert(problems.end(), o.problems.begin(), o.problems.end());
+  staleUdp.insert(staleUdp.end(), o.staleUdp.begin(), o.staleUdp.end());
 }
 
 Syncer::Syncer(DataplaneWriter& writer, IdAllocator::Now now, MaglevConfig maglev)
@@ -608,6 +609,27 @@ void Syncer::execute(Batch& b, SyncResult& r) {
   }
   applyCounted(revNatDeletes, r);
 
+  // UDP backends a frontend stops naming (noted before the references go).
+  std::vector<std::pair<StaleUdpBackend, uint32_t>> staleUdp;
+  auto noteStale = [&](const FrontendKey& fe, const std::vector<uint32_t>& before, const std::vector<uint32_t>& after) {
+    if (fe.proto != kProtoUDP) {
+      return;
+    }
+    for (uint32_t id : before) {
+      if (id < backends_.size() && backends_[id].live && std::find(after.begin(), after.end(), id) == after.end()) {
+        staleUdp.push_back({{fe, backends_[id].key}, id});
+      }
+    }
+  };
+  for (const WritePlan& w : b.writes) {
+    if (!w.failed) {
+      noteStale(w.key, w.oldIds, w.slots);
+    }
+  }
+  for (const FrontendKey& k : b.deletes) {
+    noteStale(k, frontends_.at(k).backendIds, {});
+  }
+
   // Bookkeeping: what the maps now hold, and which backends nothing names any more.
   for (WritePlan& w : b.writes) {
     ProgrammedState& st = frontends_.at(w.key);
@@ -654,6 +676,20 @@ void Syncer::execute(Batch& b, SyncResult& r) {
     frontends_.erase(it);
     r.frontendsDeleted++;
   }
+  // A backend the frontend's other scope still has is still served at that address.
+  for (auto& [stale, id] : staleUdp) {
+    FrontendKey other = stale.frontend;
+    other.scope = other.scope == Scope::External ? Scope::Internal : Scope::External;
+    auto it = frontends_.find(other);
+    if (it != frontends_.end() &&
+        std::find(it->second.backendIds.begin(), it->second.backendIds.end(), id) != it->second.backendIds.end()) {
+      continue;
+    }
+    stale.frontend.scope = Scope::External;
+    r.staleUdp.push_back(stale);
+  }
+  std::sort(r.staleUdp.begin(), r.staleUdp.end());
+  r.staleUdp.erase(std::unique(r.staleUdp.begin(), r.staleUdp.end()), r.staleUdp.end());
   b = Batch{};
 }
 

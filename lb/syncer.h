@@ -31,6 +31,14 @@
 
 namespace switchyard::lb {
 
+// A UDP backend that a frontend no longer has (removed from it, or the frontend deleted),
+// in neither of the frontend's scopes.
+struct StaleUdpBackend {
+  FrontendKey frontend;
+  BackendKey backend;
+  auto operator<=>(const StaleUdpBackend&) const = default;
+};
+
 struct SyncResult {
   size_t frontendsWritten = 0;  // frontends whose slots were (re)written
   size_t frontendsDeleted = 0;
@@ -39,6 +47,9 @@ struct SyncResult {
   size_t maglevTablesWritten = 0;  // Maglev tables built and swapped in
   size_t errors = 0;            // failed map operations (logged and counted by the writer)
   std::vector<std::string> problems;  // input the syncer refused, naming object and field
+  // What kube-proxy would clear UDP conntrack entries for (a removed UDP endpoint): the
+  // daemon terminates connected UDP sockets that socket LB sent to these (bpf/sock_term.h).
+  std::vector<StaleUdpBackend> staleUdp;
 
   void add(const SyncResult& o);
 };

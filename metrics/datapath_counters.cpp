@@ -31,6 +31,9 @@ const std::vector<std::string>& reasonNames() {
       "tc_reject_failed",              // SY_REASON_TC_REJECT_FAILED
       "tc_pass_headers",               // SY_REASON_TC_PASS_HEADERS
       "tc_icmp_revnat",                // SY_REASON_TC_ICMP_REVNAT
+      "tc_upgrade_handoff",            // SY_REASON_TC_UPGRADE_HANDOFF
+      "sock_skipped",                  // SY_REASON_SOCK_SKIPPED
+      "tc_ct_reclaimed",               // SY_REASON_TC_CT_RECLAIMED
       // -- Maglev (issue 11 item 3) --
       "tc_maglev",                     // SY_REASON_TC_MAGLEV
       "tc_maglev_fallback",            // SY_REASON_TC_MAGLEV_FALLBACK
@@ -60,7 +63,7 @@ bool DatapathCounters::read(int fd, Totals& out) {
 }
 
 std::vector<prometheus::MetricFamily> DatapathCounters::Collect() const {
-  static_assert(SY_REASON_MAX == 24, "add the new reason's name to reasonNames()");
+  static_assert(SY_REASON_MAX == 27, "add the new reason's name to reasonNames()");
   Totals t;
   if (!read(fd_, t)) {
     return {};

@@ -140,6 +140,11 @@ ProxyMetrics::ProxyMetrics() : registry_(std::make_shared<prometheus::Registry>(
                               .Help("Parts of Services or EndpointSlices that could not be programmed")
                               .Register(r)
                               .Add({});
+  udpSocketsTerminated_ = &BuildCounter()
+                               .Name("switchyard_udp_sockets_terminated_total")
+                               .Help("Connected UDP sockets socket LB had sent to a backend that left its service, destroyed")
+                               .Register(r)
+                               .Add({});
   // kube-proxy reports these as FailedToStartServiceHealthcheck events; switchyard has no
   // event recorder, so a counter (and a warning naming the Service and port).
   serviceHealthBindErrors_ = &BuildCounter()
@@ -233,6 +238,8 @@ void ProxyMetrics::countSourceError(const std::string& source, const std::string
 }
 
 void ProxyMetrics::countTranslationWarning() { translationWarnings_->Increment(); }
+
+void ProxyMetrics::countUdpSocketsTerminated(uint64_t n) { udpSocketsTerminated_->Increment(static_cast<double>(n)); }
 
 void ProxyMetrics::countServiceHealthBindError() { serviceHealthBindErrors_->Increment(); }
 

@@ -42,6 +42,7 @@ class ProxyMetrics {
   void countSyncError();
   void countSourceError(const std::string& source, const std::string& kind);
   void countTranslationWarning();
+  void countUdpSocketsTerminated(uint64_t n);
   void countHealthz(int code);
   // A healthCheckNodePort listener that could not be opened (service_health.h).
   void countServiceHealthBindError();
@@ -71,6 +72,7 @@ class ProxyMetrics {
   prometheus::Counter* syncErrors_;
   prometheus::Family<prometheus::Counter>* sourceErrors_;
   prometheus::Counter* translationWarnings_;
+  prometheus::Counter* udpSocketsTerminated_;
   prometheus::Counter* serviceHealthBindErrors_;
   prometheus::Family<prometheus::Counter>* healthz_;
   prometheus::Family<prometheus::Counter>* livez_;

@@ -29,9 +29,12 @@
 #include "bpf/cleanup.h"
 #include "bpf/datapath.h"
 #include "bpf/map_writer.h"
+#include "bpf/node_maps.h"
+#include "bpf/sock_term.h"
 #include "bpf/unique_fd.h"
 #include "lb/syncer.h"
 #include "metrics/datapath_counters.h"
+#include "shell.h"
 
 namespace switchyard::bpftest {
 namespace {
@@ -81,20 +84,6 @@ struct Addr {
     return "[" + std::string(buf) + "]:" + std::to_string(ntohs(s->sin6_port));
   }
 };
-
-std::string sh(const std::string& cmd) {
-  std::string out;
-  FILE* f = popen((cmd + " 2>&1").c_str(), "r");
-  if (!f) {
-    return "popen failed";
-  }
-  char buf[256];
-  while (fgets(buf, sizeof(buf), f)) {
-    out += buf;
-  }
-  int rc = pclose(f);
-  return rc == 0 ? "" : cmd + ": " + out;
-}
 
 std::string cgroup2Root() {
   for (const char* dir : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}) {
@@ -417,6 +406,144 @@ TEST_F(SockLbTest, ALocalPolicyWithoutLocalEndpointsIsUnreachable_KubeProxyDrops
   UniqueFd c = connectTcp("198.19.0.30", 80, err);
   EXPECT_EQ(err, EHOSTUNREACH) << strerror(err);
   EXPECT_EQ(counter(SY_REASON_SOCK_DROP_NO_LOCAL), dropped + 1);
+}
+
+// bpf.socketLB.skipCgroups: sockets of a listed cgroup, and of its descendants, reach the
+// ClusterIP untranslated (a mesh sidecar or an NFS mount that needs it; Cilium's socket-LB
+// bypass), counted; other cgroups' sockets are translated; an empty list costs nothing.
+TEST_F(SockLbTest, ASkippedCgroupAndItsDescendantsKeepTheClusterIP_SocketLBSkipCgroups) {
+  attach(Program::SockConnect4, BPF_CGROUP_INET4_CONNECT);
+  ASSERT_EQ(sh("ip addr add 198.19.0.10/32 dev lo"), "");  // untranslated, the VIP answers itself
+  UniqueFd backend = listenTcp("198.18.16.2", 8080);
+  UniqueFd vip = listenTcp("198.19.0.10", 80);
+  std::string why;
+  auto self = bpf::resolveCgroup(cgroup_, why);
+  ASSERT_TRUE(self) << why;
+  EXPECT_EQ(self->level, 1u) << "the test cgroup is a child of the root";
+  const std::string child = cgroup_ + "/child";
+  const std::string sibling = cgroup2Root() + "/sy-socktest-sibling-" + std::to_string(getpid());
+  ASSERT_EQ(::mkdir(child.c_str(), 0755), 0) << strerror(errno);
+  ASSERT_EQ(::mkdir(sibling.c_str(), 0755), 0) << strerror(errno);
+  struct Dirs {
+    std::string parent, child, sibling;
+    ~Dirs() {
+      writeFile(parent + "/cgroup.procs", std::to_string(getpid()));
+      ::rmdir(child.c_str());
+      ::rmdir(sibling.c_str());
+    }
+  } dirs{cgroup_, child, sibling};
+  auto childRef = bpf::resolveCgroup(child, why);
+  ASSERT_TRUE(childRef) << why;
+  EXPECT_EQ(childRef->level, 2u);
+  auto siblingRef = bpf::resolveCgroup(sibling, why);
+  ASSERT_TRUE(siblingRef) << why;
+
+  auto peerOfConnect = [&]() {
+    int err = 0;
+    UniqueFd c = connectTcp("198.19.0.10", 80, err);
+    EXPECT_EQ(err, 0) << strerror(err);
+    return peerOf(c.get()).str();
+  };
+  bpf::NodeMaps maps(dp_->maps());
+  std::string error;
+  uint64_t skipped = counter(SY_REASON_SOCK_SKIPPED), xlated = counter(SY_REASON_SOCK_XLATE);
+
+  // Only a sibling is skipped: this cgroup is translated.
+  ASSERT_TRUE(maps.setSocketLBSkip({{siblingRef->id, siblingRef->level}}, error)) << error;
+  EXPECT_EQ(peerOfConnect(), "198.18.16.2:8080");
+  EXPECT_EQ(counter(SY_REASON_SOCK_XLATE), xlated + 1);
+
+  // This cgroup is skipped: the connection goes to the ClusterIP itself, remembered nowhere.
+  ASSERT_TRUE(maps.setSocketLBSkip({{self->id, self->level}, {siblingRef->id, siblingRef->level}}, error)) << error;
+  EXPECT_EQ(peerOfConnect(), "198.19.0.10:80");
+  EXPECT_EQ(counter(SY_REASON_SOCK_SKIPPED), skipped + 1);
+
+  // Its child too (the ancestor at level 1 is listed).
+  ASSERT_TRUE(writeFile(child + "/cgroup.procs", std::to_string(getpid())));
+  EXPECT_EQ(peerOfConnect(), "198.19.0.10:80");
+  EXPECT_EQ(counter(SY_REASON_SOCK_SKIPPED), skipped + 2);
+  EXPECT_EQ(counter(SY_REASON_SOCK_XLATE), xlated + 1);
+
+  // Listed at level 2 only, the child is skipped and its parent is not.
+  ASSERT_TRUE(maps.setSocketLBSkip({{childRef->id, childRef->level}}, error)) << error;
+  EXPECT_EQ(peerOfConnect(), "198.19.0.10:80");
+  ASSERT_TRUE(writeFile(cgroup_ + "/cgroup.procs", std::to_string(getpid())));
+  EXPECT_EQ(peerOfConnect(), "198.18.16.2:8080");
+
+  // An empty list leaves nothing in the map, not even the levels in use.
+  ASSERT_TRUE(maps.setSocketLBSkip({}, error)) << error;
+  EXPECT_TRUE(maps.socketLBSkip().empty());
+  uint64_t zero = 0;
+  struct sy_sock_skip_value v {};
+  EXPECT_NE(bpf_map_lookup_elem(dp_->maps().sockSkip, &zero, &v), 0) << "the levels entry was left behind";
+  EXPECT_EQ(peerOfConnect(), "198.18.16.2:8080");
+  EXPECT_EQ(counter(SY_REASON_SOCK_SKIPPED), skipped + 3);
+  EXPECT_EQ(counter(SY_REASON_SOCK_XLATE), xlated + 3);
+}
+
+// kube-proxy clears the conntrack entries of a removed UDP endpoint so clients stop sending
+// to it; a connected UDP socket that connect4 pointed at the backend is destroyed instead
+// (its next call fails with ECONNABORTED and it is no longer connected). Only sockets socket
+// LB sent through the frontend that lost the backend: not those through another frontend
+// that keeps it, not those that connected to the pod's address themselves.
+TEST_F(SockLbTest, ConnectedUdpSocketsToARemovedBackendAreDestroyed_KubeProxyDeletesUDPConntrackOfStaleEndpoints) {
+  attach(Program::SockConnect4, BPF_CGROUP_INET4_CONNECT);
+  sync("default/dns2", {fe("198.19.0.54", 53, lb::kProtoUDP, {"198.18.16.3"}, 5353)});
+  UniqueFd server = bindUdp("198.18.16.3", 5353);
+  auto connectUdp = [](const std::string& ip, uint16_t port) {
+    Addr a = Addr::of(ip, port);
+    UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    EXPECT_EQ(::connect(s.get(), a.sa(), a.len), 0) << ip << ": " << strerror(errno);
+    return s;
+  };
+  UniqueFd viaDns = connectUdp("198.19.0.53", 53);
+  UniqueFd viaDns2 = connectUdp("198.19.0.54", 53);
+  UniqueFd direct = connectUdp("198.18.16.3", 5353);
+  ASSERT_EQ(peerOf(viaDns.get()).str(), "198.18.16.3:5353") << "connect4 did not translate";
+  ASSERT_EQ(peerOf(viaDns2.get()).str(), "198.18.16.3:5353");
+
+  std::string error;
+  auto terminator = bpf::SocketTerminator::load(dp_->maps().sockRevNat, error);
+  ASSERT_TRUE(terminator) << error;
+  auto r = syncer_->syncOwner("default/dns", {fe("198.19.0.53", 53, lb::kProtoUDP, {"198.18.16.4"}, 5353),
+                                              fe("2001:db8:1::53", 53, lb::kProtoUDP, {"2001:db8:16::3"}, 5353)});
+  ASSERT_EQ(r.staleUdp.size(), 1u);
+  EXPECT_EQ(r.staleUdp[0].frontend.str() + " " + r.staleUdp[0].backend.str(), "198.19.0.53:53/UDP 198.18.16.3:5353/UDP");
+  auto netns = bpf::podNetworkNamespaces(pinPath_ + "/no-such-dir");
+  ASSERT_EQ(netns.size(), 1u) << "only this test's own network namespace";
+  auto report = terminator->terminate(r.staleUdp, netns);
+  EXPECT_TRUE(report.errors.empty()) << report.errors.front();
+  EXPECT_EQ(report.namespaces, 1u);
+  EXPECT_EQ(report.destroyed, 1u);
+
+  int soError = 0;
+  socklen_t len = sizeof(soError);
+  ASSERT_EQ(getsockopt(viaDns.get(), SOL_SOCKET, SO_ERROR, &soError, &len), 0);
+  EXPECT_EQ(soError, ECONNABORTED) << "the socket through the frontend that lost its backend was not destroyed";
+  Addr peer;
+  peer.len = sizeof(peer.ss);
+  EXPECT_NE(getpeername(viaDns.get(), peer.sa(), &peer.len), 0) << "a destroyed socket is no longer connected";
+  EXPECT_EQ(peerOf(viaDns2.get()).str(), "198.18.16.3:5353") << "another frontend keeps the backend";
+  EXPECT_EQ(peerOf(direct.get()).str(), "198.18.16.3:5353") << "socket LB did not send this socket there";
+  EXPECT_EQ(::send(viaDns2.get(), "q", 1, 0), 1);
+  EXPECT_EQ(::send(direct.get(), "q", 1, 0), 1);
+
+  // Nothing stale: nothing destroyed, and the stale list is not left in the map.
+  report = terminator->terminate(r.staleUdp, netns);
+  EXPECT_EQ(report.destroyed, 0u);
+}
+
+TEST(ResolveCgroup, RefusesTheRootPathsOutsideAndMissingDirectories) {
+  std::string root = cgroup2Root();
+  ASSERT_FALSE(root.empty()) << "no cgroup v2 hierarchy";
+  std::string why;
+  EXPECT_FALSE(bpf::resolveCgroup(root, why));
+  EXPECT_NE(why.find("root itself"), std::string::npos) << why;
+  EXPECT_FALSE(bpf::resolveCgroup("/tmp", why));
+  EXPECT_NE(why.find("not a directory on a cgroup v2 filesystem"), std::string::npos) << why;
+  EXPECT_FALSE(bpf::resolveCgroup(root + "/sy-no-such-cgroup", why));
+  EXPECT_FALSE(why.empty());
+  EXPECT_FALSE(bpf::resolveCgroup(root + "/cgroup.procs", why)) << "a file, not a cgroup";
 }
 
 // A dual-stack IPv6 socket reaching an IPv4 ClusterIP as ::ffff:a.b.c.d goes through

@@ -12,18 +12,10 @@
 
 #include "bpf/unique_fd.h"
 #include "tc_fixture.h"
+#include "shell.h"
 
 namespace switchyard::bpftest {
 namespace {
-
-std::string sh(const std::string& cmd) {
-  std::string out;
-  FILE* f = popen((cmd + " 2>&1").c_str(), "r");
-  char buf[256];
-  while (f && fgets(buf, sizeof(buf), f)) out += buf;
-  int rc = f ? pclose(f) : -1;
-  return rc == 0 ? "" : cmd + ": " + out;
-}
 
 class L3DeviceTest : public TcProgramTest {
  protected:

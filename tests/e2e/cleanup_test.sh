@@ -3,6 +3,8 @@
 # (programs stay attached and maps pinned when it exits), `switchyard cleanup --pin-path` in the
 # node namespace removes every pin, cgroup link, tc filter and the clsact qdisc it created; the
 # programs are freed and the ClusterIP is no longer translated. A second cleanup is a no-op.
+# While a process holds the pin path's lock (the daemon, then a stand-in flock(1)), cleanup
+# refuses, names its pid and changes nothing; --force cleans up anyway.
 # Before it, `status -o json` shows a backend missing from the backends map in the issue's
 # shape (address and port null).
 set -euo pipefail
@@ -42,6 +44,19 @@ progs_gone() {
 sy_expect_probe "TCP through the ClusterIP to work before the cleanup" \
   "$(sy_all_pods_expr 30)" --proto tcp --target "$WEB_VIP:$WEB_PORT" --count 30
 
+pin_list() { find "$PIN" | sort; }
+pins_before=$(pin_list)
+rc=0
+out=$(sy_in_ns "$NODE_NS" "$SY_BIN" cleanup --pin-path "$PIN" 2>&1) || rc=$?
+sy_log "cleanup with the daemon running said: $out"
+((rc == 1)) || sy_fail "expected cleanup to refuse (exit 1) while daemon $DAEMON_PID runs, got $rc: $out"
+grep -qF "pin path $PIN is held by a switchyard daemon (pid $DAEMON_PID)" <<<"$out" ||
+  sy_fail "expected cleanup's refusal to name the pin path and daemon pid $DAEMON_PID, got: $out"
+grep -q -- "--force" <<<"$out" || sy_fail "expected the refusal to mention --force, got: $out"
+[[ $(pin_list) == "$pins_before" ]] || sy_fail "expected a refused cleanup to leave every pin, got: $(pin_list)"
+sy_expect_probe "TCP through the ClusterIP to keep working after a refused cleanup" \
+  "$(sy_all_pods_expr 30)" --proto tcp --target "$WEB_VIP:$WEB_PORT" --count 30
+
 rc=0
 sy_daemon_stop || rc=$?
 ((rc == 0)) || sy_fail "expected the daemon to exit 0 on SIGTERM, got $rc"
@@ -68,8 +83,23 @@ sy_json_check "$status" "[b for s in d['services'] for b in s['backends'] if b['
 sy_json_check "$status" "all(set(b) >= {'address', 'port', 'state'} for s in d['services'] for b in s['backends'])" ||
   sy_fail "expected every backend with address, port and state: $status"
 
-out=$(sy_in_ns "$NODE_NS" "$SY_BIN" cleanup --pin-path "$PIN" 2>&1) || sy_fail "expected switchyard cleanup to exit 0, output: $out"
-sy_log "cleanup said: $out"
+# A lock holder that is not a daemon (flock(1) takes the same exclusive flock on the
+# directory): refused again, naming it; --force goes ahead.
+flock -x "$PIN" sleep 60 &
+holder=$!
+sy_track_pid "$holder"
+held() { grep -q "FLOCK.* $holder " /proc/locks; }
+sy_wait_for "flock $holder to hold $PIN" 5 held || sy_fail "flock(1) did not take the lock on $PIN"
+rc=0
+out=$(sy_in_ns "$NODE_NS" "$SY_BIN" cleanup --pin-path "$PIN" 2>&1) || rc=$?
+((rc == 1)) && grep -qF "(pid $holder)" <<<"$out" ||
+  sy_fail "expected cleanup to refuse while pid $holder holds $PIN, got $rc: $out"
+out=$(sy_in_ns "$NODE_NS" "$SY_BIN" cleanup --pin-path "$PIN" --force 2>&1) || sy_fail "expected switchyard cleanup --force to exit 0, output: $out"
+sy_log "cleanup --force said: $out"
+grep -qF "is held by a switchyard daemon (pid $holder); --force: cleaning up anyway" <<<"$out" ||
+  sy_fail "expected cleanup --force to say whose lock it overrode, got: $out"
+kill "$holder" 2>/dev/null || true
+wait "$holder" 2>/dev/null || true
 grep -qE "^cleanup $PIN: removed 2 tc filters, 1 clsact qdiscs, 8 cgroup links, [1-9][0-9]* pinned maps" <<<"$out" ||
   sy_fail "expected cleanup to report 2 tc filters, 1 clsact qdisc, 8 cgroup links (4 hooks x 2 families) and the pinned maps removed, got: $out"
 

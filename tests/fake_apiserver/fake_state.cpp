@@ -479,6 +479,10 @@ Response FakeState::list(const Resource& r, const ListOptions& o) const {
   std::string items;
   size_t n = 0, remaining = 0;
   std::string lastKey;
+  // As the API server does, a list with a label or field selector says only that more
+  // items follow (remainingItemCount is left out): matching the whole rest of the list for
+  // every page would make a paginated list of N objects cost O(N^2) selector matches.
+  bool countRemaining = o.labelSelector.empty() && o.fieldSelector.empty();
   for (auto it = after.empty() ? objs.begin() : objs.upper_bound(after); it != objs.end(); ++it) {
     const StoredObject& obj = *it->second;
     if ((!o.ns.empty() && obj.ns != o.ns) || !labels.matches(obj.labels) ||
@@ -487,6 +491,9 @@ Response FakeState::list(const Resource& r, const ListOptions& o) const {
     }
     if (o.limit > 0 && n == o.limit) {
       ++remaining;
+      if (!countRemaining) {
+        break;
+      }
       continue;
     }
     if (n++) {
@@ -497,8 +504,10 @@ Response FakeState::list(const Resource& r, const ListOptions& o) const {
   }
   std::string md = R"("resourceVersion":")" + std::to_string(snapshotRv) + "\"";
   if (remaining > 0) {
-    md += R"(,"continue":)" + quote(std::to_string(snapshotRv) + ":" + lastKey) +
-          R"(,"remainingItemCount":)" + std::to_string(remaining);
+    md += R"(,"continue":)" + quote(std::to_string(snapshotRv) + ":" + lastKey);
+    if (countRemaining) {
+      md += R"(,"remainingItemCount":)" + std::to_string(remaining);
+    }
   }
   return {200, R"({"kind":")" + r.kind + R"(List","apiVersion":")" + r.apiVersion() +
                    R"(","metadata":{)" + md + R"(},"items":[)" + items + "]}"};

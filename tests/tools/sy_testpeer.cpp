@@ -3,7 +3,7 @@
 //   sy-testpeer serve --name NAME [--tcp-port P] [--udp-port P] [--bind ADDR] [--report-peer]
 //   sy-testpeer probe --proto tcp|udp --target ADDR:PORT [--count N] [--interval-ms MS]
 //                     [--timeout-ms MS] [--duration-s S] [--stop-file PATH] [--connected-udp]
-//                     [--bind ADDR]
+//                     [--bind ADDR] [--hold]
 //
 // Exit codes: serve 0 after SIGTERM/SIGINT; probe 0 iff every request succeeded at the expected
 // peer; 1 on failure; 2 on a usage error.
@@ -31,11 +31,13 @@ constexpr const char* usageText =
     "  sy-testpeer serve --name NAME [--tcp-port P=8080] [--udp-port P=5353] [--bind ADDR]\n"
     "      [--report-peer]\n"
     "      port 0 turns that protocol off; ADDR defaults to [::] (dual stack);\n"
-    "      --report-peer answers \"NAME PEER\", PEER the client address the server saw\n"
+    "      --report-peer answers \"NAME PEER\", PEER the client address the server saw;\n"
+    "      a TCP client whose first line is HOLD keeps the connection, one answer per line\n"
     "  sy-testpeer probe --proto tcp|udp --target ADDR:PORT|[ADDR6]:PORT [--count N=100]\n"
     "      [--interval-ms MS=0] [--timeout-ms MS=1000] [--duration-s S] [--stop-file PATH]\n"
-    "      [--connected-udp] [--bind ADDR]\n"
+    "      [--connected-udp] [--bind ADDR] [--hold]\n"
     "      --bind: the client socket's source address (same family as the target)\n"
+    "      --hold: TCP requests as lines on one kept connection (reported: connections)\n"
     "      with --duration-s or --stop-file and no --count, the count is the cap (1000000)\n";
 
 int usageError(const std::string& message) {
@@ -137,7 +139,7 @@ int probeCommand(const std::vector<std::string_view>& args) {
   ParsedFlags flags = parseFlags(
       args,
       {"--proto", "--target", "--count", "--interval-ms", "--timeout-ms", "--duration-s", "--stop-file", "--bind"},
-      {"--connected-udp"});
+      {"--connected-udp", "--hold"});
   if (!flags.error.empty()) {
     return usageError(flags.error);
   }
@@ -194,6 +196,10 @@ int probeCommand(const std::vector<std::string_view>& args) {
   }
   if (options.connectedUdp && options.protocol != ProbeProtocol::udp) {
     return usageError("--connected-udp needs --proto udp");
+  }
+  options.hold = flags.switches.count("--hold") != 0;
+  if (options.hold && options.protocol != ProbeProtocol::tcp) {
+    return usageError("--hold needs --proto tcp");
   }
   if (installStopHandlers() < 0) {
     std::perror("sy-testpeer probe: pipe");

@@ -14,6 +14,7 @@ namespace switchyard::testpeer {
 namespace {
 
 constexpr std::string_view httpRequest = "GET / HTTP/1.0\r\nHost: x\r\n\r\n";
+constexpr std::string_view holdLine = "HOLD\n";
 // An answer larger than this is not one of our backends.
 constexpr size_t maxResponseBytes = 64 * 1024;
 // Backend names in the report are cut here, so a garbage answer cannot flood the JSON line.
@@ -209,11 +210,133 @@ Outcome tcpRequest(const ProbeOptions& options) {
   return outcome;
 }
 
+// The connection every request of a --hold probe shares; closed after a failed request.
+struct HeldConnection {
+  Fd fd;
+  std::string unread; // bytes after the last answer line
+  bool peerMismatch = false;
+  bool fresh = false; // connected, HOLD not sent yet
+  unsigned long opened = 0;
+};
+
+Outcome heldFailure(HeldConnection& held, std::string error) {
+  held.fd.reset();
+  held.unread.clear();
+  Outcome outcome = failure(std::move(error));
+  outcome.peerMismatch = held.peerMismatch;
+  return outcome;
+}
+
+// Sends all of data before the deadline. Returns an empty string or the error.
+std::string sendAll(int fd, std::string_view data, Clock::time_point deadline, bool& interrupted) {
+  size_t written = 0;
+  while (written < data.size()) {
+    ssize_t sent = ::send(fd, data.data() + written, data.size() - written, MSG_NOSIGNAL);
+    if (sent >= 0) {
+      written += static_cast<size_t>(sent);
+      continue;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      return errnoName(errno);
+    }
+    Wait wait = waitFor(fd, POLLOUT, deadline);
+    if (wait == Wait::interrupted) {
+      interrupted = true;
+      return "interrupted";
+    }
+    if (wait != Wait::ready) {
+      return wait == Wait::timeout ? "timeout" : errnoName(errno);
+    }
+  }
+  return {};
+}
+
+// One line out, one answer line back, on the held connection (opened first when there is none).
+Outcome heldRequest(const ProbeOptions& options, HeldConnection& held, unsigned long sequence) {
+  const auto deadline = Clock::now() + options.timeout;
+  if (!held.fd.valid()) {
+    held.fd.reset(::socket(options.target.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!held.fd.valid()) {
+      return failure(errnoName(errno));
+    }
+    ++held.opened;
+    held.peerMismatch = false;
+    if (int error = bindClient(held.fd.get(), options); error != 0) {
+      return heldFailure(held, errnoName(error));
+    }
+    if (::connect(held.fd.get(), options.target.raw(), options.target.length) != 0) {
+      if (errno != EINPROGRESS) {
+        return heldFailure(held, errnoName(errno));
+      }
+      Wait wait = waitFor(held.fd.get(), POLLOUT, deadline);
+      if (wait == Wait::interrupted) {
+        return interruption();
+      }
+      if (wait != Wait::ready) {
+        return heldFailure(held, waitFailure(wait).error);
+      }
+      int error = 0;
+      socklen_t length = sizeof(error);
+      ::getsockopt(held.fd.get(), SOL_SOCKET, SO_ERROR, &error, &length);
+      if (error != 0) {
+        return heldFailure(held, errnoName(error));
+      }
+    }
+    held.peerMismatch = peerDiffers(held.fd.get(), options.target);
+    held.fresh = true;
+  }
+  // A new connection says HOLD first, in the same write as its first request.
+  std::string request = held.fresh ? std::string(holdLine) : std::string();
+  held.fresh = false;
+  request += "PING " + std::to_string(sequence) + "\n";
+  bool interrupted = false;
+  std::string error = sendAll(held.fd.get(), request, deadline, interrupted);
+  if (interrupted) {
+    return interruption();
+  }
+  if (!error.empty()) {
+    return heldFailure(held, error);
+  }
+  for (;;) {
+    if (size_t end = held.unread.find('\n'); end != std::string::npos) {
+      Outcome outcome = parseAnswerLine(std::string_view(held.unread).substr(0, end));
+      held.unread.erase(0, end + 1);
+      outcome.peerMismatch = held.peerMismatch;
+      return outcome;
+    }
+    char buffer[4096];
+    ssize_t got = ::recv(held.fd.get(), buffer, sizeof(buffer), 0);
+    if (got == 0) {
+      return heldFailure(held, "closed");
+    }
+    if (got > 0) {
+      held.unread.append(buffer, static_cast<size_t>(got));
+      if (held.unread.size() > maxResponseBytes) {
+        return heldFailure(held, "oversized_response");
+      }
+      continue;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      return heldFailure(held, errnoName(errno));
+    }
+    Wait wait = waitFor(held.fd.get(), POLLIN, deadline);
+    if (wait == Wait::interrupted) {
+      return interruption();
+    }
+    if (wait != Wait::ready) {
+      return heldFailure(held, waitFailure(wait).error);
+    }
+  }
+}
+
 // The UDP socket every request of one probe shares, as a client resolver would.
 struct UdpClient {
   Fd fd;
   std::string setupError; // non-empty: every request fails with this
+  mutable bool dropped = false; // connected, and the kernel disconnected it (destroyed)
 };
+
+bool disconnectedError(int error) { return error == ECONNABORTED || error == EDESTADDRREQ || error == ENOTCONN; }
 
 UdpClient openUdpClient(const ProbeOptions& options) {
   UdpClient client;
@@ -255,6 +378,7 @@ Outcome udpRequest(const ProbeOptions& options, const UdpClient& client, unsigne
                      : ::sendto(fd, payload.data(), payload.size(), MSG_NOSIGNAL, options.target.raw(),
                                 options.target.length);
   if (sent < 0) {
+    client.dropped = options.connectedUdp && disconnectedError(errno);
     return failure(errnoName(errno));
   }
   bool mismatch = options.connectedUdp && peerDiffers(fd, options.target);
@@ -273,6 +397,7 @@ Outcome udpRequest(const ProbeOptions& options, const UdpClient& client, unsigne
       return outcome;
     }
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      client.dropped = options.connectedUdp && disconnectedError(errno);
       Outcome outcome = failure(errnoName(errno));
       outcome.peerMismatch = mismatch;
       return outcome;
@@ -362,9 +487,12 @@ int runProbe(const ProbeOptions& options) {
   const auto start = Clock::now();
   const unsigned long limit = std::min(options.count, probeIterationCap);
   UdpClient udp;
+  unsigned long udpSockets = 0;
   if (options.protocol == ProbeProtocol::udp) {
     udp = openUdpClient(options);
+    udpSockets = 1;
   }
+  HeldConnection held;
   Tally tally;
   for (unsigned long i = 0; i < limit; ++i) {
     if (i > 0 && !pause(options.interval)) {
@@ -379,16 +507,27 @@ int runProbe(const ProbeOptions& options) {
     if (options.stopFile && ::access(options.stopFile->c_str(), F_OK) == 0) {
       break;
     }
-    Outcome outcome = options.protocol == ProbeProtocol::tcp ? tcpRequest(options) : udpRequest(options, udp, i);
+    if (options.connectedUdp && udp.dropped) {
+      // The socket was destroyed under it (ECONNABORTED; a removed backend's sockets are):
+      // a resolver opens a new one, and so does the probe.
+      udp = openUdpClient(options);
+      ++udpSockets;
+    }
+    Outcome outcome = options.protocol == ProbeProtocol::udp ? udpRequest(options, udp, i)
+                      : options.hold                         ? heldRequest(options, held, i)
+                                                             : tcpRequest(options);
     if (outcome.interrupted) {
       break;
     }
     tally.add(outcome);
   }
+  const std::string connections = options.hold           ? ",\"connections\":" + std::to_string(held.opened)
+                                  : options.connectedUdp ? ",\"sockets\":" + std::to_string(udpSockets)
+                                                         : "";
   std::printf("{\"sent\":%lu,\"ok\":%lu,\"failed\":%lu,\"peer_mismatch\":%lu,\"backends\":%s,\"sources\":%s,"
-              "\"errors\":%s}\n",
+              "\"errors\":%s%s}\n",
               tally.sent, tally.ok, tally.failed, tally.peerMismatch, jsonObject(tally.backends).c_str(),
-              jsonObject(tally.sources).c_str(), jsonObject(tally.errors).c_str());
+              jsonObject(tally.sources).c_str(), jsonObject(tally.errors).c_str(), connections.c_str());
   std::fflush(stdout);
   return tally.failed == 0 && tally.peerMismatch == 0 ? 0 : 1;
 }

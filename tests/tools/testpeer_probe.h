@@ -30,6 +30,7 @@ struct ProbeOptions {
   std::optional<std::string> stopFile;               // stop once this path exists
   bool connectedUdp = false;                         // connect() the UDP socket instead of sendto()
   std::optional<SocketAddress> bindAddress;          // bind the client socket here (port 0) first
+  bool hold = false;                                 // TCP: every request on one held connection
 };
 
 // Runs the probe and prints one JSON line:
@@ -37,7 +38,12 @@ struct ProbeOptions {
 // sent == ok + failed. backends counts answers by server name, sources by the client address the
 // server reported (answers without one, from servers without --report-peer, are not in sources).
 // peer_mismatch counts requests (ok or not) during which getpeername() or the reply's source
-// address differed from the target. Returns 0 iff failed == 0 and
+// address differed from the target. With hold (TCP only), the requests are lines on one
+// connection opened with "HOLD" (see testpeer_serve.h); a request that fails closes it and the
+// next opens a new one; the report then also has "connections":N, the connections opened
+// (1 when the first one carried every request). With connectedUdp, a socket the kernel
+// disconnects (destroyed: ECONNABORTED, then EDESTADDRREQ) is replaced by a new one, as a
+// resolver would, and the report has "sockets":N, the sockets opened. Returns 0 iff failed == 0 and
 // peer_mismatch == 0, else 1.
 int runProbe(const ProbeOptions& options);
 

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 namespace switchyard::testpeer {
@@ -35,6 +36,11 @@ struct Connection {
   std::string response; // non-empty once the request is complete
   size_t written = 0;
   Clock::time_point deadline;
+  // A held connection (the client's first line was "HOLD"): every further line is answered
+  // with one answer line, and the connection stays open, so tests can watch one established
+  // flow across a daemon restart or upgrade.
+  bool held = false;
+  std::string pending; // held: answer bytes not yet written
 };
 
 struct Counters {
@@ -144,6 +150,8 @@ std::string answerFor(const ServeOptions& options, const std::string& peer) {
   return options.reportPeer ? options.name + " " + peer : options.name;
 }
 
+constexpr std::string_view holdLine = "HOLD\n";
+
 bool requestComplete(const std::string& request) {
   return request.find("\r\n\r\n") != std::string::npos || request.find("\n\n") != std::string::npos ||
          request.size() >= maxRequestBytes;
@@ -170,8 +178,52 @@ void acceptConnections(int listenFd, bool reportPeer, std::vector<std::unique_pt
 
 // Advances one connection as far as it can go without blocking. Returns false once it is done
 // (answered or broken) and should be closed. response is the answer when the peer is not reported.
+// A held connection: answers each complete line, writes what it can. Returns false once the
+// client closed it or it broke.
+bool serviceHeldConnection(Connection& connection, const ServeOptions& options, Counters& counters) {
+  bool clientClosed = false;
+  for (;;) {
+    char buffer[4096];
+    ssize_t got = ::recv(connection.fd.get(), buffer, sizeof(buffer), 0);
+    if (got == 0) {
+      clientClosed = true;
+      break;
+    }
+    if (got < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        break;
+      }
+      return false;
+    }
+    connection.request.append(buffer, static_cast<size_t>(got));
+    if (connection.request.size() > maxRequestBytes) {
+      return false; // lines that never end: not one of our probes
+    }
+  }
+  for (size_t end; (end = connection.request.find('\n')) != std::string::npos;) {
+    connection.request.erase(0, end + 1);
+    connection.pending += answerFor(options, connection.peer) + "\n";
+    ++counters.tcpAnswered;
+    connection.deadline = Clock::now() + connectionIdleLimit;
+  }
+  while (!connection.pending.empty()) {
+    ssize_t sent = ::send(connection.fd.get(), connection.pending.data(), connection.pending.size(), MSG_NOSIGNAL);
+    if (sent < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        break;
+      }
+      return false;
+    }
+    connection.pending.erase(0, static_cast<size_t>(sent));
+  }
+  return !clientClosed;
+}
+
 bool serviceConnection(Connection& connection, const ServeOptions& options, const std::string& response,
                        Counters& counters) {
+  if (connection.held) {
+    return serviceHeldConnection(connection, options, counters);
+  }
   while (connection.response.empty()) {
     char buffer[4096];
     ssize_t got = ::recv(connection.fd.get(), buffer, sizeof(buffer), 0);
@@ -182,6 +234,14 @@ bool serviceConnection(Connection& connection, const ServeOptions& options, cons
       return false; // closed without asking anything
     }
     connection.request.append(buffer, static_cast<size_t>(got));
+    if (connection.request.starts_with(holdLine)) {
+      connection.held = true;
+      connection.request.erase(0, holdLine.size());
+      return serviceHeldConnection(connection, options, counters);
+    }
+    if (got > 0 && std::string_view(holdLine).starts_with(connection.request)) {
+      continue; // the start of "HOLD": wait for the rest of the line
+    }
     if (got == 0 || requestComplete(connection.request)) {
       connection.response = options.reportPeer ? httpResponse(answerFor(options, connection.peer)) : response;
     }
@@ -303,7 +363,9 @@ int runServe(const ServeOptions& options, int stopFd) {
     polled.push_back({udpSocket.get(), POLLIN, 0});
     Clock::time_point nextDeadline = Clock::time_point::max();
     for (const auto& connection : connections) {
-      short events = connection->response.empty() ? POLLIN : POLLOUT;
+      short events = connection->held ? static_cast<short>(POLLIN | (connection->pending.empty() ? 0 : POLLOUT))
+                     : connection->response.empty() ? POLLIN
+                                                    : POLLOUT;
       polled.push_back({connection->fd.get(), events, 0});
       nextDeadline = std::min(nextDeadline, connection->deadline);
     }

@@ -4,6 +4,8 @@
 // connection with the backend's name; UDP answers every datagram with the name. With reportPeer,
 // the answer is "NAME PEER" instead: PEER is the client address the server saw (IPv4 as a.b.c.d
 // even on the dual-stack socket, no port), so tests can check source-IP preservation.
+// A TCP client whose first line is "HOLD" keeps its connection: each further line it sends is
+// answered with one answer line ("NAME" or "NAME PEER"), until it closes or idles for 10 s.
 
 #include <optional>
 #include <string>

@@ -99,5 +99,19 @@ TEST_F(PinPathTest, OneDaemonPerPinPathAndTheMessageNamesTheHolder) {
   EXPECT_TRUE(second.acquire(dir_.string(), error)) << error;
 }
 
+// What `switchyard cleanup` asks before touching a pin path: who holds it, and the question
+// itself must not leave a lock behind that would keep a daemon from starting.
+TEST_F(PinPathTest, CleanupSeesTheDaemonHoldingThePinPath) {
+  EXPECT_EQ(pinPathHolder(dir_.string()), 0);
+  EXPECT_EQ(pinPathHolder((dir_ / "missing").string()), 0);
+  PinPathLock daemon;
+  std::string error;
+  ASSERT_TRUE(daemon.acquire(dir_.string(), error)) << error;
+  EXPECT_EQ(pinPathHolder(dir_.string()), ::getpid());
+  daemon = PinPathLock();
+  EXPECT_EQ(pinPathHolder(dir_.string()), 0);
+  EXPECT_TRUE(daemon.acquire(dir_.string(), error)) << error;  // the check held nothing
+}
+
 }  // namespace
 }  // namespace switchyard::bpf

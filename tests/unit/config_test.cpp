@@ -63,6 +63,24 @@ TEST(Config, DefaultsMirrorKubeProxy) {
   EXPECT_EQ(c.syncPeriod, std::chrono::seconds(30));
 }
 
+TEST(Config, SocketLBIsABooleanOrAMappingWithSkipCgroups) {
+  Config c;
+  std::vector<std::string> errors;
+  ASSERT_TRUE(parseConfig("apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\n"
+                          "bpf:\n  socketLB:\n    enabled: true\n"
+                          "    skipCgroups: [/sys/fs/cgroup/system.slice/nfs.service, /sys/fs/cgroup/mesh]\n",
+                          "c", c, errors))
+      << errors.front();
+  EXPECT_TRUE(c.bpf.socketLB);
+  EXPECT_THAT(c.bpf.socketLBSkipCgroups, ElementsAre("/sys/fs/cgroup/system.slice/nfs.service", "/sys/fs/cgroup/mesh"));
+  Config off;
+  ASSERT_TRUE(parseConfig("apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\n"
+                          "bpf:\n  socketLB: {enabled: false}\n",
+                          "c", off, errors));
+  EXPECT_FALSE(off.bpf.socketLB);
+  EXPECT_TRUE(off.bpf.socketLBSkipCgroups.empty());
+}
+
 struct BadCase {
   const char* name;
   const char* yaml;
@@ -100,6 +118,10 @@ INSTANTIATE_TEST_SUITE_P(
                 "cfg.yaml:3: clusterCIDR: \"198.18.0.0/33\": an IPv4 prefix length must be 0-32"},
         BadCase{"cidr_without_length", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nclusterCIDR: 198.18.0.0/16,2001:db8::/\n",
                 "cfg.yaml:3: clusterCIDR: \"2001:db8::/\": must be a CIDR"},
+        BadCase{"skip_cgroup_relative", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nbpf:\n  socketLB:\n    skipCgroups: [mesh]\n",
+                "cfg.yaml:5: bpf.socketLB.skipCgroups[0]: must be an absolute path, got \"mesh\""},
+        BadCase{"socket_lb_unknown_field", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nbpf:\n  socketLB:\n    skip: [/x]\n",
+                "cfg.yaml:5: bpf.socketLB.skip: unknown field"},
         BadCase{"bad_source_kind", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nsource:\n  kind: etcd\n",
                 "cfg.yaml:4: source.kind: must be files or apiserver"},
         BadCase{"files_without_path", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nsource:\n  kind: files\n",

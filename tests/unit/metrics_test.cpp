@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
+#include <sstream>
 
+#include "metrics/datapath_counters.h"
 #include "metrics/metrics.h"
 #include "metrics/sync_recorder.h"
 
@@ -51,6 +54,19 @@ uint64_t histogramCount(ProxyMetrics& m, const std::string& name) {
   auto all = m.registry()->Collect();
   const prometheus::MetricFamily* f = family(all, name);
   return f && !f->metric.empty() ? f->metric[0].histogram.sample_count : 0;
+}
+
+// Operators read what each reason means in docs/operations.md: every reason the datapath
+// exports has its row there.
+TEST(Metrics, EveryDatapathReasonIsDocumented) {
+  std::ifstream in(SY_DOCS "/operations.md");
+  ASSERT_TRUE(in) << SY_DOCS "/operations.md";
+  std::stringstream text;
+  text << in.rdbuf();
+  for (const std::string& reason : reasonNames()) {
+    EXPECT_NE(text.str().find("| `" + reason + "` |"), std::string::npos)
+        << "docs/operations.md has no row for the datapath reason " << reason;
+  }
 }
 
 TEST(Metrics, NetworkProgrammingBucketsAreKubeProxys) {

@@ -65,6 +65,58 @@ TEST(Syncer, CreateUpdateDeleteKeepsEveryIntermediateStateServable) {
   EXPECT_THAT(maps.violations, IsEmpty());
 }
 
+Frontend udpFrontend(const std::string& ip, uint16_t port, const std::vector<std::string>& backendIps,
+                     Scope scope = Scope::External) {
+  Frontend f = frontend(ip, port, backendIps, 5353);
+  f.key.proto = kProtoUDP;
+  f.key.scope = scope;
+  for (auto& b : f.backends) {
+    b.key.proto = kProtoUDP;
+  }
+  return f;
+}
+
+std::vector<std::string> staleOf(const SyncResult& r) {
+  std::vector<std::string> out;
+  for (const StaleUdpBackend& s : r.staleUdp) {
+    out.push_back(s.frontend.str() + " -> " + s.backend.str());
+  }
+  return out;
+}
+
+// kube-proxy clears the conntrack entries of a UDP endpoint removed from a service port
+// (and of a deleted service's endpoints), so clients stop sending to it: the syncer names
+// those pairs for the daemon (which terminates socket LB's connected UDP sockets); TCP
+// endpoints need nothing (their connections fail on their own).
+TEST(Syncer, RemovedUdpEndpointsAreNamedForTermination_KubeProxyDeleteUDPEndpointConnections) {
+  FakeMaps maps;
+  Syncer s(maps);
+  auto r = s.syncOwner("default/dns", {udpFrontend("198.19.0.53", 53, {"198.18.16.2", "198.18.16.3"}),
+                                       frontend("198.19.0.53", 80, {"198.18.16.2", "198.18.16.3"})});
+  EXPECT_THAT(staleOf(r), IsEmpty());
+  r = s.syncOwner("default/dns", {udpFrontend("198.19.0.53", 53, {"198.18.16.3"}),
+                                  frontend("198.19.0.53", 80, {"198.18.16.3"})});
+  EXPECT_THAT(staleOf(r), ElementsAre("198.19.0.53:53/UDP -> 198.18.16.2:5353/UDP"));
+  r = s.syncOwner("default/dns", {udpFrontend("198.19.0.53", 53, {"198.18.16.3", "198.18.16.4"})});
+  EXPECT_THAT(staleOf(r), IsEmpty()) << "an added endpoint, a removed TCP frontend: nothing to terminate";
+  r = s.syncOwner("default/dns", {});
+  EXPECT_THAT(staleOf(r), ElementsAre("198.19.0.53:53/UDP -> 198.18.16.3:5353/UDP",
+                                      "198.19.0.53:53/UDP -> 198.18.16.4:5353/UDP"));
+}
+
+TEST(Syncer, AUdpEndpointTheOtherScopeKeepsIsNotStale) {
+  FakeMaps maps;
+  Syncer s(maps);
+  s.syncOwner("default/dns", {udpFrontend("198.19.0.53", 53, {"198.18.16.2", "198.18.16.3"}),
+                              udpFrontend("198.19.0.53", 53, {"198.18.16.2", "198.18.16.3"}, Scope::Internal)});
+  auto r = s.syncOwner("default/dns", {udpFrontend("198.19.0.53", 53, {"198.18.16.3"}),
+                                       udpFrontend("198.19.0.53", 53, {"198.18.16.2", "198.18.16.3"}, Scope::Internal)});
+  EXPECT_THAT(staleOf(r), IsEmpty()) << "in-cluster clients still reach 198.18.16.2 through the internal scope";
+  r = s.syncOwner("default/dns", {udpFrontend("198.19.0.53", 53, {"198.18.16.3"}),
+                                  udpFrontend("198.19.0.53", 53, {"198.18.16.3"}, Scope::Internal)});
+  EXPECT_THAT(staleOf(r), ElementsAre("198.19.0.53:53/UDP -> 198.18.16.2:5353/UDP"));
+}
+
 TEST(Syncer, NoBackendsIsAServiceWithCountZero) {
   FakeMaps maps;
   Syncer s(maps);
