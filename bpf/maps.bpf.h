@@ -123,8 +123,8 @@ struct {
  * its own size; BPF_F_INNER_MAP lets the outer map hold arrays of any max_entries. */
 struct sy_maglev_table {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, struct sy_maglev_cell);
+	__uint(key_size, sizeof(__u32)); /* sizes, not BTF types: libbpf cannot size an */
+	__uint(value_size, sizeof(struct sy_maglev_cell)); /* inner map's typed value */
 	__uint(max_entries, SY_MAGLEV_CELLS(SY_MAGLEV_TABLE_DEFAULT));
 	__uint(map_flags, BPF_F_INNER_MAP);
 };
