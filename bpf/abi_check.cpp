@@ -118,6 +118,7 @@ namespace lb = switchyard::lb;
 static_assert(lb::kFrontendTwoScopes == SY_SVC_F_TWO_SCOPES, "lb/types.h and bpf/abi.h disagree");
 static_assert(lb::kFrontendDropEmpty == SY_SVC_F_DROP_EMPTY, "lb/types.h and bpf/abi.h disagree");
 static_assert(lb::kFrontendSourceRanges == SY_SVC_F_SOURCE_RANGES, "lb/types.h and bpf/abi.h disagree");
+static_assert(lb::kFrontendMaglev == SY_SVC_F_MAGLEV, "lb/types.h and bpf/abi.h disagree");  // Maglev (issue 11 item 3)
 static_assert(static_cast<int>(lb::Scope::External) == SY_SCOPE_EXTERNAL &&
               static_cast<int>(lb::Scope::Internal) == SY_SCOPE_INTERNAL, "scopes disagree");
 static_assert(static_cast<int>(lb::FrontendKind::ClusterIP) == SY_SVC_KIND_CLUSTER_IP &&
