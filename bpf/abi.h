@@ -48,6 +48,9 @@
 #else
 #define SY_MAP_CT SY_MAP_CT_RELEASED
 #endif
+/* -- Maglev (issue 11 item 3) -- */
+#define SY_MAP_MAGLEV maglev_v1
+/* -- end Maglev -- */
 
 #define SY_STRINGIFY_(x) #x
 #define SY_STRINGIFY(x) SY_STRINGIFY_(x)
@@ -75,6 +78,11 @@
 #ifndef SY_SRC_RANGES_MAX
 #define SY_SRC_RANGES_MAX 16384
 #endif
+/* -- Maglev (issue 11 item 3): Maglev frontends (one table each) -- */
+#ifndef SY_MAGLEV_MAX
+#define SY_MAGLEV_MAX 16384
+#endif
+/* -- end Maglev -- */
 #define SY_NODE_ADDRS_MAX 1024
 #define SY_LOCAL_NETS_MAX 64
 #define SY_TC_ATTACH_MAX 1024
@@ -133,6 +141,10 @@ struct sy_svc_key {
                                          * encapsulation, else by the DSR IP option */
 #define SY_SVC_F_MODE_HYBRID (1u << 13) /* the service's mode is hybrid (status only: the
                                          * datapath follows SY_SVC_F_DSR) */
+/* -- Maglev (issue 11 item 3): flags count up from here; DSR's count down from 1u << 15 -- */
+#define SY_SVC_F_MAGLEV (1u << 3)        /* new flows of the tc programs: the frontend's table
+                                          * in maglev (by rev_nat_id), not a random slot */
+/* -- end Maglev -- */
 
 struct sy_svc_value {
 	__u32 backend_id;       /* slots 1..n: backend ID (never 0); slot 0: 0 */
@@ -144,6 +156,42 @@ struct sy_svc_value {
 	__u8 kind;              /* slot 0: SY_SVC_KIND_* */
 	__u8 pad[7];            /* zero */
 };
+
+/* -- Maglev (issue 11 item 3) --
+ * maglev: rev NAT ID (__u32) of a frontend flagged SY_SVC_F_MAGLEV -> its lookup table, an
+ * inner BPF_MAP_TYPE_ARRAY (map-in-map, flag BPF_F_INNER_MAP so tables of different sizes
+ * fit one outer map). A table is a stream of __u32 words packed two to a cell (an array
+ * element is 8 bytes whatever its value size, so 4 bytes per word): word 0 is the table size
+ * M (a prime), words 1..M are backend IDs, the Maglev permutation's entries. A table
+ * carries its own M, so tables built for another M (a changed configuration, adopted from
+ * pins) stay consistent until they are replaced. The writer builds a new table completely,
+ * then swaps the outer entry in one update; the old table is freed with its last reference.
+ *
+ * A new flow's entry is 1 + sy_maglev_hash(tuple, seed) % M (bpf/jhash.h) over the tuple
+ * below: the client, the frontend as keyed in services (the family wildcard for NodePort,
+ * so every node's NodePort agrees), and the ports; the client port is 0 for a frontend
+ * with session affinity (the client, not the connection, picks the entry). */
+#define SY_MAGLEV_TABLE_DEFAULT 16381 /* M: the table size, a prime (Cilium's default) */
+#define SY_MAGLEV_TABLE_MAX 65521     /* the largest prime below 2^16: an affinity entry
+                                       * records the table position in its __u16 slot */
+#define SY_MAGLEV_SEED_DEFAULT 0x53594d47u /* "SYMG": the same on every node by default */
+
+struct sy_maglev_cell {
+	__u32 word[2]; /* host order: words 2k and 2k+1 of the table (cell k) */
+};
+
+/* Cells of a table of size m: words 0..m, two to a cell. */
+#define SY_MAGLEV_CELLS(m) (((m) + 2) / 2)
+
+struct sy_maglev_tuple {
+	union sy_addr client;   /* the packet's source, network order */
+	union sy_addr frontend; /* the services key address, network order */
+	__be16 sport;           /* the client's port, network order; 0 with session affinity */
+	__be16 dport;           /* the frontend port, network order */
+	__u8 proto;             /* IPPROTO_* */
+	__u8 pad[3];            /* zero */
+};
+/* -- end Maglev -- */
 
 /* backends: backend ID (__u32, never 0) -> backend. */
 #define SY_BACKEND_ACTIVE 0
@@ -376,7 +424,12 @@ enum sy_reason {
 	SY_REASON_TC_MTU_DROP = 32,      /* tc: too big for the DSR overhead and no ICMP answer
 	                                  * possible (not a plain packet, MTU below the minimum) */
 	SY_REASON_TC_MSS_CLAMPED = 33,   /* tc: a SYN-ACK's MSS lowered to fit a DSR tunnel */
-	SY_REASON_MAX = 34,
+	/* -- Maglev (issue 11 item 3) -- */
+	SY_REASON_TC_MAGLEV = 34,        /* tc: a new flow's backend chosen by the Maglev table */
+	SY_REASON_TC_MAGLEV_FALLBACK = 35, /* tc: a Maglev frontend without a usable table entry
+	                                    * (drift): a random backend chosen */
+	/* -- end Maglev -- */
+	SY_REASON_MAX = 36,
 };
 #define SY_REASON_SLOTS 64
 

@@ -131,6 +131,7 @@ static_assert(lb::kFrontendSourceRanges == SY_SVC_F_SOURCE_RANGES, "lb/types.h a
 static_assert(lb::kFrontendDsr == SY_SVC_F_DSR && lb::kFrontendDsrIpip == SY_SVC_F_DSR_IPIP &&
                   lb::kFrontendModeHybrid == SY_SVC_F_MODE_HYBRID,
               "lb/types.h and bpf/abi.h disagree");
+static_assert(lb::kFrontendMaglev == SY_SVC_F_MAGLEV, "lb/types.h and bpf/abi.h disagree");  // Maglev (issue 11 item 3)
 static_assert(static_cast<int>(lb::Scope::External) == SY_SCOPE_EXTERNAL &&
               static_cast<int>(lb::Scope::Internal) == SY_SCOPE_INTERNAL, "scopes disagree");
 static_assert(static_cast<int>(lb::FrontendKind::ClusterIP) == SY_SVC_KIND_CLUSTER_IP &&

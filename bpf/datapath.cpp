@@ -58,6 +58,7 @@ void sizeMaps(Skel* s, const MapSizes& m) {
   if (m.sockRevNat) bpf_map__set_max_entries(s->maps.SY_MAP_SOCK_REVNAT, m.sockRevNat);
   if (m.affinity) bpf_map__set_max_entries(s->maps.SY_MAP_AFFINITY, m.affinity);
   if (m.sourceRanges) bpf_map__set_max_entries(s->maps.SY_MAP_SRC_RANGES, m.sourceRanges);
+  if (m.maglev) bpf_map__set_max_entries(s->maps.SY_MAP_MAGLEV, m.maglev);
 }
 
 // Whether a device carries no link-layer header (tun, wireguard, ipip: ARPHRD_NONE and
@@ -140,6 +141,7 @@ std::unique_ptr<Datapath> Datapath::load(const DatapathOptions& options, std::st
   dp->tc_->rodata->sy_ct_life_tcp_ns = options.ctLifetimes.tcpNs;
   dp->tc_->rodata->sy_ct_life_closing_ns = options.ctLifetimes.tcpClosingNs;
   dp->tc_->rodata->sy_ct_life_other_ns = options.ctLifetimes.otherNs;
+  dp->tc_->rodata->sy_maglev_seed = options.maglevSeed;
   if (!dp->planTakeovers(error)) {
     return nullptr;
   }
@@ -183,6 +185,7 @@ std::unique_ptr<Datapath> Datapath::load(const DatapathOptions& options, std::st
   dp->fds_.meta = bpf_map__fd(sm->SY_MAP_META);
   dp->fds_.tcAttach = bpf_map__fd(sm->SY_MAP_TC_ATTACH);
   dp->fds_.sockSkip = bpf_map__fd(sm->SY_MAP_SOCK_SKIP);
+  dp->fds_.maglev = bpf_map__fd(sm->SY_MAP_MAGLEV);  // Maglev (issue 11 item 3)
 
   if (!dp->copyTakeovers(error)) {
     return nullptr;

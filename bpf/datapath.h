@@ -34,6 +34,8 @@ struct DatapathOptions {
   uint16_t snatPortMin = 20000;
   uint16_t snatPortMax = 29999;
   CtLifetimes ctLifetimes{};  // config conntrack.*: the tc programs' and the GC's
+  // The seed of the tc programs' Maglev flow hash (loadBalancer.maglev.hashSeed).
+  uint32_t maglevSeed = SY_MAGLEV_SEED_DEFAULT;
 };
 
 // What a tc device faces: pods (their veth host ends, a CNI bridge) or the network (the

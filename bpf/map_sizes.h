@@ -14,6 +14,7 @@ struct MapSizes {
   uint32_t sockRevNat = 0;
   uint32_t affinity = 0;
   uint32_t sourceRanges = 0;
+  uint32_t maglev = 0;  // Maglev tables (issue 11 item 3)
 };
 
 }  // namespace switchyard::bpf

@@ -10,6 +10,8 @@
 #include <set>
 #include <vector>
 
+#include "bpf/unique_fd.h"
+#include "lb/maglev.h"
 #include "logging/log.h"
 
 namespace switchyard::bpf {
@@ -35,6 +37,9 @@ std::string describe(const lb::MapOp& op) {
     case K::MoveAffinity:
       return "rev NAT " + std::to_string(op.id) + " affinity slot " + std::to_string(op.slot) + " -> " +
              std::to_string(op.value.count);
+    case K::PutMaglev:
+      return "rev NAT " + std::to_string(op.id) + " Maglev table (M=" + std::to_string(op.table.size()) + ")";
+    case K::DeleteMaglev: return "rev NAT " + std::to_string(op.id) + " Maglev table";
   }
   return "?";
 }
@@ -260,6 +265,20 @@ void MapWriter::applyRun(std::span<lb::MapOp> run) {
     case K::MoveAffinity:
       moveAffinity(run);
       break;
+    // -- Maglev (issue 11 item 3): one table per operation (each is a map of its own) --
+    case K::PutMaglev:
+      for (lb::MapOp& op : run) {
+        op.result = putMaglev(op);
+      }
+      break;
+    case K::DeleteMaglev: {
+      std::vector<__u32> keys(n);
+      for (size_t i = 0; i < n; ++i) {
+        keys[i] = run[i].id;
+      }
+      remove(Target{fds_.maglev, kPinMaglev, "delete"}, run, keys.data());
+      break;
+    }
   }
 }
 
@@ -354,6 +373,100 @@ void MapWriter::moveAffinity(std::span<lb::MapOp> run) {
       });
 }
 
+// -- Maglev (issue 11 item 3) --
+
+// A new table, complete before anyone can see it: an inner array of its own (bpf/abi.h: word
+// 0 is M, words 1..M the backend IDs, two words a cell), filled, then swapped into the outer
+// map in one update. Packets in flight keep the old table until they finish; the kernel frees
+// it when the last reference goes (the outer entry and our fd here).
+int MapWriter::putMaglev(const lb::MapOp& op) {
+  const Target t{fds_.maglev, kPinMaglev, "update"};
+  const std::vector<uint32_t>& table = op.table;
+  const uint32_t m = static_cast<uint32_t>(table.size());
+  if (m == 0 || m > SY_MAGLEV_TABLE_MAX) {
+    return fail(t, op, EINVAL);
+  }
+  const uint32_t cells = SY_MAGLEV_CELLS(m);
+  std::vector<__u32> keys(cells);
+  std::vector<struct sy_maglev_cell> vals(cells);
+  auto word = [&](uint32_t w) -> uint32_t { return w == 0 ? m : (w <= m ? table[w - 1] : 0); };
+  for (uint32_t k = 0; k < cells; ++k) {
+    keys[k] = k;
+    vals[k].word[0] = word(2 * k);
+    vals[k].word[1] = word(2 * k + 1);
+  }
+  LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP);
+  ++syscalls_;
+  UniqueFd inner(bpf_map_create(BPF_MAP_TYPE_ARRAY, "sy_maglev", sizeof(__u32), sizeof(struct sy_maglev_cell),
+                                cells, &opts));
+  if (!inner.valid()) {
+    return fail(t, op, errno);
+  }
+  __u32 count = cells;
+  LIBBPF_OPTS(bpf_map_batch_opts, bopts, .elem_flags = BPF_ANY);
+  ++syscalls_;
+  if (bpf_map_update_batch(inner.get(), keys.data(), vals.data(), &count, &bopts) != 0) {
+    for (uint32_t k = count; k < cells; ++k) {  // no batches here: one cell a call
+      ++syscalls_;
+      if (bpf_map_update_elem(inner.get(), &keys[k], &vals[k], BPF_ANY) != 0) {
+        return fail(t, op, errno);
+      }
+    }
+  }
+  int fd = inner.get();
+  ++syscalls_;
+  if (bpf_map_update_elem(fds_.maglev, &op.id, &fd, BPF_ANY) != 0) {
+    return fail(t, op, errno);
+  }
+  return 0;
+}
+
+bool MapWriter::readMaglevTable(uint32_t revNatId, std::vector<uint32_t>& out) const {
+  out.clear();
+  __u32 innerId = 0;
+  if (fds_.maglev < 0 || bpf_map_lookup_elem(fds_.maglev, &revNatId, &innerId) != 0) {
+    return false;
+  }
+  UniqueFd inner(bpf_map_get_fd_by_id(innerId));
+  if (!inner.valid()) {
+    return false;
+  }
+  std::vector<uint32_t> words;
+  forEachEntry<__u32, struct sy_maglev_cell>(inner.get(), [&](const __u32& k, const struct sy_maglev_cell& c) {
+    if (words.size() < 2 * (static_cast<size_t>(k) + 1)) {
+      words.resize(2 * (static_cast<size_t>(k) + 1));
+    }
+    words[2 * k] = c.word[0];
+    words[2 * k + 1] = c.word[1];
+  });
+  if (words.empty() || words[0] == 0 || words[0] >= words.size()) {
+    return false;  // not a table this daemon wrote
+  }
+  out.assign(words.begin() + 1, words.begin() + 1 + words[0]);
+  return true;
+}
+
+void MapWriter::readMaglevTables(lb::DataplaneState& st) {
+  if (fds_.maglev < 0) {
+    return;
+  }
+  std::vector<__u32> revNats;
+  forEachEntry<__u32, __u32>(fds_.maglev, [&](const __u32& k, const __u32&) { revNats.push_back(k); });
+  std::vector<uint32_t> table;
+  for (__u32 id : revNats) {
+    lb::ProgrammedMaglev& pm = st.maglevTables[id];
+    if (!readMaglevTable(id, table)) {
+      continue;  // unreadable: digest 0, so a sync replaces it (or, unclaimed, deletes it)
+    }
+    pm.tableSize = static_cast<uint32_t>(table.size());
+    pm.digest = lb::maglevDigest(table);
+    std::set<uint32_t> ids(table.begin(), table.end());
+    pm.backendIds.assign(ids.begin(), ids.end());
+  }
+}
+
+// -- end Maglev --
+
 void MapWriter::readIdsInUse(lb::DataplaneState& st) {
   std::set<uint32_t> backends, revNats;
   if (fds_.ct >= 0) {
@@ -403,6 +516,7 @@ lb::DataplaneState MapWriter::read() {
     }
   }
   readIdsInUse(st);
+  readMaglevTables(st);
   // Slot 0 entries make frontends; other slots fill them in.
   std::map<lb::FrontendKey, lb::ProgrammedFrontend> frontends;
   std::map<lb::FrontendKey, std::map<uint16_t, uint32_t>> slots;

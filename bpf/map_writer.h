@@ -10,6 +10,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "bpf/abi.h"
 #include "bpf/pinned_maps.h"
@@ -35,6 +36,8 @@ class MapWriter : public lb::DataplaneWriter {
 
   void apply(std::span<lb::MapOp> ops) override;
   lb::DataplaneState read() override;
+  // The Maglev table of a frontend (backend IDs of entries 1..M); false when it has none.
+  bool readMaglevTable(uint32_t revNatId, std::vector<uint32_t>& out) const;
 
   // Batch system calls on (the default) or off (one call per entry: the benchmarks'
   // baseline, and what a kernel without batch support gets anyway).
@@ -51,6 +54,9 @@ class MapWriter : public lb::DataplaneWriter {
   void remove(const Target& t, std::span<lb::MapOp> run, const K* keys);
   int fail(const Target& t, const lb::MapOp& op, int err);
   void moveAffinity(std::span<lb::MapOp> run);
+  // -- Maglev (issue 11 item 3) --
+  int putMaglev(const lb::MapOp& op);
+  void readMaglevTables(lb::DataplaneState& st);
   // The backend and rev NAT IDs that conntrack and affinity entries name.
   void readIdsInUse(lb::DataplaneState& st);
 

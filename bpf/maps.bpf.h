@@ -117,3 +117,24 @@ struct {
 	__uint(max_entries, SY_TC_ATTACH_MAX);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } SY_MAP_TC_ATTACH SEC(".maps");
+
+/* -- Maglev (issue 11 item 3) -- */
+/* The template of a Maglev table (abi.h): tables are created by the control plane, each with
+ * its own size; BPF_F_INNER_MAP lets the outer map hold arrays of any max_entries. */
+struct sy_maglev_table {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(key_size, sizeof(__u32)); /* sizes, not BTF types: libbpf cannot size an */
+	__uint(value_size, sizeof(struct sy_maglev_cell)); /* inner map's typed value */
+	__uint(max_entries, SY_MAGLEV_CELLS(SY_MAGLEV_TABLE_DEFAULT));
+	__uint(map_flags, BPF_F_INNER_MAP);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__type(key, __u32);
+	__uint(max_entries, SY_MAGLEV_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct sy_maglev_table);
+} SY_MAP_MAGLEV SEC(".maps");
+/* -- end Maglev -- */

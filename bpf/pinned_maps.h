@@ -24,6 +24,7 @@ inline constexpr const char* kPinLocalNets = SY_STRINGIFY(SY_MAP_LOCAL_NETS);
 inline constexpr const char* kPinCounters = SY_STRINGIFY(SY_MAP_COUNTERS);
 inline constexpr const char* kPinMeta = SY_STRINGIFY(SY_MAP_META);
 inline constexpr const char* kPinTcAttach = SY_STRINGIFY(SY_MAP_TC_ATTACH);
+inline constexpr const char* kPinMaglev = SY_STRINGIFY(SY_MAP_MAGLEV);  // Maglev (issue 11 item 3)
 inline constexpr const char* kLinksDir = "links";  // pinned cgroup links live here
 
 // tc filter identity: one handle and priority for every switchyard filter.
@@ -48,6 +49,7 @@ struct MapFds {
   int counters = -1;
   int meta = -1;
   int tcAttach = -1;
+  int maglev = -1;  // Maglev (issue 11 item 3)
 };
 
 // Who writes a map: what an upgrade (bpf/migrate.h) must copy again after the programs
@@ -80,6 +82,7 @@ inline constexpr MapPin kMapPins[] = {
     {kPinMeta, &MapFds::meta, MapWriterKind::Meta},
     {kPinTcAttach, &MapFds::tcAttach},
     {kPinSockSkip, &MapFds::sockSkip},
+    {kPinMaglev, &MapFds::maglev},  // Maglev (issue 11 item 3)
 };
 // Who writes the map pinned under `name` (Daemon for a name not in kMapPins).
 MapWriterKind writerOf(const std::string& name);

@@ -11,7 +11,8 @@
  *    from other nodes; to_net translates replies.
  * Each program runs the same stages: parse (L2 or L3 device, IPv4 options, IPv6 extension
  * headers) -> conntrack (one lookup; a hit translates) -> service lookup and backend choice
- * (traffic policy scope, source ranges, session affinity) -> NAT, reject or drop -> exit
+ * (traffic policy scope, source ranges, session affinity, Maglev or random) -> NAT, reject or
+ * drop -> exit
  * (the stack, or a FIB lookup and redirect when the new source is this node's own).
  * One code path serves IPv4 and IPv6: the maps hold 16-byte addresses, IPv4 as
  * IPv4-mapped. Replies are translated wherever their reply entry is met first; once
@@ -28,6 +29,7 @@
 #include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
 
+#include "bpf/jhash.h"
 #include "bpf/lb.bpf.h"
 
 #ifndef AF_INET
@@ -81,6 +83,9 @@ const volatile __u16 sy_snat_port_max = 29999;
 const volatile __u64 sy_ct_life_tcp_ns = SY_CT_LIFETIME_TCP * SY_NSEC_PER_SEC;
 const volatile __u64 sy_ct_life_closing_ns = SY_CT_LIFETIME_TCP_CLOSING * SY_NSEC_PER_SEC;
 const volatile __u64 sy_ct_life_other_ns = SY_CT_LIFETIME_NONTCP * SY_NSEC_PER_SEC;
+/* -- Maglev (issue 11 item 3) -- */
+const volatile __u32 sy_maglev_seed = SY_MAGLEV_SEED_DEFAULT; /* loadBalancer.maglev.hashSeed */
+/* -- end Maglev -- */
 
 #define SY_SNAT_TRIES 16
 #define SY_IPV6_MAX_EXT 8
@@ -1294,6 +1299,88 @@ static __always_inline void test_race(const struct sy_ct_key *fk)
 #define test_race(fk) ((void)0)
 #endif
 
+/* ---- backend choice: session affinity, Maglev, random ---- */
+
+/* -- Maglev (issue 11 item 3) -- */
+/* Word `pos` (0..M) of a Maglev table (abi.h: two words a cell), 0 when there is none. */
+static __always_inline __u32 maglev_word(void *table, __u32 pos)
+{
+	__u32 cell = pos / 2;
+	const struct sy_maglev_cell *c = bpf_map_lookup_elem(table, &cell);
+
+	return c ? c->word[pos & 1] : 0;
+}
+
+/* The backend ID the frontend's Maglev table gives a new flow, 0 when it has no usable table
+ * (the writer swaps whole tables, so a table seen is complete; a miss is drift). Session
+ * affinity still comes first: the client's entry while it is fresh and the table position
+ * it was chosen at still names its backend; else the position of the flow's tuple hash,
+ * remembered for the client. The client port is left out of the hash under affinity, so
+ * that every node sends one client to the same backend. */
+__noinline int maglev_choose(const struct pkt *p, const struct sy_svc_key *skey,
+			     const struct sy_svc_value *svc, struct sy_affinity_key *akey, __u64 now)
+{
+	struct sy_maglev_tuple t = {};
+	__u32 rev, m, pos, id;
+	void *table;
+
+	if (!p || !skey || !svc || !akey)
+		return 0; /* global function: the verifier checks it alone, NULL included */
+	rev = svc->rev_nat_id;
+	table = bpf_map_lookup_elem(&SY_MAP_MAGLEV, &rev);
+	if (!table)
+		return 0;
+	m = maglev_word(table, 0);
+	if (m == 0 || m > SY_MAGLEV_TABLE_MAX)
+		return 0;
+	if (svc->affinity_timeout) {
+		struct sy_affinity_value *av;
+
+		akey->rev_nat_id = rev;
+		av = bpf_map_lookup_elem(&SY_MAP_AFFINITY, akey);
+		if (av && av->backend_id && av->slot >= 1 && av->slot <= m &&
+		    sy_fresh(av->last_used_ns, now, (__u64)svc->affinity_timeout * SY_NSEC_PER_SEC) &&
+		    maglev_word(table, av->slot) == av->backend_id) {
+			av->last_used_ns = now;
+			return (int)av->backend_id;
+		}
+	}
+	t.client = p->saddr;
+	t.frontend = skey->addr;
+	t.sport = svc->affinity_timeout ? 0 : p->sport;
+	t.dport = skey->port;
+	t.proto = p->proto;
+	pos = 1 + sy_maglev_hash(&t, sy_maglev_seed) % m;
+	id = maglev_word(table, pos);
+	if (id && svc->affinity_timeout) {
+		struct sy_affinity_value nav = { .last_used_ns = now, .backend_id = id, .slot = (__u16)pos };
+
+		bpf_map_update_elem(&SY_MAP_AFFINITY, akey, &nav, BPF_ANY);
+	}
+	return (int)id;
+}
+/* -- end Maglev -- */
+
+/* The backend of a new flow of a service with count > 0, and its ID: a Maglev frontend's
+ * table, else (and when its table fails it) a random slot, session affinity first either way. */
+static __always_inline const struct sy_backend *
+choose_backend(struct __sk_buff *skb, const struct pkt *p, struct sy_svc_key *skey,
+	       const struct sy_svc_value *svc, struct sy_affinity_key *akey, __u64 now, __u32 *backend_id)
+{
+	if (svc->flags & SY_SVC_F_MAGLEV) {
+		__u32 id = (__u32)maglev_choose(p, skey, svc, akey, now);
+		const struct sy_backend *be = id ? bpf_map_lookup_elem(&SY_MAP_BACKENDS, &id) : NULL;
+
+		if (be) {
+			*backend_id = id;
+			sy_count(SY_REASON_TC_MAGLEV, skb->len);
+			return be;
+		}
+		sy_count(SY_REASON_TC_MAGLEV_FALLBACK, skb->len);
+	}
+	return sy_pick_backend(skey, svc, akey, now, backend_id);
+}
+
 /* new_flow's outcomes besides a verdict: apply the entry it wrote (or the winner's) to the
  * packet, or reject it. Applying and rejecting happen in the caller, so that their stack
  * frames are not on top of this one. */
@@ -1378,7 +1465,7 @@ __noinline int new_flow(struct __sk_buff *skb, const struct pkt *p,
 		return NEW_REJECT;
 	}
 	akey.client = p->saddr;
-	be = sy_pick_backend(&skey, svc, &akey, now, &backend_id);
+	be = choose_backend(skb, p, &skey, svc, &akey, now, &backend_id);
 	if (!be || sy_addr_is_v4(&be->addr) == p->v6) {
 		sy_count(SY_REASON_TC_BACKEND_GONE, skb->len);
 		return TC_ACT_SHOT;

@@ -86,7 +86,7 @@ function(sy_bpf_object name src)
     COMMAND ${SY_CLANG} -g -O2 -Wall ${SY_BPF_WERROR} -target bpf -D__TARGET_ARCH_${SY_BPF_ARCH}
             ${defines} ${SY_BPF_SYS_INCLUDE} -I${CMAKE_SOURCE_DIR} -c ${src} -o ${obj}
     DEPENDS ${src} ${CMAKE_SOURCE_DIR}/bpf/abi.h ${CMAKE_SOURCE_DIR}/bpf/maps.bpf.h
-            ${CMAKE_SOURCE_DIR}/bpf/lb.bpf.h ${CMAKE_SOURCE_DIR}/bpf/tc_dsr.bpf.h
+            ${CMAKE_SOURCE_DIR}/bpf/lb.bpf.h ${CMAKE_SOURCE_DIR}/bpf/tc_dsr.bpf.h ${CMAKE_SOURCE_DIR}/bpf/jhash.h
     COMMENT "BPF ${name}: clang -target bpf ${defines}"
     VERBATIM)
   add_custom_target(${name}_obj DEPENDS ${obj})

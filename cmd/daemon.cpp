@@ -204,6 +204,7 @@ class Daemon {
     opts.pinPath = cfg_.bpf.pinPath;
     opts.sizes = cfg_.bpf.mapSizes;
     opts.ctLifetimes = ctLifetimes();
+    opts.maglevSeed = cfg_.loadBalancer.maglev.hashSeed;  // Maglev (issue 11 item 3)
     datapath_ = bpf::Datapath::load(opts, error);
     if (!datapath_) {
       SY_LOG(Error) << error;
@@ -211,7 +212,7 @@ class Daemon {
     }
     writer_ = std::make_unique<bpf::MapWriter>(
         datapath_->maps(), [this](const char* map, const char* op) { metrics_.countMapError(map, op); });
-    proxier_ = std::make_unique<lb::Proxier>(*writer_, nodeName());
+    proxier_ = std::make_unique<lb::Proxier>(*writer_, nodeName(), nullptr, lbConfig());
     proxier_->setLbMode(lb::parseLbMode(cfg_.loadBalancer.mode).value_or(lb::LbMode::Snat),
                         cfg_.loadBalancer.dsrDispatch == "ipip");
     lb::DataplaneState adopted = writer_->read();
@@ -220,7 +221,9 @@ class Daemon {
     // sync; a fresh node is not (metrics/health.h).
     health_.adoptedFrontends(adopted.frontends.size());
     SY_LOG(Info) << "adopted pinned maps: " << adopted.frontends.size() << " frontends, "
-                 << adopted.backends.size() << " backends";
+                 << adopted.backends.size() << " backends, " << adopted.maglevTables.size() << " Maglev tables";
+    SY_LOG(Info) << "load balancing: " << cfg_.loadBalancer.algorithm << " by default; Maglev tables of "
+                 << cfg_.loadBalancer.maglev.tableSize << " entries, hash seed " << cfg_.loadBalancer.maglev.hashSeed;
 
     if (!setLocalNets(error) || !startNetlink(error) || !attach(error)) {
       SY_LOG(Error) << error;
@@ -632,6 +635,16 @@ class Daemon {
     }
   }
 
+  // -- Maglev (issue 11 item 3): loadBalancer.* as lb/ takes it --
+  lb::LbConfig lbConfig() const {
+    lb::LbConfig c;
+    c.algorithm = lb::parseAlgorithm(cfg_.loadBalancer.algorithm).value_or(lb::Algorithm::Random);
+    c.maglev.tableSize = cfg_.loadBalancer.maglev.tableSize;
+    c.maglev.seed = cfg_.loadBalancer.maglev.hashSeed;
+    return c;
+  }
+  // -- end Maglev --
+
   // This node's name, as kube-proxy finds it: hostnameOverride, else the lowercased
   // hostname. It selects the Node object whose taints feed /healthz.
   std::string nodeName() const {
@@ -778,6 +791,7 @@ class Daemon {
     }
     syncRecorder_.synced(outcome, wallNow);
     metrics_.setProgrammed(proxier_->frontendCount(), proxier_->backendCount());
+    metrics_.setMaglevTables(proxier_->maglevTableCount(), rep.result.maglevTablesWritten);
     for (const std::string& w : rep.warnings) {
       SY_LOG(Warning) << w;
       metrics_.countTranslationWarning();

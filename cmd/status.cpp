@@ -88,6 +88,38 @@ std::vector<TcHook> tcHooks(const bpf::MapFds& fds, const std::vector<std::strin
   return out;
 }
 
+// -- Maglev (issue 11 item 3) --
+// A Maglev frontend's table as status shows it: M, and a digest of its entries as backend
+// identities (address, port, protocol), not node-local backend IDs, so two nodes with the
+// same table show the same digest.
+struct MaglevInfo {
+  bool present = false;
+  uint32_t tableSize = 0;
+  std::string digest;
+};
+MaglevInfo maglevInfo(const bpf::MapWriter& reader, const lb::DataplaneState& st, uint32_t revNatId) {
+  MaglevInfo out;
+  std::vector<uint32_t> table;
+  if (!reader.readMaglevTable(revNatId, table)) {
+    return out;
+  }
+  out.present = true;
+  out.tableSize = static_cast<uint32_t>(table.size());
+  size_t h = lb::hashBytes(reinterpret_cast<const uint8_t*>(&out.tableSize), sizeof(out.tableSize));
+  for (uint32_t id : table) {
+    auto b = st.backends.find(id);
+    lb::BackendKey k = b == st.backends.end() ? lb::BackendKey{} : b->second.key;
+    h = lb::hashBytes(k.addr.bytes.data(), k.addr.bytes.size(), h);
+    uint8_t pp[3] = {static_cast<uint8_t>(k.port >> 8), static_cast<uint8_t>(k.port), k.proto};
+    h = lb::hashBytes(pp, sizeof(pp), h);
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
+  out.digest = buf;
+  return out;
+}
+// -- end Maglev --
+
 }  // namespace
 
 int printStatus(const std::string& pinPath, bool json, const std::vector<std::string>& devices) {
@@ -160,6 +192,20 @@ int printStatus(const std::string& pinPath, bool json, const std::vector<std::st
         w.Key("dsrDispatch");
         w.String(d);
       }
+      // -- Maglev (issue 11 item 3) --
+      w.Key("algorithm");
+      w.String(lb::algorithmName(f.head.flags & lb::kFrontendMaglev ? lb::Algorithm::Maglev : lb::Algorithm::Random));
+      if (f.head.flags & lb::kFrontendMaglev) {
+        MaglevInfo mi = maglevInfo(reader, st, f.revNatId);
+        w.Key("maglev");
+        w.StartObject();
+        w.Key("tableSize");
+        w.Uint(mi.tableSize);  // 0: no table (no backends, or drift)
+        w.Key("tableDigest");
+        w.String(mi.digest.c_str());
+        w.EndObject();
+      }
+      // -- end Maglev --
       if (f.head.affinityTimeout) {
         w.Key("affinityTimeoutSeconds");
         w.Uint(f.head.affinityTimeout);
@@ -319,6 +365,11 @@ int printStatus(const std::string& pinPath, bool json, const std::vector<std::st
       }
       std::printf("%-36s %-13s %-10s %-30s (%u) (%zu) %s\n", i == 0 ? fe.c_str() : "", i == 0 ? kind.c_str() : "",
                   i == 0 ? modeText : "", be.c_str(), f.backendIds[i], i + 1, state.c_str());
+    }
+    if (f.head.flags & lb::kFrontendMaglev) {  // Maglev (issue 11 item 3); random frontends: no line
+      MaglevInfo mi = maglevInfo(reader, st, f.revNatId);
+      std::printf("%-36s %-13s maglev: M=%u table %s\n", "", "", mi.tableSize,
+                  mi.present ? mi.digest.c_str() : "<none>");
     }
   }
   if (!hooks.empty()) {

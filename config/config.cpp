@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "config/kube_proxy_config.h"
+#include "lb/maglev.h"
 #include "lb/types.h"
 
 namespace switchyard::config {
@@ -392,6 +393,36 @@ bool parseConfig(const std::string& text, const std::string& name, Config& c,
               p.fail(v, vf, "must be opt or ipip, got \"" + c.loadBalancer.dsrDispatch + "\"");
             }
           }},
+         // -- Maglev (issue 11 item 3) --
+         {"algorithm", [&](const YAML::Node& v, const std::string& vf) {
+            if (p.str(v, vf, c.loadBalancer.algorithm) && c.loadBalancer.algorithm != "random" &&
+                c.loadBalancer.algorithm != "maglev") {
+              p.fail(v, vf, "must be random or maglev, got \"" + c.loadBalancer.algorithm + "\"");
+            }
+          }},
+         {"maglev", [&](const YAML::Node& v, const std::string& vf) {
+            p.object(v, vf, {
+              {"tableSize", [&](const YAML::Node& t, const std::string& tf) {
+                 uint32_t m = 0;
+                 p.number(t, tf, m, 1, 4294967295.0);
+                 if (m == 0) {
+                   return;  // not a number: reported
+                 }
+                 if (!lb::isPrime(m) || m < lb::kMaglevTableSizeMin || m > lb::kMaglevTableSizeMax) {
+                   p.fail(t, tf, "must be a prime between " + std::to_string(lb::kMaglevTableSizeMin) + " and " +
+                                     std::to_string(lb::kMaglevTableSizeMax) +
+                                     " (e.g. 251, 1021, 4093, 16381, 65521; at least 100 times the most backends "
+                                     "a service has), got " + t.Scalar());
+                   return;
+                 }
+                 c.loadBalancer.maglev.tableSize = m;
+               }},
+              {"hashSeed", [&](const YAML::Node& t, const std::string& tf) {
+                 p.number(t, tf, c.loadBalancer.maglev.hashSeed, 0, 4294967295.0);
+               }},
+            });
+          }},
+         // -- end Maglev --
        });
      }},
     {"bpf", [&](const YAML::Node& n, const std::string& f) {
@@ -444,6 +475,7 @@ bool parseConfig(const std::string& text, const std::string& name, Config& c,
               {"sockRevNat", u32(c.bpf.mapSizes.sockRevNat)},
               {"affinity", u32(c.bpf.mapSizes.affinity)},
               {"sourceRanges", u32(c.bpf.mapSizes.sourceRanges)},
+              {"maglev", u32(c.bpf.mapSizes.maglev)},
             });
           }},
        });

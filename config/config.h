@@ -81,6 +81,13 @@ struct Config {
     // opt: the frontend in an IPv4 option / IPv6 destination option; ipip: that request also
     // encapsulated (IPIP, IP6IP6) to the backend, for fabrics that drop IP options.
     std::string dsrDispatch = "opt";
+    // -- Maglev (issue 11 item 3) --
+    std::string algorithm = "random";  // random | maglev: how tc balances new flows from outside
+    struct Maglev {
+      uint32_t tableSize = 16381;       // M, a prime in 3..65521
+      uint32_t hashSeed = 0x53594d47u;  // the same on every node: the same tables and choices
+    } maglev;
+    // -- end Maglev --
   } loadBalancer;
 
   // The line of every field the file set, by path ("bpf.cgroupPath"), for checks that run

@@ -30,7 +30,13 @@ struct MapOp {
     // A backend moves from slot `slot` to slot value.count of the frontend with rev NAT ID
     // `id`: the affinity entries that name it there follow it (best effort: entries come and
     // go with traffic; the result is always 0).
-    MoveAffinity
+    MoveAffinity,
+    // -- Maglev (issue 11 item 3) --
+    // The Maglev table of the frontend with rev NAT ID `id` becomes `table` (backend IDs, the
+    // M entries): a new table filled completely, then swapped in by one update.
+    PutMaglev,
+    DeleteMaglev,
+    // -- end Maglev --
   };
 
   Kind kind = Kind::PutSlot;
@@ -40,6 +46,7 @@ struct MapOp {
   Backend backend;        // PutBackend
   SlotValue value;        // PutSlot
   Cidr range;             // *SourceRange
+  std::vector<uint32_t> table;  // PutMaglev: backend IDs of entries 1..M
   int result = 0;         // set by apply(): 0 or a negative errno
 
   static MapOp putBackend(uint32_t id, const Backend& b) {
@@ -99,6 +106,19 @@ struct MapOp {
     op.value.count = to;
     return op;
   }
+  static MapOp putMaglev(uint32_t revNatId, std::vector<uint32_t> table) {
+    MapOp op;
+    op.kind = Kind::PutMaglev;
+    op.id = revNatId;
+    op.table = std::move(table);
+    return op;
+  }
+  static MapOp deleteMaglev(uint32_t revNatId) {
+    MapOp op;
+    op.kind = Kind::DeleteMaglev;
+    op.id = revNatId;
+    return op;
+  }
   static MapOp deleteSourceRange(uint32_t revNatId, const Cidr& c) {
     MapOp op;
     op.kind = Kind::DeleteSourceRange;
@@ -119,11 +139,19 @@ struct ProgrammedFrontend {
   std::vector<uint16_t> straySlots;
 };
 
+// A Maglev table the maps hold (for adoption: enough to tell whether a sync would change it).
+struct ProgrammedMaglev {
+  uint32_t tableSize = 0;            // its M
+  uint64_t digest = 0;               // maglevDigest() of its entries (lb/maglev.h)
+  std::vector<uint32_t> backendIds;  // the distinct backend IDs it names, sorted
+};
+
 struct DataplaneState {
   std::vector<ProgrammedFrontend> frontends;
   std::map<uint32_t, Backend> backends;     // backend ID -> backend
   std::map<uint32_t, FrontendKey> revNats;  // rev NAT ID -> frontend (scope unknown: External)
   std::map<uint32_t, std::vector<Cidr>> sourceRanges;  // rev NAT ID -> its ranges
+  std::map<uint32_t, ProgrammedMaglev> maglevTables;   // rev NAT ID -> its Maglev table
   // IDs that live conntrack (and affinity) entries still name: not to be handed out again
   // before the longest conntrack lifetime has passed (id_index.h).
   std::vector<uint32_t> backendIdsInUse;

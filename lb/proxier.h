@@ -34,9 +34,11 @@ struct SyncReport {
 class Proxier : public k8s::ServiceEventHandler {
  public:
   // node: this node's name (endpoint locality, node hints); its zone comes with the Node.
+  // lb: the default algorithm and the Maglev tables' parameters (loadBalancer.*).
   explicit Proxier(DataplaneWriter& writer, std::string nodeName = "",
-                   IdAllocator::Now now = nullptr)
-      : tracker_(NodeContext{std::move(nodeName), ""}), syncer_(writer, std::move(now)) {}
+                   IdAllocator::Now now = nullptr, const LbConfig& lb = {})
+      : tracker_(NodeContext{std::move(nodeName), "", LbMode::Snat, false, lb.algorithm}),
+        syncer_(writer, std::move(now), lb.maglev) {}
 
   // Before the first event: loadBalancer.mode (for Services without the annotation) and
   // loadBalancer.dsrDispatch.
@@ -68,6 +70,7 @@ class Proxier : public k8s::ServiceEventHandler {
 
   size_t frontendCount() const { return syncer_.frontendCount(); }
   size_t backendCount() const { return syncer_.backendCount(); }
+  size_t maglevTableCount() const { return syncer_.maglevTableCount(); }
   const ServiceTracker& tracker() const { return tracker_; }
 
   // What kube-proxy's service health server is fed (healthcheck.SyncServices and

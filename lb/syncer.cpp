@@ -75,15 +75,16 @@ void SyncResult::add(const SyncResult& o) {
   frontendsDeleted += o.frontendsDeleted;
   backendsWritten += o.backendsWritten;
   backendsDeleted += o.backendsDeleted;
+  maglevTablesWritten += o.maglevTablesWritten;
   errors += o.errors;
   problems.insert(problems.end(), o.problems.begin(), o.problems.end());
   staleUdp.insert(staleUdp.end(), o.staleUdp.begin(), o.staleUdp.end());
 }
 
-Syncer::Syncer(DataplaneWriter& writer, IdAllocator::Now now)
+Syncer::Syncer(DataplaneWriter& writer, IdAllocator::Now now, MaglevConfig maglev)
     : writer_(writer), backendIndex_(KeyOfBackend{&backends_}),
       backendIds_(kBackendIdQuarantine, kBackendIdsWaitingMax, now),
-      revNatIds_(kRevNatIdQuarantine, kRevNatIdsWaitingMax, now) {}
+      revNatIds_(kRevNatIdQuarantine, kRevNatIdsWaitingMax, now), maglev_(maglev) {}
 
 void Syncer::adopt(const DataplaneState& state) {
   for (const auto& [id, b] : state.backends) {
@@ -111,6 +112,21 @@ void Syncer::adopt(const DataplaneState& state) {
         backends_[id].refs++;
       }
     }
+    // -- Maglev: the pinned table stays in use until a sync replaces it (only if it differs).
+    // A backend it names that no slot does (a crash between the table swap and the head) is
+    // held like the old backends of a failed write, so it outlives the table. --
+    if (auto t = f.revNatId ? state.maglevTables.find(f.revNatId) : state.maglevTables.end();
+        t != state.maglevTables.end()) {
+      st.maglevTable = true;
+      st.maglevDigest = t->second.digest;
+      for (uint32_t id : t->second.backendIds) {
+        if (std::find(f.backendIds.begin(), f.backendIds.end(), id) == f.backendIds.end() &&
+            id < backends_.size() && backends_[id].live) {
+          backends_[id].refs++;
+          st.heldIds.push_back(id);
+        }
+      }
+    }
     if (f.revNatId != 0) {
       revNatIds_.claim(f.revNatId);
     }
@@ -125,6 +141,24 @@ void Syncer::adopt(const DataplaneState& state) {
     writer_.apply(strays);
     strays.clear();
   }
+  // Tables no frontend names (a failed delete before a restart): no head flags them, so they
+  // go now. One that cannot keeps its rev NAT ID from being handed out (a new frontend's
+  // table would be deleted with it) and is retried by collectGarbage().
+  for (const auto& [id, t] : state.maglevTables) {
+    if (!revNatIds_.inUse(id)) {
+      strays.push_back(MapOp::deleteMaglev(id));
+    }
+  }
+  if (!strays.empty()) {
+    writer_.apply(strays);
+  }
+  for (const MapOp& op : strays) {
+    if (op.result < 0) {
+      revNatIds_.claim(op.id);
+      staleMaglev_.push_back(op.id);
+    }
+  }
+  strays.clear();
   for (const auto& [id, key] : state.revNats) {
     if (!revNatIds_.inUse(id)) {
       revNatIds_.claim(id);
@@ -194,6 +228,7 @@ void Syncer::releaseBackend(uint32_t id) {
 
 SyncResult Syncer::collectGarbage() {
   SyncResult r;
+  retryMaglevDeletes(r);
   std::vector<MapOp> ops;
   for (uint32_t id : released_) {
     if (backends_[id].live && backends_[id].refs == 0) {
@@ -289,6 +324,7 @@ void Syncer::planDelete(const FrontendKey& key, Batch& b) {
 }
 
 void Syncer::plan(const OwnerFrontends& o, bool force, Batch& b, SyncResult& r) {
+  builtTables_.clear();
   std::unordered_set<FrontendKey, AddrPortHash> wanted;
   for (const Frontend& fe : o.frontends) {
     if (fe.backends.size() > kMaxBackendsPerFrontend) {
@@ -336,8 +372,9 @@ void Syncer::plan(const OwnerFrontends& o, bool force, Batch& b, SyncResult& r) 
         w.rangeDeletes.push_back(c);
       }
     }
+    planMaglev(fe, ids, st, rewriteAll, w, b);
     if (!rewriteAll && !w.revNatNew && w.slots == w.oldIds && st.head == fe.head &&
-        st.ranges == w.ranges) {
+        st.ranges == w.ranges && !w.maglevPut && !w.maglevDelete) {
       // Nothing to write: the references taken above replace the old ones.
       for (uint32_t id : w.oldIds) {
         releaseBackend(id);
@@ -353,8 +390,10 @@ void Syncer::plan(const OwnerFrontends& o, bool force, Batch& b, SyncResult& r) 
     w.endSlotOp = b.slotOps.size();
     // Session affinity follows a backend to its new slot (the datapath only honours an
     // affinity entry while its slot holds its backend), so it survives churn of the others.
+    // A Maglev frontend's entries name table positions, not slots: they stay (a client whose
+    // position changed hands is balanced again, as every other node balances it).
     w.firstAffinityOp = b.affinityMoves.size();
-    if (fe.head.affinityTimeout && !w.oldIds.empty()) {
+    if (fe.head.affinityTimeout && !w.oldIds.empty() && !(fe.head.flags & kFrontendMaglev)) {
       std::unordered_map<uint32_t, uint16_t> oldSlot;
       for (size_t i = 0; i < w.oldIds.size(); ++i) {
         oldSlot.emplace(w.oldIds[i], static_cast<uint16_t>(i + 1));
@@ -452,6 +491,33 @@ void Syncer::execute(Batch& b, SyncResult& r) {
     }
   }
   applyCounted(moves, r);
+  for (size_t i = 0; i < b.writes.size(); ++i) {
+    WritePlan& w = b.writes[i];
+    for (size_t k = ranges[i].first; k < ranges[i].second && !w.failed; ++k) {
+      w.failed = slotOps[k].result < 0;
+    }
+  }
+  // -- Maglev: phase 2b, the tables of frontends whose slots landed, each built whole and
+  // swapped in before the head that flags it (a failed one keeps the old head and table). --
+  std::vector<MapOp> tables;
+  std::vector<size_t> tableOf;
+  for (size_t i = 0; i < b.writes.size(); ++i) {
+    WritePlan& w = b.writes[i];
+    if (w.maglevPut && !w.failed) {
+      tables.push_back(std::move(b.maglevOps[w.maglevOp]));
+      tableOf.push_back(i);
+    }
+  }
+  applyCounted(tables, r);
+  for (size_t t = 0; t < tables.size(); ++t) {
+    if (tables[t].result < 0) {
+      b.writes[tableOf[t]].failed = true;
+    } else {
+      r.maglevTablesWritten++;
+    }
+  }
+  tables.clear();
+  // -- end Maglev --
   // Phase 3: heads, for frontends whose slots all landed. Internal-scope heads go before
   // external ones: an external head that announces an internal entry (kFrontendTwoScopes)
   // never lands before that entry.
@@ -514,8 +580,33 @@ void Syncer::execute(Batch& b, SyncResult& r) {
       rangeDeletes.push_back(MapOp::deleteSourceRange(st.revNatId, c));
     }
   }
+  // -- Maglev: tables no head flags any more (the head went first), and removed frontends'.
+  std::vector<size_t> tableDeleteOf;  // write index, or SIZE_MAX for a removed frontend
+  for (size_t h = 0; h < heads.size(); ++h) {
+    const WritePlan& w = b.writes[headOf[h]];
+    if (!w.failed && w.maglevDelete) {
+      tables.push_back(MapOp::deleteMaglev(frontends_.at(w.key).revNatId));
+      tableDeleteOf.push_back(headOf[h]);
+    }
+  }
+  for (const FrontendKey& k : b.deletes) {
+    const ProgrammedState& st = frontends_.at(k);
+    if (st.maglevTable) {
+      tables.push_back(MapOp::deleteMaglev(st.revNatId));
+      tableDeleteOf.push_back(SIZE_MAX);
+    }
+  }
+  // -- end Maglev --
   applyCounted(slotDeletes, r);
   applyCounted(rangeDeletes, r);
+  applyCounted(tables, r);
+  for (size_t t = 0; t < tables.size(); ++t) {
+    if (tableDeleteOf[t] != SIZE_MAX) {
+      b.writes[tableDeleteOf[t]].maglevDeleteResult = tables[t].result;
+    } else if (tables[t].result < 0) {
+      staleMaglev_.push_back(tables[t].id);  // no head names it: retried by collectGarbage()
+    }
+  }
   applyCounted(revNatDeletes, r);
 
   // UDP backends a frontend stops naming (noted before the references go).
@@ -559,6 +650,16 @@ void Syncer::execute(Batch& b, SyncResult& r) {
     st.backendIds = std::move(w.slots);
     st.head = w.head;
     st.ranges = std::move(w.ranges);
+    if (w.maglevPut) {
+      st.maglevTable = true;
+      st.maglevDigest = w.maglevDigest;
+      st.maglevInput = w.maglevInput;
+    } else if (w.maglevDelete) {
+      st.maglevTable = false;
+      if (w.maglevDeleteResult < 0) {
+        staleMaglev_.push_back(st.revNatId);  // the head no longer flags it: unused
+      }
+    }
     r.frontendsWritten++;
   }
   for (const FrontendKey& k : b.deletes) {
@@ -650,6 +751,73 @@ SyncResult Syncer::removeUnclaimed() {
   r.add(collectGarbage());
   return r;
 }
+
+// -- Maglev (issue 11 item 3) --
+
+void Syncer::planMaglev(const Frontend& fe, const std::vector<uint32_t>& ids, ProgrammedState& st,
+                        bool rewriteAll, WritePlan& w, Batch& b) {
+  if (!(fe.head.flags & kFrontendMaglev) || fe.backends.empty()) {
+    // No table (not Maglev, or nothing to balance: the head rejects or drops new flows).
+    w.maglevDelete = st.maglevTable;
+    return;
+  }
+  // What the table is built from: M, the seed, and each backend's ID and weight (the IDs
+  // name the identities the table is made of, one to one).
+  uint64_t input = hashBytes(reinterpret_cast<const uint8_t*>(&maglev_), sizeof(maglev_));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    uint32_t idw[2] = {ids[i], fe.backends[i].weight};
+    input = hashBytes(reinterpret_cast<const uint8_t*>(idw), sizeof(idw), input);
+  }
+  if (!rewriteAll && st.maglevTable && input == st.maglevInput) {
+    return;  // built from the same input before: the maps hold it
+  }
+  auto built = builtTables_.find(input);
+  if (built == builtTables_.end()) {
+    std::vector<uint32_t> table = buildMaglevTable(fe.backends, maglev_);
+    for (uint32_t& e : table) {
+      e = ids[e];
+    }
+    built = builtTables_.emplace(input, std::move(table)).first;
+  }
+  uint64_t digest = maglevDigest(built->second);
+  if (!rewriteAll && st.maglevTable && digest == st.maglevDigest) {
+    st.maglevInput = input;  // the same table as the maps hold (adopted): nothing to write
+    return;
+  }
+  std::erase(staleMaglev_, st.revNatId);  // a delete still due would remove the new table
+  w.maglevPut = true;
+  w.maglevDigest = digest;
+  w.maglevInput = input;
+  w.maglevOp = b.maglevOps.size();
+  b.maglevOps.push_back(MapOp::putMaglev(st.revNatId, built->second));
+}
+
+void Syncer::retryMaglevDeletes(SyncResult& r) {
+  if (staleMaglev_.empty()) {
+    return;
+  }
+  std::vector<MapOp> ops;
+  for (uint32_t id : staleMaglev_) {
+    ops.push_back(MapOp::deleteMaglev(id));
+  }
+  staleMaglev_.clear();
+  applyCounted(ops, r);
+  for (const MapOp& op : ops) {
+    if (op.result < 0) {
+      staleMaglev_.push_back(op.id);
+    }
+  }
+}
+
+size_t Syncer::maglevTableCount() const {
+  size_t n = 0;
+  for (const auto& [key, st] : frontends_) {
+    n += st.maglevTable;
+  }
+  return n;
+}
+
+// -- end Maglev --
 
 std::vector<std::string> Syncer::owners() const {
   std::vector<std::string> out;

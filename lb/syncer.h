@@ -26,6 +26,7 @@
 
 #include "lb/dataplane_writer.h"
 #include "lb/id_index.h"
+#include "lb/maglev.h"
 #include "lb/types.h"
 
 namespace switchyard::lb {
@@ -43,6 +44,7 @@ struct SyncResult {
   size_t frontendsDeleted = 0;
   size_t backendsWritten = 0;
   size_t backendsDeleted = 0;
+  size_t maglevTablesWritten = 0;  // Maglev tables built and swapped in
   size_t errors = 0;            // failed map operations (logged and counted by the writer)
   std::vector<std::string> problems;  // input the syncer refused, naming object and field
   // What kube-proxy would clear UDP conntrack entries for (a removed UDP endpoint): the
@@ -70,8 +72,8 @@ struct OwnerFrontends {
 
 class Syncer {
  public:
-  // now: the clock of ID quarantines (tests inject one).
-  explicit Syncer(DataplaneWriter& writer, IdAllocator::Now now = nullptr);
+  // now: the clock of ID quarantines (tests inject one). maglev: the tables' M and seed.
+  explicit Syncer(DataplaneWriter& writer, IdAllocator::Now now = nullptr, MaglevConfig maglev = {});
   Syncer(const Syncer&) = delete;
   Syncer& operator=(const Syncer&) = delete;
 
@@ -97,6 +99,8 @@ class Syncer {
 
   size_t frontendCount() const { return frontends_.size(); }
   size_t backendCount() const { return backendIndex_.size(); }
+  // Frontends with a Maglev table in the maps.
+  size_t maglevTableCount() const;
   // Owners with at least one frontend, for a full resync after errors.
   std::vector<std::string> owners() const;
   void forEachOwner(const std::function<void(const std::string&)>& f) const {
@@ -115,6 +119,10 @@ class Syncer {
     // Backends the maps may still name after a failed write (the old head was kept):
     // referenced until a write of this frontend succeeds.
     std::vector<uint32_t> heldIds;
+    // -- Maglev --
+    bool maglevTable = false;  // the maglev map holds a table for revNatId
+    uint64_t maglevDigest = 0;  // maglevDigest() of that table
+    uint64_t maglevInput = 0;   // what it was built from (0: unknown, e.g. adopted)
   };
   struct BackendEntry {  // 28 bytes: a million of them at 100,000 services
     BackendKey key;
@@ -139,6 +147,12 @@ class Syncer {
     bool revNatNew = false;        // its rev NAT entry is written in this batch
     size_t firstSlotOp = 0, endSlotOp = 0;
     size_t firstAffinityOp = 0, endAffinityOp = 0;
+    // -- Maglev: a table to swap in before the head (index into Batch::maglevOps), or the
+    // table to delete after it --
+    bool maglevPut = false, maglevDelete = false;
+    size_t maglevOp = 0;
+    uint64_t maglevDigest = 0, maglevInput = 0;
+    int maglevDeleteResult = 0;
     bool failed = false;
   };
   // Operations planned for a group of owners, applied in phases by execute().
@@ -146,6 +160,7 @@ class Syncer {
     std::vector<MapOp> backendOps, revNatOps, slotOps;
     std::vector<MapOp> rangeAdds;  // before the heads
     std::vector<MapOp> affinityMoves;  // after the slots, before the heads
+    std::vector<MapOp> maglevOps;      // PutMaglev: after the slots, before the heads
     std::vector<WritePlan> writes;
     std::vector<FrontendKey> deletes;
     std::unordered_set<FrontendKey, AddrPortHash> touched;
@@ -161,6 +176,11 @@ class Syncer {
   void disown(const FrontendKey& key, ProgrammedState& st);
   void planDelete(const FrontendKey& key, Batch& b);
   size_t applyCounted(std::vector<MapOp>& ops, SyncResult& r);
+  // -- Maglev --
+  // Plans frontend fe's table (ids: the backend IDs of fe.backends, in order).
+  void planMaglev(const Frontend& fe, const std::vector<uint32_t>& ids, ProgrammedState& st, bool rewriteAll,
+                  WritePlan& w, Batch& b);
+  void retryMaglevDeletes(SyncResult& r);
 
   DataplaneWriter& writer_;
   std::unordered_map<FrontendKey, ProgrammedState, AddrPortHash> frontends_;
@@ -174,6 +194,13 @@ class Syncer {
   // Backends whose last write failed: no slot may name them until a write succeeds.
   std::unordered_set<uint32_t> failedBackends_;
   std::vector<uint32_t> written_;        // backends with `written` set, cleared per call
+  // -- Maglev --
+  MaglevConfig maglev_;
+  // Tables no frontend uses whose deletion is due (a failed delete, or adopted orphans).
+  std::vector<uint32_t> staleMaglev_;
+  // Tables built in the current plan() by input digest: an owner's frontends of one port
+  // (NodePort, LB IPs, external IPs) share their backends, so one build serves them all.
+  std::unordered_map<uint64_t, std::vector<uint32_t>> builtTables_;
 };
 
 }  // namespace switchyard::lb

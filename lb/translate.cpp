@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "lb/maglev.h"
+
 namespace switchyard::lb {
 namespace {
 
@@ -52,7 +54,7 @@ std::vector<PortEndpoint> endpointsFor(const ServicePortInfo& port, AddressFamil
         if (!seen.insert(key).second) {
           continue;
         }
-        Backend b{key, (ep.flags & kEndpointTerminating) != 0, (ep.flags & kEndpointLocal) != 0};
+        Backend b{key, (ep.flags & kEndpointTerminating) != 0, (ep.flags & kEndpointLocal) != 0, slice->weight};
         out.push_back({b, {ep.flags, ep.zoneHints}});
       }
     }
@@ -176,6 +178,15 @@ ServiceInfo toServiceInfo(const k8s::Service& svc, std::vector<std::string>& war
     warnings.push_back(ref + ": spec.sessionAffinity: \"" + svc.sessionAffinity +
                        "\" is not None or ClientIP; None used");
   }
+  // -- Maglev (issue 11 item 3) --
+  if (auto a = svc.metadata.annotations.find(kLbAlgorithmAnnotation); a != svc.metadata.annotations.end()) {
+    out.algorithm = parseAlgorithm(a->second);
+    if (!out.algorithm) {
+      warnings.push_back(ref + ": metadata.annotations[" + kLbAlgorithmAnnotation + "]: \"" + a->second +
+                         "\" is not random or maglev; the default (loadBalancer.algorithm) used");
+    }
+  }
+  // -- end Maglev --
   // apiservice.NeedsHealthCheck: a LoadBalancer with externalTrafficPolicy Local.
   if (out.type == ServiceType::LoadBalancer && out.externalPolicyLocal) {
     if (svc.healthCheckNodePort > 0 && svc.healthCheckNodePort <= 65535) {
@@ -204,6 +215,21 @@ SliceInfo toSliceInfo(const k8s::EndpointSlice& slice, const std::string& nodeNa
   } else {
     return out;  // FQDN slices are not proxied
   }
+  // -- Maglev (issue 11 item 3) --
+  if (auto w = slice.metadata.annotations.find(kWeightAnnotation); w != slice.metadata.annotations.end()) {
+    const std::string& text = w->second;
+    unsigned long v = 0;
+    bool ok = !text.empty() && text.size() <= 4 && text.find_first_not_of("0123456789") == std::string::npos &&
+              (v = std::stoul(text)) <= kMaglevWeightMax;
+    if (ok) {
+      out.weight = static_cast<uint16_t>(v);
+    } else {
+      warnings.push_back("EndpointSlice " + slice.metadata.key() + ": metadata.annotations[" + kWeightAnnotation +
+                         "]: \"" + text + "\" is not an integer from 0 to " + std::to_string(kMaglevWeightMax) +
+                         "; 1 used");
+    }
+  }
+  // -- end Maglev --
   for (const k8s::EndpointPort& sp : slice.ports) {
     if (!sp.port) {
       continue;  // a nil port means "all ports", which is not proxied
@@ -250,6 +276,7 @@ ServiceFrontends translateService(const ServiceInfo& svc, std::span<const SliceI
   }
   out.healthCheckNodePort = svc.healthCheckNodePort;
   const LbMode mode = svc.lbMode == LbMode::Default ? node.lbMode : svc.lbMode;
+  const bool maglev = svc.algorithm.value_or(node.defaultAlgorithm) == Algorithm::Maglev;
   std::set<IpAddr> localReady;
   // One set of frontends per family the service has (kube-proxy runs one proxier per
   // family, each using the service's first clusterIP of its family).
@@ -315,6 +342,9 @@ ServiceFrontends translateService(const ServiceInfo& svc, std::span<const SliceI
         }
         if (mode == LbMode::Hybrid) {
           fe.head.flags |= kFrontendModeHybrid;
+        }
+        if (maglev) {
+          fe.head.flags |= kFrontendMaglev;
         }
         if (ranges) {
           for (const Cidr& c : svc.sourceRanges) {

@@ -29,6 +29,13 @@ inline constexpr const char* kLbModeAnnotation = "switchyard.dev/lb-mode";
 enum class LbMode : uint8_t { Default, Snat, Dsr, Hybrid };
 // "snat" | "dsr" | "hybrid" -> the mode; anything else: nullopt.
 std::optional<LbMode> parseLbMode(const std::string& s);
+// -- Maglev (issue 11 item 3) --
+// A Service's load-balancing algorithm for the tc programs: random | maglev (default:
+// loadBalancer.algorithm). Kubernetes has no endpoint weight: an EndpointSlice annotation
+// gives every endpoint of the slice a Maglev weight (0..kMaglevWeightMax, default 1).
+inline constexpr const char* kLbAlgorithmAnnotation = "switchyard.dev/lb-algorithm";
+inline constexpr const char* kWeightAnnotation = "switchyard.dev/weight";
+// -- end Maglev --
 
 // Why switchyard does not proxy this Service ("" when it does): the service-proxy-name
 // label (another proxy owns it), headless (clusterIP None), or type ExternalName.
@@ -64,6 +71,7 @@ struct ServiceInfo {
   uint32_t affinityTimeout = 0;        // sessionAffinity ClientIP: timeoutSeconds; 0 = None
   uint16_t healthCheckNodePort = 0;    // LoadBalancer with externalTrafficPolicy Local
   LbMode lbMode = LbMode::Default;     // the switchyard.dev/lb-mode annotation, when valid
+  std::optional<Algorithm> algorithm;  // the lb-algorithm annotation; nullopt = the default
   bool operator==(const ServiceInfo&) const = default;
 };
 
@@ -89,15 +97,17 @@ struct SliceInfo {
   bool headless = false;  // carries the headless label (kube-proxy's informer filters these)
   std::vector<SlicePortInfo> ports;
   std::vector<EndpointInfo> endpoints;  // only for IPv4 and IPv6 slices
+  uint16_t weight = 1;                  // the weight annotation: every endpoint's Maglev weight
   bool operator==(const SliceInfo&) const = default;
 };
 
-// Who this node is, for locality and topology.
+// Who this node is, for locality and topology, and the cluster's defaults.
 struct NodeContext {
   std::string name;  // endpoints with this nodeName are local; hints.forNodes name it
   std::string zone;  // the Node's topology.kubernetes.io/zone label ("" = none)
   LbMode lbMode = LbMode::Snat;  // loadBalancer.mode: Services without the annotation
   bool dsrIpip = false;          // loadBalancer.dsrDispatch ipip (else opt)
+  Algorithm defaultAlgorithm = Algorithm::Random;  // loadBalancer.algorithm
 };
 
 // Problems that do not stop the rest (a bad address, an unknown policy) are appended to
@@ -122,6 +132,10 @@ struct ServiceFrontends {
 //    (with loadBalancerSourceRanges) and each external IP: externalTrafficPolicy's endpoints,
 //    and with Local, an internal-scope entry with the Cluster endpoints for in-cluster
 //    clients (kube-proxy's short-circuit of pod and node traffic to external addresses).
+// With the Maglev algorithm (the Service's annotation, else the node's default), the
+// external-scope NodePort, LB IP and external IP frontends are flagged kFrontendMaglev: the
+// traffic from outside that every node must balance alike. ClusterIP frontends and internal
+// scopes stay random (the socket hooks pick at random anyway), as Cilium's.
 // Endpoints per CategorizeEndpoints (topology.h); a policy left without endpoints while the
 // service has some elsewhere drops (kDropEmpty), a service without any rejects. Backends
 // come from the slices' ports with the same name and protocol as the Service port (how

@@ -64,6 +64,20 @@ const char* kindName(FrontendKind k) {
   return "?";
 }
 
+// -- Maglev (issue 11 item 3) --
+const char* algorithmName(Algorithm a) { return a == Algorithm::Maglev ? "maglev" : "random"; }
+
+std::optional<Algorithm> parseAlgorithm(std::string_view text) {
+  if (text == "random") {
+    return Algorithm::Random;
+  }
+  if (text == "maglev") {
+    return Algorithm::Maglev;
+  }
+  return std::nullopt;
+}
+// -- end Maglev --
+
 IpAddr wildcardOf(const IpAddr& a) {
   IpAddr w;
   if (a.isV4()) {

@@ -84,6 +84,9 @@ struct Backend {
   BackendKey key;
   bool terminating = false;
   bool local = false;  // the endpoint runs on this node
+  // Its share of a Maglev frontend's table (lb/maglev.h): entries in proportion to it; 0 =
+  // none (no new flows through the table; flows it has keep it). Random choices ignore it.
+  uint16_t weight = 1;
   auto operator<=>(const Backend&) const = default;
 };
 
@@ -95,6 +98,15 @@ inline constexpr uint16_t kFrontendSourceRanges = 1u << 2;  // loadBalancerSourc
 inline constexpr uint16_t kFrontendDsr = 1u << 15;         // direct server return, not SNAT
 inline constexpr uint16_t kFrontendDsrIpip = 1u << 14;     // DSR by encapsulation, not the option
 inline constexpr uint16_t kFrontendModeHybrid = 1u << 13;  // mode hybrid (status only)
+// -- Maglev (issue 11 item 3) --
+inline constexpr uint16_t kFrontendMaglev = 1u << 3;        // tc: new flows by its Maglev table
+
+// How the tc programs pick a new flow's backend: a random slot (kube-proxy's choice), or the
+// frontend's Maglev table (the same choice on every node).
+enum class Algorithm : uint8_t { Random, Maglev };
+const char* algorithmName(Algorithm a);  // "random", "maglev"
+std::optional<Algorithm> parseAlgorithm(std::string_view text);
+// -- end Maglev --
 
 // Hashes for the control plane's indexes (FNV-1a over the fixed-size fields).
 inline size_t hashBytes(const uint8_t* p, size_t n, size_t h = 1469598103934665603ull) {

@@ -45,6 +45,10 @@ const std::vector<std::string>& reasonNames() {
       "tc_mtu_icmp",                   // SY_REASON_TC_MTU_ICMP
       "tc_mtu_drop",                   // SY_REASON_TC_MTU_DROP
       "tc_mss_clamped",                // SY_REASON_TC_MSS_CLAMPED
+      // -- Maglev (issue 11 item 3) --
+      "tc_maglev",                     // SY_REASON_TC_MAGLEV
+      "tc_maglev_fallback",            // SY_REASON_TC_MAGLEV_FALLBACK
+      // -- end Maglev --
   };
   return names;
 }
@@ -70,7 +74,7 @@ bool DatapathCounters::read(int fd, Totals& out) {
 }
 
 std::vector<prometheus::MetricFamily> DatapathCounters::Collect() const {
-  static_assert(SY_REASON_MAX == 34, "add the new reason's name to reasonNames()");
+  static_assert(SY_REASON_MAX == 36, "add the new reason's name to reasonNames()");
   Totals t;
   if (!read(fd_, t)) {
     return {};

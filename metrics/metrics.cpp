@@ -50,7 +50,8 @@ std::vector<std::pair<std::string, std::string>> mapOperations() {
   // What bpf::MapWriter reports: updates and deletes of the maps the control plane writes
   // (reads of the dataplane state are not counted as operations).
   std::vector<std::pair<std::string, std::string>> out;
-  for (const char* map : {bpf::kPinServices, bpf::kPinBackends, bpf::kPinRevNat, bpf::kPinSrcRanges}) {
+  for (const char* map : {bpf::kPinServices, bpf::kPinBackends, bpf::kPinRevNat, bpf::kPinSrcRanges,
+                          bpf::kPinMaglev}) {
     for (const char* op : {"update", "delete"}) {
       out.emplace_back(map, op);
     }
@@ -190,6 +191,19 @@ ProxyMetrics::ProxyMetrics() : registry_(std::make_shared<prometheus::Registry>(
                                  .Help("Pending proxy rules Endpoint changes")
                                  .Register(r)
                                  .Add({});
+  // -- Maglev (issue 11 item 3) --
+  maglevTables_ = &BuildGauge()
+                       .Name("switchyard_maglev_tables")
+                       .Help("Frontends with a Maglev lookup table in the maps (4 bytes per entry each)")
+                       .Register(r)
+                       .Add({});
+  maglevTableWrites_ = &BuildCounter()
+                            .Name("switchyard_maglev_table_writes_total")
+                            .Help("Maglev tables built and swapped in (a new frontend, or a change of its "
+                                  "backends or weights)")
+                            .Register(r)
+                            .Add({});
+  // -- end Maglev --
   BuildGauge()
       .Name("switchyard_build_info")
       .Help("switchyard build information")
@@ -261,6 +275,13 @@ void ProxyMetrics::clearPendingChanges() {
   serviceChangesPending_->Set(0);
   endpointChangesPending_->Set(0);
 }
+
+// -- Maglev (issue 11 item 3) --
+void ProxyMetrics::setMaglevTables(size_t tables, size_t written) {
+  maglevTables_->Set(static_cast<double>(tables));
+  maglevTableWrites_->Increment(static_cast<double>(written));
+}
+// -- end Maglev --
 
 void ProxyMetrics::countSourceEvent(const std::string& kind, const std::string& type) {
   sourceEvents_->Add({{"kind", kind}, {"type", type}}).Increment();

@@ -58,6 +58,8 @@ class ProxyMetrics {
   void countServiceChange();
   void countEndpointChange();
   void clearPendingChanges();
+  // -- Maglev (issue 11 item 3): tables in the maps now, and `written` more built --
+  void setMaglevTables(size_t tables, size_t written);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -84,6 +86,8 @@ class ProxyMetrics {
   prometheus::Counter* endpointChanges_;
   prometheus::Gauge* serviceChangesPending_;
   prometheus::Gauge* endpointChangesPending_;
+  prometheus::Gauge* maglevTables_;            // Maglev (issue 11 item 3)
+  prometheus::Counter* maglevTableWrites_;     // Maglev (issue 11 item 3)
 };
 
 }  // namespace switchyard::metrics

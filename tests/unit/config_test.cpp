@@ -11,6 +11,8 @@
 
 #include "config/config.h"
 
+#include "bpf/abi.h"
+
 namespace switchyard::config {
 namespace {
 
@@ -77,6 +79,24 @@ TEST(Config, ConntrackLifetimesAreKubeProxysFieldNames) {
   Config d;
   EXPECT_EQ(d.conntrack.tcpEstablishedTimeout, std::chrono::hours(6));
   EXPECT_EQ(d.conntrack.udpTimeout, std::chrono::seconds(60));
+}
+
+// -- Maglev (issue 11 item 3) --
+TEST(Config, LoadBalancerDefaultsToRandomAndTakesMaglevSettings) {
+  Config def;
+  EXPECT_EQ(def.loadBalancer.algorithm, "random") << "kube-proxy's choice is random";
+  EXPECT_EQ(def.loadBalancer.maglev.tableSize, 16381u);
+  EXPECT_EQ(def.loadBalancer.maglev.tableSize, static_cast<uint32_t>(SY_MAGLEV_TABLE_DEFAULT));
+  EXPECT_EQ(def.loadBalancer.maglev.hashSeed, static_cast<uint32_t>(SY_MAGLEV_SEED_DEFAULT));
+  Config c;
+  std::vector<std::string> errors;
+  ASSERT_TRUE(parseConfig("apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\n"
+                          "loadBalancer:\n  algorithm: maglev\n  maglev: {tableSize: 65521, hashSeed: 7}\n",
+                          "c", c, errors))
+      << ::testing::PrintToString(errors);
+  EXPECT_EQ(c.loadBalancer.algorithm, "maglev");
+  EXPECT_EQ(c.loadBalancer.maglev.tableSize, 65521u);
+  EXPECT_EQ(c.loadBalancer.maglev.hashSeed, 7u);
 }
 
 TEST(Config, SocketLBIsABooleanOrAMappingWithSkipCgroups) {
@@ -175,7 +195,14 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"conntrack_unknown_field", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nconntrack:\n  maxPerCore: 32768\n",
                 "cfg.yaml:4: conntrack.maxPerCore: unknown field"},
         BadCase{"map_size_not_a_number", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nbpf:\n  mapSizes:\n    services: lots\n",
-                "cfg.yaml:5: bpf.mapSizes.services: must be a number"}),
+                "cfg.yaml:5: bpf.mapSizes.services: must be a number"},
+        // -- Maglev (issue 11 item 3) --
+        BadCase{"lb_algorithm_unknown", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nloadBalancer:\n  algorithm: leastconn\n",
+                "cfg.yaml:4: loadBalancer.algorithm: must be random or maglev, got \"leastconn\""},
+        BadCase{"maglev_table_size_not_prime", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nloadBalancer:\n  maglev:\n    tableSize: 16384\n",
+                "cfg.yaml:5: loadBalancer.maglev.tableSize: must be a prime between 3 and 65521"},
+        BadCase{"maglev_table_size_too_big", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nloadBalancer:\n  maglev:\n    tableSize: 131071\n",
+                "cfg.yaml:5: loadBalancer.maglev.tableSize: must be a prime between 3 and 65521"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Config, EveryErrorIsReportedInOnePass) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "lb/dataplane_writer.h"
+#include "lb/maglev.h"
 
 namespace switchyard::lb::testing {
 
@@ -39,6 +40,19 @@ class FakeMaps : public DataplaneWriter {
         case MapOp::Kind::MoveAffinity:
           affinityMoves.push_back(op);
           op.result = 0;
+          break;
+        case MapOp::Kind::PutMaglev:
+          if (!(op.result = maybeFail("putMaglev"))) {
+            maglev[op.id] = op.table;  // swapped in whole, as the real writer does
+            ++maglevWrites;
+            op.result = check("putMaglev");
+          }
+          break;
+        case MapOp::Kind::DeleteMaglev:
+          if (!(op.result = maybeFail("deleteMaglev"))) {
+            maglev.erase(op.id);
+            op.result = check("deleteMaglev");
+          }
           break;
         case MapOp::Kind::DeleteSourceRange:
           if (!(op.result = maybeFail("deleteSourceRange"))) {
@@ -90,6 +104,13 @@ class FakeMaps : public DataplaneWriter {
     for (const auto& [id, set] : ranges) {
       st.sourceRanges[id].assign(set.begin(), set.end());
     }
+    for (const auto& [id, table] : maglev) {
+      ProgrammedMaglev& pm = st.maglevTables[id];
+      pm.tableSize = static_cast<uint32_t>(table.size());
+      pm.digest = maglevDigest(table);
+      std::set<uint32_t> ids(table.begin(), table.end());
+      pm.backendIds.assign(ids.begin(), ids.end());
+    }
     for (const auto& [k, v] : slots) {
       if (k.second == 0) {
         ProgrammedFrontend pf;
@@ -125,6 +146,8 @@ class FakeMaps : public DataplaneWriter {
   std::map<uint32_t, FrontendKey> revNats;
   std::map<std::pair<FrontendKey, uint16_t>, SlotValue> slots;
   std::map<uint32_t, std::set<Cidr>> ranges;  // rev NAT ID -> source ranges
+  std::map<uint32_t, std::vector<uint32_t>> maglev;  // rev NAT ID -> Maglev table entries
+  size_t maglevWrites = 0;
   std::vector<MapOp> affinityMoves;
   std::vector<std::string> violations;  // invariant breaks seen after an operation
   size_t slotWrites = 0;
@@ -151,6 +174,20 @@ class FakeMaps : public DataplaneWriter {
         internal.scope = Scope::Internal;
         if (!slots.count({internal, 0})) {
           violations.push_back(op + ": " + fe + " announces an internal scope that does not exist");
+        }
+      }
+      // A Maglev head with backends has a whole table, naming only backends that exist.
+      if ((v.head.flags & kFrontendMaglev) && v.count > 0) {
+        auto t = maglev.find(v.revNatId);
+        if (t == maglev.end() || t->second.empty()) {
+          violations.push_back(op + ": " + fe + " is flagged Maglev but has no table");
+        } else {
+          for (uint32_t id : t->second) {
+            if (!backends.count(id)) {
+              violations.push_back(op + ": " + fe + "'s Maglev table names missing backend " + std::to_string(id));
+              break;
+            }
+          }
         }
       }
       for (uint16_t s = 1; s <= v.count; ++s) {

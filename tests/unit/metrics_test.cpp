@@ -114,7 +114,7 @@ TEST(Metrics, MapOperationErrorSeriesExistAtZeroFromTheStart) {
     seen.insert({map, op});
   }
   std::set<std::pair<std::string, std::string>> want;
-  for (const char* map : {"services_v2", "backends_v2", "revnat_v1", "srcrange_v1"}) {
+  for (const char* map : {"services_v2", "backends_v2", "revnat_v1", "srcrange_v1", "maglev_v1"}) {
     for (const char* op : {"update", "delete"}) {
       want.insert({map, op});
     }

@@ -197,6 +197,49 @@ TEST(Translate, BadInputIsAWarningNamingObjectAndField) {
                           "EndpointSlice default/ok-x: endpoints[0].addresses[0]: \"not-an-ip\" is not an IPv4 address"));
 }
 
+// -- Maglev (issue 11 item 3) --
+// loadBalancer.algorithm is the default; the switchyard.dev/lb-algorithm annotation overrides
+// it per Service. Only the frontends tc balances for outside clients (external IPs here) are
+// flagged; ClusterIP stays random (the socket hooks), as Cilium's Maglev. A bad annotation is
+// a warning naming the Service and annotation; the default is used. The weight annotation of
+// an EndpointSlice weights its endpoints.
+TEST(Translate, LbAlgorithmAnnotationFlagsExternalFrontendsMaglev_CiliumMaglev) {
+  auto svc = service("mg", "198.19.0.30", {port("http", 80)});
+  svc.externalIPs = {"198.19.200.30"};
+  auto s = slice("mg", {ep("198.18.16.2")}, {eport("http", 8080)});
+  s.metadata.annotations[kWeightAnnotation] = "3";
+  auto flagged = [](const std::vector<Frontend>& fes, FrontendKind kind) {
+    for (const Frontend& f : fes) {
+      if (f.head.kind == kind) {
+        return (f.head.flags & kFrontendMaglev) != 0;
+      }
+    }
+    ADD_FAILURE() << "no frontend of kind " << kindName(kind);
+    return false;
+  };
+  std::vector<std::string> warnings;
+  auto byDefault = translateService(svc, {&s}, NodeContext{"", "", LbMode::Snat, false, Algorithm::Maglev}, warnings).frontends;
+  EXPECT_TRUE(flagged(byDefault, FrontendKind::ExternalIP));
+  EXPECT_FALSE(flagged(byDefault, FrontendKind::ClusterIP));
+  for (const Frontend& f : byDefault) {
+    EXPECT_EQ(f.backends.at(0).weight, 3) << "the slice's weight annotation";
+  }
+  auto random = translateService(svc, {&s}, {}, warnings).frontends;
+  EXPECT_FALSE(flagged(random, FrontendKind::ExternalIP));
+  svc.metadata.annotations[kLbAlgorithmAnnotation] = "maglev";
+  EXPECT_TRUE(flagged(translateService(svc, {&s}, {}, warnings).frontends, FrontendKind::ExternalIP));
+  svc.metadata.annotations[kLbAlgorithmAnnotation] = "random";
+  EXPECT_FALSE(flagged(translateService(svc, {&s}, NodeContext{"", "", LbMode::Snat, false, Algorithm::Maglev}, warnings).frontends,
+                       FrontendKind::ExternalIP));
+  EXPECT_THAT(warnings, IsEmpty());
+  svc.metadata.annotations[kLbAlgorithmAnnotation] = "ring-hash";
+  EXPECT_TRUE(flagged(translateService(svc, {&s}, NodeContext{"", "", LbMode::Snat, false, Algorithm::Maglev}, warnings).frontends,
+                      FrontendKind::ExternalIP))
+      << "a bad annotation uses the default";
+  EXPECT_THAT(warnings, ElementsAre("Service default/mg: metadata.annotations[switchyard.dev/lb-algorithm]: "
+                                    "\"ring-hash\" is not random or maglev; the default (loadBalancer.algorithm) used"));
+}
+
 TEST(Translate, SctpPortsAreProxiedLikeTcpAndUdp) {
   auto svc = service("sig", "198.19.0.11", {port("sig", 3868, k8s::Protocol::SCTP)});
   auto s = slice("sig", {ep("198.18.16.2")}, {eport("sig", 3868, k8s::Protocol::SCTP)});
