@@ -48,17 +48,23 @@ void resolveNamed(const k8s::Pod& pod, const std::string& name, uint8_t proto,
 const char* directionName(Direction d) { return d == Direction::Ingress ? "ingress" : "egress"; }
 
 std::string RuleKey::str() const {
-  std::string s = "endpoint " + std::to_string(endpoint) + " " + directionName(dir) + " peer " +
-                  (identity == kIdentityAny ? std::string("any") : std::to_string(identity));
+  // Built by append: GCC 12 at -O3 flags `"-" + std::to_string(n)` falsely (-Wrestrict, PR 105329).
+  std::string s = "endpoint ";
+  s.append(std::to_string(endpoint)).append(" ").append(directionName(dir)).append(" peer ");
+  s.append(identity == kIdentityAny ? std::string("any") : std::to_string(identity));
   if (proto == 0) {
-    return s + " any";
+    return s.append(" any");
   }
-  s += std::string(" ") + lb::protoName(proto);
+  s.append(" ").append(lb::protoName(proto));
   if (portPrefixLen == 0) {
-    return s + " any port";
+    return s.append(" any port");
   }
   uint32_t last = port + ((1u << (16 - portPrefixLen)) - 1);
-  return s + " " + std::to_string(port) + (last != port ? "-" + std::to_string(last) : "");
+  s.append(" ").append(std::to_string(port));
+  if (last != port) {
+    s.append("-").append(std::to_string(last));
+  }
+  return s;
 }
 
 size_t Diff::size() const {
