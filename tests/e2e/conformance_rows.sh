@@ -601,3 +601,100 @@ row_healthz_follows_node_deletion_kube_proxy_healthz() {
   cf_node 2 zone-b
   sy_wait_for "node-2 eligible again" 10 healthz_is 2 healthz 200 || sy_fail "expected /healthz back to 200"
 }
+
+# ---- load-balancing algorithm -----------------------------------------------------------------
+
+# The Maglev table of an external IP's frontend (status: algorithm, maglev.tableDigest) on both
+# nodes, on one row of `sy_json` (d = status JSON of one node).
+cf__maglev_of() {
+  echo "[[s['algorithm'], s.get('maglev', {}).get('tableSize'), s.get('maglev', {}).get('tableDigest')] \
+for s in d['services'] if s['address'] == '$1' and s['port'] == $2 and s['protocol'] == 'TCP'][0]"
+}
+
+# cf__maglev_same_table ADDR PORT DESC: both nodes show algorithm maglev, M = 16381 (the default)
+# and one tableDigest; prints the digest.
+cf__maglev_same_table() {
+  local addr=$1 port=$2 desc=$3 t1 t2
+  t1=$(sy_json "$(sy_mn_status_json 1)" "$(cf__maglev_of "$addr" "$port")") || sy_fail "node-1's status has no $addr:$port"
+  t2=$(sy_json "$(sy_mn_status_json 2)" "$(cf__maglev_of "$addr" "$port")") || sy_fail "node-2's status has no $addr:$port"
+  [[ $t1 == '["maglev", 16381, "'* ]] || sy_fail "expected $desc: node-1's $addr:$port to be Maglev with M=16381, got $t1"
+  [[ $t1 == "$t2" ]] || sy_fail "expected $desc: the same Maglev table on both nodes, node-1 $t1, node-2 $t2"
+  sy_log "ok: $desc: both nodes $t1"
+}
+
+# Maglev (Eisenbud et al., NSDI'16; Cilium's and Katran's consistent hashing), mirroring
+# Cilium's loadBalancer.algorithm=maglev: an external IP annotated switchyard.dev/lb-algorithm:
+# maglev with four endpoints on two nodes. Both nodes build the same table; the same 5-tuples
+# (FLOWS connections from fixed source ports, as a router's ECMP would hand them to either
+# node) reach the same pod via node-1 and via node-2; after one endpoint is removed, the same
+# tuples as new connections (conntrack forgets a closed flow's tuple on the next SYN) mostly
+# stay where they were. With random choice both checks fail (2 of 3 surviving flows move).
+row_maglev_same_pod_via_either_node_and_little_disruption_on_removal_cilium_maglev() {
+  local vip=198.19.200.40 flows=200 sport=41000 digest_before via1 via2 after after2
+  cf_service mgl clusterIP=198.19.1.40 port=http,80,8080,TCP externalIPs=$vip \
+    annotation=switchyard.dev/lb-algorithm=maglev
+  cf_slice mgl mgl IPv4 http:8080/TCP n1p1 n1p2 n2p1 n2p2
+  cf_programmed "$(cf_has $vip 80 TCP 4 ExternalIP)"
+  cf__maglev_same_table $vip 80 "four endpoints"
+  digest_before=$(sy_json "$(sy_mn_status_json 1)" "$(cf__maglev_of $vip 80)[2]")
+
+  local probe=(--proto tcp --target "$vip:80" --count "$flows" --sport-base "$sport" --timeout-ms 2000)
+  local all_ok="d['sent'] == $flows and d['ok'] == $flows and d['peer_mismatch'] == 0 and len(d['flows']) == $flows"
+  sy_mn_route_external_via 1
+  cf_expect "$flows fixed tuples via node-1 answered, spread over the four pods" \
+    "$all_ok and sorted(d['backends']) == ['n1p1', 'n1p2', 'n2p1', 'n2p2']" ext "${probe[@]}"
+  via1=$CF_OUT
+  sy_mn_route_external_via 2
+  cf_expect "the same tuples via node-2 answered" "$all_ok" ext "${probe[@]}"
+  via2=$CF_OUT
+  sy_mn_route_external_via 1
+  python3 - "$via1" "$via2" <<'PY' || sy_fail "expected every tuple to reach the same pod via node-1 and via node-2"
+import json, sys
+a, b = (json.loads(x)["flows"] for x in sys.argv[1:3])
+diff = sorted(p for p in a if a[p] != b.get(p))
+print(f"same pod via either node: {len(a) - len(diff)}/{len(a)} tuples; differ: {diff[:10]}", file=sys.stderr)
+sys.exit(1 if diff else 0)
+PY
+
+  # One of N=4 endpoints (n2p2) goes.
+  cf_slice mgl mgl IPv4 http:8080/TCP n1p1 n1p2 n2p1
+  cf_programmed "$(cf_has $vip 80 TCP 3 ExternalIP)"
+  cf__maglev_same_table $vip 80 "three endpoints"
+  [[ $(sy_json "$(sy_mn_status_json 1)" "$(cf__maglev_of $vip 80)[2]") != "$digest_before" ]] ||
+    sy_fail "expected the table digest to change when n2p2 left"
+  cf_expect "the same tuples, new connections, via node-1 after n2p2 left" \
+    "$all_ok and 'n2p2' not in d['backends']" ext "${probe[@]}"
+  after=$CF_OUT
+  sy_mn_route_external_via 2
+  cf_expect "the same tuples via node-2 after n2p2 left" "$all_ok" ext "${probe[@]}"
+  after2=$CF_OUT
+  sy_mn_route_external_via 1
+  # The bound. The unit test (Maglev.RemovingOneOfNMovesAtMostOneNthPlusOnePercent) shows that
+  # removing one of N backends moves at most b = 1/N + 1% of the M = 16381 entries (M >= 500 N),
+  # so at most b of the entries outside the removed backend's share move too. A flow's entry is
+  # jhash(tuple) % M: for our tuples, a sample of entries as good as uniform and independent, so
+  # the moved flows among the S surviving ones are Binomial(S, q) with q <= b. The test allows
+  # b + 3 sqrt(b (1 - b) / S): above that is 3 standard deviations beyond the worst allowed q
+  # (N=4, S ~ 150: 0.26 + 0.107 = 0.367). Random choice moves ~2/3 of them; a table that
+  # depended on the endpoints' order or IDs ~3/4. Maglev itself moves ~0: the share is printed.
+  python3 - "$via1" "$after" "$after2" 4 <<'PY' || sy_fail "expected removing one of 4 endpoints to move at most 1/N + 1% (plus the margin) of the other flows"
+import json, math, sys
+before, after, after2 = (json.loads(x)["flows"] for x in sys.argv[1:4])
+n = int(sys.argv[4])
+if after != after2:
+    d = sorted(p for p in after if after[p] != after2.get(p))
+    print(f"after the removal, tuples differ between node-1 and node-2: {d[:10]}", file=sys.stderr)
+    sys.exit(1)
+survivors = [p for p in before if before[p] != "n2p2"]
+moved = [p for p in survivors if after[p] != before[p]]
+b = 1 / n + 0.01
+bound = b + 3 * math.sqrt(b * (1 - b) / len(survivors))
+share = len(moved) / len(survivors)
+print(f"removed n2p2 (held {len(before) - len(survivors)} of {len(before)} tuples): {len(moved)} of "
+      f"{len(survivors)} other tuples moved (share {share:.4f}, bound {bound:.4f}); "
+      f"the same pod via either node after the removal too", file=sys.stderr)
+sys.exit(0 if share <= bound else 1)
+PY
+  cf_remove mgl
+  cf_programmed "$(cf_absent $vip 80 TCP)"
+}

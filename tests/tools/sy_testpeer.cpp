@@ -3,7 +3,7 @@
 //   sy-testpeer serve --name NAME [--tcp-port P] [--udp-port P] [--bind ADDR] [--report-peer]
 //   sy-testpeer probe --proto tcp|udp --target ADDR:PORT [--count N] [--interval-ms MS]
 //                     [--timeout-ms MS] [--duration-s S] [--stop-file PATH] [--connected-udp]
-//                     [--bind ADDR] [--hold]
+//                     [--bind ADDR] [--hold] [--sport-base PORT]
 //
 // Exit codes: serve 0 after SIGTERM/SIGINT; probe 0 iff every request succeeded at the expected
 // peer; 1 on failure; 2 on a usage error.
@@ -35,9 +35,10 @@ constexpr const char* usageText =
     "      a TCP client whose first line is HOLD keeps the connection, one answer per line\n"
     "  sy-testpeer probe --proto tcp|udp --target ADDR:PORT|[ADDR6]:PORT [--count N=100]\n"
     "      [--interval-ms MS=0] [--timeout-ms MS=1000] [--duration-s S] [--stop-file PATH]\n"
-    "      [--connected-udp] [--bind ADDR] [--hold]\n"
+    "      [--connected-udp] [--bind ADDR] [--hold] [--sport-base PORT]\n"
     "      --bind: the client socket's source address (same family as the target)\n"
     "      --hold: TCP requests as lines on one kept connection (reported: connections)\n"
+    "      --sport-base: TCP, request i from source port PORT+i (reported: flows, port -> name)\n"
     "      with --duration-s or --stop-file and no --count, the count is the cap (1000000)\n";
 
 int usageError(const std::string& message) {
@@ -138,7 +139,8 @@ int serveCommand(const std::vector<std::string_view>& args) {
 int probeCommand(const std::vector<std::string_view>& args) {
   ParsedFlags flags = parseFlags(
       args,
-      {"--proto", "--target", "--count", "--interval-ms", "--timeout-ms", "--duration-s", "--stop-file", "--bind"},
+      {"--proto", "--target", "--count", "--interval-ms", "--timeout-ms", "--duration-s", "--stop-file", "--bind",
+       "--sport-base"},
       {"--connected-udp", "--hold"});
   if (!flags.error.empty()) {
     return usageError(flags.error);
@@ -163,6 +165,7 @@ int probeCommand(const std::vector<std::string_view>& args) {
   auto interval = numberFlag(flags, "--interval-ms", 0, 3'600'000, error);
   auto timeout = numberFlag(flags, "--timeout-ms", 1, 3'600'000, error);
   auto duration = numberFlag(flags, "--duration-s", 1, 86'400, error);
+  auto sportBase = numberFlag(flags, "--sport-base", 1024, 65535, error);
   if (!error.empty()) {
     return usageError(error);
   }
@@ -200,6 +203,15 @@ int probeCommand(const std::vector<std::string_view>& args) {
   options.hold = flags.switches.count("--hold") != 0;
   if (options.hold && options.protocol != ProbeProtocol::tcp) {
     return usageError("--hold needs --proto tcp");
+  }
+  if (sportBase) {
+    if (options.protocol != ProbeProtocol::tcp || options.hold) {
+      return usageError("--sport-base needs --proto tcp without --hold");
+    }
+    if (!count || *sportBase + *count - 1 > 65535) {
+      return usageError("--sport-base needs --count N with PORT+N-1 <= 65535");
+    }
+    options.sportBase = static_cast<unsigned>(*sportBase);
   }
   if (installStopHandlers() < 0) {
     std::perror("sy-testpeer probe: pipe");

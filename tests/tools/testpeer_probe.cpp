@@ -1,5 +1,7 @@
 #include "tests/tools/testpeer_probe.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -130,14 +132,34 @@ int bindClient(int fd, const ProbeOptions& options) {
   return ::bind(fd, options.bindAddress->raw(), options.bindAddress->length) == 0 ? 0 : errno;
 }
 
-// One HTTP/1.0 request on a new connection: connect, check the peer, ask, read to EOF.
-Outcome tcpRequest(const ProbeOptions& options) {
+// Binds a client socket to --bind (or the wildcard of the target's family) and source port
+// `port`. SO_REUSEADDR: the previous run's socket on that port may still be closing.
+int bindClientPort(int fd, const ProbeOptions& options, unsigned port) {
+  SocketAddress local = options.bindAddress ? *options.bindAddress
+                        : options.target.family() == AF_INET6 ? wildcardIpv6(0)
+                                                              : wildcardIpv4(0);
+  const auto netPort = htons(static_cast<uint16_t>(port));
+  if (local.family() == AF_INET6) {
+    reinterpret_cast<sockaddr_in6*>(local.raw())->sin6_port = netPort;
+  } else {
+    reinterpret_cast<sockaddr_in*>(local.raw())->sin_port = netPort;
+  }
+  int one = 1;
+  if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
+    return errno;
+  }
+  return ::bind(fd, local.raw(), local.length) == 0 ? 0 : errno;
+}
+
+// One HTTP/1.0 request on a new connection: connect, check the peer, ask, read to EOF. With
+// sport (not 0), from that source port.
+Outcome tcpRequest(const ProbeOptions& options, unsigned sport) {
   const auto deadline = Clock::now() + options.timeout;
   Fd fd(::socket(options.target.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) {
     return failure(errnoName(errno));
   }
-  if (int error = bindClient(fd.get(), options); error != 0) {
+  if (int error = sport != 0 ? bindClientPort(fd.get(), options, sport) : bindClient(fd.get(), options); error != 0) {
     return failure(errnoName(error));
   }
   if (::connect(fd.get(), options.target.raw(), options.target.length) != 0) {
@@ -494,6 +516,7 @@ int runProbe(const ProbeOptions& options) {
   }
   HeldConnection held;
   Tally tally;
+  std::map<unsigned, std::string> flows; // --sport-base: source port -> NAME or !ERROR
   for (unsigned long i = 0; i < limit; ++i) {
     if (i > 0 && !pause(options.interval)) {
       break;
@@ -513,21 +536,34 @@ int runProbe(const ProbeOptions& options) {
       udp = openUdpClient(options);
       ++udpSockets;
     }
+    // 0: any port. --sport-base is at least 1024, so request i's port is never 0.
+    const unsigned sport = options.sportBase ? *options.sportBase + static_cast<unsigned>(i) : 0;
     Outcome outcome = options.protocol == ProbeProtocol::udp ? udpRequest(options, udp, i)
                       : options.hold                         ? heldRequest(options, held, i)
-                                                             : tcpRequest(options);
+                                                             : tcpRequest(options, sport);
     if (outcome.interrupted) {
       break;
     }
     tally.add(outcome);
+    if (sport != 0) {
+      flows[sport] = outcome.error.empty() ? outcome.backend : "!" + outcome.error;
+    }
+  }
+  std::string flowReport;
+  if (options.sportBase) {
+    flowReport = ",\"flows\":{";
+    for (const auto& [port, who] : flows) {
+      flowReport += (flowReport.back() == '{' ? "\"" : ",\"") + std::to_string(port) + "\":" + jsonString(who);
+    }
+    flowReport += "}";
   }
   const std::string connections = options.hold           ? ",\"connections\":" + std::to_string(held.opened)
                                   : options.connectedUdp ? ",\"sockets\":" + std::to_string(udpSockets)
                                                          : "";
   std::printf("{\"sent\":%lu,\"ok\":%lu,\"failed\":%lu,\"peer_mismatch\":%lu,\"backends\":%s,\"sources\":%s,"
-              "\"errors\":%s%s}\n",
+              "\"errors\":%s%s%s}\n",
               tally.sent, tally.ok, tally.failed, tally.peerMismatch, jsonObject(tally.backends).c_str(),
-              jsonObject(tally.sources).c_str(), jsonObject(tally.errors).c_str(), connections.c_str());
+              jsonObject(tally.sources).c_str(), jsonObject(tally.errors).c_str(), connections.c_str(), flowReport.c_str());
   std::fflush(stdout);
   return tally.failed == 0 && tally.peerMismatch == 0 ? 0 : 1;
 }

@@ -31,6 +31,9 @@ struct ProbeOptions {
   bool connectedUdp = false;                         // connect() the UDP socket instead of sendto()
   std::optional<SocketAddress> bindAddress;          // bind the client socket here (port 0) first
   bool hold = false;                                 // TCP: every request on one held connection
+  // TCP, new connections only: request i binds source port sportBase + i (SO_REUSEADDR), so a
+  // run repeats the same 5-tuples; the report then says who answered each ("flows").
+  std::optional<unsigned> sportBase;
 };
 
 // Runs the probe and prints one JSON line:
@@ -43,7 +46,8 @@ struct ProbeOptions {
 // next opens a new one; the report then also has "connections":N, the connections opened
 // (1 when the first one carried every request). With connectedUdp, a socket the kernel
 // disconnects (destroyed: ECONNABORTED, then EDESTADDRREQ) is replaced by a new one, as a
-// resolver would, and the report has "sockets":N, the sockets opened. Returns 0 iff failed == 0 and
+// resolver would, and the report has "sockets":N, the sockets opened. With sportBase, the report
+// also has "flows":{"PORT":"NAME" or "!ERROR",...}, one per request by its source port. Returns 0 iff failed == 0 and
 // peer_mismatch == 0, else 1.
 int runProbe(const ProbeOptions& options);
 
