@@ -269,7 +269,8 @@ struct sy_ct_entry {
 	__u32 rev_nat_id;        /* the frontend's ID */
 	__u8 dir;                /* SY_CT_FORWARD or SY_CT_REPLY */
 	__u8 flags;              /* SY_CT_F_* */
-	__u8 pad[2];             /* zero */
+	__u16 pol;               /* NetworkPolicy verdict cache (SY_CT_POL_*, policy_abi.h);
+	                          * zero: not judged (and in every entry while policy is off) */
 #ifdef SY_TEST_NEXT_LAYOUT
 	__u64 next_test;         /* the test layout's new field: zero after a migration */
 #endif

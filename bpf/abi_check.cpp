@@ -64,7 +64,7 @@ SY_CHECK_OFF(struct sy_ct_entry, backend_id, 44);
 SY_CHECK_OFF(struct sy_ct_entry, rev_nat_id, 48);
 SY_CHECK_OFF(struct sy_ct_entry, dir, 52);
 SY_CHECK_OFF(struct sy_ct_entry, flags, 53);
-SY_CHECK_OFF(struct sy_ct_entry, pad, 54);
+SY_CHECK_OFF(struct sy_ct_entry, pol, 54);
 
 SY_CHECK_SIZE(struct sy_sock_revnat_key, 32);
 SY_CHECK_OFF(struct sy_sock_revnat_key, cookie, 0);

@@ -186,6 +186,11 @@ std::unique_ptr<Datapath> Datapath::load(const DatapathOptions& options, std::st
   dp->fds_.tcAttach = bpf_map__fd(sm->SY_MAP_TC_ATTACH);
   dp->fds_.sockSkip = bpf_map__fd(sm->SY_MAP_SOCK_SKIP);
   dp->fds_.maglev = bpf_map__fd(sm->SY_MAP_MAGLEV);  // Maglev (issue 11 item 3)
+  auto* tm = &dp->tc_->maps;  // NetworkPolicy's maps: only the tc programs read them
+  dp->fds_.polIpcache = bpf_map__fd(tm->SY_MAP_POL_IPCACHE);
+  dp->fds_.polEndpoints = bpf_map__fd(tm->SY_MAP_POL_ENDPOINTS);
+  dp->fds_.polRules = bpf_map__fd(tm->SY_MAP_POL_RULES);
+  dp->fds_.polState = bpf_map__fd(tm->SY_MAP_POL_STATE);
 
   if (!dp->copyTakeovers(error)) {
     return nullptr;

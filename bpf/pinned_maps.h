@@ -25,6 +25,10 @@ inline constexpr const char* kPinCounters = SY_STRINGIFY(SY_MAP_COUNTERS);
 inline constexpr const char* kPinMeta = SY_STRINGIFY(SY_MAP_META);
 inline constexpr const char* kPinTcAttach = SY_STRINGIFY(SY_MAP_TC_ATTACH);
 inline constexpr const char* kPinMaglev = SY_STRINGIFY(SY_MAP_MAGLEV);  // Maglev (issue 11 item 3)
+inline constexpr const char* kPinPolIpcache = SY_STRINGIFY(SY_MAP_POL_IPCACHE);  // NetworkPolicy
+inline constexpr const char* kPinPolEndpoints = SY_STRINGIFY(SY_MAP_POL_ENDPOINTS);
+inline constexpr const char* kPinPolRules = SY_STRINGIFY(SY_MAP_POL_RULES);
+inline constexpr const char* kPinPolState = SY_STRINGIFY(SY_MAP_POL_STATE);
 inline constexpr const char* kLinksDir = "links";  // pinned cgroup links live here
 
 // tc filter identity: one handle and priority for every switchyard filter.
@@ -50,6 +54,10 @@ struct MapFds {
   int meta = -1;
   int tcAttach = -1;
   int maglev = -1;  // Maglev (issue 11 item 3)
+  int polIpcache = -1;  // NetworkPolicy (bpf/policy_abi.h, docs/policy.md)
+  int polEndpoints = -1;
+  int polRules = -1;
+  int polState = -1;
 };
 
 // Who writes a map: what an upgrade (bpf/migrate.h) must copy again after the programs
@@ -83,6 +91,10 @@ inline constexpr MapPin kMapPins[] = {
     {kPinTcAttach, &MapFds::tcAttach},
     {kPinSockSkip, &MapFds::sockSkip},
     {kPinMaglev, &MapFds::maglev},  // Maglev (issue 11 item 3)
+    {kPinPolIpcache, &MapFds::polIpcache},
+    {kPinPolEndpoints, &MapFds::polEndpoints},
+    {kPinPolRules, &MapFds::polRules},
+    {kPinPolState, &MapFds::polState},
 };
 // Who writes the map pinned under `name` (Daemon for a name not in kMapPins).
 MapWriterKind writerOf(const std::string& name);

@@ -46,6 +46,16 @@ struct {
 #endif
 } SY_MAP_POL_RULES SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct sy_pol_state);
+	__uint(max_entries, 1);
+#ifndef SY_POL_UNPINNED
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+#endif
+} SY_MAP_POL_STATE SEC(".maps");
+
 enum sy_pol_verdict {
 	SY_POL_NOT_ENDPOINT = 0, /* local is no pod of this node: not ours to judge */
 	SY_POL_OPEN = 1,         /* no policy isolates it in this direction */

@@ -11,6 +11,7 @@
 #define SY_MAP_POL_IPCACHE pol_ipcache_v1
 #define SY_MAP_POL_ENDPOINTS pol_ep_v1
 #define SY_MAP_POL_RULES pol_rules_v1
+#define SY_MAP_POL_STATE pol_state_v1
 
 #ifndef SY_POL_IPCACHE_MAX
 #define SY_POL_IPCACHE_MAX 131072 /* pod addresses of the cluster + ipBlock prefixes */
@@ -71,3 +72,22 @@ struct sy_pol_rule_key {
 struct sy_pol_rule_value {
 	__u32 flags; /* zero; reserved (deny rules, logging) */
 };
+
+/* state: array of one, written by the daemon. While `enabled` is zero (policy.enabled false,
+ * the default) the tc programs judge nothing and track no flow for policy alone. `revision`
+ * grows with every write of the policy maps; a conntrack entry's cached verdict
+ * (sy_ct_entry.pol) holds the revision it was taken at, and one taken at another revision
+ * is taken again, so a policy change reaches established flows without touching conntrack.
+ * Only its low SY_POL_REV_BITS are compared: the daemon skips revisions whose low bits are
+ * zero (the value of an entry that was never judged). */
+struct sy_pol_state {
+	__u32 revision;
+	__u32 enabled;
+};
+
+#define SY_POL_REV_BITS 14
+#define SY_POL_REV_MASK ((1u << SY_POL_REV_BITS) - 1)
+/* sy_ct_entry.pol: bits 0-1 the directions judged and allowed at revision pol >> 2. */
+#define SY_CT_POL_EGRESS_OK (1u << 0)
+#define SY_CT_POL_INGRESS_OK (1u << 1)
+#define SY_CT_POL_REV_SHIFT 2

@@ -31,6 +31,7 @@
 
 #include "bpf/jhash.h"
 #include "bpf/lb.bpf.h"
+#include "bpf/policy.bpf.h"
 
 #ifndef AF_INET
 #define AF_INET 2
