@@ -44,6 +44,11 @@ struct sy_pol_peer {
 /* endpoints: hash, local pod address (16 bytes) -> its endpoint. */
 #define SY_POL_EP_INGRESS_ISOLATED (1u << 0) /* some policy selects it for Ingress */
 #define SY_POL_EP_EGRESS_ISOLATED (1u << 1)  /* some policy selects it for Egress */
+/* Some rule allows something in that direction: a denial is then "by policy" (no rule
+ * matched), without it "by default" (only default-deny policies select the pod). Counts
+ * only; the verdict does not depend on them. */
+#define SY_POL_EP_INGRESS_RULES (1u << 2)
+#define SY_POL_EP_EGRESS_RULES (1u << 3)
 
 struct sy_pol_endpoint {
 	__u32 endpoint; /* number the rules are keyed by */
@@ -73,16 +78,18 @@ struct sy_pol_rule_value {
 	__u32 flags; /* zero; reserved (deny rules, logging) */
 };
 
-/* state: array of one, written by the daemon. While `enabled` is zero (policy.enabled false,
- * the default) the tc programs judge nothing and track no flow for policy alone. `revision`
+/* state: array of one, written by the daemon. Without SY_POL_STATE_ENABLED (policy.enabled
+ * false, the default) the tc programs judge nothing and track no flow for policy alone. `revision`
  * grows with every write of the policy maps; a conntrack entry's cached verdict
  * (sy_ct_entry.pol) holds the revision it was taken at, and one taken at another revision
  * is taken again, so a policy change reaches established flows without touching conntrack.
  * Only its low SY_POL_REV_BITS are compared: the daemon skips revisions whose low bits are
  * zero (the value of an entry that was never judged). */
+#define SY_POL_STATE_ENABLED (1u << 0)
+#define SY_POL_STATE_LOG_DENIED (1u << 1) /* denied flows go to pol_events_v1 */
 struct sy_pol_state {
 	__u32 revision;
-	__u32 enabled;
+	__u32 flags; /* SY_POL_STATE_* */
 };
 
 #define SY_POL_REV_BITS 14

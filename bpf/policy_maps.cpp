@@ -55,7 +55,8 @@ sy_pol_endpoint endpointValue(const policy::Endpoint& e) {
   v.endpoint = e.id;
   v.identity = e.identity;
   v.flags = (e.ingressIsolated ? SY_POL_EP_INGRESS_ISOLATED : 0) |
-            (e.egressIsolated ? SY_POL_EP_EGRESS_ISOLATED : 0);
+            (e.egressIsolated ? SY_POL_EP_EGRESS_ISOLATED : 0) |
+            (e.ingressRules ? SY_POL_EP_INGRESS_RULES : 0) | (e.egressRules ? SY_POL_EP_EGRESS_RULES : 0);
   return v;
 }
 

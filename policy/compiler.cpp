@@ -298,6 +298,7 @@ State Compiler::compute() {
       }
       if (pol.ingress) {
         ep.ingressIsolated = true;
+        ep.ingressRules = ep.ingressRules || !pol.ingressRules.empty();
         for (const auto& rule : pol.ingressRules) {
           auto ranges = rangesOf(rule, {&pod});
           if (rule.peers.empty()) {
@@ -312,6 +313,7 @@ State Compiler::compute() {
       }
       if (pol.egress) {
         ep.egressIsolated = true;
+        ep.egressRules = ep.egressRules || !pol.egressRules.empty();
         for (const auto& rule : pol.egressRules) {
           if (rule.peers.empty()) {
             addRules(ep.id, Direction::Egress, kIdentityAny, rangesOf(rule, allPods));

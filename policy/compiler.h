@@ -66,6 +66,10 @@ struct Endpoint {
   uint32_t identity = 0;
   bool ingressIsolated = false;
   bool egressIsolated = false;
+  // Some policy selecting it has a rule in that direction: a denial is "by policy", not
+  // "by default" (counters only).
+  bool ingressRules = false;
+  bool egressRules = false;
   auto operator<=>(const Endpoint&) const = default;
 };
 
