@@ -48,6 +48,10 @@ const std::vector<std::string>& reasonNames() {
       // -- Maglev (issue 11 item 3) --
       "tc_maglev",                     // SY_REASON_TC_MAGLEV
       "tc_maglev_fallback",            // SY_REASON_TC_MAGLEV_FALLBACK
+      "policy_allowed",                // SY_REASON_POL_ALLOWED
+      "policy_denied",                 // SY_REASON_POL_DENIED
+      "policy_denied_default",         // SY_REASON_POL_DENIED_DEFAULT
+      "policy_log_lost",               // SY_REASON_POL_LOG_LOST
       // -- end Maglev --
   };
   return names;
@@ -74,7 +78,7 @@ bool DatapathCounters::read(int fd, Totals& out) {
 }
 
 std::vector<prometheus::MetricFamily> DatapathCounters::Collect() const {
-  static_assert(SY_REASON_MAX == 36, "add the new reason's name to reasonNames()");
+  static_assert(SY_REASON_MAX == 40, "add the new reason's name to reasonNames()");
   Totals t;
   if (!read(fd_, t)) {
     return {};
