@@ -210,7 +210,9 @@ void printConfig(const Config& c) {
             << ", \"qps\": " << c.clientConnection.qps << ", \"burst\": " << c.clientConnection.burst << "},\n"
             << "  \"bpf\": {\"pinPath\": " << q(c.bpf.pinPath) << ", \"cgroupPath\": " << q(c.bpf.cgroupPath)
             << ", \"socketLB\": " << (c.bpf.socketLB ? "true" : "false") << ", \"devices\": " << list(c.bpf.devices)
-            << "}\n"
+            << "},\n"
+            << "  \"policy\": {\"enabled\": " << (c.policy.enabled ? "true" : "false")
+            << ", \"logDenied\": " << (c.policy.logDenied ? "true" : "false") << "}\n"
             << "}\n";
 }
 
