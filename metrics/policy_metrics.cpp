@@ -1,6 +1,7 @@
 #include "metrics/policy_metrics.h"
 
 #include "bpf/pinned_maps.h"
+#include "metrics/conntrack_metrics.h"
 #include "metrics/metrics.h"
 
 namespace switchyard::metrics {
@@ -33,10 +34,10 @@ PolicyMetrics::PolicyMetrics(prometheus::Registry& r) {
   syncs_->Add({{"result", "error"}});
   mapErrors_ = &BuildCounter()
                     .Name("switchyard_policy_map_errors_total")
-                    .Help("Failed operations on the policy maps, by map")
+                    .Help("Failed operations on the policy maps, by map (its pin name without the _vN layout suffix)")
                     .Register(r);
   for (const char* map : {bpf::kPinPolIpcache, bpf::kPinPolEndpoints, bpf::kPinPolRules, bpf::kPinPolState}) {
-    mapErrors_->Add({{"map", map}});
+    mapErrors_->Add({{"map", mapLabel(map)}});
   }
   duration_ = &BuildHistogram()
                    .Name("switchyard_policy_sync_duration_seconds")
@@ -58,7 +59,7 @@ void PolicyMetrics::countSync(bool ok) { syncs_->Add({{"result", ok ? "success" 
 void PolicyMetrics::observeChangeToWritten(double seconds) { duration_->Observe(seconds); }
 
 void PolicyMetrics::countMapErrors(const std::string& map, size_t n) {
-  mapErrors_->Add({{"map", map}}).Increment(static_cast<double>(n));
+  mapErrors_->Add({{"map", mapLabel(map)}}).Increment(static_cast<double>(n));
 }
 
 }  // namespace switchyard::metrics

@@ -26,6 +26,7 @@ class PolicyMetrics {
   // seconds from the oldest change it applied to the maps written.
   void countSync(bool ok);
   void observeChangeToWritten(double seconds);
+  // `map` is the pin name (pol_rules_v1); the label drops the layout suffix (pol_rules).
   void countMapErrors(const std::string& map, size_t n);
 
  private:

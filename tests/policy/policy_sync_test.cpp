@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <fstream>
+#include <sstream>
 
 #include "bpf/policy_abi.h"
 #include "bpf/policy_maps.h"
@@ -179,8 +181,8 @@ TEST_F(PolicySyncTest, AFullRulesMapKeepsThePreviousRulesAndCountsTheError) {
   EXPECT_EQ(after.ipcache, before.ipcache);
   EXPECT_EQ(after.endpoints, before.endpoints);
   EXPECT_EQ(s.written().rules, before.rules);
-  EXPECT_GE(metric(registry_, "switchyard_policy_map_errors_total", "map", "pol_rules_v1"), 1);
-  EXPECT_EQ(metric(registry_, "switchyard_policy_map_errors_total", "map", "pol_ipcache_v1"), 0);
+  EXPECT_GE(metric(registry_, "switchyard_policy_map_errors_total", "map", "pol_rules"), 1);
+  EXPECT_EQ(metric(registry_, "switchyard_policy_map_errors_total", "map", "pol_ipcache"), 0);
   EXPECT_EQ(metric(registry_, "switchyard_policy_sync_total", "result", "error"), 1);
   EXPECT_EQ(metric(registry_, "switchyard_policy_rules"), 1) << "the gauge shows what the map holds";
   // Verdicts taken while the extra rules were briefly in are taken again.
@@ -272,6 +274,21 @@ TEST_F(PolicySyncTest, DisabledClearsTheFlagsAndEmptiesTheMaps) {
   off.onSynced();
   EXPECT_FALSE(off.sync().ran);
   EXPECT_TRUE(held(m).rules.empty());
+}
+
+// Operators look the metrics up in docs/operations.md: every family has a row there.
+TEST(PolicyMetricsDocs, EveryFamilyHasARowInOperationsMd) {
+  prometheus::Registry r;
+  metrics::PolicyMetrics m(r);
+  std::ifstream in(SY_DOCS "/operations.md");
+  ASSERT_TRUE(in) << SY_DOCS "/operations.md";
+  std::stringstream text;
+  text << in.rdbuf();
+  auto families = r.Collect();
+  EXPECT_EQ(families.size(), 6u);
+  for (const auto& f : families) {
+    EXPECT_NE(text.str().find("| `" + f.name), std::string::npos) << "docs/operations.md has no row for " << f.name;
+  }
 }
 
 TEST(PolicyNamesPath, MirrorsThePinPathUnderRun) {
