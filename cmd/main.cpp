@@ -384,12 +384,11 @@ int cleanupWith(const Config& cfg, bool fromConfig, bool force) {
   // The policy names file the daemon wrote for status (cmd/policy_sync.h), and the
   // directories made for it that are empty now.
   std::string names = switchyard::cmd::policyNamesPath(pinPath);
-  if (std::remove(names.c_str()) == 0) {
-    for (auto slash = names.rfind('/'); slash != std::string::npos && slash > std::strlen("/run/switchyard");
-         slash = names.rfind('/', slash - 1)) {
-      if (::rmdir(names.substr(0, slash).c_str()) != 0) {
-        break;
-      }
+  std::remove(names.c_str());
+  for (auto slash = names.rfind('/'); slash != std::string::npos && slash > std::strlen("/run/switchyard");
+       slash = names.rfind('/', slash - 1)) {
+    if (::rmdir(names.substr(0, slash).c_str()) != 0) {
+      break;  // not empty (another pin path's), or not there
     }
   }
   std::cout << "cleanup " << pinPath << ": removed " << r.tcFiltersRemoved << " tc filters, "
