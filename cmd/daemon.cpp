@@ -927,6 +927,7 @@ class Daemon {
       if (Clock::now() - lastFullSync_ >= kFullResyncPeriod) {
         lastFullSync_ = Clock::now();
         sync(true);
+        policy_->resync();
       } else if (proxier_->pending()) {
         scheduleSync();  // a retry after failed writes; still at most one per minSyncPeriod
       }

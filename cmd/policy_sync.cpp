@@ -211,11 +211,15 @@ void PolicySync::rollback(const policy::State& attempted) {
       metrics_.countMapErrors(map, n);
     }
   }
+  readBack();
+}
+
+bool PolicySync::readBack() {
   policy::State held;
   std::string error;
   if (!bpf::readPolicyMaps(fds_.maps, held, error)) {
     SY_LOG(Error) << "policy maps: " << error;
-    return;
+    return false;
   }
   for (auto& [addr, ep] : held.endpoints) {
     if (auto it = written_.endpoints.find(addr); it != written_.endpoints.end()) {
@@ -225,6 +229,17 @@ void PolicySync::rollback(const policy::State& attempted) {
   written_.ipcache = std::move(held.ipcache);
   written_.endpoints = std::move(held.endpoints);
   written_.rules = std::move(held.rules);
+  return true;
+}
+
+void PolicySync::resync() {
+  if (!options_.enabled || !synced_) {
+    return;
+  }
+  if (readBack()) {
+    dirty_ = true;  // no change arrived: nothing for the change-to-written histogram
+    schedule();
+  }
 }
 
 PolicySync::Result PolicySync::sync() {

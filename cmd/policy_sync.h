@@ -79,6 +79,10 @@ class PolicySync {
   };
   // One sync now (the timer's; public for tests).
   Result sync();
+  // The periodic repair (the daemon's hourly full resync): takes what the maps hold as
+  // written, so the next sync rewrites whatever drifted (someone else writing them), and
+  // asks for that sync.
+  void resync();
 
   const policy::State& written() const { return written_; }
   uint32_t revision() const { return revision_; }
@@ -88,6 +92,7 @@ class PolicySync {
   void changed();
   void schedule();
   void rollback(const policy::State& attempted);
+  bool readBack();
   bool writeState(uint32_t flags);
   uint32_t flags() const;
   void publish();

@@ -249,6 +249,28 @@ TEST_F(PolicySyncTest, ARestartAdoptsThePinnedNumbersAndRewritesNothing) {
   EXPECT_EQ(stateOf(m).revision, rev2);
 }
 
+TEST_F(PolicySyncTest, TheHourlyResyncRepairsEntriesSomeoneElseRemoved) {
+  Maps m = makeMaps(16);
+  PolicySync s(io_, m.fds(), options(), metrics_);
+  std::string error;
+  ASSERT_TRUE(s.start(error)) << error;
+  feed(s, allowFromB("[{port: 80}]"));
+  s.onSynced();
+  ASSERT_TRUE(s.sync().ok);
+  const policy::State want = held(m);
+  ASSERT_EQ(want.rules.size(), 1u);
+  // Drift: the rule removed behind the daemon's back (bpftool map delete).
+  sy_pol_rule_key k{};
+  ASSERT_EQ(bpf_map_get_next_key(m.rules.get(), nullptr, &k), 0);
+  ASSERT_EQ(bpf_map_delete_elem(m.rules.get(), &k), 0);
+  EXPECT_FALSE(s.sync().ran) << "a sync trusts what it wrote";
+  s.resync();
+  PolicySync::Result r = s.sync();
+  EXPECT_TRUE(r.ran && r.ok) << r.error;
+  EXPECT_EQ(r.operations, 1u);
+  EXPECT_EQ(held(m).rules, want.rules);
+}
+
 TEST_F(PolicySyncTest, DisabledClearsTheFlagsAndEmptiesTheMaps) {
   Maps m = makeMaps(16);
   {
