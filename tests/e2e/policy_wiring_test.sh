@@ -127,6 +127,12 @@ sy_json_check "$out" "d['revision'] == $REV and d['namesRevision'] == $REV" ||
 [[ $(metric switchyard_policy_rules) == 1 ]] || sy_fail "expected switchyard_policy_rules 1, got '$(metric switchyard_policy_rules)'"
 [[ $(metric 'switchyard_policy_sync_total{result="success"}') -ge 1 ]] ||
   sy_fail "expected a successful policy sync counted, got '$(metric 'switchyard_policy_sync_total{result="success"}')'"
+table=$(timeout 20 nsenter --net="/run/netns/$NS1" "$SY_BIN" status policy --pin-path "$PIN1")
+grep -qE "^x/a +$EP +$ID_A +isolated +open " <<<"$table" && grep -qF "endpoint $EP ingress peer $PEER TCP 8080" <<<"$table" ||
+  sy_fail "expected the table to list x/a (endpoint $EP, identity $ID_A, ingress isolated) and its rule, got: $table"
+cfg=$("$SY_BIN" --config "${SY_MN_CONFIG[1]}" --print-config)
+sy_json_check "$cfg" "d['policy'] == {'enabled': True, 'logDenied': False}" ||
+  sy_fail "expected --print-config to show policy.enabled true, logDenied false, got: $cfg"
 sy_log "ok: policy.enabled programs the maps (endpoint $EP, peer $PEER, revision $REV)"
 
 # --- a change reaches the maps without a restart --------------------------------------------
