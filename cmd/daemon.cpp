@@ -26,6 +26,7 @@
 #include "bpf/node_maps.h"
 #include "bpf/pod_cgroups.h"
 #include "bpf/sock_term.h"
+#include "cmd/policy_events.h"
 #include "cmd/policy_sync.h"
 #include "k8sclient/apiserver/apiserver_source.h"
 #include "k8sclient/manifest_source.h"
@@ -489,6 +490,13 @@ class Daemon {
       return false;
     }
     SY_LOG(Info) << "NetworkPolicy " << (cfg_.policy.enabled ? "enforced" : "not enforced (policy.enabled false)");
+    if (cfg_.policy.enabled && cfg_.policy.logDenied) {
+      std::string why;
+      deniedLog_ = DeniedFlowLog::open(io_, m.polEvents, [this](const lb::IpAddr& a) { return policy_->podAt(a); }, why);
+      if (!deniedLog_) {
+        SY_LOG(Warning) << "policy.logDenied: " << why << ": denied flows are counted, not logged";
+      }
+    }
     return true;
   }
 
@@ -945,6 +953,7 @@ class Daemon {
   std::unique_ptr<bpf::MapWriter> writer_;
   std::unique_ptr<lb::Proxier> proxier_;
   std::unique_ptr<PolicySync> policy_;
+  std::unique_ptr<DeniedFlowLog> deniedLog_;  // policy.logDenied
   std::unique_ptr<EventTap> tap_;
   std::unique_ptr<k8s::ManifestSource> files_;
   std::unique_ptr<k8s::apiserver::ApiServerSource> apiserver_;

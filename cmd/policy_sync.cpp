@@ -140,12 +140,36 @@ void PolicySync::changed() {
   schedule();
 }
 
+void PolicySync::setPodAddresses(const std::string& pod, const std::vector<std::string>& ips) {
+  for (const auto& a : podIps_[pod]) {
+    if (auto it = podAt_.find(a); it != podAt_.end() && it->second == pod) {
+      podAt_.erase(it);
+    }
+  }
+  podIps_.erase(pod);
+  for (const auto& text : ips) {
+    if (auto a = lb::IpAddr::parse(text)) {
+      podIps_[pod].push_back(*a);
+      podAt_[*a] = pod;
+    }
+  }
+}
+
+std::string PolicySync::podAt(const lb::IpAddr& a) const {
+  auto it = podAt_.find(a);
+  return it == podAt_.end() ? "" : it->second;
+}
+
 void PolicySync::onPodUpsert(const k8s::Pod& p) {
   compiler_.upsertPod(p);
+  // A host-network pod's address is its node's: naming the node's traffic after one of its
+  // pods would mislead.
+  setPodAddresses(p.metadata.key(), p.hostNetwork ? std::vector<std::string>{} : p.podIPs);
   changed();
 }
 void PolicySync::onPodDelete(const k8s::Pod& last) {
   compiler_.deletePod(last.metadata.key());
+  setPodAddresses(last.metadata.key(), {});
   changed();
 }
 void PolicySync::onNamespaceUpsert(const k8s::Namespace& n) {

@@ -19,6 +19,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <vector>
 #include <optional>
 #include <string>
 
@@ -85,11 +87,14 @@ class PolicySync {
   void resync();
 
   const policy::State& written() const { return written_; }
+  // The pod ("namespace/name") holding `a` now, "" if none (for the denied-flow log).
+  std::string podAt(const lb::IpAddr& a) const;
   uint32_t revision() const { return revision_; }
   bool pending() const { return dirty_; }
 
  private:
   void changed();
+  void setPodAddresses(const std::string& pod, const std::vector<std::string>& ips);
   void schedule();
   void rollback(const policy::State& attempted);
   bool readBack();
@@ -103,6 +108,8 @@ class PolicySync {
   PolicySyncOptions options_;
   metrics::PolicyMetrics& metrics_;
   policy::Compiler compiler_;
+  std::map<std::string, std::vector<lb::IpAddr>> podIps_;  // pod -> its addresses
+  std::map<lb::IpAddr, std::string> podAt_;                 // address -> pod
   policy::State written_;  // what the maps hold
   uint32_t revision_ = 0;
   bool stateWritten_ = false;  // pol_state_v1 holds revision_ and flags()

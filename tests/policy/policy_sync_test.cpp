@@ -6,13 +6,17 @@
 #include <prometheus/registry.h>
 #include <unistd.h>
 
+#include <cstring>
+
 #include <boost/asio/io_context.hpp>
 #include <fstream>
 #include <sstream>
 
+#include "bpf/abi.h"
 #include "bpf/policy_abi.h"
 #include "bpf/policy_maps.h"
 #include "bpf/unique_fd.h"
+#include "cmd/policy_events.h"
 #include "cmd/policy_sync.h"
 #include "tests/policy/grid.h"
 
@@ -311,6 +315,56 @@ TEST(PolicyMetricsDocs, EveryFamilyHasARowInOperationsMd) {
   for (const auto& f : families) {
     EXPECT_NE(text.str().find("| `" + f.name), std::string::npos) << "docs/operations.md has no row for " << f.name;
   }
+}
+
+sy_pol_event event(const char* local, const char* peer, uint8_t dir, uint16_t port, uint32_t reason) {
+  sy_pol_event ev{};
+  std::memcpy(ev.local, lb::IpAddr::parse(local)->bytes.data(), 16);
+  std::memcpy(ev.peer, lb::IpAddr::parse(peer)->bytes.data(), 16);
+  ev.ifindex = 1;  // lo
+  ev.port = port;
+  ev.proto = lb::kProtoTCP;
+  ev.dir = dir;
+  ev.reason = reason;
+  return ev;
+}
+
+TEST(DeniedFlowLog, ALineNamesThePodsFromSourceToDestinationAndTheReason) {
+  PodNamer name = [](const lb::IpAddr& a) { return a.str() == "198.18.17.2" ? std::string("x/a") : std::string(); };
+  EXPECT_EQ(describeDeniedFlow(event("198.18.17.2", "198.18.18.2", SY_POL_INGRESS, 8080, SY_REASON_POL_DENIED), name),
+            "denied ingress TCP (no pod) (198.18.18.2) -> x/a (198.18.17.2) port 8080 on lo: no rule of the "
+            "policies selecting the pod allows it");
+  EXPECT_EQ(describeDeniedFlow(event("198.18.17.2", "2001:db8:1:2::2", SY_POL_EGRESS, 53, SY_REASON_POL_DENIED_DEFAULT),
+                               name),
+            "denied egress TCP x/a (198.18.17.2) -> (no pod) (2001:db8:1:2::2) port 53 on lo: only policies "
+            "without rules for this direction select the pod (default deny)");
+}
+
+TEST(DeniedFlowLog, AtMostSoManyLinesASecondAndTheRestSummedOnce) {
+  LineBudget b(2);
+  LineBudget::Clock::time_point t0{std::chrono::seconds(100)};
+  uint64_t held = 0;
+  EXPECT_TRUE(b.take(t0, held));
+  EXPECT_TRUE(b.take(t0 + std::chrono::milliseconds(10), held));
+  EXPECT_FALSE(b.take(t0 + std::chrono::milliseconds(20), held));
+  EXPECT_FALSE(b.take(t0 + std::chrono::milliseconds(30), held));
+  EXPECT_EQ(held, 0u);
+  EXPECT_TRUE(b.take(t0 + std::chrono::milliseconds(1000), held));
+  EXPECT_EQ(held, 2u) << "the two held back are reported when the next second opens";
+  EXPECT_TRUE(b.take(t0 + std::chrono::milliseconds(1001), held));
+  EXPECT_EQ(held, 0u) << "and only once";
+}
+
+TEST_F(PolicySyncTest, PodAtNamesTheCurrentHolderOfAnAddress) {
+  Maps m = makeMaps(16);
+  PolicySync s(io_, m.fds(), options(), metrics_);
+  s.onPodUpsert(pod("x", "a", "a", "198.18.17.2"));
+  EXPECT_EQ(s.podAt(*lb::IpAddr::parse("198.18.17.2")), "x/a");
+  s.onPodUpsert(pod("x", "a", "a", "198.18.17.3"));  // a new address
+  EXPECT_EQ(s.podAt(*lb::IpAddr::parse("198.18.17.2")), "");
+  EXPECT_EQ(s.podAt(*lb::IpAddr::parse("198.18.17.3")), "x/a");
+  s.onPodDelete(pod("x", "a", "a", "198.18.17.3"));
+  EXPECT_EQ(s.podAt(*lb::IpAddr::parse("198.18.17.3")), "");
 }
 
 TEST(PolicyNamesPath, MirrorsThePinPathUnderRun) {
