@@ -6,12 +6,15 @@
 #     -o json` names the pod, its identity and its rule, and bpftool's dump of pol_rules_v1
 #     holds that rule's key (endpoint, peer identity, ingress, TCP, port) byte for byte;
 #     pol_state_v1 has the enabled flag and a revision whose low bits are not 0;
+#   - x/b reaches x/a on the allowed port (real traffic through node-1's tc programs);
 #   - a policy change reaches the maps without a restart (same daemon pid): the new port is
-#     in, the old one out, the revision moved, switchyard_policy_rules says so;
+#     in, the old one out, the revision moved; x/b's connections to the old port are now
+#     dropped (policy_denied counted) and, with policy.logDenied, logged naming both pods;
 #   - a restart (SIGKILL, then a new daemon) adopts the pinned maps: nothing rewritten, the
 #     same revision, the same endpoint and identity numbers;
-#   - policy.enabled false: pol_state_v1's flags 0, the policy maps empty, the names file gone.
-# Enforcement itself (packets dropped or passed) is the tc program's, tested apart.
+#   - policy.enabled false: pol_state_v1's flags 0, the policy maps empty, the names file gone,
+#     and x/b reaches x/a's TCP 8080 again (nothing is judged).
+# The truth tables of enforcement are elsewhere; here traffic only shows the wiring works.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/e2e/lib.sh
@@ -106,7 +109,8 @@ has_rule() { # PORT
 
 # --- policy.enabled: the maps hold the policy -----------------------------------------------
 write_objects 8080
-sy_mn_write_config 1 true 'policy: {enabled: true}'
+sy_mn_write_config 1 true 'policy: {enabled: true, logDenied: true}'
+sy_mn_start_servers
 sy_mn_daemon_start 1
 sy_wait_for "node-1's policy maps to hold x/a's rule for 8080" 20 policy_check "$(has_rule 8080)" ||
   sy_fail "expected status policy to show x/a with one ingress rule from x/b's identity on TCP 8080, got: $(policy_json 2>&1)"
@@ -120,7 +124,7 @@ keys=$(rule_keys)
 [[ $keys == "96 $EP $PEER 0 6 8080" ]] ||
   sy_fail "expected pol_rules_v1 to hold one key (prefixlen 96, endpoint $EP, peer $PEER, ingress, TCP, 8080), bpftool says: $keys"
 read -r REV FLAGS <<<"$(pol_state)"
-((FLAGS == 1)) || sy_fail "expected pol_state_v1 flags SY_POL_STATE_ENABLED (1), got $FLAGS"
+((FLAGS == 3)) || sy_fail "expected pol_state_v1 flags SY_POL_STATE_ENABLED|SY_POL_STATE_LOG_DENIED (3), got $FLAGS"
 ((REV > 0 && (REV & 16383) != 0)) || sy_fail "expected a revision with nonzero low bits, got $REV"
 sy_json_check "$out" "d['revision'] == $REV and d['namesRevision'] == $REV" ||
   sy_fail "expected status to show revision $REV, got: $out"
@@ -131,8 +135,10 @@ table=$(timeout 20 nsenter --net="/run/netns/$NS1" "$SY_BIN" status policy --pin
 grep -qE "^x/a +$EP +$ID_A +isolated +open " <<<"$table" && grep -qF "endpoint $EP ingress peer $PEER TCP 8080" <<<"$table" ||
   sy_fail "expected the table to list x/a (endpoint $EP, identity $ID_A, ingress isolated) and its rule, got: $table"
 cfg=$("$SY_BIN" --config "${SY_MN_CONFIG[1]}" --print-config)
-sy_json_check "$cfg" "d['policy'] == {'enabled': True, 'logDenied': False}" ||
-  sy_fail "expected --print-config to show policy.enabled true, logDenied false, got: $cfg"
+sy_json_check "$cfg" "d['policy'] == {'enabled': True, 'logDenied': True}" ||
+  sy_fail "expected --print-config to show policy.enabled and logDenied true, got: $cfg"
+sy_mn_expect_probe "x/b to reach x/a on the allowed TCP 8080" "d['ok'] == 5" pod 2 1 --proto tcp \
+  --target "$A_IP4:8080" --count 5
 sy_log "ok: policy.enabled programs the maps (endpoint $EP, peer $PEER, revision $REV)"
 
 # --- a change reaches the maps without a restart --------------------------------------------
@@ -143,9 +149,16 @@ sy_wait_for "node-1's policy maps to move x/a's rule to 9090" 20 policy_check "$
 keys=$(rule_keys)
 [[ $keys == "96 $EP $PEER 0 6 9090" ]] || sy_fail "expected pol_rules_v1 to hold only the 9090 key, bpftool says: $keys"
 read -r REV2 FLAGS <<<"$(pol_state)"
-((REV2 != REV && (REV2 & 16383) != 0 && FLAGS == 1)) || sy_fail "expected a new revision (was $REV), flags 1; got $REV2 $FLAGS"
+((REV2 != REV && (REV2 & 16383) != 0 && FLAGS == 3)) || sy_fail "expected a new revision (was $REV), flags 3; got $REV2 $FLAGS"
 [[ ${SY_MN_DAEMON_PID[1]} == "$PID" ]] && ! sy__gone "$PID" || sy_fail "expected the same daemon (pid $PID) to apply the change"
-sy_log "ok: a policy change rewrote the rule in place (revision $REV -> $REV2)"
+denied0=$(sy_mn_counter 1 policy_denied)
+sy_mn_expect_probe "x/b's connections to x/a's TCP 8080 to be dropped once only 9090 is allowed" "d['ok'] == 0" \
+  pod 2 1 --proto tcp --target "$A_IP4:8080" --count 3 --timeout-ms 300
+(($(sy_mn_counter 1 policy_denied) > denied0)) || sy_fail "expected policy_denied to count the dropped SYNs"
+line="policy: denied ingress TCP x/b ($B_IP4) -> x/a ($A_IP4) port 8080 on ${SY_MN_POD_DEVS[1]}: no rule"
+sy_wait_for "the denied flow in node-1's log" 10 grep -qF "$line" "${SY_MN_DAEMON_LOG[1]}" ||
+  sy_fail "expected policy.logDenied to log '$line...'; log: $(grep -F 'denied' "${SY_MN_DAEMON_LOG[1]}" | tail -5)"
+sy_log "ok: a policy change rewrote the rule in place (revision $REV -> $REV2), and its denials are enforced and logged"
 
 # --- a restart adopts what is pinned --------------------------------------------------------
 sy_mn_daemon_kill9 1
@@ -160,7 +173,7 @@ sy_json_check "$out" "$(has_rule 9090) and d['endpoints'][0]['endpoint'] == $EP 
 and d['endpoints'][0]['rules'][0]['peer'] == $PEER" ||
   sy_fail "expected the restart to keep endpoint $EP, identity $ID_A and peer $PEER, got: $out"
 read -r REV3 FLAGS <<<"$(pol_state)"
-((REV3 == REV2 && FLAGS == 1)) || sy_fail "expected a restart with nothing changed to keep revision $REV2, got $REV3 (flags $FLAGS)"
+((REV3 == REV2 && FLAGS == 3)) || sy_fail "expected a restart with nothing changed to keep revision $REV2, got $REV3 (flags $FLAGS)"
 sy_log "ok: the restarted daemon adopted the pinned policy maps as they were"
 
 # --- policy.enabled false: flags 0, maps empty -----------------------------------------------
@@ -175,4 +188,6 @@ sy_wait_for "the policy maps to be empty" 20 policy_check "not d['enabled'] and 
   sy_fail "expected policy.enabled false to empty the policy maps, got: $(policy_json 2>&1)"
 [[ -z $(rule_keys) ]] || sy_fail "expected pol_rules_v1 empty, bpftool says: $(rule_keys)"
 [[ ! -e $NAMES ]] || sy_fail "expected the names file $NAMES removed with policy disabled"
+sy_mn_expect_probe "x/b to reach x/a's TCP 8080 again with policy disabled" "d['ok'] == 5" pod 2 1 --proto tcp \
+  --target "$A_IP4:8080" --count 5
 sy_log "ok: policy.enabled false leaves flags 0 and the maps empty"
