@@ -15,15 +15,32 @@
 #   - policy.enabled false: pol_state_v1's flags 0, the policy maps empty, the names file gone,
 #     and x/b reaches x/a's TCP 8080 again (nothing is judged).
 # The truth tables of enforcement are elsewhere; here traffic only shows the wiring works.
+#
+#   policy_wiring_test.sh [files|apiserver]   the objects from manifest files (default) or from
+#                                             sy-fake-apiserver through kubectl (its reflectors
+#                                             for Pods, Namespaces and NetworkPolicies)
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+MODE=${1:-files}
+[[ $MODE == files || $MODE == apiserver ]] || { echo "usage: $0 [files|apiserver]" >&2; exit 2; }
 # shellcheck source=tests/e2e/lib.sh
 source "$HERE/lib.sh"
+# shellcheck source=tests/e2e/lib_cluster.sh
+source "$HERE/lib_cluster.sh"
 # shellcheck source=tests/e2e/lib_multinode.sh
 source "$HERE/lib_multinode.sh"
+# The fake API server and kubectl helpers of the conformance table (cf__start_fake, cf_apply).
+CF_SOURCE=$MODE
+# shellcheck source=tests/e2e/conformance_lib.sh
+source "$HERE/conformance_lib.sh"
 
-sy_e2e_init policy-wiring
+sy_e2e_init "policy-wiring-$MODE"
 sy_mn_up 2 1
+if [[ $MODE == apiserver ]]; then
+  cf__start_fake
+  SY_MN_EXTRA_CONFIG="source: {kind: apiserver, path: null, pollInterval: null}
+clientConnection: {kubeconfig: $WORK/kubeconfig}"
+fi
 PIN1=${SY_MN_PIN[1]}
 NS1=${SY_MN_NODE_NS[1]}
 A_IP4=${SY_MN_POD_IP4[1,1]}
@@ -96,6 +113,7 @@ spec:
   - from: [{podSelector: {matchLabels: {app: b}}}]
     ports: [{protocol: TCP, port: $1}]
 EOF
+  cf_apply "$SY_MN_MANIFEST_DIR/policy-objects.yaml"
 }
 
 # The expression: x/a is an endpoint isolated for ingress with exactly one rule, from x/b's
