@@ -130,6 +130,8 @@ write_objects 8080
 sy_mn_write_config 1 true 'policy: {enabled: true, logDenied: true}'
 sy_mn_start_servers
 sy_mn_daemon_start 1
+sy_wait_for "node-1's daemon to start" 10 grep -q "starting: source $MODE," "${SY_MN_DAEMON_LOG[1]}" ||
+  sy_fail "expected node-1's daemon to run with source $MODE: $(head -3 "${SY_MN_DAEMON_LOG[1]}")"
 sy_wait_for "node-1's policy maps to hold x/a's rule for 8080" 20 policy_check "$(has_rule 8080)" ||
   sy_fail "expected status policy to show x/a with one ingress rule from x/b's identity on TCP 8080, got: $(policy_json 2>&1)"
 out=$(policy_json)
