@@ -1620,19 +1620,24 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 role, __u32 l3_of
 		if (ct->dir == SY_CT_REPLY)
 			return ct_reply(skb, &p, &key, ct, now); /* replies of an allowed flow pass */
 		if (role == ROLE_FROM_POD || role == ROLE_FROM_NET) {
-			if (role == ROLE_FROM_POD &&
-			    pol_check_ct(skb, &p, ct, POL_EGRESS_TRANSLATED) != TC_ACT_OK)
+			/* POL_UNTRACKED: the flow is to be balanced again, its pair is gone. */
+			v = role == ROLE_FROM_POD
+				    ? pol_check_ct(skb, &p, &key, ct, POL_EGRESS_TRANSLATED)
+				    : TC_ACT_OK;
+			if (v == TC_ACT_SHOT)
 				return TC_ACT_SHOT;
-			v = ct_forward(skb, &p, &key, ct, now);
-			if (v == CT_DSR)
-				return dsr_forward(skb, &p, ct, SY_REASON_TC_DNAT_CT);
-			if (v != CT_RESELECT)
-				return v;
+			if (v != POL_UNTRACKED) {
+				v = ct_forward(skb, &p, &key, ct, now);
+				if (v == CT_DSR)
+					return dsr_forward(skb, &p, ct, SY_REASON_TC_DNAT_CT);
+				if (v != CT_RESELECT)
+					return v;
+			}
 		} else {
 			/* A tracked flow's request towards a pod (its entry's destination is
 			 * this packet's own). */
 			if (role == ROLE_TO_POD)
-				return pol_check_ct(skb, &p, ct, POL_INGRESS);
+				return pol_check_ct(skb, &p, &key, ct, POL_INGRESS);
 			return TC_ACT_OK;
 		}
 	}

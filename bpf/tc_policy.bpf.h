@@ -175,22 +175,45 @@ static __always_inline int pol_check_entry(struct __sk_buff *skb, struct sy_ct_e
 	return TC_ACT_OK;
 }
 
+#define POL_UNTRACKED (-3000) /* the entry is gone (expired, or to be balanced again): a new flow */
+
 /* What pol_check_ct judges. */
 #define POL_INGRESS 0            /* the packet as it is, towards the pod */
 #define POL_EGRESS_TRANSLATED 1  /* the pod's packet, to the backend the entry names */
 
-/* The verdict of a tracked flow's entry (cached, or judged now and remembered). */
-__noinline int pol_check_ct(struct __sk_buff *skb, const struct pkt *p, struct sy_ct_entry *e,
-			    __u32 how)
+/* Whether ct_forward would balance the flow of forward entry e again (CT_RESELECT): it
+ * expired, a SYN reuses a closed one's tuple, or its backend is gone or renamed. */
+static __always_inline int pol_would_reselect(const struct pkt *p, const struct sy_ct_entry *e)
+{
+	__u32 id = e->backend_id;
+	const struct sy_backend *be;
+
+	if (!sy_fresh(e->last_seen_ns, bpf_ktime_get_ns(), ct_lifetime(e, p->proto)) ||
+	    ((e->flags & SY_CT_F_CLOSING) && (p->tcp_flags & TCP_FLAG_SYN)))
+		return 1;
+	be = bpf_map_lookup_elem(&SY_MAP_BACKENDS, &id);
+	return !be || !sy_addr_eq(&be->addr, &e->nat_addr) || be->port != e->nat_port;
+}
+
+/* The verdict of a tracked flow's entry (cached, or judged now and remembered). Egress of a
+ * translated flow that ct_forward would balance again is not judged against the backend it
+ * is leaving: its pair goes and POL_UNTRACKED is returned, so that the flow is balanced
+ * and judged as a new one (new_flow, pol_new_translated). */
+__noinline int pol_check_ct(struct __sk_buff *skb, const struct pkt *p, const struct sy_ct_key *k,
+			    struct sy_ct_entry *e, __u32 how)
 {
 	const struct sy_pol_state *st = pol_state();
 	struct pol_query q;
 
-	if (!skb || !p || !e)
+	if (!skb || !p || !k || !e)
 		return TC_ACT_SHOT; /* global function: the verifier checks it alone, NULL included */
 	if (!st)
 		return TC_ACT_OK;
 	if (how == POL_EGRESS_TRANSLATED) {
+		if (!pol_cached(e, st->revision, SY_POL_EGRESS) && pol_would_reselect(p, e)) {
+			ct_forget_pair(k, e);
+			return POL_UNTRACKED;
+		}
 		q.local = p->saddr;
 		q.peer = e->nat_addr;
 		q.port = bpf_ntohs(e->nat_port);
@@ -212,14 +235,13 @@ __noinline int pol_new_translated(struct __sk_buff *skb, const struct pkt *p,
 	if (!skb || !p || !k || !entry)
 		return TC_ACT_SHOT; /* global function: the verifier checks it alone, NULL included */
 	e = bpf_map_lookup_elem(&SY_MAP_CT, k);
-	if (pol_check_ct(skb, p, e ? e : entry, POL_EGRESS_TRANSLATED) == TC_ACT_OK)
+	if (pol_check_ct(skb, p, k, e ? e : entry, POL_EGRESS_TRANSLATED) == TC_ACT_OK)
 		return TC_ACT_OK;
 	if (mine)
 		ct_forget_pair(k, entry);
 	return TC_ACT_SHOT;
 }
 
-#define POL_UNTRACKED (-3000) /* pol_tracked: the entry had expired and is gone: a new flow */
 
 /* A packet whose conntrack entry is a policy-only one (SY_CT_F_POLICY), on any device:
  * lifetime and stamps as for translated flows, the verdict checked on pod-facing devices for

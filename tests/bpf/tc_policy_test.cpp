@@ -292,6 +292,41 @@ TEST_F(TcPolicyTest, IngressFromThisNodesAddressIsAlwaysAllowed_NetpolHostTraffi
   EXPECT_EQ(run(Program::TcToPod, other).verdict, TC_ACT_SHOT);
 }
 
+// A tracked service flow whose backend went away is balanced again (ct_forward), and the
+// new backend is what egress policy judges: the old backend's address (no pod any more)
+// must not drop the flow first. UDP keeps its tuple (a resolver's fixed source port).
+TEST_F(TcPolicyTest, AFlowWhoseBackendWentAwayIsRebalancedNotJudgedAgainstTheOldBackend) {
+  const TestPod dns1{"x", "dns1", "n1", "198.18.16.3", "2001:db8:16::3"};
+  const TestPod dns2{"x", "dns2", "n1", "198.18.16.4", "2001:db8:16::4"};
+  for (const TestPod* t : {&dns1, &dns2}) {
+    k8s::Pod pod = podOf(*t);
+    pod.metadata.labels = {{"app", "dns"}};
+    compiler_.upsertPod(pod);
+  }
+  apply(R"(
+metadata: {namespace: x, name: client-to-dns}
+spec:
+  podSelector: {matchLabels: {app: client}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{podSelector: {matchLabels: {app: dns}}}]
+    ports: [{protocol: UDP, port: 5353}]
+)");
+  Packet q = makePacket(IPPROTO_UDP, kClient.v4, 40000, "198.19.0.53", 53);
+  Result r = run(Program::TcFromPod, q);
+  ASSERT_EQ(r.verdict, TC_ACT_OK);
+  ASSERT_EQ(r.out.dst(), "198.18.16.3:5353");
+  // dns1 is deleted: its endpoint leaves the Service, its address the ipcache.
+  sync("default/dns", {frontend("198.19.0.53", 53, lb::kProtoUDP, {"198.18.16.4"}, 5353)});
+  compiler_.deletePod("x/dns1");
+  commit();
+  ageConntrack(-static_cast<int64_t>(2 * SY_CT_REFRESH_NS));  // the next packet checks the backend
+  r = run(Program::TcFromPod, q);
+  EXPECT_EQ(r.verdict, TC_ACT_OK) << "the flow was dropped for its old, gone backend";
+  EXPECT_EQ(r.out.dst(), "198.18.16.4:5353");
+  EXPECT_EQ(counter(SY_REASON_POL_DENIED), 0u);
+}
+
 int onEvent(void* ctx, void* data, size_t size) {
   auto* out = static_cast<std::vector<sy_pol_event>*>(ctx);
   if (size >= sizeof(sy_pol_event)) {
