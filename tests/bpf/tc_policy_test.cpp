@@ -6,12 +6,16 @@
 // the NetworkPolicy API's order: policies name pods, not ClusterIPs).
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <net/if.h>
 #include <sched.h>
 
 #include <vector>
 
 #include "bpf/policy_maps.h"
+#include "bpf/unique_fd.h"
 #include "policy/compiler.h"
+#include "shell.h"
 #include "tc_fixture.h"
 #include "tests/policy/grid.h"
 
@@ -325,6 +329,60 @@ spec:
   EXPECT_EQ(r.verdict, TC_ACT_OK) << "the flow was dropped for its old, gone backend";
   EXPECT_EQ(r.out.dst(), "198.18.16.4:5353");
   EXPECT_EQ(counter(SY_REASON_POL_DENIED), 0u);
+}
+
+// Kubernetes: "a pod cannot block access to itself". A pod reaching itself through its
+// Service (hairpin, SNATed to the node's address towards it) is its own peer on egress.
+TEST_F(TcPolicyTest, APodReachingItselfThroughItsServiceIsNotBlockedByItsEgressPolicy) {
+  // The hairpin SNAT asks the FIB for this node's source towards the pod: a netns of the
+  // test's own with a route to it (left with the test: the netns goes with its last user).
+  bpf::UniqueFd orig(::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC));
+  ASSERT_GE(orig.get(), 0);
+  ASSERT_EQ(::unshare(CLONE_NEWNET), 0) << strerror(errno);
+  struct Back {
+    int fd;
+    ~Back() { EXPECT_EQ(::setns(fd, CLONE_NEWNET), 0); }
+  } back{orig.get()};
+  for (const char* cmd : {"ip link set lo up", "ip link add pod0 type veth peer name pod1",
+                          "ip link set pod0 up", "ip link set pod1 up",
+                          "ip addr add 198.18.0.11/24 dev pod0", "ip route add 198.18.16.0/24 dev pod0",
+                          "sysctl -qw net.ipv4.ip_forward=1"}) {
+    ASSERT_EQ(sh(cmd), "");
+  }
+  sy_addr node = bpf::toSyAddr(*lb::IpAddr::parse("198.18.0.11"));
+  sy_node_addr_value v{};
+  ASSERT_EQ(bpf_map_update_elem(dp_->maps().nodeAddrs, &node, &v, BPF_ANY), 0);
+  apply(R"(
+metadata: {namespace: x, name: web-deny-all}
+spec: {podSelector: {matchLabels: {app: web}}, policyTypes: [Ingress, Egress]}
+)");
+  Packet self = makePacket(IPPROTO_TCP, kWeb.v4, 40000, "198.19.0.10", 80, kSyn);
+  // Run on pod0, the pod-facing device the route names (the skb's device is the FIB's).
+  auto fromPod0 = [&](const Packet& in) {
+    Result res;
+    res.out.l3off = in.l3off;
+    res.out.bytes.assign(in.bytes.size() + 256, 0);
+    struct __sk_buff ctx {};
+    ctx.ifindex = if_nametoindex("pod0");
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.bytes.data(), .data_out = res.out.bytes.data(),
+                .data_size_in = static_cast<uint32_t>(in.bytes.size()),
+                .data_size_out = static_cast<uint32_t>(res.out.bytes.size()), .ctx_in = &ctx,
+                .ctx_size_in = sizeof(ctx), .repeat = 1);
+    EXPECT_EQ(bpf_prog_test_run_opts(dp_->programFd(Program::TcFromPod), &opts), 0);
+    res.out.bytes.resize(opts.data_size_out);
+    res.verdict = static_cast<int>(opts.retval);
+    return res;
+  };
+  Result r = fromPod0(self);
+  EXPECT_EQ(r.verdict, TC_ACT_REDIRECT) << "a pod's egress policy blocked the pod itself";
+  EXPECT_EQ(r.out.srcAddr(), "198.18.0.11") << "not the hairpin SNAT";
+  EXPECT_EQ(r.out.dst(), "198.18.16.2:8080");
+  EXPECT_EQ(counter(SY_REASON_POL_DENIED_DEFAULT), 0u);
+  // Another pod's flow to the same Service stays subject to web's ingress isolation.
+  Packet other = makePacket(IPPROTO_TCP, kClient.v4, 40001, "198.19.0.10", 80, kSyn);
+  Result o = fromPod0(other);
+  ASSERT_EQ(o.verdict, TC_ACT_OK);
+  EXPECT_EQ(run(Program::TcToPod, o.out).verdict, TC_ACT_SHOT);
 }
 
 int onEvent(void* ctx, void* data, size_t size) {
