@@ -247,6 +247,14 @@ __noinline int pol_new_translated(struct __sk_buff *skb, const struct pkt *p,
 }
 
 
+/* Whether the packet's destination is a frontend (any scope). */
+static __noinline int pol_is_frontend(const struct pkt *p)
+{
+	struct sy_svc_key skey;
+
+	return p && sy_lookup_service(&skey, &p->daddr, p->dport, p->proto, 0) != NULL;
+}
+
 /* A packet whose conntrack entry is a policy-only one (SY_CT_F_POLICY), on any device:
  * lifetime and stamps as for translated flows, the verdict checked on pod-facing devices for
  * forward packets (replies of an allowed flow pass). Never translates. */
@@ -276,6 +284,14 @@ __noinline int pol_tracked(struct __sk_buff *skb, const struct pkt *p, const str
 	if (p->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST))
 		ct_mark_closing(k, e);
 	if (!sy_fresh(e->last_seen_ns, now, SY_CT_REFRESH_NS)) {
+		/* At most once per refresh: the destination became a frontend (a Service made
+		 * or given this port since): the flow is translated from now on, as it would
+		 * be without the pair (whether policy is on or off). */
+		if (e->dir == SY_CT_FORWARD && (role == ROLE_FROM_POD || role == ROLE_FROM_NET) &&
+		    pol_is_frontend(p)) {
+			ct_forget_pair(k, e);
+			return POL_UNTRACKED;
+		}
 		e->last_seen_ns = now;
 		if (e->dir == SY_CT_FORWARD)
 			ct_reply_key_of(&other, k, e);

@@ -385,6 +385,33 @@ spec: {podSelector: {matchLabels: {app: web}}, policyTypes: [Ingress, Egress]}
   EXPECT_EQ(run(Program::TcToPod, o.out).verdict, TC_ACT_SHOT);
 }
 
+// A flow nothing translated got a policy-only pair; once its destination becomes a frontend
+// (a Service created or given that port) the flow must be translated like any other, not
+// passed untranslated for as long as its packets keep the pair alive (with policy on, and
+// after policy is switched off).
+TEST_F(TcPolicyTest, APolicyOnlyPairDoesNotKeepAFlowFromANewServiceFrontend) {
+  for (bool policyOff : {false, true}) {
+    SCOPED_TRACE(policyOff ? "policy switched off meanwhile" : "policy on");
+    uint16_t sport = policyOff ? 40001 : 40000;
+    apply(kDenyIngressServer);  // policy is on; the client is open
+    Packet q = makePacket(IPPROTO_UDP, kClient.v4, sport, "198.19.0.54", 53);
+    ASSERT_EQ(run(Program::TcFromPod, q).verdict, TC_ACT_OK);
+    ASSERT_EQ(policyEntries(), 2u);
+    sync("default/dns2", {frontend("198.19.0.54", 53, lb::kProtoUDP, {"198.18.16.3"}, 5353)});
+    if (policyOff) {
+      setState(0);
+    }
+    ageConntrack(-static_cast<int64_t>(2 * SY_CT_REFRESH_NS));
+    Result r = run(Program::TcFromPod, q);
+    EXPECT_EQ(r.verdict, TC_ACT_OK);
+    EXPECT_EQ(r.out.dst(), "198.18.16.3:5353") << "the new frontend's flow left untranslated";
+    sync("default/dns2", {});
+    for (const auto& [k, e] : ctEntries()) {
+      ASSERT_EQ(bpf_map_delete_elem(dp_->maps().ct, &k), 0);
+    }
+  }
+}
+
 int onEvent(void* ctx, void* data, size_t size) {
   auto* out = static_cast<std::vector<sy_pol_event>*>(ctx);
   if (size >= sizeof(sy_pol_event)) {
