@@ -1598,8 +1598,18 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 role, __u32 l3_of
 	if (p.frag) {
 		/* Fragments are not translated yet: pass them untouched, and count the first one
 		 * of a datagram to a frontend (later ones carry no port to match). */
-		if (p.frag == FRAG_FIRST)
+		if (p.frag == FRAG_FIRST) {
 			count_fragment(skb, &p);
+			/* NetworkPolicy: the first fragment is judged like its flow. */
+			if (role == ROLE_FROM_POD || role == ROLE_TO_POD) {
+				ct_key(&key, &p.saddr, &p.daddr, p.sport, p.dport, p.proto);
+				v = pol_fragment(skb, &p, &key, role);
+				if (v != POL_UNTRACKED)
+					return v;
+				return pol_new_flow(skb, &p, &key, role == ROLE_TO_POD ? SY_POL_INGRESS
+										: SY_POL_EGRESS);
+			}
+		}
 		return TC_ACT_OK;
 	}
 	now = bpf_ktime_get_ns();

@@ -13,8 +13,9 @@
  * label or pod change). Replies of an allowed flow pass on their reply entry. Denied packets
  * are dropped and leave no entry behind.
  *
- * Not judged: ICMP and fragments (passed as before), and ingress from this node's own
- * addresses (a pod cannot block its node, as Kubernetes documents: kubelet probes).
+ * Not judged: ICMP, fragments after the first (the first carries the ports and is judged),
+ * and ingress from this node's own addresses (a pod cannot block its node, as Kubernetes
+ * documents: kubelet probes).
  */
 #pragma once
 
@@ -359,4 +360,29 @@ __noinline int pol_new_flow(struct __sk_buff *skb, const struct pkt *p,
 		return ct_full(skb, 0);
 	}
 	return TC_ACT_OK; /* -EEXIST: another CPU tracked it first */
+}
+
+/* The first fragment of a datagram on a pod-facing device (it carries the ports; later ones
+ * carry none and are never reassembled without it): judged as a packet of its flow, so that
+ * fragmenting does not carry a denied flow past policy. The service stage does not translate
+ * fragments, so nothing is translated here either. k: the packet's key. POL_UNTRACKED: no
+ * entry, the caller judges it as a new flow (pol_new_flow, one call level less). */
+__noinline int pol_fragment(struct __sk_buff *skb, const struct pkt *p, const struct sy_ct_key *k,
+			    __u32 role)
+{
+	const struct sy_pol_state *st = pol_state();
+	struct pol_query q;
+	struct sy_ct_entry *e;
+
+	if (!skb || !p || !k)
+		return TC_ACT_SHOT; /* global function: the verifier checks it alone, NULL included */
+	if (!st)
+		return TC_ACT_OK;
+	e = bpf_map_lookup_elem(&SY_MAP_CT, k);
+	if (!e)
+		return POL_UNTRACKED;
+	if (e->dir == SY_CT_REPLY || !(e->flags & SY_CT_F_POLICY))
+		return TC_ACT_OK; /* a reply; or a service flow's, left untranslated as before */
+	pol_query_of(&q, p, role == ROLE_TO_POD ? SY_POL_INGRESS : SY_POL_EGRESS);
+	return pol_check_entry(skb, e, &q, st);
 }

@@ -412,6 +412,36 @@ TEST_F(TcPolicyTest, APolicyOnlyPairDoesNotKeepAFlowFromANewServiceFrontend) {
   }
 }
 
+// A first fragment carries the ports: a flow the pod's policy denies must not reach it by
+// fragmenting its packets (its stack reassembles them; a fragmented SYN would get an answer
+// whose policy-only pair then lets the rest of the connection in). Fragments of an allowed
+// flow still pass.
+TEST_F(TcPolicyTest, AFirstFragmentIsJudgedLikeItsFlow) {
+  apply(kDenyIngressServer);
+  apply(kAllowClientToServer);
+  PacketShape first;
+  first.fragOff = 0x2000;  // MF, offset 0
+  for (uint8_t proto : {uint8_t{IPPROTO_TCP}, uint8_t{IPPROTO_UDP}}) {
+    SCOPED_TRACE(proto == IPPROTO_TCP ? "TCP" : "UDP");
+    Packet denied = makePacket(proto, kRemote.v4, 40000, kServer.v4, 8080, kSyn, "frag", first);
+    EXPECT_EQ(run(Program::TcToPod, denied).verdict, TC_ACT_SHOT) << "a denied flow's fragment passed";
+  }
+  // IPv6: a fragment header with offset 0 and M set.
+  PacketShape first6;
+  first6.v6Ext = {{44, {0, 1, 0, 0, 0x12, 0x34}}};
+  Packet denied6 = makePacket(IPPROTO_UDP, kRemote.v6, 40000, kServer.v6, 8080, 0, "frag", first6);
+  EXPECT_EQ(run(Program::TcToPod, denied6).verdict, TC_ACT_SHOT) << "a denied IPv6 flow's fragment passed";
+  Packet allowed = makePacket(IPPROTO_TCP, kClient.v4, 40001, kServer.v4, 8080, kSyn, "frag", first);
+  EXPECT_EQ(run(Program::TcFromPod, allowed).verdict, TC_ACT_OK);
+  EXPECT_EQ(run(Program::TcToPod, allowed).verdict, TC_ACT_OK);
+  // Later fragments carry no ports: they pass (without their first one they are never
+  // reassembled).
+  PacketShape later;
+  later.fragOff = 0x0010;
+  Packet rest = makePacket(IPPROTO_UDP, kRemote.v4, 40000, kServer.v4, 8080, 0, "frag", later);
+  EXPECT_EQ(run(Program::TcToPod, rest).verdict, TC_ACT_OK);
+}
+
 int onEvent(void* ctx, void* data, size_t size) {
   auto* out = static_cast<std::vector<sy_pol_event>*>(ctx);
   if (size >= sizeof(sy_pol_event)) {
