@@ -150,6 +150,30 @@ __noinline int pol_judge(struct __sk_buff *skb, const struct pol_query *q, __u32
 	return TC_ACT_SHOT;
 }
 
+#ifdef SY_TEST_RACE
+/* Tests only (the race object, tests/bpf): the daemon moves the revision on between a
+ * judgement and its caching, as a policy change landing meanwhile on another CPU would. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+} pol_race_revision SEC(".maps");
+
+static __always_inline void pol_test_race(const struct sy_pol_state *st)
+{
+	__u32 zero = 0;
+	__u32 *r = bpf_map_lookup_elem(&pol_race_revision, &zero);
+
+	if (r && *r) {
+		((struct sy_pol_state *)st)->revision = *r;
+		*r = 0;
+	}
+}
+#else
+#define pol_test_race(st) ((void)0)
+#endif
+
 /* The query of a packet as it is (no translation between here and the pod). */
 static __always_inline void pol_query_of(struct pol_query *q, const struct pkt *p, __u8 dir)
 {
@@ -319,6 +343,7 @@ __noinline int pol_new_flow(struct __sk_buff *skb, const struct pkt *p,
 	struct sy_ct_key rk;
 	struct sy_ct_entry e;
 	struct sy_ct_entry *r;
+	__u32 revision;
 	long err;
 	int mine;
 
@@ -326,6 +351,8 @@ __noinline int pol_new_flow(struct __sk_buff *skb, const struct pkt *p,
 		return TC_ACT_SHOT; /* global function: the verifier checks it alone, NULL included */
 	if (!st)
 		return TC_ACT_OK;
+	/* Read before the judgement: a revision that moves on meanwhile judges the flow again. */
+	revision = st->revision;
 	pol_query_of(&q, p, (__u8)dir);
 	ct_key(&rk, &p->daddr, &p->saddr, p->dport, p->sport, p->proto);
 	r = bpf_map_lookup_elem(&SY_MAP_CT, &rk);
@@ -335,6 +362,7 @@ __noinline int pol_new_flow(struct __sk_buff *skb, const struct pkt *p,
 		return pol_check_entry(skb, r, &q, st);
 	if (pol_judge(skb, &q, st->flags) != TC_ACT_OK)
 		return TC_ACT_SHOT;
+	pol_test_race(st);
 
 	/* The pair: both entries "translate" to the forward's own destination (ct_reply_of
 	 * of such a forward is the same entry in the other direction), one stack copy. */
@@ -352,7 +380,7 @@ __noinline int pol_new_flow(struct __sk_buff *skb, const struct pkt *p,
 		return ct_full(skb, 0);
 	mine = err == 0;
 	e.dir = SY_CT_FORWARD;
-	pol_remember(&e, st->revision, (__u8)dir);
+	pol_remember(&e, revision, (__u8)dir);
 	err = bpf_map_update_elem(&SY_MAP_CT, fk, &e, BPF_NOEXIST);
 	if (err == -E2BIG) {
 		if (mine)

@@ -442,6 +442,38 @@ TEST_F(TcPolicyTest, AFirstFragmentIsJudgedLikeItsFlow) {
   EXPECT_EQ(run(Program::TcToPod, rest).verdict, TC_ACT_OK);
 }
 
+// A verdict is cached under the revision read before it was taken: a policy change whose
+// revision lands between the judgement (with the old maps) and the caching must not leave
+// the old verdict marked as the new revision's, or the flow is never judged again.
+TEST_F(TcPolicyTest, AVerdictIsCachedUnderTheRevisionItWasTakenAt) {
+  LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pinPath_.c_str());
+  struct Obj {
+    bpf_object* o;
+    ~Obj() { bpf_object__close(o); }
+  } obj{bpf_object__open_file(SY_TC_RACE_OBJECT, &opts)};
+  ASSERT_NE(obj.o, nullptr);
+  ASSERT_EQ(bpf_object__load(obj.o), 0) << "load " SY_TC_RACE_OBJECT;
+  int toPod = bpf_program__fd(bpf_object__find_program_by_name(obj.o, "sy_tc_to_pod"));
+  int inject = bpf_map__fd(bpf_object__find_map_by_name(obj.o, "pol_race_revision"));
+  ASSERT_GE(toPod, 0);
+  ASSERT_GE(inject, 0);
+  apply(kDenyIngressServer);
+  apply(kAllowClientToServer);
+  // The client's flow is judged with the maps that allow it; meanwhile the allow goes
+  // (written to the maps with revision + 1, which the program sees before it caches).
+  uint32_t zero = 0, next = revision_ + 1;
+  ASSERT_EQ(bpf_map_update_elem(inject, &zero, &next, BPF_ANY), 0);
+  Packet syn = makePacket(IPPROTO_TCP, kClient.v4, 40000, kServer.v4, 8080, kSyn);
+  ASSERT_EQ(runFd(toPod, syn).verdict, TC_ACT_OK);
+  compiler_.deletePolicy("x/allow-client");
+  policy::State now = compiler_.compute();
+  ASSERT_TRUE(bpf::writePolicyDiff(fds_, policy::diff(written_, now)).ok());
+  written_ = std::move(now);
+  revision_ = next;  // pol_state_v1 holds it already
+  Packet ack = makePacket(IPPROTO_TCP, kClient.v4, 40000, kServer.v4, 8080, kAck);
+  EXPECT_EQ(runFd(toPod, ack).verdict, TC_ACT_SHOT) << "the old verdict passed for the new revision's";
+}
+
 int onEvent(void* ctx, void* data, size_t size) {
   auto* out = static_cast<std::vector<sy_pol_event>*>(ctx);
   if (size >= sizeof(sy_pol_event)) {
