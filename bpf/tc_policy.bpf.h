@@ -295,9 +295,10 @@ __noinline int pol_tracked(struct __sk_buff *skb, const struct pkt *p, const str
 	if (!skb || !p || !k || !e)
 		return TC_ACT_SHOT; /* global function: the verifier checks it alone, NULL included */
 	if (!sy_fresh(e->last_seen_ns, now, ct_lifetime(e, p->proto)) ||
-	    (e->dir == SY_CT_FORWARD && (e->flags & SY_CT_F_CLOSING) &&
+	    ((e->flags & SY_CT_F_CLOSING) &&
 	     (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)) {
-		/* Over, or a new connection reusing a closed one's tuple. */
+		/* Over, or a new connection reusing a closed one's tuple (in either direction:
+		 * a SYN without ACK is never a reply). */
 		ct_forget_pair(k, e);
 		return POL_UNTRACKED;
 	}

@@ -474,6 +474,25 @@ TEST_F(TcPolicyTest, AVerdictIsCachedUnderTheRevisionItWasTakenAt) {
   EXPECT_EQ(runFd(toPod, ack).verdict, TC_ACT_SHOT) << "the old verdict passed for the new revision's";
 }
 
+// A closed connection's policy-only pair does not let a new connection in the other
+// direction on the same tuple pass as a reply: its SYN is a new flow, judged.
+TEST_F(TcPolicyTest, ASynOnAClosedFlowsReplyEntryIsJudgedAsANewFlow) {
+  apply(R"(
+metadata: {namespace: x, name: client-no-ingress}
+spec: {podSelector: {matchLabels: {app: client}}, policyTypes: [Ingress]}
+)");
+  Packet out = makePacket(IPPROTO_TCP, kClient.v4, 40000, kRemote.v4, 8080, kSyn);
+  ASSERT_EQ(run(Program::TcFromPod, out).verdict, TC_ACT_OK);  // the client's egress: open
+  Packet answer = makePacket(IPPROTO_TCP, kRemote.v4, 8080, kClient.v4, 40000, kSyn | kAck);
+  EXPECT_EQ(run(Program::TcToPod, answer).verdict, TC_ACT_OK) << "a reply was judged";
+  Packet fin = makePacket(IPPROTO_TCP, kClient.v4, 40000, kRemote.v4, 8080, 0x01 | kAck);
+  ASSERT_EQ(run(Program::TcFromPod, fin).verdict, TC_ACT_OK);
+  // The remote now opens a connection to the client from the same tuple.
+  Packet in = makePacket(IPPROTO_TCP, kRemote.v4, 8080, kClient.v4, 40000, kSyn);
+  EXPECT_EQ(run(Program::TcToPod, in).verdict, TC_ACT_SHOT) << "a new inbound connection passed as a reply";
+  EXPECT_EQ(counter(SY_REASON_POL_DENIED_DEFAULT), 1u);
+}
+
 int onEvent(void* ctx, void* data, size_t size) {
   auto* out = static_cast<std::vector<sy_pol_event>*>(ctx);
   if (size >= sizeof(sy_pol_event)) {
