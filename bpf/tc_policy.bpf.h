@@ -408,8 +408,13 @@ __noinline int pol_fragment(struct __sk_buff *skb, const struct pkt *p, const st
 	if (!st)
 		return TC_ACT_OK;
 	e = bpf_map_lookup_elem(&SY_MAP_CT, k);
-	if (!e)
+	if (!e) {
+		/* To a frontend: untranslated as before, and no policy-only pair, which would
+		 * keep the flow's next packets from translation. */
+		if (role == ROLE_FROM_POD && pol_is_frontend(p))
+			return TC_ACT_OK;
 		return POL_UNTRACKED;
+	}
 	if (e->dir == SY_CT_REPLY || !(e->flags & SY_CT_F_POLICY))
 		return TC_ACT_OK; /* a reply; or a service flow's, left untranslated as before */
 	pol_query_of(&q, p, role == ROLE_TO_POD ? SY_POL_INGRESS : SY_POL_EGRESS);

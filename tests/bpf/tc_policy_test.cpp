@@ -434,6 +434,13 @@ TEST_F(TcPolicyTest, AFirstFragmentIsJudgedLikeItsFlow) {
   Packet allowed = makePacket(IPPROTO_TCP, kClient.v4, 40001, kServer.v4, 8080, kSyn, "frag", first);
   EXPECT_EQ(run(Program::TcFromPod, allowed).verdict, TC_ACT_OK);
   EXPECT_EQ(run(Program::TcToPod, allowed).verdict, TC_ACT_OK);
+  // A fragment to a frontend is not translated (nor judged: its backend is unknown); it
+  // leaves no policy-only pair that would keep the flow's next packets from translation.
+  Packet toVip = makePacket(IPPROTO_UDP, kClient.v4, 40002, "198.19.0.53", 53, 0, "frag", first);
+  EXPECT_EQ(run(Program::TcFromPod, toVip).verdict, TC_ACT_OK);
+  Result whole = run(Program::TcFromPod, makePacket(IPPROTO_UDP, kClient.v4, 40002, "198.19.0.53", 53));
+  EXPECT_EQ(whole.verdict, TC_ACT_OK);
+  EXPECT_EQ(whole.out.dst(), "198.18.16.3:5353");
   // Later fragments carry no ports: they pass (without their first one they are never
   // reassembled).
   PacketShape later;
