@@ -71,6 +71,23 @@ policyTypes: [Egress]'
   np_unpolicy_all
 }
 
+# upstream "should enforce multiple, stacked policies with overlapping podSelectors" and
+# "should support allow-all policy": policies add up, so an allow-all beside a default deny
+# admits everything.
+case_stacked_allow_all_over_default_deny_upstream_stacked_policies() {
+  np_policy x deny-ingress 'podSelector: {}
+policyTypes: [Ingress]'
+  np_policy x allow-all 'podSelector: {}
+ingress: [{}]'
+  np_sync
+  np_expect "allow-all beside default deny ingress in x" "" "$ALL"
+  np_expect_rules "x/a admits any peer on any port" "${NP_NODE_OF[x/a]}" x/a ingress "any any"
+  np_unpolicy x allow-all
+  np_sync
+  np_expect "default deny ingress in x again once allow-all is removed" "deny * -> x/*" tcp
+  np_unpolicy_all
+}
+
 # upstream "should enforce policy to allow traffic from pods within server namespace based on
 # PodSelector"
 case_pod_selector_upstream_allow_from_pods_within_server_namespace() {
