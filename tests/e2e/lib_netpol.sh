@@ -274,6 +274,7 @@ np_expect() {
     return 0
   fi
   [[ -s $retry ]] || sy_fail "expected $desc: $report"
+  local first=$report
   sy_log "$desc: $(wc -l <"$retry") cell(s) not as expected, probing them once more"
   local again=$WORK/np-probe-$NP_PROBE_RUN-again.txt
   : >"$again"
@@ -282,7 +283,7 @@ np_expect() {
   awk 'NR == FNR { seen[$1 " " $2 " " $3 " " $4] = 1; print; next } !(($1 " " $2 " " $3 " " $4) in seen)' \
     "$again" "$out" >"$out.merged"
   if report=$(python3 -S "$NP_PY" compare "$NP_GRID" "$dsl" "$out.merged" "$cols" "$fams" 2>&1); then
-    sy_log "ok: $desc (after probing again): $report"
+    sy_log "ok: $desc (after probing again): $report; the first probe differed in: $(grep '^  ' <<<"$first" | tr -s ' \n' ' ')"
     return 0
   fi
   sy_fail "expected $desc ($cols, IPv${fams//,/ and IPv}); reachability: $dsl
