@@ -33,6 +33,23 @@ print(" ".join(k for k, p in sorted(grid.items())
                if ipaddress.ip_address(p["ip4"]) in n4 and ipaddress.ip_address(p["ip6"]) in n6))' "$NP_GRID" "$1" "$2"
 }
 
+# The policy verdict counters of every node, into COUNTERS[I,NAME] (policy_allowed,
+# policy_denied, policy_denied_default); counters_moved I NAME prints how far one moved since.
+declare -A COUNTERS=()
+counters_mark() {
+  local i c
+  for ((i = 1; i <= NP_NODES; i++)); do
+    for c in policy_allowed policy_denied policy_denied_default; do
+      COUNTERS[$i,$c]=$(sy_mn_counter "$i" "$c")
+    done
+  done
+}
+counters_moved() {
+  local now
+  now=$(sy_mn_counter "$1" "$2")
+  echo $((now - ${COUNTERS[$1,$2]}))
+}
+
 # ---- cases ----------------------------------------------------------------------------------
 
 # Upstream's starting point (NewReachability(pods, true)): without a policy every pod reaches
@@ -46,8 +63,16 @@ case_default_deny_ingress_upstream_default_deny_ingress() {
   np_policy x deny-ingress 'podSelector: {}
 policyTypes: [Ingress]'
   np_sync
+  counters_mark
   np_expect "default deny ingress in x" "deny * -> x/*" "$ALL"
-  local n=${NP_NODE_OF[x/a]} flags rules
+  local n=${NP_NODE_OF[x/a]} flags rules i
+  # No policy of x has a rule: every denial is "by default".
+  for ((i = 1; i <= NP_NODES; i++)); do
+    (($(counters_moved "$i" policy_denied_default) > 0 && $(counters_moved "$i" policy_denied) == 0)) ||
+      sy_fail "expected node-$i's denials counted as policy_denied_default only" \
+        "(policy_denied_default +$(counters_moved "$i" policy_denied_default), policy_denied +$(counters_moved "$i" policy_denied))"
+  done
+  sy_log "ok: every node counted its denials as policy_denied_default"
   flags=$(np_endpoint "$n" x/a)
   [[ $flags == *" flags=ingress-isolated" ]] ||
     sy_fail "expected x/a's pol_ep_v1 entry on node-$n to be ingress-isolated only, got: $flags"
@@ -94,8 +119,17 @@ case_pod_selector_upstream_allow_from_pods_within_server_namespace() {
   np_policy x allow-b 'podSelector: {matchLabels: {pod: a}}
 ingress: [{from: [{podSelector: {matchLabels: {pod: b}}}]}]'
   np_sync
+  counters_mark
   np_expect "x/a admits x/b only" "deny * -> x/a; allow x/b -> x/a" "$ALL"
   np_expect_rules "x/a admits x/b on any port" "${NP_NODE_OF[x/a]}" x/a ingress "x/b any"
+  # x/a's policy has a rule: its denials are "by policy"; x/b's flows were judged and allowed.
+  local n=${NP_NODE_OF[x/a]} allowed denied by_default
+  allowed=$(counters_moved "$n" policy_allowed) denied=$(counters_moved "$n" policy_denied)
+  by_default=$(counters_moved "$n" policy_denied_default)
+  ((allowed > 0 && denied > 0 && by_default == 0)) ||
+    sy_fail "expected node-$n to count x/a's verdicts as policy_allowed and policy_denied" \
+      "(policy_allowed +$allowed, policy_denied +$denied, policy_denied_default +$by_default)"
+  sy_log "ok: node-$n counted policy_allowed +$allowed, policy_denied +$denied, policy_denied_default +0"
   np_unpolicy_all
 }
 
