@@ -40,8 +40,9 @@
 #
 # Waiting for the daemons (np_sync): every change also moves a marker Pod (np-marker/step, on no
 # node, 198.18.31.N) to a new address, in a file that sorts after every other; once each node's
-# pol_ipcache_v1 holds the new address as a pod, that node has read and programmed everything
-# written before it.
+# pol_ipcache_v1 holds the new address as a pod, and its pol_state_v1 revision moved (bumped
+# after a complete write: additions come before removals), that node has read and programmed
+# everything written before it.
 #
 # Variables: NP_NODES (1 or 2), NP_GRID (the grid's JSON file), NP_NODE_OF[POD] (node index),
 # NP_NS_OF[POD] (the pod's network namespace), NP_TIMEOUT_MS (per probe, default 1000),
@@ -205,8 +206,29 @@ sys.exit(0 if int.from_bytes(bytes(int(b, 16) for b in v[0:4]), "little") >= 256
 }
 
 # np_sync [TIMEOUT_S=10]: see the header.
+# np__revision I: node I's pol_state_v1 revision ("none" before the daemon made the map).
+np__revision() {
+  local out
+  if out=$(bpftool -j map lookup pinned "${SY_MN_PIN[$1]}/pol_state_v1" key 0 0 0 0 2>/dev/null); then
+    python3 -S -c '
+import json, sys
+v = json.loads(sys.argv[1])["value"]
+print(int.from_bytes(bytes(int(b, 16) for b in v[0:4]), "little"))' "$out"
+  else
+    echo none
+  fi
+}
+
+np__revision_moved() {
+  [[ $(np__revision "$1") != "$2" ]]
+}
+
 np_sync() {
   local timeout_s=${1:-10} i key
+  local -a before=()
+  for ((i = 1; i <= NP_NODES; i++)); do
+    before[i]=$(np__revision "$i")
+  done
   np__marker
   read -ra key < <(np__py "marker key" marker-key "$NP_STEP")
   for ((i = 1; i <= NP_NODES; i++)); do
@@ -214,6 +236,9 @@ np_sync() {
       sy_fail "expected node-$i's daemon to program the policy manifests (step marker $NP_STEP) within ${timeout_s}s;" \
         "pol_ipcache_v1: $(bpftool map lookup pinned "${SY_MN_PIN[i]}/pol_ipcache_v1" key "${key[@]}" 2>&1 | head -5);" \
         "log: $(tail -5 "${SY_MN_DAEMON_LOG[i]}" 2>/dev/null)"
+    # The writer adds before it removes and bumps the revision once the write is complete.
+    sy_wait_for "node-$i's policy revision to move past ${before[i]}" "$timeout_s" np__revision_moved "$i" "${before[i]}" ||
+      sy_fail "expected node-$i's pol_state_v1 revision to move past ${before[i]} once step $NP_STEP was written"
   done
 }
 
