@@ -13,8 +13,9 @@ did not answer from the right pod), setup.log.
 A round collapses when its setup failed, when a tool produced no figure (wrk: no request
 answered; iperf3: an error or 0 b/s), when wrk saw errors (connect, read, write, timeout,
 non-2xx) on more than 1 % of its requests, or, with 3 rounds or more, when its figure is below
-half the median of that mode's rounds. Any collapsed round: the table is printed, then the
-collapsed rounds, and the exit status is 1.
+half the median of that mode's rounds. Any collapsed round: the table is printed (failed
+samples left out of its figures, slow ones in them), then the collapsed rounds, and the exit
+status is 1.
 """
 
 import argparse
@@ -183,7 +184,8 @@ def main():
         with open(a.json, "w") as f:
             json.dump({"meta": meta, "results": records, "collapsed": collapsed}, f, indent=1)
     if collapsed:
-        print("\nCOLLAPSED ROUNDS (%d): the figures above leave them out, the run fails:" % len(collapsed))
+        print("\nCOLLAPSED ROUNDS (%d), so the run fails (failed samples are left out of the figures "
+              "above, slow ones are in them):" % len(collapsed))
         for c in collapsed:
             print("  " + c)
         return 1
