@@ -81,6 +81,8 @@ one_setup() {
   check_answer "$t_remote" n2p1
   check_answer "$t_local" n1p1
   rm -f "$out/setup_error"
+  # The machine's load as the samples start (2 cores are easily shared with other work).
+  cut -d' ' -f1 /proc/loadavg >"$out/loadavg"
   measure "$out" remote $t_remote
   measure "$out" local $t_local
   if [[ $mode == sy-* ]]; then

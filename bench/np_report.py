@@ -7,8 +7,9 @@ collapsed round instead of averaging it away.
   np_report.py --markdown RESULTS.json   the tables of docs/benchmarks.md from a run's JSON
 
 RAW_DIR layout (written by nodeport.sh): <mode>/r<round>/{remote,local}-short.txt (wrk),
-{remote,local}-iperf.json, setup_error (the round's cluster did not come up, or the NodePort
-did not answer from the right pod), setup.log.
+{remote,local}-iperf.json, loadavg (the 1-minute load average as the samples start),
+setup_error (the round's cluster did not come up, or the NodePort did not answer from the
+right pod), setup.log, status-n<I>.json (switchyard modes: the nodes' counters at the end).
 
 A round collapses when its setup failed, when a tool produced no figure (wrk: no request
 answered; iperf3: an error or 0 b/s), when wrk saw errors (connect, read, write, timeout,
@@ -30,6 +31,7 @@ from report import _read, fmt, parse_iperf, parse_wrk  # noqa: E402  (bench/repo
 MODES = ["direct", "iptables", "nftables", "sy-snat", "sy-dsr-opt", "sy-dsr-ipip"]
 TARGETS = ["remote", "local"]
 BASELINES = ["direct", "iptables", "nftables"]
+WATCHED_COUNTERS = ["tc_snat_no_port", "tc_ct_reclaimed", "tc_ct_full", "tc_fib_failed", "tc_mtu_icmp"]
 ERROR_SHARE = 0.01
 COLLAPSE_SHARE = 0.5
 
@@ -37,7 +39,14 @@ COLLAPSE_SHARE = 0.5
 def parse_round(d):
     """-> {"setup_error": str|None, "remote": {...}, "local": {...}} for one mode/round dir."""
     err = _read(os.path.join(d, "setup_error")).strip() or None
-    out = {"setup_error": err}
+    load = _read(os.path.join(d, "loadavg")).strip()
+    out = {"setup_error": err, "loadavg": float(load) if load else None, "counters": {}}
+    # switchyard modes: node-1's drops and reclaims over the whole setup (both targets).
+    try:
+        c = json.loads(_read(os.path.join(d, "status-n1.json")))["counters"]
+        out["counters"] = {k: c[k] for k in WATCHED_COUNTERS if k in c}
+    except (ValueError, KeyError, TypeError):
+        pass
     for t in TARGETS:
         out[t] = {"short": parse_wrk(_read(os.path.join(d, "%s-short.txt" % t))),
                   "iperf": parse_iperf(_read(os.path.join(d, "%s-iperf.json" % t)))}
@@ -53,7 +62,8 @@ def sample_line(d):
         sh, ip = s[t]["short"], s[t]["iperf"]
         parts.append("%s: %s conn/s, %s Gb/s" % (t, fmt(sh["rps"]) if sh else "FAIL",
                                                  fmt(ip["gbps"], 2) if ip else "FAIL"))
-    return "; ".join(parts)
+    drops = ", ".join("%s %d" % kv for kv in s["counters"].items() if kv[1])
+    return "; ".join(parts) + ("; node-1: " + drops if drops else "")
 
 
 def spread(values):
@@ -79,7 +89,8 @@ def collect(raw, modes):
                     per_round.append({"round": r, "setup_error": p["setup_error"]})
                     continue
                 sh, ip = p[t]["short"], p[t]["iperf"]
-                per_round.append({"round": r, "short_conn_rps": sh["rps"] if sh else None,
+                per_round.append({"round": r, "loadavg": p["loadavg"], "node1_counters": p["counters"],
+                                  "short_conn_rps": sh["rps"] if sh else None,
                                   "short_errors": sh["errors"] if sh else None,
                                   "iperf_gbps": ip["gbps"] if ip else None})
                 if not sh:
