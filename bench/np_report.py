@@ -151,7 +151,8 @@ def table(records):
     lines = ["| target | mode | short conn/s [min..max] | × direct | × iptables | × nftables | p50 / p99 ms "
              "| iperf3 Gb/s [min..max] | × direct | × iptables | × nftables |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in records:
+    order = {m: i for i, m in enumerate(MODES)}
+    for r in sorted(records, key=lambda r: (TARGETS.index(r["target"]), order.get(r["mode"], 99))):
         sp, gp = r["spread"]["short_conn_rps"], r["spread"]["iperf_gbps"]
         lines.append("| %s | %s | %s [%s..%s] | %s | %s | %s | %s / %s | %s [%s..%s] | %s | %s | %s |" % (
             r["target"], r["mode"], fmt(r["short_conn_rps"]), fmt(sp[0]) if sp else "-",
