@@ -22,7 +22,7 @@ usage() {
   cat <<EOF
 usage: bench/nodeport.sh [--quick] [--json FILE] [options]
 
-  --quick            1 round of 1 s per tool (CI smoke: every mode carries traffic)
+  --quick            1 round, wrk 1 s, iperf3 200 MB (CI smoke: every mode carries traffic)
   (default)          5 rounds of 5 s per tool
   --json FILE        also write the results as JSON
   --rounds R         rounds; each runs every mode once, each in a fresh cluster, the order
@@ -71,20 +71,20 @@ one_setup() {
     sy-*) start_switchyard "$mode" ;;
     *) sy_fail "unknown mode $mode" ;;
   esac
-  local t_remote t_local
+  local t_remote t_local # (address, HTTP port, iperf3 port)
   if [[ $mode == direct ]]; then
-    t_remote="$remote_ep 80 5201" t_local="$local_ep 80 5201"
+    t_remote=("$remote_ep" 80 5201) t_local=("$local_ep" 80 5201)
   else
-    t_remote="$n1 $NP_REMOTE_HTTP $NP_REMOTE_IPERF" t_local="$n1 $NP_LOCAL_HTTP $NP_LOCAL_IPERF"
+    t_remote=("$n1" "$NP_REMOTE_HTTP" "$NP_REMOTE_IPERF") t_local=("$n1" "$NP_LOCAL_HTTP" "$NP_LOCAL_IPERF")
   fi
   # The right pod answers, or this setup is broken (and the report fails on it).
-  check_answer "$t_remote" n2p1
-  check_answer "$t_local" n1p1
+  check_answer "${t_remote[0]}" "${t_remote[1]}" n2p1
+  check_answer "${t_local[0]}" "${t_local[1]}" n1p1
   rm -f "$out/setup_error"
   # The machine's load as the samples start (2 cores are easily shared with other work).
   cut -d' ' -f1 /proc/loadavg >"$out/loadavg"
-  measure "$out" remote $t_remote
-  measure "$out" local $t_local
+  measure "$out" remote "${t_remote[@]}"
+  measure "$out" local "${t_local[@]}"
   if [[ $mode == sy-* ]]; then
     for i in 1 2; do sy_mn_status_json "$i" >"$out/status-n$i.json" 2>/dev/null || true; done
   fi
@@ -123,6 +123,7 @@ EOF
     sy_fail "servers in $name did not start: $(cat "$dir"/*.err 2>/dev/null)"
 }
 
+# shellcheck disable=SC2317 # called through sy_wait_for
 pod_listens() {
   local l
   l=$(ip netns exec "$1" ss -Hltn 2>/dev/null)
@@ -185,12 +186,11 @@ $lb"
   done
 }
 
-# check_answer "ADDR HTTP_PORT IPERF_PORT" POD: one request answered by POD.
+# check_answer ADDR HTTP_PORT POD: one request answered by POD.
 check_answer() {
-  local addr port body
-  read -r addr port _ <<<"$1"
+  local addr=$1 port=$2 body
   body=$(nsenter --net="/run/netns/$SY_MN_EXT_NS" curl -s --max-time 3 "http://$addr:$port/") || true
-  [[ $body == "$2" ]] || sy_fail "http://$addr:$port/ from ext answered '$body', not $2"
+  [[ $body == "$3" ]] || sy_fail "http://$addr:$port/ from ext answered '$body', not $3"
 }
 
 # measure OUT NAME ADDR HTTP_PORT IPERF_PORT: short connections (wrk, Connection: close), then
@@ -200,7 +200,8 @@ measure() {
   nsenter --net="/run/netns/$SY_MN_EXT_NS" timeout "$bound" wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${DUR}s" \
     --latency -H 'Connection: close' "http://$addr:$http/" >"$out/$name-short.txt" 2>&1 ||
     echo "exit status $?" >>"$out/$name-short.txt"
-  nsenter --net="/run/netns/$SY_MN_EXT_NS" timeout "$bound" iperf3 -c "$addr" -p "$iperf" -t "$DUR" -J \
+  # shellcheck disable=SC2086 # IPERF_LEN is "-t S" or "-n BYTES"
+  nsenter --net="/run/netns/$SY_MN_EXT_NS" timeout "$bound" iperf3 -c "$addr" -p "$iperf" $IPERF_LEN -J \
     --connect-timeout 3000 >"$out/$name-iperf.json" 2>"$out/$name-iperf.err" ||
     echo "exit status $?" >>"$out/$name-iperf.err"
 }
@@ -213,6 +214,7 @@ NGINX_WORKERS=${NGINX_WORKERS:-2}
 
 if [[ ${1:-} == --one ]]; then
   DUR=${NP_DURATION:?}
+  IPERF_LEN=${NP_IPERF_LEN:-"-t $DUR"}
   one_setup "$2" "$3"
   exit 0
 fi
@@ -235,8 +237,11 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
+IPERF_LEN=""
 if [[ $QUICK == 1 ]]; then
   : "${ROUNDS:=1}" "${DUR:=1}"
+  # iperf3 -t takes whole seconds; a fixed amount takes a fraction of one here.
+  IPERF_LEN="-n 200M"
 else
   : "${ROUNDS:=5}" "${DUR:=5}"
 fi
@@ -263,6 +268,7 @@ WORK=$(mktemp -d /tmp/synp.XXXXXX)
 RAW=$WORK/raw
 mkdir -p "$RAW"
 CHILD=""
+# shellcheck disable=SC2317 # the EXIT trap
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
@@ -278,9 +284,9 @@ T_START=$EPOCHREALTIME
 log() { printf '[%6.1fs] %s\n' "$(awk -v a="$T_START" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')" "$*"; }
 
 "$PY" - "$WORK/meta.json" "$QUICK" "$ROUNDS" "$DUR" "$MODES" "$WRK_THREADS" "$WRK_CONNS" "$NGINX_WORKERS" \
-  "$SWITCHYARD_BIN" "$ORIG_ARGS" <<'EOF'
+  "$SWITCHYARD_BIN" "$ORIG_ARGS" "${IPERF_LEN:--t $DUR}" <<'EOF'
 import json, os, platform, subprocess, sys, time
-out, quick, rounds, dur, modes, wt, wc, nw, sybin, args = sys.argv[1:]
+out, quick, rounds, dur, modes, wt, wc, nw, sybin, args, iperf_len = sys.argv[1:]
 def ver(cmd):
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=5)
@@ -293,7 +299,7 @@ json.dump({
     "kernel": platform.release(), "cpus": os.cpu_count(), "cpu_model": cpu,
     "quick": quick == "1", "rounds": int(rounds), "duration_s": int(dur), "modes": modes.split(),
     "wrk_threads": int(wt), "wrk_connections": int(wc), "nginx_workers": int(nw),
-    "command": "bench/nodeport.sh " + args,
+    "iperf3_length": iperf_len, "command": "bench/nodeport.sh " + args,
     "switchyard_version": ver([sybin, "version"]) if os.access(sybin, os.X_OK) else None,
     "loadavg_start": open("/proc/loadavg").read().split()[:3],
     "tools": {"iptables": ver(["iptables", "--version"]), "nft": ver(["nft", "--version"]),
@@ -313,7 +319,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   for mode in "${order[@]}"; do
     out=$RAW/$mode/r$r
     mkdir -p "$out"
-    NP_DURATION=$DUR SY_BIN=$SWITCHYARD_BIN WRK_THREADS=$WRK_THREADS WRK_CONNS=$WRK_CONNS \
+    NP_DURATION=$DUR NP_IPERF_LEN=$IPERF_LEN SY_BIN=$SWITCHYARD_BIN WRK_THREADS=$WRK_THREADS WRK_CONNS=$WRK_CONNS \
       NGINX_WORKERS=$NGINX_WORKERS bash "$HERE/nodeport.sh" --one "$mode" "$out" >"$out/setup.log" 2>&1 &
     CHILD=$!
     wait "$CHILD" || echo "setup exited with status $?" >>"$out/setup_error"
