@@ -480,7 +480,10 @@ __noinline int fib_redirect(struct __sk_buff *skb, const struct pkt *p)
 	fib.l4_protocol = p->proto;
 	fib.sport = p->sport;
 	fib.dport = p->dport;
-	fib.tot_len = (__u16)p->ip_len;
+	/* tot_len stays 0: the helper then checks the skb itself against the egress device's MTU
+	 * (is_skb_forwardable), which knows GSO/GRO super-packets fit once segmented. With
+	 * tot_len = the IP header's length, a 64 kB GRO packet of a bulk TCP flow failed the
+	 * MTU check (FRAG_NEEDED) and was dropped: every full-size burst lost, the flow stalled. */
 	if (p->v6) {
 		fib.family = AF_INET6;
 		__builtin_memcpy(fib.ipv6_src, p->saddr.w, 16);
