@@ -49,6 +49,16 @@ const std::vector<std::string>& reasonNames() {
       "tc_maglev",                     // SY_REASON_TC_MAGLEV
       "tc_maglev_fallback",            // SY_REASON_TC_MAGLEV_FALLBACK
       // -- end Maglev --
+      // 36..39: NetworkPolicy (issue 12); placeholders until its branch lands with the names
+      "reserved_36", "reserved_37", "reserved_38", "reserved_39",
+      // -- XDP fast path (issue 11 item 4) --
+      "xdp_deny",        // SY_REASON_XDP_DENY
+      "xdp_forward",     // SY_REASON_XDP_FORWARD
+      "xdp_revnat",      // SY_REASON_XDP_REVNAT
+      "xdp_pass_new",    // SY_REASON_XDP_PASS_NEW
+      "xdp_pass_other",  // SY_REASON_XDP_PASS_OTHER
+      "xdp_pass_fib",    // SY_REASON_XDP_PASS_FIB
+      // -- end XDP --
   };
   return names;
 }
@@ -74,7 +84,7 @@ bool DatapathCounters::read(int fd, Totals& out) {
 }
 
 std::vector<prometheus::MetricFamily> DatapathCounters::Collect() const {
-  static_assert(SY_REASON_MAX == 36, "add the new reason's name to reasonNames()");
+  static_assert(SY_REASON_MAX == 46, "add the new reason's name to reasonNames()");
   Totals t;
   if (!read(fd_, t)) {
     return {};
