@@ -283,3 +283,76 @@ TEST_F(XdpTest, AFlowWhoseBackendWentIsLeftToTc) {
 
 }  // namespace
 }  // namespace switchyard::bpftest
+
+namespace switchyard::bpftest {
+namespace {
+
+// Attaching: a pinned XDP link per device (PIN/links/xdp_DEV); native where the driver has
+// XDP (veth), refused clearly in native mode where it has none (a bridge) and generic there in
+// best-effort mode; replaced in place by a second attach; removed by detachXdpExcept and by
+// `switchyard cleanup`.
+class XdpAttachTest : public TcProgramTest {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) {
+      GTEST_SKIP() << "needs root (BPF, network namespaces)";
+    }
+    origNetns_.reset(::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC));
+    ASSERT_EQ(::unshare(CLONE_NEWNET), 0) << strerror(errno);
+    inNetns_ = true;
+    for (const char* cmd : {"ip link add xv0 type veth peer name xv1", "ip link add xd0 type bridge",
+                            "ip link set xv0 up", "ip link set xv1 up", "ip link set xd0 up"}) {
+      ASSERT_EQ(sh(cmd), "");
+    }
+    TcProgramTest::SetUp();
+  }
+  void TearDown() override {
+    TcProgramTest::TearDown();
+    if (inNetns_) {
+      EXPECT_EQ(::setns(origNetns_.get(), CLONE_NEWNET), 0);
+    }
+  }
+  bpf::UniqueFd origNetns_;
+  bool inNetns_ = false;
+};
+
+TEST_F(XdpAttachTest, NativeWhereTheDriverHasItGenericOnlyInBestEffortAndCleanupRemovesIt) {
+  using Status = bpf::Datapath::XdpAttachResult::Status;
+  auto veth = dp_->attachXdp("xv0", bpf::XdpMode::Native);
+  ASSERT_EQ(veth.status, Status::Attached) << veth.error;
+  EXPECT_EQ(veth.mode, "native");
+  EXPECT_EQ(bpf::xdpAttachMode(if_nametoindex("xv0")), "native");
+  auto native = dp_->attachXdp("xd0", bpf::XdpMode::Native);
+  EXPECT_EQ(native.status, Status::Failed);
+  EXPECT_THAT(native.error, ::testing::HasSubstr("loadBalancer.acceleration native: device xd0 cannot run XDP in its driver"));
+  EXPECT_EQ(bpf::xdpAttachMode(if_nametoindex("xd0")), "none") << "a failed native attach left something";
+  auto generic = dp_->attachXdp("xd0", bpf::XdpMode::BestEffort);
+  ASSERT_EQ(generic.status, Status::Attached) << generic.error;
+  EXPECT_EQ(generic.mode, "generic");
+  EXPECT_EQ(bpf::xdpAttachMode(if_nametoindex("xd0")), "generic");
+  EXPECT_EQ(dp_->attachXdp("nosuchdev", bpf::XdpMode::BestEffort).status, Status::Missing);
+  // A second attach (a restarted daemon) swaps the program of the same link.
+  auto links = bpf::listXdpLinks(pinPath_);
+  ASSERT_EQ(links.size(), 2u);
+  EXPECT_EQ(links[0].device, "xd0");
+  EXPECT_EQ(links[1].device, "xv0");
+  auto again = dp_->attachXdp("xv0", bpf::XdpMode::BestEffort);
+  EXPECT_EQ(again.status, Status::Attached);
+  EXPECT_EQ(again.mode, "native");
+  EXPECT_EQ(bpf::listXdpLinks(pinPath_).size(), 2u);
+  // Devices no longer host-facing lose it.
+  EXPECT_THAT(dp_->detachXdpExcept({"xv0"}), ::testing::ElementsAre("xd0"));
+  EXPECT_EQ(bpf::xdpAttachMode(if_nametoindex("xd0")), "none");
+  EXPECT_EQ(bpf::xdpAttachMode(if_nametoindex("xv0")), "native");
+  // `switchyard cleanup` leaves nothing.
+  dp_.reset();
+  auto report = bpf::cleanupPinPath(pinPath_);
+  EXPECT_TRUE(report.errors.empty()) << report.errors.front();
+  EXPECT_GE(report.linksRemoved, 1);
+  EXPECT_EQ(bpf::xdpAttachMode(if_nametoindex("xv0")), "none") << "cleanup left the XDP program on xv0";
+  EXPECT_FALSE(std::filesystem::exists(pinPath_));
+  pinPath_.clear();
+}
+
+}  // namespace
+}  // namespace switchyard::bpftest
