@@ -436,15 +436,16 @@ enum sy_reason {
 	/* 36..39: NetworkPolicy (issue 12) */
 	/* -- XDP fast path (issue 11 item 4; bpf/xdp_lb.bpf.c) -- */
 	SY_REASON_XDP_DENY = 40,         /* xdp: dropped, source in loadBalancer.denyCIDRs */
-	SY_REASON_XDP_FORWARD = 41,      /* xdp: a packet of a tracked external flow rewritten as
-	                                  * tc would and sent on (XDP_TX or redirect) */
+	SY_REASON_XDP_FORWARD = 41,      /* xdp: a packet of a tracked external flow (SNAT, or DSR
+	                                  * TCP after the SYN) rewritten as tc would and sent on
+	                                  * (XDP_TX or redirect) */
 	SY_REASON_XDP_REVNAT = 42,       /* xdp: a reply of a tracked SNATed flow translated back
 	                                  * and sent to the client (XDP_TX or redirect) */
 	SY_REASON_XDP_PASS_NEW = 43,     /* xdp: passed to tc, no conntrack entry (a new flow, or
 	                                  * not a service) */
 	SY_REASON_XDP_PASS_OTHER = 44,   /* xdp: passed to tc, what XDP leaves to it: not IP,
 	                                  * fragments, IP options / extension headers, ICMP, SCTP,
-	                                  * SYN/FIN/RST, DSR flows, local backends, a flow to
+	                                  * SYN/FIN/RST, DSR over UDP and ipip, local backends, a flow to
 	                                  * re-validate (expired, backend changed, reply entry
 	                                  * lost) */
 	SY_REASON_XDP_PASS_FIB = 45,     /* xdp: passed to tc, the FIB lookup gave no neighbour

@@ -5,15 +5,18 @@
  * those devices (bpf/tc_lb.bpf.c, ROLE_FROM_NET), with the same pinned maps:
  *
  *  1. loadBalancer.denyCIDRs first: a source in the xdpdeny LPM trie is dropped.
- *  2. A packet of a flow that tc already tracks (ct_v3) and sends on itself (the entry's
- *     SY_CT_F_REDIRECT: an external client's flow SNATed to another node's backend, and that
- *     flow's replies coming back to the SNAT address) gets the rewrite tc would make (the
- *     same bytes from the IP header on), a FIB lookup, and leaves by XDP_TX or a redirect.
+ *  2. A packet of a flow that tc already tracks (ct_v3) and sends to another node gets the
+ *     rewrite tc would make, a FIB lookup, and leaves by XDP_TX or a redirect: an external
+ *     client's flow SNATed to another node's backend (the entry's SY_CT_F_REDIRECT, the same
+ *     bytes as tc's from the IP header on), that flow's replies coming back to the SNAT
+ *     address, and a TCP flow by DSR with the option dispatch after its SYN (DNAT only, the
+ *     TTL decremented as the stack that forwards tc's packet does).
  *     The entry is stamped and re-validated as tc's ct_forward / ct_reply do.
  *  3. Everything else goes to tc untouched (XDP_PASS), counted: new flows (tc chooses the
  *     backend and writes the entries), and what this program does not handle: not IPv4/IPv6
  *     on Ethernet, fragments, IP options and IPv6 extension headers, ICMP, SCTP, TCP
- *     SYN/FIN/RST (tc keeps the closing state and re-checks the backend), DSR flows, flows
+ *     SYN/FIN/RST (tc keeps the closing state and re-checks the backend), DSR over UDP (the
+ *     option on every packet) and DSR/ipip (encapsulation), flows
  *     to local backends (the stack delivers them, and policy applies on the pod's device), a
  *     flow tc must look at again (expired, its backend changed, its reply entry lost), and a
  *     FIB lookup without a neighbour.
@@ -246,7 +249,8 @@ static __always_inline int needs_tc(const struct sy_ct_key *k, struct sy_ct_entr
 			return 1;
 		ct_reply_key_of(&other, k, e);
 		o = bpf_map_lookup_elem(&SY_MAP_CT, &other);
-		if (!o)
+		/* A DSR flow has no reply entry here: its replies never pass this node. */
+		if (!o && !(e->flags & SY_CT_F_DSR))
 			return 1;
 	} else {
 		ct_forward_key_of(&other, k, e);
@@ -255,6 +259,46 @@ static __always_inline int needs_tc(const struct sy_ct_key *k, struct sy_ct_entr
 	e->last_seen_ns = now;
 	if (o)
 		o->last_seen_ns = now;
+	return 0;
+}
+
+static __always_inline int ttl_left(void *data, void *data_end, int v6)
+{
+	if (v6) {
+		struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+
+		return (void *)(ip6 + 1) > data_end ? 0 : ip6->hop_limit;
+	} else {
+		struct iphdr *ip = data + sizeof(struct ethhdr);
+
+		return (void *)(ip + 1) > data_end ? 0 : ip->ttl;
+	}
+}
+
+/* What a router does to a packet it forwards (the stack, for tc's DSR packets). */
+static __always_inline int ttl_decrement(void *data, void *data_end, int v6)
+{
+	if (v6) {
+		struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+
+		if ((void *)(ip6 + 1) > data_end)
+			return -1;
+		ip6->hop_limit--;
+	} else {
+		struct iphdr *ip = data + sizeof(struct ethhdr);
+		__be32 o, n;
+		__s64 d;
+
+		if ((void *)(ip + 1) > data_end)
+			return -1;
+		o = (__be32)*(__be16 *)&ip->ttl; /* ttl and protocol, one 16-bit word */
+		ip->ttl--;
+		n = (__be32)*(__be16 *)&ip->ttl;
+		d = bpf_csum_diff(&o, 4, &n, 4, 0);
+		if (d < 0)
+			return -1;
+		ip->check = csum_apply(ip->check, d);
+	}
 	return 0;
 }
 
@@ -303,7 +347,7 @@ int sy_xdp_from_net(struct xdp_md *ctx)
 	union sy_addr ns, nd;
 	__be16 nsport, ndport;
 	__u32 reason;
-	int plain, r, v;
+	int plain, r, v, dsr;
 
 	r = parse(data, data_end, &p, &plain);
 	if (r < 0) {
@@ -328,14 +372,27 @@ int sy_xdp_from_net(struct xdp_md *ctx)
 		sy_count(SY_REASON_XDP_PASS_OTHER, len); /* tc keeps the flow's state */
 		return XDP_PASS;
 	}
-	/* Only flows tc sends on itself (FIB redirect) and rewrites in both addresses. A DSR
-	 * forward entry has no SNAT; a local backend's flow has no redirect. */
-	if ((e->flags & (SY_CT_F_REDIRECT | SY_CT_F_SNAT | SY_CT_F_DSR)) != (SY_CT_F_REDIRECT | SY_CT_F_SNAT) ||
+	/* Only flows tc sends to another node: SNATed ones (tc redirects them itself, both
+	 * directions), and TCP flows by DSR with the IP option dispatch, whose packets after the
+	 * SYN carry no option (tc DNATs them and the stack forwards them). A local backend's flow
+	 * has neither; DSR over UDP adds the option to every packet and DSR/ipip encapsulates:
+	 * tc's. */
+	dsr = e->dir == SY_CT_FORWARD && p.proto == IPPROTO_TCP &&
+	      (e->flags & (SY_CT_F_DSR | SY_CT_F_DSR_IPIP | SY_CT_F_SNAT)) == SY_CT_F_DSR;
+	if ((!dsr && (e->flags & (SY_CT_F_REDIRECT | SY_CT_F_SNAT | SY_CT_F_DSR)) != (SY_CT_F_REDIRECT | SY_CT_F_SNAT)) ||
 	    needs_tc(&key, e, bpf_ktime_get_ns())) {
 		sy_count(SY_REASON_XDP_PASS_OTHER, len);
 		return XDP_PASS;
 	}
-	if (e->dir == SY_CT_FORWARD) {
+	if (dsr) {
+		/* client -> frontend becomes client -> backend, forwarded as the stack would
+		 * forward it (TTL / hop limit decremented) */
+		nd = e->nat_addr;
+		ndport = e->nat_port;
+		ns = p.saddr;
+		nsport = p.sport;
+		reason = SY_REASON_XDP_FORWARD;
+	} else if (e->dir == SY_CT_FORWARD) {
 		/* client -> frontend becomes node (SNAT) -> backend */
 		nd = e->nat_addr;
 		ndport = e->nat_port;
@@ -354,7 +411,12 @@ int sy_xdp_from_net(struct xdp_md *ctx)
 		sy_count(SY_REASON_XDP_PASS_OTHER, len);
 		return XDP_PASS;
 	}
-	/* The route first: a packet that cannot be sent from here goes to tc unchanged. */
+	/* The route first: a packet that cannot be sent from here goes to tc unchanged (with a
+	 * TTL that would expire: the stack answers it). */
+	if (dsr && ttl_left(data, data_end, p.v6) <= 1) {
+		sy_count(SY_REASON_XDP_PASS_OTHER, len);
+		return XDP_PASS;
+	}
 	v = fib_send(ctx, &ns, &nd, &p, len);
 	if (v < 0) {
 		sy_count(SY_REASON_XDP_PASS_FIB, len);
@@ -362,7 +424,7 @@ int sy_xdp_from_net(struct xdp_md *ctx)
 	}
 	data = (void *)(long)ctx->data;
 	data_end = (void *)(long)ctx->data_end;
-	if (rewrite(data, data_end, &p, &ns, nsport, &nd, ndport) < 0)
+	if (rewrite(data, data_end, &p, &ns, nsport, &nd, ndport) < 0 || (dsr && ttl_decrement(data, data_end, p.v6) < 0))
 		return XDP_ABORTED; /* cannot happen: parse checked these bounds */
 	sy_count(reason, len);
 	return v;

@@ -218,6 +218,62 @@ TEST_F(XdpTest, AnEstablishedSnatFlowIsRewrittenAsTcWouldBothWaysAndSentByXdpTx)
   }
 }
 
+// DSR with the option dispatch: after the SYN (which tc sends with the option), a TCP flow's
+// packets are DNATed only, and tc leaves them to the stack, which forwards them (TTL - 1).
+// XDP writes that: tc's bytes with the TTL (hop limit) a router leaves. DSR over UDP (the
+// option on every datagram) and DSR/ipip (encapsulation) stay tc's.
+TEST_F(XdpTest, AnEstablishedDsrTcpFlowIsForwardedAsTcAndTheStackWould) {
+  for (const char* family : {"v4", "v6"}) {
+    SCOPED_TRACE(family);
+    bool v6 = std::string(family) == "v6";
+    const char* client = v6 ? "2001:db8:f::100" : "198.18.0.100";
+    const char* node = v6 ? "2001:db8:f::11" : "198.18.0.11";
+    const char* backend = v6 ? "2001:db8:1:2::2" : "198.18.18.2";
+    auto dsr = [&](uint16_t port, uint8_t proto, uint16_t flags) {
+      lb::Frontend f = nodePort(node, port, backend, false, proto);
+      f.head.flags = flags;
+      return f;
+    };
+    sync(std::string("default/dsr-") + family,
+         {dsr(30200, lb::kProtoTCP, lb::kFrontendDsr), dsr(30201, lb::kProtoUDP, lb::kFrontendDsr),
+          dsr(30202, lb::kProtoTCP, lb::kFrontendDsr | lb::kFrontendDsrIpip)});
+    ASSERT_EQ(tcFromNet(makePacket(IPPROTO_TCP, client, 40010, node, 30200)).verdict, TC_ACT_OK);
+    Packet ack = makePacket(IPPROTO_TCP, client, 40010, node, 30200, 0x10, "the request");
+    uint64_t fwd = counter(SY_REASON_XDP_FORWARD);
+    Result x = xdp(ack);
+    EXPECT_EQ(x.verdict, kXdpTx);
+    EXPECT_EQ(counter(SY_REASON_XDP_FORWARD), fwd + 1);
+    Result t = tcFromNet(ack);
+    ASSERT_EQ(t.verdict, TC_ACT_OK);
+    if (v6) {
+      reinterpret_cast<ipv6hdr*>(t.out.bytes.data() + t.out.l3off)->hop_limit--;
+    } else {
+      t.out.ip()->ttl--;
+    }
+    t.out.fixChecksums();
+    EXPECT_EQ(fromL3(x.out), fromL3(t.out)) << "XDP wrote other bytes than tc and the stack's forwarding";
+    EXPECT_EQ(x.out.src(), std::string(v6 ? "[2001:db8:f::100]" : "198.18.0.100") + ":40010") << "DSR keeps the client";
+    EXPECT_EQ(x.out.dst(), std::string(v6 ? "[2001:db8:1:2::2]" : "198.18.18.2") + ":8080");
+    EXPECT_TRUE(x.out.ipChecksumOk());
+    EXPECT_TRUE(x.out.l4ChecksumOk());
+    EXPECT_EQ(macs(x.out), "02:00:00:00:00:12<-02:00:00:00:00:11");
+    // A TTL that forwarding would expire: the stack answers it.
+    Packet last = ack;
+    if (v6) {
+      reinterpret_cast<ipv6hdr*>(last.bytes.data() + last.l3off)->hop_limit = 1;
+    } else {
+      last.ip()->ttl = 1;
+    }
+    last.fixChecksums();
+    EXPECT_EQ(xdp(last).verdict, kXdpPass);
+    // UDP by DSR, and DSR/ipip: tc's.
+    ASSERT_EQ(tcFromNet(makePacket(IPPROTO_UDP, client, 40011, node, 30201, 0)).verdict, TC_ACT_OK);
+    EXPECT_EQ(xdp(makePacket(IPPROTO_UDP, client, 40011, node, 30201, 0)).verdict, kXdpPass);
+    tcFromNet(makePacket(IPPROTO_TCP, client, 40012, node, 30202));
+    EXPECT_EQ(xdp(makePacket(IPPROTO_TCP, client, 40012, node, 30202, 0x10)).verdict, kXdpPass);
+  }
+}
+
 // UDP over IPv4 without a checksum (0) keeps none, as tc's BPF_F_MARK_MANGLED_0 does.
 TEST_F(XdpTest, AZeroUdpChecksumStaysZero) {
   sync("default/np", {nodePort("198.18.0.11", 30053, "198.18.18.3", false, lb::kProtoUDP)});

@@ -5,7 +5,8 @@
 # naming ext's second address; node-2 runs without. ext -> node-1's NodePort -> the pod on
 # node-2 (SNAT) over TCP and UDP, IPv4 and IPv6: every request is answered, the pod sees
 # node-1's address, and node-1's XDP counters show that the established packets of those flows
-# (both directions) were rewritten and sent by XDP, not tc; ext's denied address gets no
+# (both directions) were rewritten and sent by XDP, not tc; a DSR TCP NodePort likewise (the
+# pod sees ext's address; XDP forwards the packets after the SYN); ext's denied address gets no
 # answer and moves xdp_deny. switchyard status shows the acceleration; `switchyard cleanup`
 # leaves no XDP program on eth0.
 #
@@ -105,6 +106,21 @@ sy_log "node-1 XDP: xdp_forward $fwd0 -> $fwd1, xdp_revnat $rev0 -> $rev1, pass_
 # 80 TCP connections' ACKs and requests, and the replies to them: XDP's, not tc's.
 ((fwd1 - fwd0 >= 80)) || sy_fail "expected at least 80 client packets sent on by XDP, got $((fwd1 - fwd0))"
 ((rev1 - rev0 >= 80)) || sy_fail "expected at least 80 replies translated by XDP, got $((rev1 - rev0))"
+
+# DSR (the option dispatch) over TCP: the pod sees ext's own address; after each SYN (tc's,
+# with the option) the connection's packets to node-1 are XDP's.
+sy_mn_write_service xdsr clusterIP=198.19.1.72 type=NodePort annotation=switchyard.dev/lb-mode=dsr port=http,80,8080,TCP,30703
+sy_mn_write_slice xdsr-4 xdsr IPv4 http:8080/TCP n2p1
+for i in 1 2; do
+  sy_mn_wait_programmed "$i" "$(sy_svc_has 0.0.0.0 30703 TCP 1)"
+done
+fwd0=$(sy_mn_counter 1 xdp_forward)
+out=$(sy_mn_probe ext --proto tcp --target "$N1:30703" --count 20) || true
+sy_json_check "${out:-{\}}" "d['ok'] == 20 and d['peer_mismatch'] == 0 and d['backends'] == {'n2p1': 20} and d['sources'] == {'$EXT4': 20}" ||
+  sy_fail "expected DSR TCP to $N1:30703 answered 20 times by n2p1, which sees $EXT4, got $out; $(trap_dump)"
+fwd1=$(sy_mn_counter 1 xdp_forward)
+sy_log "node-1 XDP, DSR: xdp_forward $fwd0 -> $fwd1"
+((fwd1 - fwd0 >= 20)) || sy_fail "expected at least 20 DSR client packets sent on by XDP, got $((fwd1 - fwd0))"
 
 # The deny list: ext's second address gets nothing; the first still does.
 deny0=$(sy_mn_counter 1 xdp_deny)
