@@ -259,6 +259,11 @@ struct sy_ct_key {
  * that the SYN-ACK is clamped to, so that the client's segments fit the tunnel. */
 #define SY_CT_F_DSR (1u << 5)
 #define SY_CT_F_DSR_IPIP (1u << 6)
+/* NetworkPolicy (issue 12): an entry made only to remember a flow's policy verdict and to
+ * let its replies through (a flow no service translates, e.g. pod to pod). It translates
+ * nothing: nat_addr/nat_port are the forward's own destination, so the pair keys derive as
+ * for any flow. Only while policy is enabled are such entries made. */
+#define SY_CT_F_POLICY (1u << 7)
 
 struct sy_ct_entry {
 	__u64 last_seen_ns;     /* bpf_ktime_get_ns() of the last stamp, CLOCK_MONOTONIC */
@@ -433,7 +438,14 @@ enum sy_reason {
 	SY_REASON_TC_MAGLEV_FALLBACK = 35, /* tc: a Maglev frontend without a usable table entry
 	                                    * (drift): a random backend chosen */
 	/* -- end Maglev -- */
-	/* 36..39: NetworkPolicy (issue 12) */
+	/* -- NetworkPolicy (issue 12; docs/policy.md) -- */
+	SY_REASON_POL_ALLOWED = 36,      /* tc: a flow judged (new, or again after a policy change)
+	                                  * and allowed by a rule of an isolated pod */
+	SY_REASON_POL_DENIED = 37,       /* tc: dropped, the pod is isolated and no rule allows */
+	SY_REASON_POL_DENIED_DEFAULT = 38, /* tc: dropped, only policies without rules in this
+	                                    * direction select the pod (default deny) */
+	SY_REASON_POL_LOG_LOST = 39,     /* tc: a denied flow not logged (rate limit, ring full) */
+	/* -- end NetworkPolicy -- */
 	/* -- XDP fast path (issue 11 item 4; bpf/xdp_lb.bpf.c) -- */
 	SY_REASON_XDP_DENY = 40,         /* xdp: dropped, source in loadBalancer.denyCIDRs */
 	SY_REASON_XDP_FORWARD = 41,      /* xdp: a packet of a tracked external flow (SNAT, or DSR

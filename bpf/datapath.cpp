@@ -229,6 +229,7 @@ std::unique_ptr<Datapath> Datapath::load(const DatapathOptions& options, std::st
   dp->fds_.polEndpoints = bpf_map__fd(tm->SY_MAP_POL_ENDPOINTS);
   dp->fds_.polRules = bpf_map__fd(tm->SY_MAP_POL_RULES);
   dp->fds_.polState = bpf_map__fd(tm->SY_MAP_POL_STATE);
+  dp->fds_.polEvents = bpf_map__fd(tm->SY_MAP_POL_EVENTS);
   dp->fds_.xdpDeny = bpf_map__fd(dp->xdp_->maps.SY_MAP_XDP_DENY);
 
   if (!dp->copyTakeovers(error)) {

@@ -29,6 +29,7 @@ inline constexpr const char* kPinPolIpcache = SY_STRINGIFY(SY_MAP_POL_IPCACHE); 
 inline constexpr const char* kPinPolEndpoints = SY_STRINGIFY(SY_MAP_POL_ENDPOINTS);
 inline constexpr const char* kPinPolRules = SY_STRINGIFY(SY_MAP_POL_RULES);
 inline constexpr const char* kPinPolState = SY_STRINGIFY(SY_MAP_POL_STATE);
+inline constexpr const char* kPinPolEvents = SY_STRINGIFY(SY_MAP_POL_EVENTS);
 inline constexpr const char* kPinXdpDeny = SY_STRINGIFY(SY_MAP_XDP_DENY);  // XDP (issue 11 item 4)
 inline constexpr const char* kLinksDir = "links";  // pinned cgroup and XDP links live here
 
@@ -59,6 +60,7 @@ struct MapFds {
   int polEndpoints = -1;
   int polRules = -1;
   int polState = -1;
+  int polEvents = -1;  // ring buffer of denied flows (policy.logDenied)
   int xdpDeny = -1;  // loadBalancer.denyCIDRs (bpf/xdp_lb.bpf.c)
 };
 
@@ -97,6 +99,7 @@ inline constexpr MapPin kMapPins[] = {
     {kPinPolEndpoints, &MapFds::polEndpoints},
     {kPinPolRules, &MapFds::polRules},
     {kPinPolState, &MapFds::polState},
+    {kPinPolEvents, &MapFds::polEvents, MapWriterKind::Meta},
     {kPinXdpDeny, &MapFds::xdpDeny},
 };
 // Who writes the map pinned under `name` (Daemon for a name not in kMapPins).

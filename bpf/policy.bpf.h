@@ -56,6 +56,14 @@ struct {
 #endif
 } SY_MAP_POL_STATE SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, SY_POL_EVENTS_BYTES);
+#ifndef SY_POL_UNPINNED
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+#endif
+} SY_MAP_POL_EVENTS SEC(".maps");
+
 enum sy_pol_verdict {
 	SY_POL_NOT_ENDPOINT = 0, /* local is no pod of this node: not ours to judge */
 	SY_POL_OPEN = 1,         /* no policy isolates it in this direction */

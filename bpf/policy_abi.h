@@ -12,6 +12,7 @@
 #define SY_MAP_POL_ENDPOINTS pol_ep_v1
 #define SY_MAP_POL_RULES pol_rules_v1
 #define SY_MAP_POL_STATE pol_state_v1
+#define SY_MAP_POL_EVENTS pol_events_v1
 
 #ifndef SY_POL_IPCACHE_MAX
 #define SY_POL_IPCACHE_MAX 131072 /* pod addresses of the cluster + ipBlock prefixes */
@@ -98,3 +99,19 @@ struct sy_pol_state {
 #define SY_CT_POL_EGRESS_OK (1u << 0)
 #define SY_CT_POL_INGRESS_OK (1u << 1)
 #define SY_CT_POL_REV_SHIFT 2
+
+/* events: ring buffer of denied flows, written while SY_POL_STATE_LOG_DENIED is set, at most
+ * SY_POL_LOG_PER_SEC per CPU per second (the rest counted as SY_REASON_POL_LOG_LOST). The
+ * daemon logs them with pod names. */
+#define SY_POL_EVENTS_BYTES (256 * 1024)
+#define SY_POL_LOG_PER_SEC 64
+struct sy_pol_event {
+	__u8 local[16]; /* the judged pod's address (IPv4-mapped) */
+	__u8 peer[16];  /* the other side: the backend for a translated egress flow */
+	__u32 ifindex;  /* the pod-facing device */
+	__u16 port;     /* the destination port judged, host order */
+	__u8 proto;
+	__u8 dir;       /* SY_POL_INGRESS or SY_POL_EGRESS */
+	__u32 reason;   /* SY_REASON_POL_DENIED or SY_REASON_POL_DENIED_DEFAULT */
+	__u32 pad;      /* zero */
+};

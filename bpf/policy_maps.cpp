@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -50,6 +51,41 @@ sy_pol_rule_key ruleKey(const policy::RuleKey& r) {
   return k;
 }
 
+policy::RuleKey ruleOf(const sy_pol_rule_key& k) {
+  policy::RuleKey r;
+  r.endpoint = ntohl(k.endpoint);
+  r.identity = ntohl(k.identity);
+  r.dir = k.dir == SY_POL_EGRESS ? policy::Direction::Egress : policy::Direction::Ingress;
+  if (k.prefixlen <= SY_POL_RULE_BITS_PEER) {
+    return r;  // every protocol and port
+  }
+  r.proto = k.proto;
+  r.port = ntohs(k.port);
+  r.portPrefixLen = static_cast<uint8_t>(k.prefixlen - SY_POL_RULE_BITS_PROTO);
+  return r;
+}
+
+// Calls f(key, value) for every entry of `fd`; false with errno set when a step fails. An
+// LPM trie and a hash both walk with get_next_key; entries removed meanwhile are skipped.
+template <typename K, typename V, typename F>
+bool walk(int fd, F&& f) {
+  K key{}, next{};
+  K* prev = nullptr;
+  for (;;) {
+    if (bpf_map_get_next_key(fd, prev, &next) != 0) {
+      return errno == ENOENT;
+    }
+    V v{};
+    if (bpf_map_lookup_elem(fd, &next, &v) == 0) {
+      f(next, v);
+    } else if (errno != ENOENT) {
+      return false;
+    }
+    key = next;
+    prev = &key;
+  }
+}
+
 sy_pol_endpoint endpointValue(const policy::Endpoint& e) {
   sy_pol_endpoint v{};
   v.endpoint = e.id;
@@ -80,6 +116,7 @@ class Writer {
 
  private:
   void fail(const char* map, const std::string& what) {
+    ++r_.failedByMap[map];
     if (r_.failed++ == 0) {
       r_.firstError = std::string(map) + ": " + what + ": " + std::strerror(errno);
     }
@@ -121,6 +158,48 @@ PolicyWriteResult writePolicyDiff(const PolicyMapFds& fds, const policy::Diff& d
     w.remove(fds.ipcache, &k, "pol_ipcache_v1", c.str());
   }
   return r;
+}
+
+bool sameEndpointValue(const policy::Endpoint& a, const policy::Endpoint& b) {
+  sy_pol_endpoint va = endpointValue(a), vb = endpointValue(b);
+  return std::memcmp(&va, &vb, sizeof(va)) == 0;
+}
+
+bool readPolicyMaps(const PolicyMapFds& fds, policy::State& out, std::string& error) {
+  out = policy::State{};
+  auto failed = [&](const char* map) {
+    error = std::string(map) + ": cannot be read: " + std::strerror(errno);
+    return false;
+  };
+  if (!walk<sy_pol_ipcache_key, sy_pol_peer>(fds.ipcache, [&](const sy_pol_ipcache_key& k, const sy_pol_peer& v) {
+        lb::Cidr c;
+        std::memcpy(c.addr.bytes.data(), k.addr, 16);
+        c.prefixLen = static_cast<uint8_t>(k.prefixlen);
+        out.ipcache[c] = policy::Peer{v.pod_identity, v.cidr_identity};
+      })) {
+    return failed("pol_ipcache_v1");
+  }
+  using Addr = std::array<uint8_t, 16>;
+  if (!walk<Addr, sy_pol_endpoint>(fds.endpoints, [&](const Addr& k, const sy_pol_endpoint& v) {
+        lb::IpAddr a;
+        a.bytes = k;
+        policy::Endpoint e;
+        e.id = v.endpoint;
+        e.identity = v.identity;
+        e.ingressIsolated = v.flags & SY_POL_EP_INGRESS_ISOLATED;
+        e.egressIsolated = v.flags & SY_POL_EP_EGRESS_ISOLATED;
+        e.ingressRules = v.flags & SY_POL_EP_INGRESS_RULES;
+        e.egressRules = v.flags & SY_POL_EP_EGRESS_RULES;
+        out.endpoints[a] = e;
+      })) {
+    return failed("pol_ep_v1");
+  }
+  if (!walk<sy_pol_rule_key, sy_pol_rule_value>(fds.rules, [&](const sy_pol_rule_key& k, const sy_pol_rule_value&) {
+        out.rules.insert(ruleOf(k));
+      })) {
+    return failed("pol_rules_v1");
+  }
+  return true;
 }
 
 }  // namespace switchyard::bpf

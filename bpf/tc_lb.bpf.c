@@ -32,7 +32,6 @@
 #include "bpf/jhash.h"
 #include "bpf/lb.bpf.h"
 #include "bpf/ct.bpf.h"
-#include "bpf/policy.bpf.h"
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -1526,6 +1525,8 @@ static __noinline void count_fragment(struct __sk_buff *skb, const struct pkt *p
 		sy_count(SY_REASON_TC_FRAGMENT, skb->len);
 }
 
+#include "bpf/tc_policy.bpf.h"
+
 static __always_inline int handle(struct __sk_buff *skb, __u32 role, __u32 l3_off)
 {
 	struct sy_ct_key key;
@@ -1563,25 +1564,51 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 role, __u32 l3_of
 	}
 	now = bpf_ktime_get_ns();
 	ct_key(&key, &p.saddr, &p.daddr, p.sport, p.dport, p.proto);
+	/* NetworkPolicy (tc_policy.bpf.h) is judged on pod-facing devices while it is on; its
+	 * functions return TC_ACT_OK at once while it is off. No locals for it here: this
+	 * frame is on every call chain's stack. */
 	ct = bpf_map_lookup_elem(&SY_MAP_CT, &key);
+	if (ct && (ct->flags & SY_CT_F_POLICY)) {
+		v = pol_tracked(skb, &p, &key, ct, role);
+		if (v != POL_UNTRACKED)
+			return v;
+		ct = NULL;
+	}
 	if (!ct)
 		handoff_to_previous(skb, &p, role, l3_off);
 	if (ct) {
 		if (ct->dir == SY_CT_REPLY)
-			return ct_reply(skb, &p, &key, ct, now);
+			return ct_reply(skb, &p, &key, ct, now); /* replies of an allowed flow pass */
 		if (role == ROLE_FROM_POD || role == ROLE_FROM_NET) {
+			if (role == ROLE_FROM_POD &&
+			    pol_check_ct(skb, &p, ct, POL_EGRESS_TRANSLATED) != TC_ACT_OK)
+				return TC_ACT_SHOT;
 			v = ct_forward(skb, &p, &key, ct, now);
 			if (v == CT_DSR)
 				return dsr_forward(skb, &p, ct, SY_REASON_TC_DNAT_CT);
 			if (v != CT_RESELECT)
 				return v;
 		} else {
+			/* A tracked flow's request towards a pod (its entry's destination is
+			 * this packet's own). */
+			if (role == ROLE_TO_POD)
+				return pol_check_ct(skb, &p, ct, POL_INGRESS);
 			return TC_ACT_OK;
 		}
 	}
+	if (role == ROLE_TO_POD)
+		return pol_new_flow(skb, &p, &key, SY_POL_INGRESS);
 	if (role != ROLE_FROM_POD && role != ROLE_FROM_NET)
 		return TC_ACT_OK; /* egress: only replies are translated */
 	v = new_flow(skb, &p, &key, role, &entry);
+	if (role == ROLE_FROM_POD) {
+		/* Egress policy of a pod's new flow: against the backend when translated. */
+		if (v == TC_ACT_OK)
+			return pol_new_flow(skb, &p, &key, SY_POL_EGRESS);
+		if ((v == NEW_APPLY || v == NEW_APPLY_RACE) &&
+		    pol_new_translated(skb, &p, &key, &entry, v == NEW_APPLY) != TC_ACT_OK)
+			return TC_ACT_SHOT;
+	}
 	if ((v == NEW_APPLY || v == NEW_APPLY_RACE) && (entry.flags & SY_CT_F_DSR))
 		return dsr_forward(skb, &p, &entry, v == NEW_APPLY ? SY_REASON_TC_DNAT_NEW : SY_REASON_TC_DNAT_CT);
 	if (v == NEW_APPLY)

@@ -17,7 +17,8 @@
  *     on Ethernet, fragments, IP options and IPv6 extension headers, ICMP, SCTP, TCP
  *     SYN/FIN/RST (tc keeps the closing state and re-checks the backend), DSR over UDP (the
  *     option on every packet) and DSR/ipip (encapsulation), flows
- *     to local backends (the stack delivers them, and policy applies on the pod's device), a
+ *     to local backends (the stack delivers them, and policy applies on the pod's device),
+ *     NetworkPolicy's own entries (SY_CT_F_POLICY: never translated), a
  *     flow tc must look at again (expired, its backend changed, its reply entry lost), and a
  *     FIB lookup without a neighbour.
  *
@@ -380,7 +381,7 @@ int sy_xdp_from_net(struct xdp_md *ctx)
 	dsr = e->dir == SY_CT_FORWARD && p.proto == IPPROTO_TCP &&
 	      (e->flags & (SY_CT_F_DSR | SY_CT_F_DSR_IPIP | SY_CT_F_SNAT)) == SY_CT_F_DSR;
 	if ((!dsr && (e->flags & (SY_CT_F_REDIRECT | SY_CT_F_SNAT | SY_CT_F_DSR)) != (SY_CT_F_REDIRECT | SY_CT_F_SNAT)) ||
-	    needs_tc(&key, e, bpf_ktime_get_ns())) {
+	    (e->flags & SY_CT_F_POLICY) || needs_tc(&key, e, bpf_ktime_get_ns())) {
 		sy_count(SY_REASON_XDP_PASS_OTHER, len);
 		return XDP_PASS;
 	}

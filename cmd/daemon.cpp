@@ -27,6 +27,8 @@
 #include "bpf/node_maps.h"
 #include "bpf/pod_cgroups.h"
 #include "bpf/sock_term.h"
+#include "cmd/policy_events.h"
+#include "cmd/policy_sync.h"
 #include "k8sclient/apiserver/apiserver_source.h"
 #include "k8sclient/manifest_source.h"
 #include "lb/proxier.h"
@@ -34,6 +36,7 @@
 #include "metrics/conntrack_metrics.h"
 #include "metrics/datapath_counters.h"
 #include "metrics/health.h"
+#include "metrics/policy_metrics.h"
 #include "metrics/service_health.h"
 #include "netlink/device_match.h"
 #include "netlink/nodeport_addresses.h"
@@ -103,34 +106,63 @@ class EventTap : public k8s::ServiceEventHandler {
     optOut_ = optOut;
     optOutChanged_ = std::move(changed);
   }
+  // policy.enabled: Pods, Namespaces and NetworkPolicies also feed the policy sync.
+  void setPolicy(PolicySync* policy) { policy_ = policy; }
   void onPodUpsert(const k8s::Pod& p) override {
+    if (policy_) {
+      policy_->onPodUpsert(p);
+    }
     if (optOut_) {
       optOutProblem("Pod", optOut_->onPod(p));
       optOutChanged_();
     }
   }
   void onPodDelete(const k8s::Pod& p) override {
+    if (policy_) {
+      policy_->onPodDelete(p);
+    }
     if (optOut_) {
       optOut_->onPodDelete(p.metadata.key());
       optOutChanged_();
     }
   }
   void onNamespaceUpsert(const k8s::Namespace& n) override {
+    if (policy_) {
+      policy_->onNamespaceUpsert(n);
+    }
     if (optOut_) {
       optOutProblem("Namespace", optOut_->onNamespace(n));
       optOutChanged_();
     }
   }
   void onNamespaceDelete(const k8s::Namespace& n) override {
+    if (policy_) {
+      policy_->onNamespaceDelete(n);
+    }
     if (optOut_) {
       optOut_->onNamespaceDelete(n.metadata.name);
       optOutChanged_();
+    }
+  }
+  void onNetworkPolicyUpsert(const k8s::NetworkPolicy& p) override {
+    if (policy_) {
+      metrics_.countSourceEvent("NetworkPolicy", "upsert");
+      policy_->onNetworkPolicyUpsert(p);
+    }
+  }
+  void onNetworkPolicyDelete(const k8s::NetworkPolicy& p) override {
+    if (policy_) {
+      metrics_.countSourceEvent("NetworkPolicy", "delete");
+      policy_->onNetworkPolicyDelete(p);
     }
   }
   void onSynced() override {
     SY_LOG(Info) << "source synced: " << proxier_.tracker().serviceCount() << " services, "
                  << proxier_.tracker().sliceCount() << " endpoint slices";
     proxier_.onSynced();
+    if (policy_) {
+      policy_->onSynced();
+    }
     changed_();
   }
 
@@ -156,6 +188,7 @@ class EventTap : public k8s::ServiceEventHandler {
   std::function<void()> changed_;
   bpf::SocketLBOptOut* optOut_ = nullptr;
   std::function<void()> optOutChanged_;
+  PolicySync* policy_ = nullptr;
 };
 
 // --- conntrack GC (issue 11 item 5) ---
@@ -226,7 +259,7 @@ class Daemon {
     SY_LOG(Info) << "load balancing: " << cfg_.loadBalancer.algorithm << " by default; Maglev tables of "
                  << cfg_.loadBalancer.maglev.tableSize << " entries, hash seed " << cfg_.loadBalancer.maglev.hashSeed;
 
-    if (!writeDenyList(error) || !setLocalNets(error) || !startNetlink(error) || !attach(error)) {
+    if (!startPolicy(error) || !writeDenyList(error) || !setLocalNets(error) || !startNetlink(error) || !attach(error)) {
       SY_LOG(Error) << error;
       return 1;
     }
@@ -257,6 +290,9 @@ class Daemon {
     }
 
     tap_ = std::make_unique<EventTap>(*proxier_, metrics_, health_, nodeName(), [this] { scheduleSync(); });
+    if (cfg_.policy.enabled) {
+      tap_->setPolicy(policy_.get());
+    }
     if (podOptOut()) {
       optOut_ = std::make_unique<bpf::SocketLBOptOut>(nodeName());
       tap_->setOptOut(optOut_.get(), [this] {
@@ -280,7 +316,7 @@ class Daemon {
             metrics_.countSourceError("files", kind.empty() ? "document" : kind);
           },
           cfg_.source.pollInterval);
-      files_->setPolicyKinds(podOptOut());
+      files_->setPolicyKinds(podOptOut() || cfg_.policy.enabled);
       files_->start();
     } else if (!startApiServerSource(error)) {
       SY_LOG(Error) << error;
@@ -442,6 +478,33 @@ class Daemon {
       }
     }
     podCgroups_ = std::move(found);
+  }
+
+  // policy.enabled (cmd/policy_sync.h): adopts the pinned policy maps, or, disabled, clears
+  // pol_state_v1's flags and empties them.
+  bool startPolicy(std::string& error) {
+    const bpf::MapFds& m = datapath_->maps();
+    PolicySyncOptions o;
+    o.enabled = cfg_.policy.enabled;
+    o.logDenied = cfg_.policy.logDenied;
+    o.nodeName = nodeName();
+    o.namesFile = policyNamesPath(cfg_.bpf.pinPath);
+    o.minSyncPeriod = cfg_.minSyncPeriod;
+    policy_ = std::make_unique<PolicySync>(io_, PolicySyncMaps{{m.polIpcache, m.polEndpoints, m.polRules}, m.polState},
+                                           std::move(o), policyMetrics_);
+    if (!policy_->start(error)) {
+      error = "policy: " + error;
+      return false;
+    }
+    SY_LOG(Info) << "NetworkPolicy " << (cfg_.policy.enabled ? "enforced" : "not enforced (policy.enabled false)");
+    if (cfg_.policy.enabled && cfg_.policy.logDenied) {
+      std::string why;
+      deniedLog_ = DeniedFlowLog::open(io_, m.polEvents, [this](const lb::IpAddr& a) { return policy_->podAt(a); }, why);
+      if (!deniedLog_) {
+        SY_LOG(Warning) << "policy.logDenied: " << why << ": denied flows are counted, not logged";
+      }
+    }
+    return true;
   }
 
   // clusterCIDR: traffic from these networks is in-cluster (kube-proxy's detectLocal).
@@ -732,6 +795,7 @@ class Daemon {
     k8s::apiserver::ApiServerSourceOptions options;
     options.nodeName = nodeName();
     options.localPods = podOptOut();
+    options.policy = cfg_.policy.enabled;
     options.qps = cfg_.clientConnection.qps;
     options.burst = cfg_.clientConnection.burst;
     options.reflector.maxEventBytes = cfg_.clientConnection.maxEventBytes;
@@ -933,6 +997,7 @@ class Daemon {
       if (Clock::now() - lastFullSync_ >= kFullResyncPeriod) {
         lastFullSync_ = Clock::now();
         sync(true);
+        policy_->resync();
       } else if (proxier_->pending()) {
         scheduleSync();  // a retry after failed writes; still at most one per minSyncPeriod
       }
@@ -944,10 +1009,13 @@ class Daemon {
   std::string master_;  // --master: overrides the kubeconfig's server
   boost::asio::io_context io_;
   metrics::ProxyMetrics metrics_;
+  metrics::PolicyMetrics policyMetrics_{*metrics_.registry()};
   metrics::HealthState health_;
   std::unique_ptr<bpf::Datapath> datapath_;
   std::unique_ptr<bpf::MapWriter> writer_;
   std::unique_ptr<lb::Proxier> proxier_;
+  std::unique_ptr<PolicySync> policy_;
+  std::unique_ptr<DeniedFlowLog> deniedLog_;  // policy.logDenied
   std::unique_ptr<EventTap> tap_;
   std::unique_ptr<k8s::ManifestSource> files_;
   std::unique_ptr<k8s::apiserver::ApiServerSource> apiserver_;

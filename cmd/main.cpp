@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <unistd.h>
 #include <iostream>
 #include <map>
 #include <string>
@@ -17,6 +18,7 @@
 #include "bpf/bpffs.h"
 #include "bpf/cleanup.h"
 #include "cmd/daemon.h"
+#include "cmd/policy_sync.h"
 #include "cmd/status.h"
 #include "config/config.h"
 
@@ -70,11 +72,14 @@ const char* kRunHelp =
     "  --print-config             print the effective configuration as JSON and exit\n";
 
 const char* kStatusHelp =
-    "Usage: switchyard status [--config FILE | --pin-path DIR] [-o table|json]\n"
+    "Usage: switchyard status [policy] [--config FILE | --pin-path DIR] [-o table|json]\n"
     "\n"
     "Prints the services and backends held by the maps pinned under the pin path, the\n"
     "datapath counters, and the tc attachments recorded there (each checked against the\n"
     "device in this network namespace).\n"
+    "\n"
+    "switchyard status policy: NetworkPolicy instead: whether it is enforced, the revision,\n"
+    "the identities, and each of this node's pods with its rules (docs/policy.md).\n"
     "\n"
     "Options:\n"
     "  --config FILE    the daemon's configuration: bpf.pinPath from it, and bpf.devices\n"
@@ -210,7 +215,9 @@ void printConfig(const Config& c) {
             << ", \"qps\": " << c.clientConnection.qps << ", \"burst\": " << c.clientConnection.burst << "},\n"
             << "  \"bpf\": {\"pinPath\": " << q(c.bpf.pinPath) << ", \"cgroupPath\": " << q(c.bpf.cgroupPath)
             << ", \"socketLB\": " << (c.bpf.socketLB ? "true" : "false") << ", \"devices\": " << list(c.bpf.devices)
-            << "}\n"
+            << "},\n"
+            << "  \"policy\": {\"enabled\": " << (c.policy.enabled ? "true" : "false")
+            << ", \"logDenied\": " << (c.policy.logDenied ? "true" : "false") << "}\n"
             << "}\n";
 }
 
@@ -305,7 +312,8 @@ int cmdRun(int argc, char** argv, int first, const char* who) {
 }
 
 int cmdStatus(int argc, char** argv) {
-  Args a = parseArgs(argc, argv, 2, {"--config", "--pin-path", "-o", "--output"});
+  bool policy = argc > 2 && std::strcmp(argv[2], "policy") == 0;
+  Args a = parseArgs(argc, argv, policy ? 3 : 2, {"--config", "--pin-path", "-o", "--output"});
   if (a.help) {
     std::cout << kStatusHelp;
     return 0;
@@ -319,6 +327,9 @@ int cmdStatus(int argc, char** argv) {
   Config cfg;
   if (!configFrom(a, cfg)) {
     return kExitUsage;
+  }
+  if (policy) {
+    return switchyard::cmd::printPolicyStatus(cfg.bpf.pinPath, format == "json");
   }
   std::vector<std::string> devices;
   if (a.opts.count("--config") && !a.opts.count("--pin-path")) {
@@ -370,6 +381,16 @@ int cleanupWith(const Config& cfg, bool fromConfig, bool force) {
               << "; --force: cleaning up anyway\n";
   }
   switchyard::bpf::CleanupReport r = switchyard::bpf::cleanupPinPath(pinPath, scope);
+  // The policy names file the daemon wrote for status (cmd/policy_sync.h), and the
+  // directories made for it that are empty now.
+  std::string names = switchyard::cmd::policyNamesPath(pinPath);
+  std::remove(names.c_str());
+  for (auto slash = names.rfind('/'); slash != std::string::npos && slash > std::strlen("/run/switchyard");
+       slash = names.rfind('/', slash - 1)) {
+    if (::rmdir(names.substr(0, slash).c_str()) != 0) {
+      break;  // not empty (another pin path's), or not there
+    }
+  }
   std::cout << "cleanup " << pinPath << ": removed " << r.tcFiltersRemoved << " tc filters, "
             << r.qdiscsRemoved << " clsact qdiscs, " << r.linksRemoved << " cgroup links, "
             << r.pinsRemoved << " pinned maps\n";

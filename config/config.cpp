@@ -450,6 +450,12 @@ bool parseConfig(const std::string& text, const std::string& name, Config& c,
                 "needs loadBalancer.acceleration native or best-effort (the list is enforced by the XDP program)");
        }
      }},
+    {"policy", [&](const YAML::Node& n, const std::string& f) {
+       p.object(n, f, {
+         {"enabled", [&](const YAML::Node& v, const std::string& vf) { p.boolean(v, vf, c.policy.enabled); }},
+         {"logDenied", [&](const YAML::Node& v, const std::string& vf) { p.boolean(v, vf, c.policy.logDenied); }},
+       });
+     }},
     {"bpf", [&](const YAML::Node& n, const std::string& f) {
        p.object(n, f, {
          {"pinPath", [&](const YAML::Node& v, const std::string& vf) {

@@ -98,6 +98,15 @@ struct Config {
     // -- end XDP --
   } loadBalancer;
 
+  // NetworkPolicy (networking.k8s.io/v1; docs/policy.md). Off by default: the daemon stays a
+  // pure kube-proxy replacement and watches no Pods, Namespaces or NetworkPolicies.
+  struct Policy {
+    bool enabled = false;
+    // Denied flows are reported (rate-limited log lines with pod names) once the datapath
+    // has its denied-flow events; sets SY_POL_STATE_LOG_DENIED in pol_state_v1.
+    bool logDenied = false;
+  } policy;
+
   // The line of every field the file set, by path ("bpf.cgroupPath"), for checks that run
   // after parsing (validateHostPaths) and still report FILE:LINE.
   std::map<std::string, int> fieldLines;

@@ -48,9 +48,11 @@ const std::vector<std::string>& reasonNames() {
       // -- Maglev (issue 11 item 3) --
       "tc_maglev",                     // SY_REASON_TC_MAGLEV
       "tc_maglev_fallback",            // SY_REASON_TC_MAGLEV_FALLBACK
+      "policy_allowed",                // SY_REASON_POL_ALLOWED
+      "policy_denied",                 // SY_REASON_POL_DENIED
+      "policy_denied_default",         // SY_REASON_POL_DENIED_DEFAULT
+      "policy_log_lost",               // SY_REASON_POL_LOG_LOST
       // -- end Maglev --
-      // 36..39: NetworkPolicy (issue 12); placeholders until its branch lands with the names
-      "reserved_36", "reserved_37", "reserved_38", "reserved_39",
       // -- XDP fast path (issue 11 item 4) --
       "xdp_deny",        // SY_REASON_XDP_DENY
       "xdp_forward",     // SY_REASON_XDP_FORWARD

@@ -118,28 +118,71 @@ Diff diff(const State& before, const State& after) {
   return d;
 }
 
-uint32_t Compiler::identityOf(const IdentityKey& k, std::set<uint32_t>& used) {
-  auto [it, fresh] = identities_.try_emplace(k, nextIdentity_);
-  if (fresh) {
-    ++nextIdentity_;
+uint32_t Compiler::Adopted::claim(const std::map<lb::IpAddr, uint32_t>& at,
+                                  const std::vector<lb::IpAddr>& ips, std::set<uint32_t>& claimed) {
+  for (const auto& a : ips) {
+    auto it = at.find(a);
+    if (it != at.end() && claimed.insert(it->second).second) {
+      return it->second;
+    }
+  }
+  return 0;
+}
+
+void Compiler::adoptNumbers(const State& pinned) {
+  Adopted a;
+  for (const auto& [c, peer] : pinned.ipcache) {
+    if (peer.podIdentity >= kFirstPodIdentity && peer.podIdentity < kFirstCidrIdentity && c.prefixLen == 128) {
+      a.identityAt.emplace(c.addr, peer.podIdentity);
+      nextIdentity_ = std::max(nextIdentity_, peer.podIdentity + 1);
+    }
+    if (peer.cidrIdentity >= kFirstCidrIdentity) {
+      if (peer.podIdentity == kIdentityWorld) {
+        a.cidr.emplace(c, peer.cidrIdentity);  // a prefix entry names its own identity
+      }
+      nextCidrIdentity_ = std::max(nextCidrIdentity_, peer.cidrIdentity + 1);
+    }
+  }
+  for (const auto& [addr, ep] : pinned.endpoints) {
+    a.endpointAt.emplace(addr, ep.id);
+    nextEndpoint_ = std::max(nextEndpoint_, ep.id + 1);
+  }
+  adopted_ = std::move(a);
+}
+
+uint32_t Compiler::identityOf(const IdentityKey& k, const std::vector<lb::IpAddr>& ips,
+                              std::set<uint32_t>& used) {
+  auto it = identities_.find(k);
+  if (it == identities_.end()) {
+    uint32_t id = adopted_ ? Adopted::claim(adopted_->identityAt, ips, adopted_->identities) : 0;
+    it = identities_.emplace(k, id ? id : nextIdentity_++).first;
   }
   used.insert(it->second);
   return it->second;
 }
 
 uint32_t Compiler::cidrIdentityOf(const lb::Cidr& c, std::set<uint32_t>& used) {
-  auto [it, fresh] = cidrIdentities_.try_emplace(c, nextCidrIdentity_);
-  if (fresh) {
-    ++nextCidrIdentity_;
+  auto it = cidrIdentities_.find(c);
+  if (it == cidrIdentities_.end()) {
+    uint32_t id = 0;
+    if (adopted_) {
+      auto hint = adopted_->cidr.find(c);
+      if (hint != adopted_->cidr.end() && adopted_->cidrs.insert(hint->second).second) {
+        id = hint->second;
+      }
+    }
+    it = cidrIdentities_.emplace(c, id ? id : nextCidrIdentity_++).first;
   }
   used.insert(it->second);
   return it->second;
 }
 
-uint32_t Compiler::endpointOf(const std::string& pod, std::set<uint32_t>& used) {
-  auto [it, fresh] = endpointIds_.try_emplace(pod, nextEndpoint_);
-  if (fresh) {
-    ++nextEndpoint_;
+uint32_t Compiler::endpointOf(const std::string& pod, const std::vector<lb::IpAddr>& ips,
+                              std::set<uint32_t>& used) {
+  auto it = endpointIds_.find(pod);
+  if (it == endpointIds_.end()) {
+    uint32_t id = adopted_ ? Adopted::claim(adopted_->endpointAt, ips, adopted_->endpoints) : 0;
+    it = endpointIds_.emplace(pod, id ? id : nextEndpoint_++).first;
   }
   used.insert(it->second);
   return it->second;
@@ -170,7 +213,7 @@ State Compiler::compute() {
     IdentityKey k{ns, nsIt != namespaces_.end() ? nsIt->second
                                                  : Labels{{"kubernetes.io/metadata.name", ns}},
                   pod.metadata.labels};
-    lp.identity = identityOf(k, usedIdentities);
+    lp.identity = identityOf(k, lp.ips, usedIdentities);
     st.identities.emplace(lp.identity, k);
     podsOf[lp.identity].push_back(&pod);
     live.push_back(std::move(lp));
@@ -289,7 +332,7 @@ State Compiler::compute() {
     }
     Endpoint ep;
     ep.pod = pod.metadata.key();
-    ep.id = endpointOf(ep.pod, usedEndpoints);
+    ep.id = endpointOf(ep.pod, lp.ips, usedEndpoints);
     ep.identity = lp.identity;
     for (const auto& [key, pol] : policies_) {
       if (pol.metadata.namespace_ != pod.metadata.namespace_ ||
@@ -340,6 +383,7 @@ State Compiler::compute() {
   std::erase_if(identities_, [&](const auto& kv) { return !usedIdentities.count(kv.second); });
   std::erase_if(cidrIdentities_, [&](const auto& kv) { return !usedCidrs.count(kv.second); });
   std::erase_if(endpointIds_, [&](const auto& kv) { return !usedEndpoints.count(kv.second); });
+  adopted_.reset();  // hints for the first state after a restart only
   return st;
 }
 

@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -119,11 +120,29 @@ class Compiler {
   // call to the next for what did not change, so diff() of two states is small.
   State compute();
 
+  // After a restart: the numbers the pinned maps hold (a pod identity by the pod's address, a
+  // CIDR identity by its prefix, an endpoint number by the pod's address), so the next
+  // compute() gives what did not change while no daemon ran its old number and its diff
+  // against the pinned entries is only what changed. A number goes to the first object that
+  // claims it (objects in key order); every new number is above every adopted one, so no
+  // new number means another object's entries still in the maps. Call before that compute().
+  void adoptNumbers(const State& pinned);
+
  private:
   using IdentityKey = IdentityInfo;
-  uint32_t identityOf(const IdentityKey& k, std::set<uint32_t>& used);
+  uint32_t identityOf(const IdentityKey& k, const std::vector<lb::IpAddr>& ips, std::set<uint32_t>& used);
   uint32_t cidrIdentityOf(const lb::Cidr& c, std::set<uint32_t>& used);
-  uint32_t endpointOf(const std::string& pod, std::set<uint32_t>& used);
+  uint32_t endpointOf(const std::string& pod, const std::vector<lb::IpAddr>& ips, std::set<uint32_t>& used);
+
+  // adoptNumbers()'s hints, for one compute().
+  struct Adopted {
+    std::map<lb::IpAddr, uint32_t> identityAt, endpointAt;
+    std::map<lb::Cidr, uint32_t> cidr;
+    std::set<uint32_t> identities, cidrs, endpoints;  // the numbers given out again
+    static uint32_t claim(const std::map<lb::IpAddr, uint32_t>& at, const std::vector<lb::IpAddr>& ips,
+                          std::set<uint32_t>& claimed);
+  };
+  std::optional<Adopted> adopted_;
 
   std::string node_;
   std::map<std::string, k8s::Pod> pods_;

@@ -28,7 +28,9 @@ class CtGcTest : public ::testing::Test {
     fd_ = bpf_map_create(BPF_MAP_TYPE_HASH, "sy_ctgc_test", sizeof(sy_ct_key), sizeof(sy_ct_entry),
                          65536, nullptr);
     ASSERT_GE(fd_, 0) << strerror(errno);
-    now_ = bpf::monotonicNowNs();
+    // The GC is given `now`; stamps are written relative to it. Two days ahead of the clock,
+    // so a stamp 6 h back does not wrap below zero on a machine up for less than 6 h.
+    now_ = bpf::monotonicNowNs() + 48 * 3600 * kSec;
   }
   void TearDown() override {
     if (fd_ >= 0) {
@@ -273,8 +275,12 @@ TEST(CtGcInterval, ShrinksWhenAPassRemovedMuchOrTheTableIsFullGrowsWhenQuiet_Cil
 }
 
 TEST_F(CtGcTest, TheRunnerRemovesExpiredFlowsOffTheCallersThread) {
-  Pair old = pair("198.18.1.2", 43000, IPPROTO_UDP, now_ - 61 * kSec);
-  Pair live = pair("198.18.1.2", 43001, IPPROTO_UDP, now_);
+  // The runner reads the clock itself: stamps relative to the real one (61 s back: the
+  // machine is up for longer than that by the time tests run).
+  uint64_t clock = bpf::monotonicNowNs();
+  ASSERT_GT(clock, 61 * kSec);
+  Pair old = pair("198.18.1.2", 43000, IPPROTO_UDP, clock - 61 * kSec);
+  Pair live = pair("198.18.1.2", 43001, IPPROTO_UDP, clock);
   put(old);
   put(live);
   bpf::CtGcRunner::Options o;

@@ -98,6 +98,9 @@ out=$(sy_in_ns "$NODE_NS" "$SY_BIN" cleanup --pin-path "$PIN" --force 2>&1) || s
 sy_log "cleanup --force said: $out"
 grep -qF "is held by a switchyard daemon (pid $holder); --force: cleaning up anyway" <<<"$out" ||
   sy_fail "expected cleanup --force to say whose lock it overrode, got: $out"
+# flock(1) runs sleep as its child, which inherits the lock: end both, or the orphaned sleep
+# holds the test's cleanup up for its whole minute.
+pkill -P "$holder" 2>/dev/null || true
 kill "$holder" 2>/dev/null || true
 wait "$holder" 2>/dev/null || true
 grep -qE "^cleanup $PIN: removed 2 tc filters, 1 clsact qdiscs, 8 cgroup links, [1-9][0-9]* pinned maps" <<<"$out" ||

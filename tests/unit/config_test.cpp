@@ -223,6 +223,15 @@ INSTANTIATE_TEST_SUITE_P(
                 "cfg.yaml:5: loadBalancer.maglev.tableSize: must be a prime between 3 and 65521"},
         BadCase{"maglev_table_size_too_big", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nloadBalancer:\n  maglev:\n    tableSize: 131071\n",
                 "cfg.yaml:5: loadBalancer.maglev.tableSize: must be a prime between 3 and 65521"},
+        // -- NetworkPolicy (issue 12) --
+        BadCase{"policy_enabled_not_a_bool", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\npolicy:\n  enabled: yes please\n",
+                "cfg.yaml:4: policy.enabled: must be true or false"},
+        BadCase{"policy_log_denied_not_a_bool", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\npolicy:\n  enabled: true\n  logDenied: 1\n",
+                "cfg.yaml:5: policy.logDenied: must be true or false"},
+        BadCase{"policy_unknown_field", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\npolicy:\n  enable: true\n",
+                "cfg.yaml:4: policy.enable: unknown field"},
+        BadCase{"policy_not_a_mapping", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\npolicy: true\n",
+                "cfg.yaml:3: policy: must be a mapping"},
         // -- XDP fast path (issue 11 item 4) --
         BadCase{"acceleration_unknown", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nloadBalancer:\n  acceleration: generic\n",
                 "cfg.yaml:4: loadBalancer.acceleration: must be disabled, native or best-effort, got \"generic\""},
@@ -235,6 +244,20 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"deny_cidrs_without_acceleration", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nloadBalancer:\n  denyCIDRs: [198.51.100.0/24]\n",
                 "cfg.yaml:4: loadBalancer.denyCIDRs: needs loadBalancer.acceleration native or best-effort"}),
     [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Config, PolicyIsOffByDefaultAndTakesEnabledAndLogDenied) {
+  Config d;
+  EXPECT_FALSE(d.policy.enabled);  // a pure kube-proxy replacement unless asked
+  EXPECT_FALSE(d.policy.logDenied);
+  Config c;
+  std::vector<std::string> errors;
+  ASSERT_TRUE(parseConfig("apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\n"
+                          "policy:\n  enabled: true\n  logDenied: true\n",
+                          "c", c, errors))
+      << ::testing::PrintToString(errors);
+  EXPECT_TRUE(c.policy.enabled);
+  EXPECT_TRUE(c.policy.logDenied);
+}
 
 TEST(Config, EveryErrorIsReportedInOnePass) {
   Config c;
