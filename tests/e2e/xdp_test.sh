@@ -86,6 +86,13 @@ sy_mn_status_check 1 "d['acceleration'] == '$XMODE' and all(s.get('acceleration'
 all('acceleration' not in s for s in d['services'] if s['address'] == '198.19.1.71') and \
 sorted(d['denyCIDRs']) == ['198.18.0.101/32', '2001:db8:bad::/48']" ||
   sy_fail "expected node-1's status to show $XMODE acceleration for the NodePorts and the deny list: $(sy_mn_status_json 1)"
+text=$(nsenter --net="/run/netns/${SY_MN_NODE_NS[1]}" "$SY_BIN" status --pin-path "${SY_MN_PIN[1]}" 2>&1) ||
+  sy_fail "switchyard status of node-1 failed: $text"
+if ! { grep -q "^acceleration of NodePort, LoadBalancer and external IP frontends: $XMODE\$" <<<"$text" &&
+  grep -qE "^$SY_MN_FABRIC_DEV +2 +$XMODE " <<<"$text" &&
+  grep -q "^denyCIDRs (dropped by XDP): 198.18.0.101/32 2001:db8:bad::/48\$" <<<"$text"; }; then
+  sy_fail "expected node-1's status text to show the acceleration, the XDP device and the deny list: $text"
+fi
 sy_mn_status_check 2 "d['acceleration'] == 'disabled' and d['xdp'] == []" ||
   sy_fail "expected node-2 without acceleration: $(sy_mn_status_json 2)"
 
