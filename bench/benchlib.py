@@ -47,8 +47,9 @@ def vip(mode, host):
 
 
 class Port:
-    def __init__(self, name, port, target):
+    def __init__(self, name, port, target, node_port=None):
         self.name, self.port, self.target, self.protocol = name, port, target, "TCP"
+        self.node_port = node_port  # None: no NodePort (a ClusterIP service)
 
 
 class Service:
@@ -94,6 +95,28 @@ def world(mode, n, m, k):
                         [Port("http", HTTP_PORT, HTTP_PORT),
                          Port("sockperf", SOCKPERF_PORT, SOCKPERF_PORT)],
                         bes))
+    return svcs
+
+
+# The NodePort benchmark (bench/nodeport.sh, on tests/e2e/lib_multinode.sh's two nodes): two
+# type=NodePort services of one endpoint each, on ports http/80 and iperf/5201 (iperf3's control
+# and data connections must reach the same server), their NodePorts below.
+NODEPORTS = {"np-local": {"http": 30081, "iperf": 30202},
+             "np-remote": {"http": 30080, "iperf": 30201}}
+
+
+def nodeport_world(mode, n, m, remote_ep, local_ep):
+    """N - 1 synthetic ClusterIP services, then "np-local" (its endpoint on the node whose
+    NodePort is measured) and "np-remote" (its endpoint on the other node), the measured
+    services last in rule order as in world(). ClusterIPs: hosts .1 and .2 of the mode's /24."""
+    if n < 1:
+        raise ValueError("need at least one service (the measured one)")
+    svcs = [synthetic(i, m) for i in range(n - 1)]
+    for name, host, ep in (("np-local", 2, local_ep), ("np-remote", 1, remote_ep)):
+        nps = NODEPORTS[name]
+        svcs.append(Service(name, vip(mode, host),
+                            [Port("http", HTTP_PORT, HTTP_PORT, nps["http"]),
+                             Port("iperf", IPERF_PORT, IPERF_PORT, nps["iperf"])], [ep]))
     return svcs
 
 

@@ -10,8 +10,11 @@
 #   * the switchyard modes ran whenever the daemon and sy-fake-apiserver are built, and
 #     its control-plane figures were recorded (cold start from each source, changes
 #     through the API and through files, RSS, CPU, BPF map memory).
-# Prints "check_quick: P passed, F failed" last; exit status 1 on any failure, 77 (skipped)
-# without root. ctest runs it as bench_quick (tests/bench/CMakeLists.txt), with
+# Then `bench/nodeport.sh --quick --json FILE` (about 40 s): it must exit 0 (no collapsed
+# round), and every NodePort mode must carry short connections and iperf3 to both the remote
+# and the local pod (the switchyard modes when the daemon is built).
+# Prints "check_quick: P passed, F failed" for each part, the NodePort part last; exit status 1
+# on any failure, 77 (skipped) without root. ctest runs it as bench_quick (tests/bench/CMakeLists.txt), with
 # SY_BUILD_DIR naming the build tree whose binaries to use.
 set -euo pipefail
 
@@ -26,7 +29,8 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 out=$(mktemp /tmp/sybench-quick.XXXXXX.json)
-trap 'rm -f "$out"' EXIT
+npout=$(mktemp /tmp/sybench-np-quick.XXXXXX.json)
+trap 'rm -f "$out" "$npout"' EXIT
 
 rc=0
 "$HERE/run.sh" --quick --backends "$K" --json "$out" --switchyard "$BUILD/cmd/switchyard" \
@@ -37,7 +41,8 @@ if [[ $rc -ne 0 ]]; then
   exit 1
 fi
 
-python3 - "$out" "$K" "$BUILD/cmd/switchyard" "$BUILD/tests/fake_apiserver/sy-fake-apiserver" <<'EOF'
+cp_rc=0
+python3 - "$out" "$K" "$BUILD/cmd/switchyard" "$BUILD/tests/fake_apiserver/sy-fake-apiserver" <<'EOF' || cp_rc=$?
 import json, os, sys
 
 path, k, binary, fake = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
@@ -130,3 +135,39 @@ if built:
 print("check_quick: %d passed, %d failed" % (passed, failed))
 sys.exit(1 if failed else 0)
 EOF
+
+# NodePort: bench/nodeport.sh --quick, one round of every mode, each in a fresh cluster.
+np_modes="direct iptables nftables"
+[[ ! -x $BUILD/cmd/switchyard ]] || np_modes+=" sy-snat sy-dsr-opt sy-dsr-ipip"
+np_rc=0
+"$HERE/nodeport.sh" --quick --json "$npout" --modes "$np_modes" --switchyard "$BUILD/cmd/switchyard" || np_rc=$?
+python3 - "$npout" "$np_rc" "$np_modes" <<'EOF' || cp_rc=1
+import json, sys
+
+path, rc, modes = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
+passed, failed = 0, 0
+
+def check(ok, what):
+    global passed, failed
+    if ok:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL: " + what)
+
+check(rc == 0, "bench/nodeport.sh --quick exited 0 (got %d: a collapsed round or a failed setup)" % rc)
+try:
+    doc = json.load(open(path))
+except ValueError:
+    doc = {"results": [], "collapsed": ["no JSON written"]}
+check(not doc.get("collapsed"), "no collapsed NodePort round (%s)" % doc.get("collapsed"))
+for mode in modes:
+    for target in ("remote", "local"):
+        r = next((x for x in doc["results"] if x["mode"] == mode and x["target"] == target), None)
+        tag = "NodePort %s to the %s pod" % (mode, target)
+        check(r is not None and (r.get("short_conn_rps") or 0) > 0, tag + ": short-connection rate > 0")
+        check(r is not None and (r.get("iperf_gbps") or 0) > 0, tag + ": iperf3 throughput > 0")
+print("check_quick: nodeport: %d passed, %d failed" % (passed, failed))
+sys.exit(1 if failed else 0)
+EOF
+exit "$cp_rc"

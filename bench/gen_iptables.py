@@ -7,8 +7,10 @@ nat table only (see docs/benchmarks.md for why the filter-table parts are left o
                        -m statistic --mode random --probability 1/(remaining endpoints)
   KUBE-SEP-<hash>   -> hairpin masquerade mark, DNAT to the endpoint
   POSTROUTING -> KUBE-POSTROUTING masquerades packets carrying the 0x4000 mark.
-Chain names are kube-proxy's: "KUBE-SVC-" + base32(sha256(portName + protocol))[:16] and
-"KUBE-SEP-" + base32(sha256(portName + protocol + endpoint))[:16].
+  KUBE-NODEPORTS    -> (--nodeport) one rule per NodePort -> KUBE-EXT-<hash>: masquerade mark
+                       (externalTrafficPolicy Cluster), then KUBE-SVC-<hash>
+Chain names are kube-proxy's: "KUBE-SVC-"/"KUBE-EXT-" + base32(sha256(portName + protocol))[:16]
+and "KUBE-SEP-" + base32(sha256(portName + protocol + endpoint))[:16].
 
 The jumps from PREROUTING/OUTPUT carry one extra match, "-d <iptables mode /24>", so that
 traffic of the other benchmark modes never walks KUBE-SERVICES; traffic of this mode walks
@@ -33,6 +35,23 @@ MASQ_MARK = "0x4000"
 
 def svc_chain(svc, port):
     return "KUBE-SVC-" + benchlib.b32hash(svc.port_name(port) + "tcp", 16)
+
+
+def ext_chain(svc, port):
+    """kube-proxy's servicePortExternalChainName: the same hash as KUBE-SVC-."""
+    return "KUBE-EXT-" + benchlib.b32hash(svc.port_name(port) + "tcp", 16)
+
+
+def nodeport_rules(s, p):
+    """externalTrafficPolicy Cluster: KUBE-NODEPORTS jumps to KUBE-EXT-, which marks for
+    masquerade (the endpoint may be on another node) and goes on to KUBE-SVC-."""
+    name = s.port_name(p)
+    chain = ext_chain(s, p)
+    return ['-A KUBE-NODEPORTS -m comment --comment %s -m tcp -p tcp --dport %d -j %s'
+            % (name, p.node_port, chain),
+            '-A %s -m comment --comment "masquerade traffic for %s external destinations" '
+            '-j KUBE-MARK-MASQ' % (chain, name),
+            '-A %s -j %s' % (chain, svc_chain(s, p))]
 
 
 def sep_chain(svc, port, ep):
@@ -78,9 +97,10 @@ def sep_rules(s, p, ep):
 def full(svcs, gate):
     chains = [":KUBE-SERVICES - [0:0]", ":KUBE-NODEPORTS - [0:0]", ":KUBE-POSTROUTING - [0:0]",
               ":KUBE-MARK-MASQ - [0:0]"]
+    match = "-d %s " % gate if gate else ""
     rules = [
-        '-A PREROUTING -d %s -m comment --comment "kubernetes service portals" -j KUBE-SERVICES' % gate,
-        '-A OUTPUT -d %s -m comment --comment "kubernetes service portals" -j KUBE-SERVICES' % gate,
+        '-A PREROUTING %s-m comment --comment "kubernetes service portals" -j KUBE-SERVICES' % match,
+        '-A OUTPUT %s-m comment --comment "kubernetes service portals" -j KUBE-SERVICES' % match,
         '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
         "-A KUBE-MARK-MASQ -j MARK --or-mark %s" % MASQ_MARK,
         "-A KUBE-POSTROUTING -m mark ! --mark %s/%s -j RETURN" % (MASQ_MARK, MASQ_MARK),
@@ -93,6 +113,9 @@ def full(svcs, gate):
         for p in s.ports:
             chains.append(":%s - [0:0]" % svc_chain(s, p))
             rules += svc_rules(s, p)
+            if p.node_port:
+                chains.append(":%s - [0:0]" % ext_chain(s, p))
+                rules += nodeport_rules(s, p)
             for ep in s.endpoints:
                 chains.append(":%s - [0:0]" % sep_chain(s, p, ep))
                 rules += sep_rules(s, p, ep)
@@ -122,9 +145,18 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--changes", type=int, default=0)
     ap.add_argument("--change-prefix")
+    ap.add_argument("--nodeport", metavar="REMOTE_EP,LOCAL_EP",
+                    help="the NodePort world (benchlib.nodeport_world) with these two endpoints, "
+                         "and no gate on the jumps from PREROUTING/OUTPUT (bench/nodeport.sh "
+                         "loads one mode per cluster)")
     a = ap.parse_args()
-    svcs = benchlib.world("iptables", a.services, a.endpoints, a.backends)
-    gate = benchlib.MODE_BLOCK["iptables"]
+    if a.nodeport:
+        remote, local = a.nodeport.split(",")
+        svcs = benchlib.nodeport_world("iptables", a.services, a.endpoints, remote, local)
+        gate = None
+    else:
+        svcs = benchlib.world("iptables", a.services, a.endpoints, a.backends)
+        gate = benchlib.MODE_BLOCK["iptables"]
     with open(a.out, "w") as f:
         f.write("\n".join(full(svcs, gate)))
     if a.changes:

@@ -7,7 +7,9 @@ table ip kube-proxy:
   services: ip daddr . meta l4proto . th dport vmap @service-ips, then the NodePort vmap;
   service-ips: map ipv4_addr . inet_proto . inet_service : verdict -> goto service-<hash>-ns/name/tcp/port;
   service-*: masquerade-mark off-cluster sources, then numgen random mod M vmap {i : goto endpoint-*};
-  endpoint-*: hairpin masquerade mark, then meta l4proto tcp dnat to IP:PORT.
+  endpoint-*: hairpin masquerade mark, then meta l4proto tcp dnat to IP:PORT;
+  (--nodeport) service-nodeports: map inet_proto . inet_service : verdict -> goto external-<hash>-...;
+  external-*: masquerade mark (externalTrafficPolicy Cluster), then goto the service chain.
 Chain names follow kube-proxy: "service-" / "endpoint-" + base32(sha256(name))[:8] + "-" + name.
 Statements are written one per line, as knftables does (one "add element" per element).
 
@@ -39,6 +41,20 @@ def svc_chain(svc, port):
     return "service-%s-%s" % (benchlib.b32hash(name, 8), name)
 
 
+def ext_chain(svc, port):
+    """kube-proxy's external chain: "external-" and the service chain's hash and name."""
+    name = "%s/%s/tcp/%s" % (svc.namespace, svc.name, port.name)
+    return "external-%s-%s" % (benchlib.b32hash(name, 8), name)
+
+
+def ext_rules(s, p):
+    """externalTrafficPolicy Cluster: mark for masquerade, then the service chain."""
+    chain = ext_chain(s, p)
+    return ["add chain %s %s" % (TABLE, chain), "flush chain %s %s" % (TABLE, chain),
+            "add rule %s %s jump mark-for-masquerade" % (TABLE, chain),
+            "add rule %s %s goto %s" % (TABLE, chain, svc_chain(s, p))]
+
+
 def ep_chain(svc, port, ep):
     name = "%s/%s/tcp/%s__%s/%d" % (svc.namespace, svc.name, port.name, ep, port.target)
     return "endpoint-%s-%s" % (benchlib.b32hash(name, 8), name)
@@ -54,9 +70,10 @@ def header(gate):
     for c in ("services", "masquerading", "mark-for-masquerade"):
         out.append("add chain %s %s" % (TABLE, c))
         out.append("flush chain %s %s" % (TABLE, c))
+    match = "ip daddr %s " % gate if gate else ""
     out += [
-        "add rule %s nat-output ip daddr %s jump services" % (TABLE, gate),
-        "add rule %s nat-prerouting ip daddr %s jump services" % (TABLE, gate),
+        "add rule %s nat-output %sjump services" % (TABLE, match),
+        "add rule %s nat-prerouting %sjump services" % (TABLE, match),
         "add rule %s nat-postrouting jump masquerading" % TABLE,
         "add rule %s mark-for-masquerade mark set mark or %s" % (TABLE, MASQ_MARK),
         "add rule %s masquerading mark and %s == 0 return" % (TABLE, MASQ_MARK),
@@ -100,6 +117,10 @@ def full(svcs, gate):
             out += svc_rules(s, p)
             out.append("add element %s service-ips { %s . tcp . %d : goto %s }"
                        % (TABLE, s.cluster_ip, p.port, svc_chain(s, p)))
+            if p.node_port:
+                out += ext_rules(s, p)
+                out.append("add element %s service-nodeports { tcp . %d : goto %s }"
+                           % (TABLE, p.node_port, ext_chain(s, p)))
     return out + [""]
 
 
@@ -120,9 +141,18 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--changes", type=int, default=0)
     ap.add_argument("--change-prefix")
+    ap.add_argument("--nodeport", metavar="REMOTE_EP,LOCAL_EP",
+                    help="the NodePort world (benchlib.nodeport_world) with these two endpoints, "
+                         "and no gate on the jumps from the nat base chains (bench/nodeport.sh "
+                         "loads one mode per cluster)")
     a = ap.parse_args()
-    svcs = benchlib.world("nftables", a.services, a.endpoints, a.backends)
-    gate = benchlib.MODE_BLOCK["nftables"]
+    if a.nodeport:
+        remote, local = a.nodeport.split(",")
+        svcs = benchlib.nodeport_world("nftables", a.services, a.endpoints, remote, local)
+        gate = None
+    else:
+        svcs = benchlib.world("nftables", a.services, a.endpoints, a.backends)
+        gate = benchlib.MODE_BLOCK["nftables"]
     with open(a.out, "w") as f:
         f.write("\n".join(full(svcs, gate)))
     if a.changes:

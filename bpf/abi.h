@@ -51,6 +51,9 @@
 /* -- Maglev (issue 11 item 3) -- */
 #define SY_MAP_MAGLEV maglev_v1
 /* -- end Maglev -- */
+/* -- XDP fast path (issue 11 item 4) -- */
+#define SY_MAP_XDP_DENY xdpdeny_v1
+/* -- end XDP -- */
 
 #define SY_STRINGIFY_(x) #x
 #define SY_STRINGIFY(x) SY_STRINGIFY_(x)
@@ -443,7 +446,24 @@ enum sy_reason {
 	                                    * direction select the pod (default deny) */
 	SY_REASON_POL_LOG_LOST = 39,     /* tc: a denied flow not logged (rate limit, ring full) */
 	/* -- end NetworkPolicy -- */
-	SY_REASON_MAX = 40,
+	/* -- XDP fast path (issue 11 item 4; bpf/xdp_lb.bpf.c) -- */
+	SY_REASON_XDP_DENY = 40,         /* xdp: dropped, source in loadBalancer.denyCIDRs */
+	SY_REASON_XDP_FORWARD = 41,      /* xdp: a packet of a tracked external flow (SNAT, or DSR
+	                                  * TCP after the SYN) rewritten as tc would and sent on
+	                                  * (XDP_TX or redirect) */
+	SY_REASON_XDP_REVNAT = 42,       /* xdp: a reply of a tracked SNATed flow translated back
+	                                  * and sent to the client (XDP_TX or redirect) */
+	SY_REASON_XDP_PASS_NEW = 43,     /* xdp: passed to tc, no conntrack entry (a new flow, or
+	                                  * not a service) */
+	SY_REASON_XDP_PASS_OTHER = 44,   /* xdp: passed to tc, what XDP leaves to it: not IP,
+	                                  * fragments, IP options / extension headers, ICMP, SCTP,
+	                                  * SYN/FIN/RST, DSR over UDP and ipip, local backends, a flow to
+	                                  * re-validate (expired, backend changed, reply entry
+	                                  * lost) */
+	SY_REASON_XDP_PASS_FIB = 45,     /* xdp: passed to tc, the FIB lookup gave no neighbour
+	                                  * (or needs fragmentation): tc's redirect resolves it */
+	/* -- end XDP -- */
+	SY_REASON_MAX = 46,
 };
 #define SY_REASON_SLOTS 64
 
@@ -480,6 +500,18 @@ struct sy_dsr_opt6 {
 	__be16 port;        /* frontend port, network order */
 	__u8 pad[2];        /* two Pad1 options (zero) */
 };
+
+/* -- XDP fast path (issue 11 item 4) --
+ * xdpdeny: loadBalancer.denyCIDRs (LPM trie over source addresses, IPv4 as IPv4-mapped: a
+ * /24 is prefixlen 120), checked first by the XDP program on host-facing devices: a packet
+ * whose source matches is dropped (SY_REASON_XDP_DENY). Value: 1. */
+#define SY_XDP_DENY_MAX 16384
+
+struct sy_xdp_deny_key {
+	__u32 prefixlen;    /* 0..128 */
+	union sy_addr addr; /* network order */
+};
+/* -- end XDP -- */
 
 /* meta: a one-entry array describing the pinned layout. */
 struct sy_meta {

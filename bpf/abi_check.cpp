@@ -101,6 +101,9 @@ SY_CHECK_SIZE(struct sy_term_key, 40);
 SY_CHECK_SIZE(struct sy_local_net_key, 20);
 SY_CHECK_OFF(struct sy_local_net_key, prefixlen, 0);
 SY_CHECK_OFF(struct sy_local_net_key, addr, 4);
+SY_CHECK_SIZE(struct sy_xdp_deny_key, 20);  // XDP fast path (issue 11 item 4)
+SY_CHECK_OFF(struct sy_xdp_deny_key, prefixlen, 0);
+SY_CHECK_OFF(struct sy_xdp_deny_key, addr, 4);
 SY_CHECK_SIZE(struct sy_local_net_value, 8);
 
 SY_CHECK_SIZE(struct sy_counter, 16);

@@ -22,6 +22,7 @@
 #include "bpf/bpffs.h"
 #include "bpf/migrate.h"
 #include "bpf/unique_fd.h"
+#include "bpf/xdp_links.h"
 
 namespace switchyard::bpf {
 namespace {
@@ -603,7 +604,14 @@ CleanupReport cleanupPinPath(const std::string& pinPath, const CleanupScope& sco
   fs::path links = fs::path(pinPath) / kLinksDir;
   if (fs::is_directory(links, ec)) {
     for (const auto& e : fs::directory_iterator(links, ec)) {
-      // Unpinning the last reference to a cgroup link detaches its program.
+      // Unpinning the last reference to a cgroup link detaches its program. An XDP link
+      // (xdp_links.h) is detached first: the kernel frees an unpinned link from a work
+      // queue, and the device would keep the program until then.
+      if (e.path().filename().string().rfind(kXdpLinkPrefix, 0) == 0) {
+        if (UniqueFd l(bpf_obj_get(e.path().c_str())); l.valid()) {
+          bpf_link_detach(l.get());
+        }
+      }
       if (::unlink(e.path().c_str()) == 0) {
         r.linksRemoved++;
       } else {

@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
+#include <linux/if_link.h>
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <sys/ioctl.h>
@@ -17,9 +18,11 @@
 #include "bpf/bpffs.h"
 #include "bpf/cleanup.h"
 #include "bpf/migrate.h"
+#include "bpf/xdp_links.h"
 #include "logging/log.h"
 #include "sock_lb.skel.h"
 #include "tc_lb.skel.h"
+#include "xdp_lb.skel.h"
 
 namespace switchyard::bpf {
 namespace {
@@ -94,6 +97,9 @@ Datapath::~Datapath() {
   }
   if (tc_) {
     tc_lb__destroy(tc_);
+  }
+  if (xdp_) {
+    xdp_lb__destroy(xdp_);
   }
 }
 
@@ -170,6 +176,38 @@ std::unique_ptr<Datapath> Datapath::load(const DatapathOptions& options, std::st
     error = "load tc programs: " + errnoText(err);
     return nullptr;
   }
+  // The XDP fast path (issue 11 item 4): the same maps again, by fd; its own deny map is
+  // pinned by name. Loaded whether or not loadBalancer.acceleration attaches it, so the
+  // pinned maps are the same set in every configuration.
+  dp->xdp_ = xdp_lb__open_opts(&opts);
+  if (!dp->xdp_) {
+    error = "open XDP programs: " + errnoText(errno);
+    return nullptr;
+  }
+  dp->xdp_->rodata->sy_ct_life_tcp_ns = options.ctLifetimes.tcpNs;
+  dp->xdp_->rodata->sy_ct_life_closing_ns = options.ctLifetimes.tcpClosingNs;
+  dp->xdp_->rodata->sy_ct_life_other_ns = options.ctLifetimes.otherNs;
+  bpf_object__for_each_map(m, dp->xdp_->obj) {
+    if (bpf_map__is_internal(m)) {
+      continue;
+    }
+    struct bpf_map* shared = bpf_object__find_map_by_name(dp->sock_->obj, bpf_map__name(m));
+    if (!shared) {
+      shared = bpf_object__find_map_by_name(dp->tc_->obj, bpf_map__name(m));
+    }
+    if (!shared) {
+      continue;
+    }
+    bpf_map__set_pin_path(m, nullptr);
+    if (int err = bpf_map__reuse_fd(m, bpf_map__fd(shared)); err) {
+      error = std::string("share map ") + bpf_map__name(m) + " with the XDP program: " + errnoText(err);
+      return nullptr;
+    }
+  }
+  if (int err = xdp_lb__load(dp->xdp_); err) {
+    error = "load XDP program: " + errnoText(err);
+    return nullptr;
+  }
 
   auto* sm = &dp->sock_->maps;
   dp->fds_.services = bpf_map__fd(sm->SY_MAP_SERVICES);
@@ -192,6 +230,7 @@ std::unique_ptr<Datapath> Datapath::load(const DatapathOptions& options, std::st
   dp->fds_.polRules = bpf_map__fd(tm->SY_MAP_POL_RULES);
   dp->fds_.polState = bpf_map__fd(tm->SY_MAP_POL_STATE);
   dp->fds_.polEvents = bpf_map__fd(tm->SY_MAP_POL_EVENTS);
+  dp->fds_.xdpDeny = bpf_map__fd(dp->xdp_->maps.SY_MAP_XDP_DENY);
 
   if (!dp->copyTakeovers(error)) {
     return nullptr;
@@ -487,6 +526,7 @@ int Datapath::programFd(Program p) const {
     case Program::SockSendmsg6: return bpf_program__fd(sock_->progs.sy_sock_sendmsg6);
     case Program::SockRecvmsg6: return bpf_program__fd(sock_->progs.sy_sock_recvmsg6);
     case Program::SockGetpeername6: return bpf_program__fd(sock_->progs.sy_sock_getpeername6);
+    case Program::XdpFromNet: return bpf_program__fd(xdp_->progs.sy_xdp_from_net);
   }
   return -1;
 }
@@ -597,6 +637,101 @@ Datapath::TcAttachResult Datapath::attachTc(const std::string& device, TcRole ro
                << ")";
   res.status = Status::Attached;
   return res;
+}
+
+Datapath::XdpAttachResult Datapath::attachXdp(const std::string& device, XdpMode mode) {
+  XdpAttachResult res;
+  using Status = XdpAttachResult::Status;
+  unsigned ifindex = if_nametoindex(device.c_str());
+  if (ifindex == 0) {
+    res.status = errno == ENODEV ? Status::Missing : Status::Failed;
+    res.error = "device " + device + ": " + errnoText(errno);
+    return res;
+  }
+  res.ifindex = ifindex;
+  if (isL3Device(device)) {
+    res.error = "device " + device + " has no Ethernet header: the XDP fast path serves Ethernet devices only";
+    return res;
+  }
+  int prog = bpf_program__fd(xdp_->progs.sy_xdp_from_net);
+  std::string dir = pinPath_ + "/" + kLinksDir;
+  ::mkdir(dir.c_str(), 0700);
+  std::string pin = dir + "/" + xdpLinkPin(device);
+  // An earlier daemon's link: swap the program in place when it is on this device in a mode
+  // that suits the configuration; otherwise detach it and attach anew.
+  if (int lfd = bpf_obj_get(pin.c_str()); lfd >= 0) {
+    UniqueFd link(lfd);
+    struct bpf_link_info info {};
+    uint32_t len = sizeof(info);
+    std::string have = xdpAttachMode(ifindex);
+    bool same = bpf_obj_get_info_by_fd(lfd, &info, &len) == 0 && info.type == BPF_LINK_TYPE_XDP &&
+                info.xdp.ifindex == ifindex && (have == "native" || (have == "generic" && mode == XdpMode::BestEffort));
+    if (same && bpf_link_update(lfd, prog, nullptr) == 0) {
+      res.status = Status::Attached;
+      res.mode = have;
+      SY_LOG(Info) << "XDP fast path on " << device << " (" << have << ", replaced in place)";
+      return res;
+    }
+    bpf_link_detach(lfd);
+    ::unlink(pin.c_str());
+  }
+  auto attach = [&](uint32_t flags, int& err) {
+    LIBBPF_OPTS(bpf_link_create_opts, lo, .flags = flags);
+    int fd = bpf_link_create(prog, static_cast<int>(ifindex), BPF_XDP, &lo);
+    err = fd < 0 ? errno : 0;
+    return fd;
+  };
+  int err = 0;
+  int fd = attach(XDP_FLAGS_DRV_MODE, err);
+  res.mode = "native";
+  if (fd < 0 && mode == XdpMode::BestEffort && err != EBUSY && err != EEXIST) {
+    int nativeErr = err;
+    fd = attach(XDP_FLAGS_SKB_MODE, err);
+    res.mode = "generic";
+    if (fd >= 0) {
+      SY_LOG(Warning) << "loadBalancer.acceleration best-effort: device " << device << " has no native XDP ("
+                      << errnoText(nativeErr) << "): the fast path runs in generic (SKB) mode";
+    }
+  }
+  if (fd < 0) {
+    if (err == EBUSY || err == EEXIST) {
+      res.error = "device " + device + " already has an XDP program that is not switchyard's (" + errnoText(err) +
+                  "); not replacing it (`ip link set dev " + device + " xdp off` removes it)";
+    } else if (mode == XdpMode::Native) {
+      res.error = "loadBalancer.acceleration native: device " + device +
+                  " cannot run XDP in its driver (XDP_FLAGS_DRV_MODE: " + errnoText(err) +
+                  "); use best-effort to fall back to generic XDP, or disabled";
+    } else {
+      res.error = "attach XDP to " + device + ": " + errnoText(err);
+    }
+    return res;
+  }
+  UniqueFd link(fd);
+  if (bpf_obj_pin(fd, pin.c_str()) != 0) {
+    res.error = "pin XDP link " + pin + ": " + errnoText(errno);
+    bpf_link_detach(fd);
+    return res;
+  }
+  SY_LOG(Info) << "XDP fast path attached to host-facing device " << device << " (ifindex " << ifindex << ", "
+               << res.mode << ")";
+  res.status = Status::Attached;
+  return res;
+}
+
+std::vector<std::string> Datapath::detachXdpExcept(const std::set<std::string>& keep) {
+  std::vector<std::string> out;
+  for (const XdpLinkInfo& li : listXdpLinks(pinPath_)) {
+    if (keep.count(li.device) && li.ifindex != 0) {
+      continue;
+    }
+    if (UniqueFd fd(bpf_obj_get(li.pin.c_str())); fd.valid()) {
+      bpf_link_detach(fd.get());
+    }
+    ::unlink(li.pin.c_str());
+    SY_LOG(Info) << "XDP fast path removed from " << li.device;
+    out.push_back(li.device);
+  }
+  return out;
 }
 
 }  // namespace switchyard::bpf

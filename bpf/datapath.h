@@ -22,6 +22,7 @@
 struct bpf_map;
 struct sock_lb;
 struct tc_lb;
+struct xdp_lb;
 
 namespace switchyard::bpf {
 
@@ -41,6 +42,11 @@ struct DatapathOptions {
 // What a tc device faces: pods (their veth host ends, a CNI bridge) or the network (the
 // node's uplink or fabric, where NodePort and LB traffic from outside arrives).
 enum class TcRole { Pod, Host };
+
+// loadBalancer.acceleration (issue 11 item 4): how the XDP fast path is attached to the
+// host-facing devices. Native: in the driver (XDP_FLAGS_DRV_MODE), an error where the driver
+// has none; BestEffort: native where the driver has it, else generic (XDP_FLAGS_SKB_MODE).
+enum class XdpMode { Native, BestEffort };
 
 // Pin names of the socket hooks' links under PIN/links/.
 inline constexpr std::array<const char*, 8> kSocketHooks = {
@@ -85,6 +91,21 @@ class Datapath {
   };
   TcAttachResult attachTc(const std::string& device, TcRole role = TcRole::Pod);
 
+  // Attaches the XDP fast path (bpf/xdp_lb.bpf.c) to a host-facing device through a bpf
+  // link pinned under PIN/links/xdp_DEVICE (bpf/xdp_links.h), or swaps the program of the
+  // link already there in place. `mode` says which XDP mode is acceptable; the result says
+  // which one the device got ("native" or "generic").
+  struct XdpAttachResult {
+    enum class Status { Attached, Missing, Failed } status = Status::Failed;
+    unsigned ifindex = 0;
+    std::string mode;
+    std::string error;
+  };
+  XdpAttachResult attachXdp(const std::string& device, XdpMode mode);
+  // Detaches and unpins the XDP links of devices not in `keep` (acceleration switched off,
+  // a device no longer host-facing, a device gone). Returns the devices detached.
+  std::vector<std::string> detachXdpExcept(const std::set<std::string>& keep);
+
   const MapFds& maps() const { return fds_; }
   // IDs of our maps: what makes a program ours (cleanup.h).
   const std::set<uint32_t>& mapIds() const { return mapIds_; }
@@ -93,6 +114,7 @@ class Datapath {
     TcFromPod, TcToPod, TcFromNet, TcToNet, TcFromPodL3, TcToPodL3, TcFromNetL3, TcToNetL3,
     SockConnect4, SockSendmsg4, SockRecvmsg4, SockGetpeername4,
     SockConnect6, SockSendmsg6, SockRecvmsg6, SockGetpeername6,
+    XdpFromNet,
   };
   // For BPF_PROG_TEST_RUN in tests and for introspection.
   int programFd(Program p) const;
@@ -104,6 +126,7 @@ class Datapath {
   std::string pinPath_;
   struct sock_lb* sock_ = nullptr;
   struct tc_lb* tc_ = nullptr;
+  struct xdp_lb* xdp_ = nullptr;
   MapFds fds_;
   std::set<uint32_t> mapIds_;
 

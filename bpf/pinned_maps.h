@@ -30,7 +30,8 @@ inline constexpr const char* kPinPolEndpoints = SY_STRINGIFY(SY_MAP_POL_ENDPOINT
 inline constexpr const char* kPinPolRules = SY_STRINGIFY(SY_MAP_POL_RULES);
 inline constexpr const char* kPinPolState = SY_STRINGIFY(SY_MAP_POL_STATE);
 inline constexpr const char* kPinPolEvents = SY_STRINGIFY(SY_MAP_POL_EVENTS);
-inline constexpr const char* kLinksDir = "links";  // pinned cgroup links live here
+inline constexpr const char* kPinXdpDeny = SY_STRINGIFY(SY_MAP_XDP_DENY);  // XDP (issue 11 item 4)
+inline constexpr const char* kLinksDir = "links";  // pinned cgroup and XDP links live here
 
 // tc filter identity: one handle and priority for every switchyard filter.
 inline constexpr uint32_t kTcHandle = 0x5359;  // "SY"
@@ -60,6 +61,7 @@ struct MapFds {
   int polRules = -1;
   int polState = -1;
   int polEvents = -1;  // ring buffer of denied flows (policy.logDenied)
+  int xdpDeny = -1;  // loadBalancer.denyCIDRs (bpf/xdp_lb.bpf.c)
 };
 
 // Who writes a map: what an upgrade (bpf/migrate.h) must copy again after the programs
@@ -98,6 +100,7 @@ inline constexpr MapPin kMapPins[] = {
     {kPinPolRules, &MapFds::polRules},
     {kPinPolState, &MapFds::polState},
     {kPinPolEvents, &MapFds::polEvents, MapWriterKind::Meta},
+    {kPinXdpDeny, &MapFds::xdpDeny},
 };
 // Who writes the map pinned under `name` (Daemon for a name not in kMapPins).
 MapWriterKind writerOf(const std::string& name);

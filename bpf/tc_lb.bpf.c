@@ -31,6 +31,7 @@
 
 #include "bpf/jhash.h"
 #include "bpf/lb.bpf.h"
+#include "bpf/ct.bpf.h"
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -79,10 +80,7 @@
 /* Load-time settings (skel->rodata before load; bpf/datapath.cpp). */
 const volatile __u16 sy_snat_port_min = 20000; /* SNAT source ports, host order */
 const volatile __u16 sy_snat_port_max = 29999;
-/* Conntrack idle lifetimes in ns (config conntrack.*; the daemon's GC uses the same). */
-const volatile __u64 sy_ct_life_tcp_ns = SY_CT_LIFETIME_TCP * SY_NSEC_PER_SEC;
-const volatile __u64 sy_ct_life_closing_ns = SY_CT_LIFETIME_TCP_CLOSING * SY_NSEC_PER_SEC;
-const volatile __u64 sy_ct_life_other_ns = SY_CT_LIFETIME_NONTCP * SY_NSEC_PER_SEC;
+/* Conntrack idle lifetimes: bpf/ct.bpf.h (shared with the XDP fast path). */
 /* -- Maglev (issue 11 item 3) -- */
 const volatile __u32 sy_maglev_seed = SY_MAGLEV_SEED_DEFAULT; /* loadBalancer.maglev.hashSeed */
 /* -- end Maglev -- */
@@ -480,7 +478,10 @@ __noinline int fib_redirect(struct __sk_buff *skb, const struct pkt *p)
 	fib.l4_protocol = p->proto;
 	fib.sport = p->sport;
 	fib.dport = p->dport;
-	fib.tot_len = (__u16)p->ip_len;
+	/* tot_len stays 0: the helper then checks the skb itself against the egress device's MTU
+	 * (is_skb_forwardable), which knows GSO/GRO super-packets fit once segmented. With
+	 * tot_len = the IP header's length, a 64 kB GRO packet of a bulk TCP flow failed the
+	 * MTU check (FRAG_NEEDED) and was dropped: every full-size burst lost, the flow stalled. */
 	if (p->v6) {
 		fib.family = AF_INET6;
 		__builtin_memcpy(fib.ipv6_src, p->saddr.w, 16);
@@ -735,45 +736,7 @@ static __always_inline int reject(struct __sk_buff *skb, const struct pkt *p)
 /* Stages of tc_dsr.bpf.h (included below) that the conntrack stage calls. */
 __noinline int tcp_clamp_mss(struct __sk_buff *skb, const struct pkt *p, __u32 mss);
 
-static __always_inline void ct_key(struct sy_ct_key *k, const union sy_addr *saddr,
-				   const union sy_addr *daddr, __be16 sport, __be16 dport,
-				   __u8 proto)
-{
-	__builtin_memset(k, 0, sizeof(*k));
-	k->saddr = *saddr;
-	k->daddr = *daddr;
-	k->sport = sport;
-	k->dport = dport;
-	k->proto = proto;
-}
-
-static __always_inline __u64 ct_lifetime(const struct sy_ct_entry *e, __u8 proto)
-{
-	if (proto == IPPROTO_TCP)
-		return (e->flags & SY_CT_F_CLOSING) ? sy_ct_life_closing_ns : sy_ct_life_tcp_ns;
-	return sy_ct_life_other_ns;
-}
-
-/* The reply key of a forward entry: the backend's packets to the client (or to the SNAT
- * source). */
-static __always_inline void ct_reply_key_of(struct sy_ct_key *rk, const struct sy_ct_key *fk,
-					    const struct sy_ct_entry *fwd)
-{
-	if (fwd->flags & SY_CT_F_SNAT)
-		ct_key(rk, &fwd->nat_addr, &fwd->nat2_addr, fwd->nat_port, fwd->nat2_port, fk->proto);
-	else
-		ct_key(rk, &fwd->nat_addr, &fk->saddr, fwd->nat_port, fk->sport, fk->proto);
-}
-
-/* The forward key of a reply entry: the client's packets to the frontend. */
-static __always_inline void ct_forward_key_of(struct sy_ct_key *fk, const struct sy_ct_key *rk,
-					      const struct sy_ct_entry *rep)
-{
-	if (rep->flags & SY_CT_F_SNAT)
-		ct_key(fk, &rep->nat2_addr, &rep->nat_addr, rep->nat2_port, rep->nat_port, rk->proto);
-	else
-		ct_key(fk, &rk->daddr, &rep->nat_addr, rk->dport, rep->nat_port, rk->proto);
-}
+/* ct_key, ct_lifetime, ct_reply_key_of, ct_forward_key_of: bpf/ct.bpf.h. */
 
 /* The reply entry matching a forward entry. */
 static __always_inline void ct_reply_of(struct sy_ct_entry *r, const struct sy_ct_key *fk,

@@ -20,6 +20,7 @@
 
 #include "bpf/bpffs.h"
 #include "bpf/cleanup.h"
+#include "bpf/xdp_links.h"
 #include "bpf/ct_gc.h"
 #include "bpf/datapath.h"
 #include "bpf/map_writer.h"
@@ -258,7 +259,7 @@ class Daemon {
     SY_LOG(Info) << "load balancing: " << cfg_.loadBalancer.algorithm << " by default; Maglev tables of "
                  << cfg_.loadBalancer.maglev.tableSize << " entries, hash seed " << cfg_.loadBalancer.maglev.hashSeed;
 
-    if (!startPolicy(error) || !setLocalNets(error) || !startNetlink(error) || !attach(error)) {
+    if (!startPolicy(error) || !writeDenyList(error) || !setLocalNets(error) || !startNetlink(error) || !attach(error)) {
       SY_LOG(Error) << error;
       return 1;
     }
@@ -355,6 +356,12 @@ class Daemon {
       datapath_->detachSocketLB();
     }
     refreshDevices();
+    // loadBalancer.acceleration native is a requirement: a host-facing device that cannot
+    // run XDP in its driver stops the start (best-effort falls back to generic instead).
+    if (cfg_.loadBalancer.acceleration == "native" && !xdpFailedLogged_.empty()) {
+      error = xdpLastError_;
+      return false;
+    }
     // Records of an earlier run that are not the attachments made now: devices the
     // configuration no longer names, and devices deleted (or recreated with another
     // ifindex) while no daemon ran.
@@ -637,6 +644,60 @@ class Daemon {
     return wanted;
   }
 
+  // -- XDP fast path (issue 11 item 4) --
+  // loadBalancer.denyCIDRs into the deny map (emptied when the list is).
+  bool writeDenyList(std::string& error) {
+    std::vector<lb::Cidr> cidrs;
+    for (const std::string& s : cfg_.loadBalancer.denyCIDRs) {
+      if (auto c = lb::Cidr::parse(s)) {
+        cidrs.push_back(*c);
+      }
+    }
+    if (!bpf::writeDenyCidrs(datapath_->maps().xdpDeny, cidrs, error)) {
+      return false;
+    }
+    if (!cidrs.empty()) {
+      SY_LOG(Info) << "loadBalancer.denyCIDRs: " << cidrs.size() << " prefixes dropped by XDP on host-facing devices";
+    }
+    return true;
+  }
+
+  // The XDP program on every host-facing device that has tc attached, in the configured
+  // mode; off the devices that are no longer host-facing, and off all when disabled.
+  void refreshXdp(const std::vector<std::pair<std::string, bpf::TcRole>>& wanted) {
+    const std::string& acc = cfg_.loadBalancer.acceleration;
+    std::set<std::string> keep;
+    if (acc != "disabled") {
+      bpf::XdpMode mode = acc == "native" ? bpf::XdpMode::Native : bpf::XdpMode::BestEffort;
+      for (const auto& [dev, role] : wanted) {
+        unsigned now = if_nametoindex(dev.c_str());
+        if (role != bpf::TcRole::Host || now == 0) {
+          continue;
+        }
+        keep.insert(dev);
+        if (auto it = xdpDevices_.find(dev); it != xdpDevices_.end() && it->second == now) {
+          continue;
+        }
+        using Status = bpf::Datapath::XdpAttachResult::Status;
+        bpf::Datapath::XdpAttachResult res = datapath_->attachXdp(dev, mode);
+        if (res.status == Status::Attached) {
+          xdpDevices_[dev] = now;
+          xdpFailedLogged_.erase(dev);
+        } else {
+          xdpDevices_.erase(dev);
+          xdpLastError_ = res.error;
+          if (xdpFailedLogged_.insert(dev).second) {
+            SY_LOG(Error) << res.error << " (retrying every " << tickPeriod().count() << " ms)";
+          }
+        }
+      }
+    }
+    for (const std::string& dev : datapath_->detachXdpExcept(keep)) {
+      xdpDevices_.erase(dev);
+    }
+  }
+  // -- end XDP --
+
   void refreshDevices() {
     std::vector<std::pair<std::string, bpf::TcRole>> wanted = wantedDevices();
     // A device a pattern matched that is gone: its filters went with it; forget the records.
@@ -696,6 +757,7 @@ class Daemon {
           break;
       }
     }
+    refreshXdp(wanted);  // after tc: what XDP passes on finds tc there
   }
 
   // -- Maglev (issue 11 item 3): loadBalancer.* as lb/ takes it --
@@ -970,6 +1032,9 @@ class Daemon {
   std::map<std::string, unsigned> attachedDevices_;  // device -> the ifindex attached
   std::set<std::string> missingLogged_;   // devices said to be missing, until attached
   std::set<std::string> refusedLogged_;   // devices said to be refused, until attached
+  std::map<std::string, unsigned> xdpDevices_;  // XDP fast path: device -> ifindex attached
+  std::set<std::string> xdpFailedLogged_;       // devices whose XDP attach failed, until attached
+  std::string xdpLastError_;
   std::unique_ptr<bpf::SocketTerminator> terminator_;  // nullptr: socket LB off, or no kernel support
   std::set<std::string> skipUnresolved_;           // skipCgroups paths said to be missing
   std::map<std::string, uint64_t> skipResolved_;   // skipCgroups path -> the cgroup ID found

@@ -21,6 +21,7 @@
 #include "bpf/migrate.h"
 #include "bpf/node_maps.h"
 #include "bpf/pinned_maps.h"
+#include "bpf/xdp_links.h"
 #include "metrics/conntrack_metrics.h"
 #include "metrics/datapath_counters.h"
 
@@ -159,6 +160,18 @@ int printStatus(const std::string& pinPath, bool json, const std::vector<std::st
     if (f.head.flags & lb::kFrontendModeHybrid) return "hybrid";
     return (f.head.flags & lb::kFrontendDsr) ? "dsr" : "snat";
   };
+  // -- XDP fast path (issue 11 item 4): the devices' XDP links and what external frontends get --
+  std::vector<bpf::XdpLinkInfo> xdpLinks = bpf::listXdpLinks(pinPath);
+  std::vector<lb::Cidr> denyCidrs = bpf::readDenyCidrs(maps.fds().xdpDeny);
+  // "disabled" (no device), "native" or "generic" (every device alike), else "mixed".
+  std::string acceleration = "disabled";
+  for (const bpf::XdpLinkInfo& l : xdpLinks) {
+    if (l.mode != "native" && l.mode != "generic") {
+      continue;  // defunct, or detached meanwhile
+    }
+    acceleration = acceleration == "disabled" || acceleration == l.mode ? l.mode : "mixed";
+  }
+  // -- end XDP --
   auto dispatchOf = [](const lb::ProgrammedFrontend& f) -> const char* {
     if (!(f.head.flags & lb::kFrontendDsr)) return nullptr;
     return (f.head.flags & lb::kFrontendDsrIpip) ? "ipip" : "opt";
@@ -191,6 +204,10 @@ int printStatus(const std::string& pinPath, bool json, const std::vector<std::st
       if (const char* d = dispatchOf(f)) {
         w.Key("dsrDispatch");
         w.String(d);
+      }
+      if (!modeOf(f).empty()) {  // XDP fast path: external frontends only
+        w.Key("acceleration");
+        w.String(acceleration.c_str());
       }
       // -- Maglev (issue 11 item 3) --
       w.Key("algorithm");
@@ -277,6 +294,31 @@ int printStatus(const std::string& pinPath, bool json, const std::vector<std::st
       w.String(c.str().c_str());
     }
     w.EndArray();
+    // -- XDP fast path (issue 11 item 4) --
+    w.Key("acceleration");
+    w.String(acceleration.c_str());
+    w.Key("xdp");
+    w.StartArray();
+    for (const bpf::XdpLinkInfo& l : xdpLinks) {
+      w.StartObject();
+      w.Key("device");
+      w.String(l.device.c_str());
+      w.Key("ifindex");
+      w.Uint(l.ifindex);
+      w.Key("mode");
+      w.String(l.ifindex ? l.mode.c_str() : "defunct");
+      w.Key("programId");
+      w.Uint(l.progId);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Key("denyCIDRs");
+    w.StartArray();
+    for (const lb::Cidr& c : denyCidrs) {
+      w.String(c.str().c_str());
+    }
+    w.EndArray();
+    // -- end XDP --
     w.Key("tc");
     w.StartArray();
     for (const TcHook& h : hooks) {
@@ -372,6 +414,23 @@ int printStatus(const std::string& pinPath, bool json, const std::vector<std::st
                   mi.present ? mi.digest.c_str() : "<none>");
     }
   }
+  // -- XDP fast path (issue 11 item 4) --
+  std::printf("\nacceleration of NodePort, LoadBalancer and external IP frontends: %s\n", acceleration.c_str());
+  if (!xdpLinks.empty()) {
+    std::printf("%-16s %-8s %-9s %s\n", "XDP DEVICE", "IFINDEX", "MODE", "PROGRAM");
+    for (const bpf::XdpLinkInfo& l : xdpLinks) {
+      std::printf("%-16s %-8u %-9s %u\n", l.device.c_str(), l.ifindex, l.ifindex ? l.mode.c_str() : "defunct",
+                  l.progId);
+    }
+  }
+  if (!denyCidrs.empty()) {
+    std::printf("denyCIDRs (dropped by XDP):");
+    for (const lb::Cidr& c : denyCidrs) {
+      std::printf(" %s", c.str().c_str());
+    }
+    std::printf("\n");
+  }
+  // -- end XDP --
   if (!hooks.empty()) {
     std::printf("\n%-16s %-8s %-9s %-9s %s\n", "TC DEVICE", "IFINDEX", "DIRECTION", "RECORDED", "STATE");
     for (const TcHook& h : hooks) {

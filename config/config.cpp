@@ -380,6 +380,7 @@ bool parseConfig(const std::string& text, const std::string& name, Config& c,
      }},
     // --- end conntrack GC ---
     {"loadBalancer", [&](const YAML::Node& n, const std::string& f) {
+       YAML::Node denyNode;  // XDP fast path: where denyCIDRs was set, for the check below
        p.object(n, f, {
          {"mode", [&](const YAML::Node& v, const std::string& vf) {
             if (p.str(v, vf, c.loadBalancer.mode) && c.loadBalancer.mode != "snat" &&
@@ -423,7 +424,31 @@ bool parseConfig(const std::string& text, const std::string& name, Config& c,
             });
           }},
          // -- end Maglev --
+         // -- XDP fast path (issue 11 item 4) --
+         {"acceleration", [&](const YAML::Node& v, const std::string& vf) {
+            if (p.str(v, vf, c.loadBalancer.acceleration) && c.loadBalancer.acceleration != "disabled" &&
+                c.loadBalancer.acceleration != "native" && c.loadBalancer.acceleration != "best-effort") {
+              p.fail(v, vf, "must be disabled, native or best-effort, got \"" + c.loadBalancer.acceleration + "\"");
+            }
+          }},
+         {"denyCIDRs", [&](const YAML::Node& v, const std::string& vf) {
+            denyNode = v;
+            p.strList(v, vf, c.loadBalancer.denyCIDRs);
+            for (size_t i = 0; i < c.loadBalancer.denyCIDRs.size(); ++i) {
+              std::string item = vf + "[" + std::to_string(i) + "]";
+              if (c.loadBalancer.denyCIDRs[i].find(',') != std::string::npos) {
+                p.fail(v, item, "must be one CIDR, got \"" + c.loadBalancer.denyCIDRs[i] + "\"");
+              } else {
+                p.cidrText(v, item, c.loadBalancer.denyCIDRs[i]);
+              }
+            }
+          }},
+         // -- end XDP --
        });
+       if (!c.loadBalancer.denyCIDRs.empty() && c.loadBalancer.acceleration == "disabled") {
+         p.fail(denyNode, f + ".denyCIDRs",
+                "needs loadBalancer.acceleration native or best-effort (the list is enforced by the XDP program)");
+       }
      }},
     {"policy", [&](const YAML::Node& n, const std::string& f) {
        p.object(n, f, {

@@ -88,6 +88,14 @@ struct Config {
       uint32_t hashSeed = 0x53594d47u;  // the same on every node: the same tables and choices
     } maglev;
     // -- end Maglev --
+    // -- XDP fast path (issue 11 item 4; docs/acceleration.md) --
+    // disabled | native (XDP in the driver, an error where there is none) | best-effort
+    // (native, else generic XDP): the XDP program on the host-facing devices.
+    std::string acceleration = "disabled";
+    // Source prefixes dropped first by the XDP program (IPv4 or IPv6 CIDRs, one per item);
+    // needs acceleration native or best-effort.
+    std::vector<std::string> denyCIDRs;
+    // -- end XDP --
   } loadBalancer;
 
   // NetworkPolicy (networking.k8s.io/v1; docs/policy.md). Off by default: the daemon stays a

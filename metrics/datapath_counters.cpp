@@ -53,6 +53,14 @@ const std::vector<std::string>& reasonNames() {
       "policy_denied_default",         // SY_REASON_POL_DENIED_DEFAULT
       "policy_log_lost",               // SY_REASON_POL_LOG_LOST
       // -- end Maglev --
+      // -- XDP fast path (issue 11 item 4) --
+      "xdp_deny",        // SY_REASON_XDP_DENY
+      "xdp_forward",     // SY_REASON_XDP_FORWARD
+      "xdp_revnat",      // SY_REASON_XDP_REVNAT
+      "xdp_pass_new",    // SY_REASON_XDP_PASS_NEW
+      "xdp_pass_other",  // SY_REASON_XDP_PASS_OTHER
+      "xdp_pass_fib",    // SY_REASON_XDP_PASS_FIB
+      // -- end XDP --
   };
   return names;
 }
@@ -78,7 +86,7 @@ bool DatapathCounters::read(int fd, Totals& out) {
 }
 
 std::vector<prometheus::MetricFamily> DatapathCounters::Collect() const {
-  static_assert(SY_REASON_MAX == 40, "add the new reason's name to reasonNames()");
+  static_assert(SY_REASON_MAX == 46, "add the new reason's name to reasonNames()");
   Totals t;
   if (!read(fd_, t)) {
     return {};

@@ -359,7 +359,23 @@ State Compiler::compute() {
         ep.egressRules = ep.egressRules || !pol.egressRules.empty();
         for (const auto& rule : pol.egressRules) {
           if (rule.peers.empty()) {
-            addRules(ep.id, Direction::Egress, kIdentityAny, rangesOf(rule, allPods));
+            // Every destination: numbers open to any peer, but a named port means each
+            // destination pod's own number, so it resolves per identity as for a selected
+            // peer (and matches no address that is no pod's).
+            k8s::NetworkPolicyRule numbered = rule, named = rule;
+            numbered.ports.clear();
+            named.ports.clear();
+            for (const auto& p : rule.ports) {
+              (p.port && !p.port->number ? named : numbered).ports.push_back(p);
+            }
+            if (named.ports.empty() || !numbered.ports.empty()) {
+              addRules(ep.id, Direction::Egress, kIdentityAny, rangesOf(numbered, {}));
+            }
+            if (!named.ports.empty()) {
+              for (const auto& [id, pods] : podsOf) {
+                addRules(ep.id, Direction::Egress, id, rangesOf(named, pods));
+              }
+            }
           }
           for (const auto& peer : rule.peers) {
             for (uint32_t id : selectPeer(peer, pol.metadata.namespace_)) {

@@ -368,6 +368,26 @@ spec:
             "");
 }
 
+// Without `to` (every destination) a named port still means each destination pod's own number:
+// 81 is "serve" on the b pods only, so x/a reaches the b pods on 81 and nobody else; a number
+// beside it opens on every destination.
+TEST_P(TruthTable, EgressNamedPortWithoutPeersResolvesOnEachDestination_UpstreamEgressOnOneNamedPort) {
+  Grid g(datapath());
+  g.apply(R"(
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: named-egress-anywhere, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: a}}
+  policyTypes: [Egress]
+  egress: [{ports: [{port: serve}, {port: 9000}]}]
+)");
+  EXPECT_EQ(g.check({}, [](auto&, auto&) { return true; }), "");
+  EXPECT_EQ(g.check({lb::kProtoTCP, 81}, [](auto& s, auto& d) { return s.key() != "x/a" || d.name == "b"; }), "");
+  EXPECT_EQ(g.check({lb::kProtoTCP, 9000}, [](auto&, auto&) { return true; }), "");
+  EXPECT_EQ(g.check({lb::kProtoUDP, 81}, [](auto& s, auto&) { return s.key() != "x/a"; }), "");
+}
+
 TEST_P(TruthTable, PolicyTypesEgressIgnoresIngressRules) {
   Grid g(datapath());
   g.apply(R"(

@@ -99,6 +99,26 @@ TEST(Config, LoadBalancerDefaultsToRandomAndTakesMaglevSettings) {
   EXPECT_EQ(c.loadBalancer.maglev.hashSeed, 7u);
 }
 
+// -- XDP fast path (issue 11 item 4) --
+TEST(Config, AccelerationDefaultsToDisabledAndTakesDenyCIDRsOfBothFamilies) {
+  Config def;
+  EXPECT_EQ(def.loadBalancer.acceleration, "disabled");
+  EXPECT_TRUE(def.loadBalancer.denyCIDRs.empty());
+  for (const char* mode : {"native", "best-effort", "disabled"}) {
+    Config c;
+    std::vector<std::string> errors;
+    std::string deny = std::string(mode) == "disabled" ? "" : "  denyCIDRs: [198.51.100.0/24, \"2001:db8:bad::/48\", 203.0.113.7/32]\n";
+    ASSERT_TRUE(parseConfig(std::string("apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\n"
+                                        "loadBalancer:\n  acceleration: ") + mode + "\n" + deny,
+                            "c", c, errors))
+        << ::testing::PrintToString(errors);
+    EXPECT_EQ(c.loadBalancer.acceleration, mode);
+    if (!deny.empty()) {
+      EXPECT_THAT(c.loadBalancer.denyCIDRs, ElementsAre("198.51.100.0/24", "2001:db8:bad::/48", "203.0.113.7/32"));
+    }
+  }
+}
+
 TEST(Config, SocketLBIsABooleanOrAMappingWithSkipCgroups) {
   Config c;
   std::vector<std::string> errors;
@@ -211,7 +231,18 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"policy_unknown_field", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\npolicy:\n  enable: true\n",
                 "cfg.yaml:4: policy.enable: unknown field"},
         BadCase{"policy_not_a_mapping", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\npolicy: true\n",
-                "cfg.yaml:3: policy: must be a mapping"}),
+                "cfg.yaml:3: policy: must be a mapping"},
+        // -- XDP fast path (issue 11 item 4) --
+        BadCase{"acceleration_unknown", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nloadBalancer:\n  acceleration: generic\n",
+                "cfg.yaml:4: loadBalancer.acceleration: must be disabled, native or best-effort, got \"generic\""},
+        BadCase{"deny_cidr_bad", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nloadBalancer:\n  acceleration: native\n  denyCIDRs: [198.51.100.0/24, 203.0.113.0/33]\n",
+                "cfg.yaml:5: loadBalancer.denyCIDRs[1]: \"203.0.113.0/33\""},
+        BadCase{"deny_cidr_not_a_list", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nloadBalancer:\n  acceleration: native\n  denyCIDRs: 198.51.100.0/24\n",
+                "cfg.yaml:5: loadBalancer.denyCIDRs: must be a list of strings"},
+        BadCase{"deny_cidr_two_in_one", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nloadBalancer:\n  acceleration: native\n  denyCIDRs: [\"198.51.100.0/24,2001:db8::/32\"]\n",
+                "cfg.yaml:5: loadBalancer.denyCIDRs[0]: must be one CIDR"},
+        BadCase{"deny_cidrs_without_acceleration", "apiVersion: switchyard.dev/v1alpha1\nkind: SwitchyardConfiguration\nloadBalancer:\n  denyCIDRs: [198.51.100.0/24]\n",
+                "cfg.yaml:4: loadBalancer.denyCIDRs: needs loadBalancer.acceleration native or best-effort"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Config, PolicyIsOffByDefaultAndTakesEnabledAndLogDenied) {
