@@ -127,9 +127,10 @@ __noinline int pol_judge(struct __sk_buff *skb, const struct pol_query *q, __u32
 
 	if (!skb || !q)
 		return TC_ACT_SHOT; /* global function: the verifier checks it alone, NULL included */
-	/* A pod cannot block access to itself (Kubernetes), e.g. through its own Service
-	 * (hairpin: its egress names itself as the backend). */
-	if (sy_addr_eq(&q->local, &q->peer))
+	/* A pod cannot block access to itself (Kubernetes): through its own Service, its
+	 * egress names itself as the backend (hairpin; the packet reaches it from this node's
+	 * address). Egress only: a packet arriving with the pod's own source is no such flow. */
+	if (q->dir == SY_POL_EGRESS && sy_addr_eq(&q->local, &q->peer))
 		return TC_ACT_OK;
 	/* A pod cannot block its own node (Kubernetes: kubelet probes and host traffic). */
 	if (q->dir == SY_POL_INGRESS && bpf_map_lookup_elem(&SY_MAP_NODE_ADDRS, &q->peer))

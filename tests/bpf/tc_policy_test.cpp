@@ -378,6 +378,9 @@ spec: {podSelector: {matchLabels: {app: web}}, policyTypes: [Ingress, Egress]}
   EXPECT_EQ(r.out.srcAddr(), "198.18.0.11") << "not the hairpin SNAT";
   EXPECT_EQ(r.out.dst(), "198.18.16.2:8080");
   EXPECT_EQ(counter(SY_REASON_POL_DENIED_DEFAULT), 0u);
+  // A packet arriving with web's own address as its source is no flow of web to itself.
+  Packet spoofed = makePacket(IPPROTO_TCP, kWeb.v4, 40002, kWeb.v4, 8080, kSyn);
+  EXPECT_EQ(run(Program::TcToPod, spoofed).verdict, TC_ACT_SHOT);
   // Another pod's flow to the same Service stays subject to web's ingress isolation.
   Packet other = makePacket(IPPROTO_TCP, kClient.v4, 40001, "198.19.0.10", 80, kSyn);
   Result o = fromPod0(other);
