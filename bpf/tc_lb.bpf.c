@@ -1561,8 +1561,18 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 role, __u32 l3_of
 	if (p.frag) {
 		/* Fragments are not translated yet: pass them untouched, and count the first one
 		 * of a datagram to a frontend (later ones carry no port to match). */
-		if (p.frag == FRAG_FIRST)
+		if (p.frag == FRAG_FIRST) {
 			count_fragment(skb, &p);
+			/* NetworkPolicy: the first fragment is judged like its flow. */
+			if (role == ROLE_FROM_POD || role == ROLE_TO_POD) {
+				ct_key(&key, &p.saddr, &p.daddr, p.sport, p.dport, p.proto);
+				v = pol_fragment(skb, &p, &key, role);
+				if (v != POL_UNTRACKED)
+					return v;
+				return pol_new_flow(skb, &p, &key, role == ROLE_TO_POD ? SY_POL_INGRESS
+										: SY_POL_EGRESS);
+			}
+		}
 		return TC_ACT_OK;
 	}
 	now = bpf_ktime_get_ns();
@@ -1583,19 +1593,24 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 role, __u32 l3_of
 		if (ct->dir == SY_CT_REPLY)
 			return ct_reply(skb, &p, &key, ct, now); /* replies of an allowed flow pass */
 		if (role == ROLE_FROM_POD || role == ROLE_FROM_NET) {
-			if (role == ROLE_FROM_POD &&
-			    pol_check_ct(skb, &p, ct, POL_EGRESS_TRANSLATED) != TC_ACT_OK)
+			/* POL_UNTRACKED: the flow is to be balanced again, its pair is gone. */
+			v = role == ROLE_FROM_POD
+				    ? pol_check_ct(skb, &p, &key, ct, POL_EGRESS_TRANSLATED)
+				    : TC_ACT_OK;
+			if (v == TC_ACT_SHOT)
 				return TC_ACT_SHOT;
-			v = ct_forward(skb, &p, &key, ct, now);
-			if (v == CT_DSR)
-				return dsr_forward(skb, &p, ct, SY_REASON_TC_DNAT_CT);
-			if (v != CT_RESELECT)
-				return v;
+			if (v != POL_UNTRACKED) {
+				v = ct_forward(skb, &p, &key, ct, now);
+				if (v == CT_DSR)
+					return dsr_forward(skb, &p, ct, SY_REASON_TC_DNAT_CT);
+				if (v != CT_RESELECT)
+					return v;
+			}
 		} else {
 			/* A tracked flow's request towards a pod (its entry's destination is
 			 * this packet's own). */
 			if (role == ROLE_TO_POD)
-				return pol_check_ct(skb, &p, ct, POL_INGRESS);
+				return pol_check_ct(skb, &p, &key, ct, POL_INGRESS);
 			return TC_ACT_OK;
 		}
 	}

@@ -13,8 +13,9 @@
  * label or pod change). Replies of an allowed flow pass on their reply entry. Denied packets
  * are dropped and leave no entry behind.
  *
- * Not judged: ICMP and fragments (passed as before), and ingress from this node's own
- * addresses (a pod cannot block its node, as Kubernetes documents: kubelet probes).
+ * Not judged: ICMP, fragments after the first (the first carries the ports and is judged),
+ * and ingress from this node's own addresses (a pod cannot block its node, as Kubernetes
+ * documents: kubelet probes).
  */
 #pragma once
 
@@ -126,6 +127,11 @@ __noinline int pol_judge(struct __sk_buff *skb, const struct pol_query *q, __u32
 
 	if (!skb || !q)
 		return TC_ACT_SHOT; /* global function: the verifier checks it alone, NULL included */
+	/* A pod cannot block access to itself (Kubernetes): through its own Service, its
+	 * egress names itself as the backend (hairpin; the packet reaches it from this node's
+	 * address). Egress only: a packet arriving with the pod's own source is no such flow. */
+	if (q->dir == SY_POL_EGRESS && sy_addr_eq(&q->local, &q->peer))
+		return TC_ACT_OK;
 	/* A pod cannot block its own node (Kubernetes: kubelet probes and host traffic). */
 	if (q->dir == SY_POL_INGRESS && bpf_map_lookup_elem(&SY_MAP_NODE_ADDRS, &q->peer))
 		return TC_ACT_OK;
@@ -144,6 +150,30 @@ __noinline int pol_judge(struct __sk_buff *skb, const struct pol_query *q, __u32
 		pol_log(skb, q, reason);
 	return TC_ACT_SHOT;
 }
+
+#ifdef SY_TEST_RACE
+/* Tests only (the race object, tests/bpf): the daemon moves the revision on between a
+ * judgement and its caching, as a policy change landing meanwhile on another CPU would. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+} pol_race_revision SEC(".maps");
+
+static __always_inline void pol_test_race(const struct sy_pol_state *st)
+{
+	__u32 zero = 0;
+	__u32 *r = bpf_map_lookup_elem(&pol_race_revision, &zero);
+
+	if (r && *r) {
+		((struct sy_pol_state *)st)->revision = *r;
+		*r = 0;
+	}
+}
+#else
+#define pol_test_race(st) ((void)0)
+#endif
 
 /* The query of a packet as it is (no translation between here and the pod). */
 static __always_inline void pol_query_of(struct pol_query *q, const struct pkt *p, __u8 dir)
@@ -175,22 +205,45 @@ static __always_inline int pol_check_entry(struct __sk_buff *skb, struct sy_ct_e
 	return TC_ACT_OK;
 }
 
+#define POL_UNTRACKED (-3000) /* the entry is gone (expired, or to be balanced again): a new flow */
+
 /* What pol_check_ct judges. */
 #define POL_INGRESS 0            /* the packet as it is, towards the pod */
 #define POL_EGRESS_TRANSLATED 1  /* the pod's packet, to the backend the entry names */
 
-/* The verdict of a tracked flow's entry (cached, or judged now and remembered). */
-__noinline int pol_check_ct(struct __sk_buff *skb, const struct pkt *p, struct sy_ct_entry *e,
-			    __u32 how)
+/* Whether ct_forward would balance the flow of forward entry e again (CT_RESELECT): it
+ * expired, a SYN reuses a closed one's tuple, or its backend is gone or renamed. */
+static __always_inline int pol_would_reselect(const struct pkt *p, const struct sy_ct_entry *e)
+{
+	__u32 id = e->backend_id;
+	const struct sy_backend *be;
+
+	if (!sy_fresh(e->last_seen_ns, bpf_ktime_get_ns(), ct_lifetime(e, p->proto)) ||
+	    ((e->flags & SY_CT_F_CLOSING) && (p->tcp_flags & TCP_FLAG_SYN)))
+		return 1;
+	be = bpf_map_lookup_elem(&SY_MAP_BACKENDS, &id);
+	return !be || !sy_addr_eq(&be->addr, &e->nat_addr) || be->port != e->nat_port;
+}
+
+/* The verdict of a tracked flow's entry (cached, or judged now and remembered). Egress of a
+ * translated flow that ct_forward would balance again is not judged against the backend it
+ * is leaving: its pair goes and POL_UNTRACKED is returned, so that the flow is balanced
+ * and judged as a new one (new_flow, pol_new_translated). */
+__noinline int pol_check_ct(struct __sk_buff *skb, const struct pkt *p, const struct sy_ct_key *k,
+			    struct sy_ct_entry *e, __u32 how)
 {
 	const struct sy_pol_state *st = pol_state();
 	struct pol_query q;
 
-	if (!skb || !p || !e)
+	if (!skb || !p || !k || !e)
 		return TC_ACT_SHOT; /* global function: the verifier checks it alone, NULL included */
 	if (!st)
 		return TC_ACT_OK;
 	if (how == POL_EGRESS_TRANSLATED) {
+		if (!pol_cached(e, st->revision, SY_POL_EGRESS) && pol_would_reselect(p, e)) {
+			ct_forget_pair(k, e);
+			return POL_UNTRACKED;
+		}
 		q.local = p->saddr;
 		q.peer = e->nat_addr;
 		q.port = bpf_ntohs(e->nat_port);
@@ -212,14 +265,21 @@ __noinline int pol_new_translated(struct __sk_buff *skb, const struct pkt *p,
 	if (!skb || !p || !k || !entry)
 		return TC_ACT_SHOT; /* global function: the verifier checks it alone, NULL included */
 	e = bpf_map_lookup_elem(&SY_MAP_CT, k);
-	if (pol_check_ct(skb, p, e ? e : entry, POL_EGRESS_TRANSLATED) == TC_ACT_OK)
+	if (pol_check_ct(skb, p, k, e ? e : entry, POL_EGRESS_TRANSLATED) == TC_ACT_OK)
 		return TC_ACT_OK;
 	if (mine)
 		ct_forget_pair(k, entry);
 	return TC_ACT_SHOT;
 }
 
-#define POL_UNTRACKED (-3000) /* pol_tracked: the entry had expired and is gone: a new flow */
+
+/* Whether the packet's destination is a frontend (any scope). */
+static __noinline int pol_is_frontend(const struct pkt *p)
+{
+	struct sy_svc_key skey;
+
+	return p && sy_lookup_service(&skey, &p->daddr, p->dport, p->proto, 0) != NULL;
+}
 
 /* A packet whose conntrack entry is a policy-only one (SY_CT_F_POLICY), on any device:
  * lifetime and stamps as for translated flows, the verdict checked on pod-facing devices for
@@ -236,9 +296,10 @@ __noinline int pol_tracked(struct __sk_buff *skb, const struct pkt *p, const str
 	if (!skb || !p || !k || !e)
 		return TC_ACT_SHOT; /* global function: the verifier checks it alone, NULL included */
 	if (!sy_fresh(e->last_seen_ns, now, ct_lifetime(e, p->proto)) ||
-	    (e->dir == SY_CT_FORWARD && (e->flags & SY_CT_F_CLOSING) &&
+	    ((e->flags & SY_CT_F_CLOSING) &&
 	     (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)) {
-		/* Over, or a new connection reusing a closed one's tuple. */
+		/* Over, or a new connection reusing a closed one's tuple (in either direction:
+		 * a SYN without ACK is never a reply). */
 		ct_forget_pair(k, e);
 		return POL_UNTRACKED;
 	}
@@ -250,6 +311,14 @@ __noinline int pol_tracked(struct __sk_buff *skb, const struct pkt *p, const str
 	if (p->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST))
 		ct_mark_closing(k, e);
 	if (!sy_fresh(e->last_seen_ns, now, SY_CT_REFRESH_NS)) {
+		/* At most once per refresh: the destination became a frontend (a Service made
+		 * or given this port since): the flow is translated from now on, as it would
+		 * be without the pair (whether policy is on or off). */
+		if (e->dir == SY_CT_FORWARD && (role == ROLE_FROM_POD || role == ROLE_FROM_NET) &&
+		    pol_is_frontend(p)) {
+			ct_forget_pair(k, e);
+			return POL_UNTRACKED;
+		}
 		e->last_seen_ns = now;
 		if (e->dir == SY_CT_FORWARD)
 			ct_reply_key_of(&other, k, e);
@@ -276,6 +345,7 @@ __noinline int pol_new_flow(struct __sk_buff *skb, const struct pkt *p,
 	struct sy_ct_key rk;
 	struct sy_ct_entry e;
 	struct sy_ct_entry *r;
+	__u32 revision;
 	long err;
 	int mine;
 
@@ -283,6 +353,8 @@ __noinline int pol_new_flow(struct __sk_buff *skb, const struct pkt *p,
 		return TC_ACT_SHOT; /* global function: the verifier checks it alone, NULL included */
 	if (!st)
 		return TC_ACT_OK;
+	/* Read before the judgement: a revision that moves on meanwhile judges the flow again. */
+	revision = st->revision;
 	pol_query_of(&q, p, (__u8)dir);
 	ct_key(&rk, &p->daddr, &p->saddr, p->dport, p->sport, p->proto);
 	r = bpf_map_lookup_elem(&SY_MAP_CT, &rk);
@@ -292,6 +364,7 @@ __noinline int pol_new_flow(struct __sk_buff *skb, const struct pkt *p,
 		return pol_check_entry(skb, r, &q, st);
 	if (pol_judge(skb, &q, st->flags) != TC_ACT_OK)
 		return TC_ACT_SHOT;
+	pol_test_race(st);
 
 	/* The pair: both entries "translate" to the forward's own destination (ct_reply_of
 	 * of such a forward is the same entry in the other direction), one stack copy. */
@@ -309,7 +382,7 @@ __noinline int pol_new_flow(struct __sk_buff *skb, const struct pkt *p,
 		return ct_full(skb, 0);
 	mine = err == 0;
 	e.dir = SY_CT_FORWARD;
-	pol_remember(&e, st->revision, (__u8)dir);
+	pol_remember(&e, revision, (__u8)dir);
 	err = bpf_map_update_elem(&SY_MAP_CT, fk, &e, BPF_NOEXIST);
 	if (err == -E2BIG) {
 		if (mine)
@@ -317,4 +390,34 @@ __noinline int pol_new_flow(struct __sk_buff *skb, const struct pkt *p,
 		return ct_full(skb, 0);
 	}
 	return TC_ACT_OK; /* -EEXIST: another CPU tracked it first */
+}
+
+/* The first fragment of a datagram on a pod-facing device (it carries the ports; later ones
+ * carry none and are never reassembled without it): judged as a packet of its flow, so that
+ * fragmenting does not carry a denied flow past policy. The service stage does not translate
+ * fragments, so nothing is translated here either. k: the packet's key. POL_UNTRACKED: no
+ * entry, the caller judges it as a new flow (pol_new_flow, one call level less). */
+__noinline int pol_fragment(struct __sk_buff *skb, const struct pkt *p, const struct sy_ct_key *k,
+			    __u32 role)
+{
+	const struct sy_pol_state *st = pol_state();
+	struct pol_query q;
+	struct sy_ct_entry *e;
+
+	if (!skb || !p || !k)
+		return TC_ACT_SHOT; /* global function: the verifier checks it alone, NULL included */
+	if (!st)
+		return TC_ACT_OK;
+	e = bpf_map_lookup_elem(&SY_MAP_CT, k);
+	if (!e) {
+		/* To a frontend: untranslated as before, and no policy-only pair, which would
+		 * keep the flow's next packets from translation. */
+		if (role == ROLE_FROM_POD && pol_is_frontend(p))
+			return TC_ACT_OK;
+		return POL_UNTRACKED;
+	}
+	if (e->dir == SY_CT_REPLY || !(e->flags & SY_CT_F_POLICY))
+		return TC_ACT_OK; /* a reply; or a service flow's, left untranslated as before */
+	pol_query_of(&q, p, role == ROLE_TO_POD ? SY_POL_INGRESS : SY_POL_EGRESS);
+	return pol_check_entry(skb, e, &q, st);
 }

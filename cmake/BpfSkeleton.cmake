@@ -87,6 +87,8 @@ function(sy_bpf_object name src)
             ${defines} ${SY_BPF_SYS_INCLUDE} -I${CMAKE_SOURCE_DIR} -c ${src} -o ${obj}
     DEPENDS ${src} ${CMAKE_SOURCE_DIR}/bpf/abi.h ${CMAKE_SOURCE_DIR}/bpf/maps.bpf.h
             ${CMAKE_SOURCE_DIR}/bpf/lb.bpf.h ${CMAKE_SOURCE_DIR}/bpf/tc_dsr.bpf.h ${CMAKE_SOURCE_DIR}/bpf/jhash.h
+            ${CMAKE_SOURCE_DIR}/bpf/tc_policy.bpf.h ${CMAKE_SOURCE_DIR}/bpf/policy.bpf.h
+            ${CMAKE_SOURCE_DIR}/bpf/policy_abi.h
     COMMENT "BPF ${name}: clang -target bpf ${defines}"
     VERBATIM)
   add_custom_target(${name}_obj DEPENDS ${obj})

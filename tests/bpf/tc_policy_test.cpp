@@ -6,12 +6,16 @@
 // the NetworkPolicy API's order: policies name pods, not ClusterIPs).
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <net/if.h>
 #include <sched.h>
 
 #include <vector>
 
 #include "bpf/policy_maps.h"
+#include "bpf/unique_fd.h"
 #include "policy/compiler.h"
+#include "shell.h"
 #include "tc_fixture.h"
 #include "tests/policy/grid.h"
 
@@ -290,6 +294,213 @@ TEST_F(TcPolicyTest, IngressFromThisNodesAddressIsAlwaysAllowed_NetpolHostTraffi
   EXPECT_EQ(run(Program::TcToPod, probe).verdict, TC_ACT_OK);
   Packet other = makePacket(IPPROTO_TCP, "198.18.0.12", 40000, kServer.v4, 8080, kSyn);
   EXPECT_EQ(run(Program::TcToPod, other).verdict, TC_ACT_SHOT);
+}
+
+// A tracked service flow whose backend went away is balanced again (ct_forward), and the
+// new backend is what egress policy judges: the old backend's address (no pod any more)
+// must not drop the flow first. UDP keeps its tuple (a resolver's fixed source port).
+TEST_F(TcPolicyTest, AFlowWhoseBackendWentAwayIsRebalancedNotJudgedAgainstTheOldBackend) {
+  const TestPod dns1{"x", "dns1", "n1", "198.18.16.3", "2001:db8:16::3"};
+  const TestPod dns2{"x", "dns2", "n1", "198.18.16.4", "2001:db8:16::4"};
+  for (const TestPod* t : {&dns1, &dns2}) {
+    k8s::Pod pod = podOf(*t);
+    pod.metadata.labels = {{"app", "dns"}};
+    compiler_.upsertPod(pod);
+  }
+  apply(R"(
+metadata: {namespace: x, name: client-to-dns}
+spec:
+  podSelector: {matchLabels: {app: client}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{podSelector: {matchLabels: {app: dns}}}]
+    ports: [{protocol: UDP, port: 5353}]
+)");
+  Packet q = makePacket(IPPROTO_UDP, kClient.v4, 40000, "198.19.0.53", 53);
+  Result r = run(Program::TcFromPod, q);
+  ASSERT_EQ(r.verdict, TC_ACT_OK);
+  ASSERT_EQ(r.out.dst(), "198.18.16.3:5353");
+  // dns1 is deleted: its endpoint leaves the Service, its address the ipcache.
+  sync("default/dns", {frontend("198.19.0.53", 53, lb::kProtoUDP, {"198.18.16.4"}, 5353)});
+  compiler_.deletePod("x/dns1");
+  commit();
+  ageConntrack(-static_cast<int64_t>(2 * SY_CT_REFRESH_NS));  // the next packet checks the backend
+  r = run(Program::TcFromPod, q);
+  EXPECT_EQ(r.verdict, TC_ACT_OK) << "the flow was dropped for its old, gone backend";
+  EXPECT_EQ(r.out.dst(), "198.18.16.4:5353");
+  EXPECT_EQ(counter(SY_REASON_POL_DENIED), 0u);
+}
+
+// Kubernetes: "a pod cannot block access to itself". A pod reaching itself through its
+// Service (hairpin, SNATed to the node's address towards it) is its own peer on egress.
+TEST_F(TcPolicyTest, APodReachingItselfThroughItsServiceIsNotBlockedByItsEgressPolicy) {
+  // The hairpin SNAT asks the FIB for this node's source towards the pod: a netns of the
+  // test's own with a route to it (left with the test: the netns goes with its last user).
+  bpf::UniqueFd orig(::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC));
+  ASSERT_GE(orig.get(), 0);
+  ASSERT_EQ(::unshare(CLONE_NEWNET), 0) << strerror(errno);
+  struct Back {
+    int fd;
+    ~Back() { EXPECT_EQ(::setns(fd, CLONE_NEWNET), 0); }
+  } back{orig.get()};
+  for (const char* cmd : {"ip link set lo up", "ip link add pod0 type veth peer name pod1",
+                          "ip link set pod0 up", "ip link set pod1 up",
+                          "ip addr add 198.18.0.11/24 dev pod0", "ip route add 198.18.16.0/24 dev pod0",
+                          "sysctl -qw net.ipv4.ip_forward=1"}) {
+    ASSERT_EQ(sh(cmd), "");
+  }
+  sy_addr node = bpf::toSyAddr(*lb::IpAddr::parse("198.18.0.11"));
+  sy_node_addr_value v{};
+  ASSERT_EQ(bpf_map_update_elem(dp_->maps().nodeAddrs, &node, &v, BPF_ANY), 0);
+  apply(R"(
+metadata: {namespace: x, name: web-deny-all}
+spec: {podSelector: {matchLabels: {app: web}}, policyTypes: [Ingress, Egress]}
+)");
+  Packet self = makePacket(IPPROTO_TCP, kWeb.v4, 40000, "198.19.0.10", 80, kSyn);
+  // Run on pod0, the pod-facing device the route names (the skb's device is the FIB's).
+  auto fromPod0 = [&](const Packet& in) {
+    Result res;
+    res.out.l3off = in.l3off;
+    res.out.bytes.assign(in.bytes.size() + 256, 0);
+    struct __sk_buff ctx {};
+    ctx.ifindex = if_nametoindex("pod0");
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.bytes.data(), .data_out = res.out.bytes.data(),
+                .data_size_in = static_cast<uint32_t>(in.bytes.size()),
+                .data_size_out = static_cast<uint32_t>(res.out.bytes.size()), .ctx_in = &ctx,
+                .ctx_size_in = sizeof(ctx), .repeat = 1);
+    EXPECT_EQ(bpf_prog_test_run_opts(dp_->programFd(Program::TcFromPod), &opts), 0);
+    res.out.bytes.resize(opts.data_size_out);
+    res.verdict = static_cast<int>(opts.retval);
+    return res;
+  };
+  Result r = fromPod0(self);
+  EXPECT_EQ(r.verdict, TC_ACT_REDIRECT) << "a pod's egress policy blocked the pod itself";
+  EXPECT_EQ(r.out.srcAddr(), "198.18.0.11") << "not the hairpin SNAT";
+  EXPECT_EQ(r.out.dst(), "198.18.16.2:8080");
+  EXPECT_EQ(counter(SY_REASON_POL_DENIED_DEFAULT), 0u);
+  // A packet arriving with web's own address as its source is no flow of web to itself.
+  Packet spoofed = makePacket(IPPROTO_TCP, kWeb.v4, 40002, kWeb.v4, 8080, kSyn);
+  EXPECT_EQ(run(Program::TcToPod, spoofed).verdict, TC_ACT_SHOT);
+  // Another pod's flow to the same Service stays subject to web's ingress isolation.
+  Packet other = makePacket(IPPROTO_TCP, kClient.v4, 40001, "198.19.0.10", 80, kSyn);
+  Result o = fromPod0(other);
+  ASSERT_EQ(o.verdict, TC_ACT_OK);
+  EXPECT_EQ(run(Program::TcToPod, o.out).verdict, TC_ACT_SHOT);
+}
+
+// A flow nothing translated got a policy-only pair; once its destination becomes a frontend
+// (a Service created or given that port) the flow must be translated like any other, not
+// passed untranslated for as long as its packets keep the pair alive (with policy on, and
+// after policy is switched off).
+TEST_F(TcPolicyTest, APolicyOnlyPairDoesNotKeepAFlowFromANewServiceFrontend) {
+  for (bool policyOff : {false, true}) {
+    SCOPED_TRACE(policyOff ? "policy switched off meanwhile" : "policy on");
+    uint16_t sport = policyOff ? 40001 : 40000;
+    apply(kDenyIngressServer);  // policy is on; the client is open
+    Packet q = makePacket(IPPROTO_UDP, kClient.v4, sport, "198.19.0.54", 53);
+    ASSERT_EQ(run(Program::TcFromPod, q).verdict, TC_ACT_OK);
+    ASSERT_EQ(policyEntries(), 2u);
+    sync("default/dns2", {frontend("198.19.0.54", 53, lb::kProtoUDP, {"198.18.16.3"}, 5353)});
+    if (policyOff) {
+      setState(0);
+    }
+    ageConntrack(-static_cast<int64_t>(2 * SY_CT_REFRESH_NS));
+    Result r = run(Program::TcFromPod, q);
+    EXPECT_EQ(r.verdict, TC_ACT_OK);
+    EXPECT_EQ(r.out.dst(), "198.18.16.3:5353") << "the new frontend's flow left untranslated";
+    sync("default/dns2", {});
+    for (const auto& [k, e] : ctEntries()) {
+      ASSERT_EQ(bpf_map_delete_elem(dp_->maps().ct, &k), 0);
+    }
+  }
+}
+
+// A first fragment carries the ports: a flow the pod's policy denies must not reach it by
+// fragmenting its packets (its stack reassembles them; a fragmented SYN would get an answer
+// whose policy-only pair then lets the rest of the connection in). Fragments of an allowed
+// flow still pass.
+TEST_F(TcPolicyTest, AFirstFragmentIsJudgedLikeItsFlow) {
+  apply(kDenyIngressServer);
+  apply(kAllowClientToServer);
+  PacketShape first;
+  first.fragOff = 0x2000;  // MF, offset 0
+  for (uint8_t proto : {uint8_t{IPPROTO_TCP}, uint8_t{IPPROTO_UDP}}) {
+    SCOPED_TRACE(proto == IPPROTO_TCP ? "TCP" : "UDP");
+    Packet denied = makePacket(proto, kRemote.v4, 40000, kServer.v4, 8080, kSyn, "frag", first);
+    EXPECT_EQ(run(Program::TcToPod, denied).verdict, TC_ACT_SHOT) << "a denied flow's fragment passed";
+  }
+  // IPv6: a fragment header with offset 0 and M set.
+  PacketShape first6;
+  first6.v6Ext = {{44, {0, 1, 0, 0, 0x12, 0x34}}};
+  Packet denied6 = makePacket(IPPROTO_UDP, kRemote.v6, 40000, kServer.v6, 8080, 0, "frag", first6);
+  EXPECT_EQ(run(Program::TcToPod, denied6).verdict, TC_ACT_SHOT) << "a denied IPv6 flow's fragment passed";
+  Packet allowed = makePacket(IPPROTO_TCP, kClient.v4, 40001, kServer.v4, 8080, kSyn, "frag", first);
+  EXPECT_EQ(run(Program::TcFromPod, allowed).verdict, TC_ACT_OK);
+  EXPECT_EQ(run(Program::TcToPod, allowed).verdict, TC_ACT_OK);
+  // A fragment to a frontend is not translated (nor judged: its backend is unknown); it
+  // leaves no policy-only pair that would keep the flow's next packets from translation.
+  Packet toVip = makePacket(IPPROTO_UDP, kClient.v4, 40002, "198.19.0.53", 53, 0, "frag", first);
+  EXPECT_EQ(run(Program::TcFromPod, toVip).verdict, TC_ACT_OK);
+  Result whole = run(Program::TcFromPod, makePacket(IPPROTO_UDP, kClient.v4, 40002, "198.19.0.53", 53));
+  EXPECT_EQ(whole.verdict, TC_ACT_OK);
+  EXPECT_EQ(whole.out.dst(), "198.18.16.3:5353");
+  // Later fragments carry no ports: they pass (without their first one they are never
+  // reassembled).
+  PacketShape later;
+  later.fragOff = 0x0010;
+  Packet rest = makePacket(IPPROTO_UDP, kRemote.v4, 40000, kServer.v4, 8080, 0, "frag", later);
+  EXPECT_EQ(run(Program::TcToPod, rest).verdict, TC_ACT_OK);
+}
+
+// A verdict is cached under the revision read before it was taken: a policy change whose
+// revision lands between the judgement (with the old maps) and the caching must not leave
+// the old verdict marked as the new revision's, or the flow is never judged again.
+TEST_F(TcPolicyTest, AVerdictIsCachedUnderTheRevisionItWasTakenAt) {
+  LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pinPath_.c_str());
+  struct Obj {
+    bpf_object* o;
+    ~Obj() { bpf_object__close(o); }
+  } obj{bpf_object__open_file(SY_TC_RACE_OBJECT, &opts)};
+  ASSERT_NE(obj.o, nullptr);
+  ASSERT_EQ(bpf_object__load(obj.o), 0) << "load " SY_TC_RACE_OBJECT;
+  int toPod = bpf_program__fd(bpf_object__find_program_by_name(obj.o, "sy_tc_to_pod"));
+  int inject = bpf_map__fd(bpf_object__find_map_by_name(obj.o, "pol_race_revision"));
+  ASSERT_GE(toPod, 0);
+  ASSERT_GE(inject, 0);
+  apply(kDenyIngressServer);
+  apply(kAllowClientToServer);
+  // The client's flow is judged with the maps that allow it; meanwhile the allow goes
+  // (written to the maps with revision + 1, which the program sees before it caches).
+  uint32_t zero = 0, next = revision_ + 1;
+  ASSERT_EQ(bpf_map_update_elem(inject, &zero, &next, BPF_ANY), 0);
+  Packet syn = makePacket(IPPROTO_TCP, kClient.v4, 40000, kServer.v4, 8080, kSyn);
+  ASSERT_EQ(runFd(toPod, syn).verdict, TC_ACT_OK);
+  compiler_.deletePolicy("x/allow-client");
+  policy::State now = compiler_.compute();
+  ASSERT_TRUE(bpf::writePolicyDiff(fds_, policy::diff(written_, now)).ok());
+  written_ = std::move(now);
+  revision_ = next;  // pol_state_v1 holds it already
+  Packet ack = makePacket(IPPROTO_TCP, kClient.v4, 40000, kServer.v4, 8080, kAck);
+  EXPECT_EQ(runFd(toPod, ack).verdict, TC_ACT_SHOT) << "the old verdict passed for the new revision's";
+}
+
+// A closed connection's policy-only pair does not let a new connection in the other
+// direction on the same tuple pass as a reply: its SYN is a new flow, judged.
+TEST_F(TcPolicyTest, ASynOnAClosedFlowsReplyEntryIsJudgedAsANewFlow) {
+  apply(R"(
+metadata: {namespace: x, name: client-no-ingress}
+spec: {podSelector: {matchLabels: {app: client}}, policyTypes: [Ingress]}
+)");
+  Packet out = makePacket(IPPROTO_TCP, kClient.v4, 40000, kRemote.v4, 8080, kSyn);
+  ASSERT_EQ(run(Program::TcFromPod, out).verdict, TC_ACT_OK);  // the client's egress: open
+  Packet answer = makePacket(IPPROTO_TCP, kRemote.v4, 8080, kClient.v4, 40000, kSyn | kAck);
+  EXPECT_EQ(run(Program::TcToPod, answer).verdict, TC_ACT_OK) << "a reply was judged";
+  Packet fin = makePacket(IPPROTO_TCP, kClient.v4, 40000, kRemote.v4, 8080, 0x01 | kAck);
+  ASSERT_EQ(run(Program::TcFromPod, fin).verdict, TC_ACT_OK);
+  // The remote now opens a connection to the client from the same tuple.
+  Packet in = makePacket(IPPROTO_TCP, kRemote.v4, 8080, kClient.v4, 40000, kSyn);
+  EXPECT_EQ(run(Program::TcToPod, in).verdict, TC_ACT_SHOT) << "a new inbound connection passed as a reply";
+  EXPECT_EQ(counter(SY_REASON_POL_DENIED_DEFAULT), 1u);
 }
 
 int onEvent(void* ctx, void* data, size_t size) {
