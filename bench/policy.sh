@@ -119,6 +119,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
       "http://$SERVER_IP:8080/" >"$out/short.txt" 2>&1 || echo "exit status $?" >>"$out/short.txt"
     sy_mn_run pod 1 1 timeout $((DUR + 20)) iperf3 -c "$SERVER_IP" -p 5201 -t "$DUR" -J --connect-timeout 3000 \
       >"$out/iperf.json" 2>"$out/iperf.err" || echo "exit status $?" >>"$out/iperf.err"
+    # How many judgements the round took (new connections; established packets add none).
+    for c in policy_allowed policy_denied policy_denied_default; do
+      echo "$c $(sy_mn_counter 2 $c)"
+    done >"$out/counters.txt"
     stop_mode
   done
 done
