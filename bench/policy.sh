@@ -66,12 +66,12 @@ sy_track_pid $!
 sy_wait_for "servers listening" 10 bash -c \
   "ip netns exec '${SY_MN_POD_NS["2,1"]}' ss -Hltn | grep -q ':8080' && ip netns exec '${SY_MN_POD_NS["2,1"]}' ss -Hltn | grep -q ':5201'"
 
-# rules_at_least PIN N: the pinned rules map under PIN holds N entries or more.
-rules_at_least() {
+# map_at_least PIN MAP N: the pinned map MAP under PIN holds N entries or more.
+map_at_least() {
   local n
-  n=$(bpftool -j map dump pinned "$1/pol_rules_v1" 2>/dev/null |
+  n=$(bpftool -j map dump pinned "$1/$2" 2>/dev/null |
     python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' 2>/dev/null) || return 1
-  ((n >= $2))
+  ((n >= $3))
 }
 
 MODES=(off)
@@ -89,8 +89,16 @@ start_mode() {
   done
   local want=$n
   ((n == 0)) || want=$((n + 1))  # the first policy opens two ports
-  sy_wait_for "node 2 programmed $n rules ($mode)" 120 rules_at_least "${SY_MN_PIN[2]}" "$want" ||
+  sy_wait_for "node 2 programmed $n rules ($mode)" 120 map_at_least "${SY_MN_PIN[2]}" pol_rules_v1 "$want" ||
     sy_fail "node 2 did not program the $mode rules (log: $WORK/daemon-n2-$mode.log)"
+  # Node 1 selects nothing, but its daemon compiles the same objects: wait until its ipcache
+  # holds every peer pod, so no control-plane work overlaps the measurement.
+  if [[ $enabled == true ]]; then
+    for i in 1 2; do
+      sy_wait_for "node $i holds the $mode peers" 120 map_at_least "${SY_MN_PIN[i]}" pol_ipcache_v1 "$((n + 2))" ||
+        sy_fail "node $i did not program the $mode ipcache (log: $WORK/daemon-n$i-$mode.log)"
+    done
+  fi
   # Every pod-to-pod connection is judged once policy is on: let the first ones through.
   sy_wait_for "client reaches server ($mode)" 20 sy_mn_run pod 1 1 \
     curl -s --max-time 1 -o /dev/null "http://$SERVER_IP:8080/" ||
