@@ -126,6 +126,13 @@ TEST_F(Manifests, ClusterRoleGrantsReadAndWatchOnWhatSwitchyardUsesAndNothingEls
       want.insert(std::string(r) + ":" + v);
     }
   }
+  // Read by the reflectors only with policy.enabled (NetworkPolicy) or the pod opt-out of
+  // socket LB (pods and namespaces): list and watch, no get.
+  for (const char* r : {"/pods", "/namespaces", "networking.k8s.io/networkpolicies"}) {
+    for (const char* v : {"list", "watch"}) {
+      want.insert(std::string(r) + ":" + v);
+    }
+  }
   EXPECT_EQ(grants, want);
 }
 
